@@ -1,0 +1,42 @@
+# Two set-up commands for users: `make demo` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: test demo lint typecheck unit bench e2e constraints clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench
+	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+demo: $(STAMP)
+	$(BIN)/python -m dags_examples.demo
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
+	$(BIN)/python -m bench.run
+
+constraints:
+	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints
+	/tmp/modelreg-constraints/bin/pip install -q -e ".[test]" apache-airflow-providers-http
+	/tmp/modelreg-constraints/bin/pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

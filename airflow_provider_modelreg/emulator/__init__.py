@@ -1,0 +1,1 @@
+"""Local emulator of the PAI and DataArts Fabric model registries (never imported by the runtime path)."""

@@ -1,0 +1,133 @@
+"""Typed errors of the provider.
+
+Every error is an :class:`~airflow.sdk.exceptions.AirflowException`, so Airflow treats them as task failures,
+while callers can tell them apart:
+
+* :class:`RegistryInputError` — bad input found *before* any request was sent (names the field and the rule).
+* :class:`RegistryConnectionConfigError` — a bad Airflow connection (missing login, unknown region, ...).
+* :class:`RegistryAPIError` and its subclasses — the registry answered with an error. They carry the HTTP status,
+  the vendor code, the message and the request id. Classification is by vendor code first, HTTP status second.
+* :class:`RegistryTransportError` — no answer at all (connection refused, reset, timeout), after retries.
+* :class:`RegistryResponseError` — an answer we cannot read (HTML, truncated JSON, wrong types, missing fields).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+__all__ = [
+    "ModelRegistryError",
+    "RegistryAPIError",
+    "RegistryAuthError",
+    "RegistryConnectionConfigError",
+    "RegistryInputError",
+    "RegistryInvalidRequestError",
+    "RegistryNotFoundError",
+    "RegistryResponseError",
+    "RegistryServerError",
+    "RegistryStateError",
+    "RegistryThrottledError",
+    "RegistryTransportError",
+]
+
+
+class ModelRegistryError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class RegistryInputError(ModelRegistryError, ValueError):
+    """An argument breaks the registry's documented rules; nothing was sent.
+
+    :param field: the argument (or connection field) at fault, e.g. ``version_name``.
+    :param rule: the rule it breaks, in words.
+    :param value: the offending value (shown with ``repr``; never pass a secret here).
+    """
+
+    def __init__(self, field: str, rule: str, value: object = None) -> None:
+        self.field = field
+        self.rule = rule
+        self.value = value
+        shown = "" if value is None else f" (got {value!r:.80})"
+        super().__init__(f"invalid {field}: {rule}{shown}")
+
+
+class RegistryConnectionConfigError(RegistryInputError):
+    """The Airflow connection is incomplete or inconsistent (field = connection field or extra key)."""
+
+
+class RegistryAPIError(ModelRegistryError):
+    """The registry answered with an error.
+
+    :param status_code: HTTP status of the answer.
+    :param code: vendor error code (``InvalidModelVersion.NotFound``, ``APIG.0308`` ...), or None.
+    :param message: vendor error message.
+    :param request_id: vendor request id (Alibaba: body ``RequestId``; Huawei: header ``X-Request-Id``).
+    :param attempts: how many attempts were made before giving up.
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        code: str | None,
+        message: str,
+        request_id: str | None,
+        attempts: int = 1,
+    ) -> None:
+        self.http_status = status_code
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.attempts = attempts
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(
+            f"{type(self).__name__}: HTTP {status_code} {code or '-'}: {message} "
+            f"(request id {request_id or '-'}){tries}"
+        )
+
+
+class RegistryNotFoundError(RegistryAPIError):
+    """The model or version does not exist."""
+
+
+class RegistryAuthError(RegistryAPIError):
+    """Credentials were refused: unknown key, bad signature, stale date, reused nonce, bad token, no permission."""
+
+
+class RegistryThrottledError(RegistryAPIError):
+    """The registry throttled the caller and the retry budget ran out."""
+
+
+class RegistryInvalidRequestError(RegistryAPIError):
+    """The registry refused a parameter that passed our own checks."""
+
+
+class RegistryStateError(RegistryAPIError):
+    """The request conflicts with the resource's state (e.g. changing a terminal approval status)."""
+
+
+class RegistryServerError(RegistryAPIError):
+    """The registry failed (5xx) and the retry budget ran out."""
+
+
+class RegistryTransportError(ModelRegistryError):
+    """No usable answer: connection refused or reset, or a timeout, after the retry budget ran out."""
+
+
+class RegistryResponseError(ModelRegistryError):
+    """The answer could not be read: not JSON, truncated, wrong types or missing required fields.
+
+    :param field: the JSON path at fault (``body`` when the body as a whole is unreadable).
+    :param problem: what is wrong with it.
+    :param request_id: vendor request id, when one could be found.
+    :param status_code: HTTP status of the answer.
+    """
+
+    def __init__(self, *, field: str, problem: str, request_id: str | None, status_code: int) -> None:
+        self.field = field
+        self.problem = problem
+        self.request_id = request_id
+        self.http_status = status_code
+        super().__init__(
+            f"unreadable registry response (HTTP {status_code}, request id {request_id or '-'}): {field}: {problem}"
+        )

@@ -1,0 +1,101 @@
+"""Provider registration: the ``apache_airflow_provider`` entry point returns this dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NULLABLE_STRING = ["string", "null"]
+
+
+def _field(label: str, description: str, *, secret: bool = False, **schema: Any) -> dict[str, Any]:
+    field_schema: dict[str, Any] = {"type": schema.pop("type", _NULLABLE_STRING), **schema}
+    if secret:
+        field_schema["format"] = "password"
+    return {"label": label, "description": description, "schema": field_schema}
+
+
+_RETRY_FIELD = _field(
+    "Retry budget",
+    "Attempts per idempotent request, the first included (default 6; 1 disables retries).",
+    type=["integer", "null"],
+    minimum=1,
+    maximum=20,
+)
+_CONSOLE_FIELD = _field(
+    "Console URL template",
+    "Overrides the console link; placeholders {region} {workspace_id} {model_id} {version_name} {version_id}.",
+)
+
+PAI_CONN_FIELDS: dict[str, Any] = {
+    "region": _field("Region", "Region id, e.g. cn-hangzhou. Optional when Endpoint is set."),
+    "endpoint": _field(
+        "Endpoint",
+        "Full URL overriding the region rule, e.g. https://aiworkspace.cn-hangzhou.aliyuncs.com "
+        "(http:// only for a local emulator).",
+    ),
+    "network": _field("Network", "public or vpc (aiworkspace-vpc.<region> host).", enum=["public", "vpc"]),
+    "security_token": _field("STS security token", "Only for temporary (STS) credentials.", secret=True),
+    "workspace_id": _field("Workspace ID", "Default workspace for list_models and console links."),
+    "max_attempts": _RETRY_FIELD,
+    "console_url_template": _CONSOLE_FIELD,
+}
+
+FABRIC_CONN_FIELDS: dict[str, Any] = {
+    "auth_type": _field(
+        "Auth type",
+        "aksk: Login/Password are AK/SK. token: Login/Password are an IAM user's name/password, "
+        "exchanged for a project-scoped IAM token.",
+        enum=["aksk", "token"],
+        default="aksk",
+    ),
+    "region": _field("Region", "cn-north-4 or cn-southwest-2; optional when Endpoint is set."),
+    "endpoint": _field(
+        "Endpoint",
+        "Full URL, e.g. https://fabric.cn-north-4.myhuaweicloud.com (http:// only for an emulator).",
+    ),
+    "project_id": _field("Project ID", "Sent as X-Project-Id (AK/SK) and used as the token scope."),
+    "workspace_id": _field("Workspace ID", "Default workspace; required by the connection test."),
+    "security_token": _field("Security token", "Temporary AK/SK only (X-Security-Token).", secret=True),
+    "iam_domain": _field("IAM account (domain) name", "Token auth: the account the IAM user belongs to."),
+    "iam_endpoint": _field(
+        "IAM endpoint",
+        "Token auth: default https://iam.<region>.myhuaweicloud.com (http:// only for an emulator).",
+    ),
+    "max_attempts": _RETRY_FIELD,
+    "console_url_template": _CONSOLE_FIELD,
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager."""
+    return {
+        "package-name": "airflow-provider-modelreg",
+        "name": "Model Registry (Alibaba Cloud PAI, Huawei Cloud DataArts Fabric)",
+        "description": "Gate model deployments on the PAI and DataArts Fabric model registries: wait for "
+        "approval, list versions, hand the model URI to deploy tasks.",
+        "versions": ["0.1.0"],
+        "connection-types": [
+            {
+                "connection-type": "pai",
+                "hook-class-name": "airflow_provider_modelreg.hooks.pai.PaiModelRegistryHook",
+                "hook-name": "Alibaba Cloud PAI",
+                "conn-fields": PAI_CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "host"],
+                    "relabeling": {"login": "AccessKey ID", "password": "AccessKey secret"},
+                    "placeholders": {"login": "LTAI...", "extra": '{"region": "cn-hangzhou"}'},
+                },
+            },
+            {
+                "connection-type": "huaweicloud_fabric",
+                "hook-class-name": "airflow_provider_modelreg.hooks.fabric.FabricModelRegistryHook",
+                "hook-name": "Huawei Cloud DataArts Fabric",
+                "conn-fields": FABRIC_CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "host"],
+                    "relabeling": {"login": "AK (or IAM user name)", "password": "SK (or IAM password)"},
+                    "placeholders": {"extra": '{"region": "cn-north-4", "project_id": "..."}'},
+                },
+            },
+        ],
+    }

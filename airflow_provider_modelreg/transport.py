@@ -1,0 +1,453 @@
+"""The one HTTP transport both hooks use: clients, retries, error mapping and response parsing.
+
+* One ``httpx.Client`` / ``httpx.AsyncClient`` per :class:`RegistryTransport` (keep-alive), all sharing one
+  process-wide SSL context (a context per client costs ~0.8 MB and ~35 ms).
+* Retries sit above ``Client.send`` so that the ``httpx.Auth`` flow re-signs every attempt with a fresh date and
+  nonce. Only idempotent requests are retried, on connection errors, 408, 429, 5xx and vendor throttling codes,
+  with exponential backoff and full jitter, honouring ``Retry-After`` (seconds) and ``x-acs-retry-after`` (ms).
+  When the budget is spent the last error is raised, typed; a partial result is never returned.
+* Errors map to :mod:`airflow_provider_modelreg.errors` by vendor code first and HTTP status second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_modelreg import __version__
+from airflow_provider_modelreg.errors import (
+    RegistryAPIError,
+    RegistryAuthError,
+    RegistryInvalidRequestError,
+    RegistryNotFoundError,
+    RegistryResponseError,
+    RegistryServerError,
+    RegistryStateError,
+    RegistryThrottledError,
+    RegistryTransportError,
+)
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "RegistryTransport",
+    "RetryPolicy",
+    "Vendor",
+    "map_error",
+    "parse_model",
+    "shared_ssl_context",
+]
+
+log = logging.getLogger(__name__)
+
+Vendor = Literal["pai", "fabric"]
+M = TypeVar("M", bound=BaseModel)
+
+USER_AGENT = f"airflow-provider-modelreg/{__version__} httpx/{httpx.__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry an idempotent request.
+
+    :param max_attempts: attempts in all, the first included (1 = no retry). Default 6.
+    :param base_delay: first backoff step in seconds; step n waits up to ``base_delay * 2**n`` (full jitter).
+    :param max_delay: cap of a single wait, also applied to server-requested waits.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff for the attempt that just failed (1-based)."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_THROTTLE_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api", "APIG.0308"})
+_RETRYABLE_EXC = (httpx.TransportError,)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context for the whole process (certifi CA bundle, as httpx uses by default)."""
+    return httpx.create_ssl_context()
+
+
+# ------------------------------------------------------------------------------------------------- errors
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content) if response.content else None
+    except ValueError:
+        return None
+
+
+def _find_huawei_error(body: Any) -> tuple[str | None, str | None]:
+    """The Huawei SDK's search order: error_code/error_msg, errorCode/errorMsg, code/message, then one level down."""
+    if not isinstance(body, dict):
+        return None, None
+    for code_key, msg_key in (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message")):
+        if code_key in body:
+            return str(body[code_key]), None if body.get(msg_key) is None else str(body[msg_key])
+    for value in body.values():
+        if isinstance(value, dict):
+            code, msg = _find_huawei_error(value)
+            if code is not None:
+                return code, msg
+    return None, None
+
+
+def request_id_of(vendor: Vendor, response: httpx.Response, body: Any = None) -> str | None:
+    """Alibaba: body ``RequestId`` (either case); Huawei: header ``X-Request-Id``."""
+    if vendor == "fabric":
+        header: str | None = response.headers.get("x-request-id")
+        return header
+    if body is None:
+        body = _json_or_none(response)
+    if isinstance(body, dict):
+        rid = body.get("RequestId", body.get("requestId"))
+        return None if rid is None else str(rid)
+    return None
+
+
+def _classify(vendor: Vendor, status: int, code: str | None) -> type[RegistryAPIError]:
+    if code is not None:
+        if code in _THROTTLE_CODES or code.startswith("Throttling"):
+            return RegistryThrottledError
+        if vendor == "pai":
+            if code.startswith(("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTimeStamp")) or code in {
+                "SignatureNonceUsed",
+                "IncompleteSignature",
+                "InvalidSecurityToken.Expired",
+                "InvalidSecurityToken.Malformed",
+                "InvalidSecurityToken.MismatchWithAccessKey",
+            }:
+                return RegistryAuthError
+            if code.startswith(("Forbidden", "NoPermission")):
+                return RegistryAuthError
+            if code.startswith("InvalidApprovalStatus"):
+                return RegistryStateError
+            if code.endswith(".NotFound"):
+                return RegistryNotFoundError
+            if code.startswith(("InvalidParameter", "MissingParameter", "InvalidApi")):
+                return RegistryInvalidRequestError
+        elif code.startswith("APIG.") and status in (401, 403):
+            return RegistryAuthError
+    if status in (401, 403):
+        return RegistryAuthError
+    if status == 404:
+        return RegistryNotFoundError
+    if status == 429:
+        return RegistryThrottledError
+    if status == 409:
+        return RegistryStateError
+    if status >= 500 or status == 408:
+        return RegistryServerError
+    return RegistryInvalidRequestError
+
+
+def map_error(vendor: Vendor, response: httpx.Response, *, attempts: int = 1) -> RegistryAPIError:
+    """Turn an error answer into the typed exception (vendor code first, HTTP status second)."""
+    body = _json_or_none(response)
+    if vendor == "pai":
+        code = message = None
+        if isinstance(body, dict):
+            raw_code = body.get("Code", body.get("code"))
+            raw_msg = body.get("Message", body.get("message"))
+            code = None if raw_code is None else str(raw_code)
+            message = None if raw_msg is None else str(raw_msg)
+    else:
+        code, message = _find_huawei_error(body)
+    if message is None:
+        message = response.text[:200] if response.content else response.reason_phrase
+    cls = _classify(vendor, response.status_code, code)
+    return cls(
+        status_code=response.status_code,
+        code=code,
+        message=message,
+        request_id=request_id_of(vendor, response, body),
+        attempts=attempts,
+    )
+
+
+def _is_retryable(vendor: Vendor, response: httpx.Response) -> bool:
+    if response.status_code in _RETRY_STATUSES or response.status_code >= 500:
+        return True
+    if response.status_code in (400, 429):
+        body = _json_or_none(response)
+        if vendor == "pai" and isinstance(body, dict):
+            return str(body.get("Code", body.get("code"))) in _THROTTLE_CODES
+        if vendor == "fabric":
+            return _find_huawei_error(body)[0] in _THROTTLE_CODES
+    return False
+
+
+def _server_delay(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait: ``x-acs-retry-after`` (ms) or ``Retry-After`` (seconds)."""
+    acs = response.headers.get("x-acs-retry-after")
+    if acs is not None:
+        try:
+            return max(0.0, int(acs) / 1000.0)
+        except ValueError:
+            pass
+    retry_after = response.headers.get("retry-after")
+    if retry_after is not None:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            return None
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- parsing
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def parse_model(vendor: Vendor, response: httpx.Response, model: type[M], *, root: str = "body") -> M:
+    """Validate a 2xx body into ``model``; anything unreadable becomes :class:`RegistryResponseError`."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        request_id = request_id_of(vendor, response) if response.content else request_id_of(vendor, response, {})
+        if first["type"] == "json_invalid" or not response.content:
+            field, problem = root, "not valid JSON" + (" (empty body)" if not response.content else "")
+        else:
+            field = _loc(first["loc"])
+            field = f"{root}.{field}" if field != "body" else root
+            problem = first["msg"]
+        raise RegistryResponseError(
+            field=field, problem=problem, request_id=request_id, status_code=response.status_code
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------- transport
+
+
+class RegistryTransport:
+    """Sends signed requests to one registry endpoint, with retries and typed errors.
+
+    Clients are created lazily and reused (keep-alive). The async client belongs to the event loop that
+    first used it.
+
+    :param vendor: ``"pai"`` or ``"fabric"``: selects error parsing and throttling codes.
+    :param base_url: scheme + host (+ port), e.g. ``https://aiworkspace.cn-hangzhou.aliyuncs.com``.
+    :param auth: the ``httpx.Auth`` that signs each attempt.
+    :param headers: headers sent (and signed) on every request.
+    :param retry: the retry budget.
+    :param timeout: httpx timeout.
+    :param sleep: injectable for tests (sync); ``asleep`` likewise for async.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: Vendor,
+        base_url: str,
+        auth: httpx.Auth,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.vendor: Vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        self.retry = retry
+        self.timeout = timeout
+        self._transport = transport
+        self._async_transport = async_transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"RegistryTransport(vendor={self.vendor!r}, base_url={self.base_url!r})"
+
+    # -- clients
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        return shared_ssl_context() if self.base_url.startswith("https://") else False
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                verify=self._verify(),
+                limits=self._limits,
+                transport=self._transport,
+                trust_env=False,
+            )
+        return self._client
+
+    @property
+    def aclient(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                verify=self._verify(),
+                limits=self._limits,
+                transport=self._async_transport,
+                trust_env=False,
+            )
+        return self._aclient
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    # -- requests
+
+    def _build(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        target: str,
+        params: Sequence[tuple[str, str]] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Request:
+        all_headers = dict(headers or {})
+        if content is not None and "content-type" not in {k.lower() for k in all_headers}:
+            all_headers["content-type"] = "application/json; charset=utf-8"
+        return client.build_request(
+            method, target, params=list(params) if params else None, content=content, headers=all_headers
+        )
+
+    def _decide(
+        self, response: httpx.Response | None, exc: Exception | None, attempt: int, idempotent: bool
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None when we must stop."""
+        if not idempotent or attempt >= self.retry.max_attempts:
+            return None
+        if exc is not None:
+            return self.retry.backoff(attempt, self._rng)
+        assert response is not None
+        if not _is_retryable(self.vendor, response):
+            return None
+        asked = _server_delay(response)
+        if asked is not None:
+            return min(asked, self.retry.max_delay)
+        return self.retry.backoff(attempt, self._rng)
+
+    def _fail(self, response: httpx.Response | None, exc: Exception | None, attempt: int) -> Exception:
+        if exc is not None:
+            return RegistryTransportError(
+                f"{self.vendor} registry at {self.base_url} unreachable after {attempt} attempt(s): "
+                f"{type(exc).__name__}: {exc}"
+            )
+        assert response is not None
+        return map_error(self.vendor, response, attempts=attempt)
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response (body read) or raise a typed error.
+
+        :param target: path (already percent-encoded) and, for Huawei, the canonical query string.
+        :param params: query pairs that httpx form-encodes (Alibaba's wire form).
+        :param idempotent: retry allowed; defaults to True for GET.
+        """
+        retry_ok = method == "GET" if idempotent is None else idempotent
+        client = self.client
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self._build(client, method, target, params, content, headers)
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            try:
+                response = client.send(request, auth=self.auth)
+            except _RETRYABLE_EXC as exc:
+                error = exc
+            if response is not None and response.is_success:
+                return response
+            log.debug("%s %s attempt %d failed: %s", method, target, attempt, error or response)
+            delay = self._decide(response, error, attempt, retry_ok)
+            if delay is None:
+                raise self._fail(response, error, attempt)
+            self._sleep(delay)
+
+    async def arequest(
+        self,
+        method: str,
+        target: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Async twin of :meth:`request`."""
+        retry_ok = method == "GET" if idempotent is None else idempotent
+        client = self.aclient
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self._build(client, method, target, params, content, headers)
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            try:
+                response = await client.send(request, auth=self.auth)
+            except _RETRYABLE_EXC as exc:
+                error = exc
+            if response is not None and response.is_success:
+                return response
+            log.debug("%s %s attempt %d failed: %s", method, target, attempt, error or response)
+            delay = self._decide(response, error, attempt, retry_ok)
+            if delay is None:
+                raise self._fail(response, error, attempt)
+            await asyncio.sleep(delay)

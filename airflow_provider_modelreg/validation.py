@@ -1,0 +1,126 @@
+"""Input rules from the API docs, checked before any request is sent.
+
+Each check raises :class:`~airflow_provider_modelreg.errors.RegistryInputError` naming the field and the rule.
+Ids end up in URL paths: ``/``, ``%2F``, ``.``/``..`` (httpx would normalise the dot segments away and silently
+address another resource), unicode, empty and overlong values all fail the character rules below.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.models import ApprovalStatus
+
+__all__ = [
+    "check_fabric_id",
+    "check_fabric_limit",
+    "check_fabric_name_filter",
+    "check_fabric_offset",
+    "check_fabric_version_id",
+    "check_fabric_version_name",
+    "check_max_results",
+    "check_pai_approval_status",
+    "check_pai_model_id",
+    "check_pai_order",
+    "check_pai_page_size",
+    "check_pai_version_name",
+]
+
+_PAI_MODEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PAI_VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_FABRIC_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+_FABRIC_VERSION_ID = re.compile(r"[A-Za-z0-9-]{32,36}")
+_FABRIC_NAME_FILTER = re.compile(r"[A-Za-z0-9_-]{4,32}")
+_FABRIC_VERSION_NAME = re.compile(r"[A-Za-z0-9_. -]{1,64}")
+
+
+def _match(pattern: re.Pattern[str], field: str, value: Any, rule: str) -> str:
+    if not isinstance(value, str):
+        raise RegistryInputError(field, f"must be a string; {rule}", value)
+    if pattern.fullmatch(value) is None:
+        raise RegistryInputError(field, rule, value)
+    return value
+
+
+def _int_range(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistryInputError(field, f"must be an integer from {low} to {high}", value)
+    if not low <= value <= high:
+        raise RegistryInputError(field, f"must be from {low} to {high}", value)
+    return value
+
+
+def check_pai_model_id(value: Any, field: str = "model_id") -> str:
+    """PAI ModelId: 1-64 of letters, digits, ``-``, ``_``."""
+    return _match(_PAI_MODEL_ID, field, value, "1-64 characters of letters, digits, '-' and '_'")
+
+
+def check_pai_version_name(value: Any, field: str = "version_name") -> str:
+    """PAI VersionName: 1-64 of letters, digits, ``.``, ``-``, ``_``; never ``.`` or ``..``."""
+    _match(_PAI_VERSION_NAME, field, value, "1-64 characters of letters, digits, '.', '-' and '_'")
+    if value in (".", ".."):
+        raise RegistryInputError(field, "must not be '.' or '..' (a dot segment would change the URL path)", value)
+    return str(value)
+
+
+def check_pai_approval_status(value: Any, field: str = "approval_status") -> ApprovalStatus:
+    """One of Pending, Approved, Rejected (case-insensitive)."""
+    if isinstance(value, ApprovalStatus):
+        return value
+    if not isinstance(value, str):
+        raise RegistryInputError(field, "must be one of Pending, Approved, Rejected", value)
+    try:
+        return ApprovalStatus.parse(value)
+    except ValueError:
+        raise RegistryInputError(field, "must be one of Pending, Approved, Rejected", value) from None
+
+
+def check_pai_order(value: Any, field: str = "order") -> str:
+    """ASC or DESC."""
+    if not isinstance(value, str) or value.upper() not in ("ASC", "DESC"):
+        raise RegistryInputError(field, "must be 'ASC' or 'DESC'", value)
+    return value.upper()
+
+
+def check_pai_page_size(value: Any, field: str = "page_size") -> int:
+    """PageSize 1-100."""
+    return _int_range(field, value, 1, 100)
+
+
+def check_max_results(value: Any, field: str = "max_results") -> int | None:
+    """None (everything) or a positive integer."""
+    if value is None:
+        return None
+    return _int_range(field, value, 1, 10**9)
+
+
+def check_fabric_id(value: Any, field: str) -> str:
+    """Fabric workspace_id / model_id: 1-36 of letters, digits, hyphens."""
+    return _match(_FABRIC_ID, field, value, "1-36 characters of letters, digits and '-'")
+
+
+def check_fabric_version_id(value: Any, field: str = "version_id") -> str:
+    """Fabric version id: 32-36 of letters, digits, hyphens."""
+    return _match(_FABRIC_VERSION_ID, field, value, "32-36 characters of letters, digits and '-'")
+
+
+def check_fabric_name_filter(value: Any, field: str = "name") -> str:
+    """The fuzzy ``name`` list filter: 4-32 of letters, digits, ``_``, ``-``."""
+    return _match(_FABRIC_NAME_FILTER, field, value, "4-32 characters of letters, digits, '_' and '-'")
+
+
+def check_fabric_version_name(value: Any, field: str = "name") -> str:
+    """A version name looked up exactly: 1-64 of letters, digits, ``_``, ``-``, ``.``, space."""
+    return _match(_FABRIC_VERSION_NAME, field, value, "1-64 characters of letters, digits, '_', '-', '.' and space")
+
+
+def check_fabric_limit(value: Any, field: str = "limit") -> int:
+    """limit 1-100."""
+    return _int_range(field, value, 1, 100)
+
+
+def check_fabric_offset(value: Any, field: str = "offset") -> int:
+    """offset 0-1e9."""
+    return _int_range(field, value, 0, 10**9)
