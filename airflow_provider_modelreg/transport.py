@@ -342,6 +342,14 @@ class RegistryTransport:
             await self._aclient.aclose()
             self._aclient = None
 
+    def parse(self, response: httpx.Response, model: type[M]) -> M:
+        """Validate a 2xx body into ``model`` (typed error on anything unreadable)."""
+        return parse_model(self.vendor, response, model)
+
+    def request_id(self, response: httpx.Response) -> str | None:
+        """The vendor request id of an answer."""
+        return request_id_of(self.vendor, response)
+
     # -- requests
 
     def _build(

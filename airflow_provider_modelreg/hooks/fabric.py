@@ -1,0 +1,389 @@
+"""Hook for the Huawei Cloud DataArts Fabric model registry (API v1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from airflow.sdk import Connection
+
+from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_canonical_query
+from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.hooks.base import (
+    ModelRegistryHookBase,
+    acollect_pages,
+    check_region,
+    collect_pages,
+    extra_str,
+    mask_secrets,
+    parse_endpoint,
+)
+from airflow_provider_modelreg.iam import IamTokenAuth
+from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, FabricModelVersionPage
+from airflow_provider_modelreg.transport import RegistryTransport
+from airflow_provider_modelreg.validation import (
+    check_fabric_id,
+    check_fabric_limit,
+    check_fabric_name_filter,
+    check_fabric_offset,
+    check_fabric_version_id,
+    check_fabric_version_name,
+    check_max_results,
+)
+
+__all__ = ["FABRIC_REGIONS", "FabricModelRegistryHook"]
+
+#: Regions in the official SDK's table (``DataArtsFabricRegion``).
+FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
+
+
+def _target(path: str, params: list[tuple[str, str]]) -> str:
+    # Huawei's wire query is exactly its canonical query (sorted, %20 for space): sent verbatim.
+    query = sdk_canonical_query(params)
+    return f"{path}?{query}" if query else path
+
+
+def _versions_path(workspace_id: str, model_id: str) -> str:
+    return f"/v1/workspaces/{percent_encode(workspace_id)}/models/{percent_encode(model_id)}/versions"
+
+
+def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
+    return RegistryNotFoundError(status_code=404, code=None, message=what, request_id=request_id)
+
+
+class FabricModelRegistryHook(ModelRegistryHookBase):
+    """Talks to the DataArts Fabric model registry, signed with AK/SK or authorised by an IAM token.
+
+    Connection (type ``huaweicloud_fabric``):
+
+    * ``auth_type`` ``aksk`` (default): login = AK, password = SK; extras ``project_id`` (sent as
+      ``X-Project-Id``), ``security_token`` (temporary AK/SK).
+    * ``auth_type`` ``token``: login = IAM user name, password = IAM password; extras ``iam_domain`` (account
+      name, required), ``project_id`` (token scope; else the region's project by name), ``iam_endpoint``
+      (default ``https://iam.<region>.myhuaweicloud.com``).
+    * both: ``region`` (cn-north-4, cn-southwest-2), ``endpoint`` (full URL; ``http://`` only for an emulator),
+      ``workspace_id`` (default workspace, needed by the connection test), ``max_attempts``.
+
+    :param fabric_conn_id: Airflow connection id.
+    """
+
+    conn_name_attr = "fabric_conn_id"
+    default_conn_name = "fabric_default"
+    conn_type = "huaweicloud_fabric"
+    hook_name = "Huawei Cloud DataArts Fabric"
+
+    def __init__(self, fabric_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(fabric_conn_id, **kwargs)
+        self.fabric_conn_id = fabric_conn_id
+        self.iam_auth: IamTokenAuth | None = None
+
+    # -- connection -> transport
+
+    def _settings(self, conn: Connection) -> tuple[str, str | None, str | None]:
+        """(base URL, region, workspace id)."""
+        extras = conn.extra_dejson
+        region = extra_str(extras, "region")
+        if region is not None:
+            check_region(region)
+        endpoint = extra_str(extras, "endpoint")
+        if endpoint is not None:
+            base_url = parse_endpoint(endpoint)
+        elif region in FABRIC_REGIONS:
+            base_url = f"https://fabric.{region}.myhuaweicloud.com"
+        else:
+            raise RegistryConnectionConfigError(
+                "region",
+                f"must be one of {', '.join(FABRIC_REGIONS)} (the SDK's known regions), or set endpoint",
+                region,
+            )
+        return base_url, region, extra_str(extras, "workspace_id")
+
+    def _auth(self, conn: Connection) -> httpx.Auth:
+        extras = conn.extra_dejson
+        auth_type = extra_str(extras, "auth_type") or "aksk"
+        if not conn.login:
+            raise RegistryConnectionConfigError("login", "must hold the AK (or the IAM user name with auth_type token)")
+        if not conn.password:
+            raise RegistryConnectionConfigError(
+                "password", "must hold the SK (or the IAM password with auth_type token)"
+            )
+        project_id = extra_str(extras, "project_id")
+        token = extra_str(extras, "security_token")
+        mask_secrets(conn.password, token)
+        if auth_type == "aksk":
+            return HuaweiAkSkAuth(conn.login, conn.password, project_id=project_id, security_token=token)
+        if auth_type != "token":
+            raise RegistryConnectionConfigError("auth_type", "must be 'aksk' or 'token'", auth_type)
+        domain = extra_str(extras, "iam_domain")
+        if domain is None:
+            raise RegistryConnectionConfigError("iam_domain", "is required with auth_type token (the account name)")
+        region = extra_str(extras, "region")
+        iam_endpoint = extra_str(extras, "iam_endpoint")
+        if iam_endpoint is not None:
+            iam_url = parse_endpoint(iam_endpoint, "iam_endpoint")
+        elif region is not None:
+            iam_url = f"https://iam.{check_region(region)}.myhuaweicloud.com"
+        else:
+            raise RegistryConnectionConfigError("iam_endpoint", "is required with auth_type token when region is unset")
+        if project_id is None and region is None:
+            raise RegistryConnectionConfigError("project_id", "or region is required to scope the IAM token")
+        self.iam_auth = IamTokenAuth(
+            iam_url=iam_url,
+            user_name=conn.login,
+            password=conn.password,
+            domain_name=domain,
+            project_id=project_id,
+            project_name=region,
+            transport=self._httpx_transport,
+            async_transport=self._httpx_async_transport,
+        )
+        return self.iam_auth
+
+    def build_transport(self, conn: Connection) -> RegistryTransport:
+        base_url, _, _ = self._settings(conn)
+        return RegistryTransport(
+            vendor="fabric",
+            base_url=base_url,
+            auth=self._auth(conn),
+            headers={"Content-Type": "application/json"},
+            retry=self.retry_policy(conn.extra_dejson),
+            transport=self._httpx_transport,
+            async_transport=self._httpx_async_transport,
+        )
+
+    @property
+    def region(self) -> str | None:
+        return self._settings(self.connection)[1]
+
+    @property
+    def workspace_id(self) -> str | None:
+        """Default workspace from the connection."""
+        return self._settings(self.connection)[2]
+
+    def _workspace(self, workspace_id: str | None, conn: Connection) -> str:
+        workspace = workspace_id or self._settings(conn)[2]
+        if workspace is None:
+            raise RegistryInputError("workspace_id", "is required (argument or connection extra workspace_id)")
+        return check_fabric_id(workspace, "workspace_id")
+
+    # -- request shapes
+
+    @staticmethod
+    def _version_params(*, offset: int, limit: int, name: str | None, version_id: str | None) -> list[tuple[str, str]]:
+        params = [("offset", str(check_fabric_offset(offset))), ("limit", str(check_fabric_limit(limit)))]
+        if name is not None:
+            params.append(("name", check_fabric_name_filter(name)))
+        if version_id is not None:
+            params.append(("version_id", check_fabric_version_id(version_id)))
+        return params
+
+    # -- operations
+
+    def list_model_versions_page(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 10,
+        name: str | None = None,
+        version_id: str | None = None,
+    ) -> FabricModelVersionPage:
+        """One page of ListModelVersions as the API returns it (``total`` counts all matches).
+
+        :param workspace_id: workspace (None: the connection's ``workspace_id``).
+        :param model_id: model id.
+        :param offset: 0-1e9.
+        :param limit: 1-100.
+        :param name: fuzzy name filter, 4-32 of letters, digits, ``_``, ``-``.
+        :param version_id: exact version id filter.
+        """
+        path = _versions_path(self._workspace(workspace_id, self.connection), check_fabric_id(model_id, "model_id"))
+        params = self._version_params(offset=offset, limit=limit, name=name, version_id=version_id)
+        transport = self.transport
+        response = transport.request("GET", _target(path, params))
+        page = transport.parse(response, FabricModelVersionPage)
+        page.request_id = transport.request_id(response)
+        return page
+
+    async def alist_model_versions_page(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 10,
+        name: str | None = None,
+        version_id: str | None = None,
+    ) -> FabricModelVersionPage:
+        """Async twin of :meth:`list_model_versions_page`."""
+        conn = await self.aconnection()
+        path = _versions_path(self._workspace(workspace_id, conn), check_fabric_id(model_id, "model_id"))
+        params = self._version_params(offset=offset, limit=limit, name=name, version_id=version_id)
+        transport = await self.atransport()
+        response = await transport.arequest("GET", _target(path, params))
+        page = transport.parse(response, FabricModelVersionPage)
+        page.request_id = transport.request_id(response)
+        return page
+
+    def list_model_versions(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        name: str | None = None,
+        version_id: str | None = None,
+        max_results: int | None = None,
+        page_size: int = 100,
+        concurrency: int = 8,
+    ) -> list[FabricModelVersion]:
+        """Every version exactly once, in server order; pages after the first fetched concurrently.
+
+        :param max_results: stop after this many (None: all).
+        :param page_size: ``limit`` per request, 1-100.
+        :param concurrency: pages in flight at once after the first (default 8).
+        """
+        size = check_fabric_limit(page_size, "page_size")
+        limit = check_max_results(max_results)
+        self._version_params(offset=0, limit=size, name=name, version_id=version_id)  # validate before sending
+
+        def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
+            got = self.list_model_versions_page(
+                workspace_id, model_id, offset=page * size, limit=size, name=name, version_id=version_id
+            )
+            return got.versions, got.total
+
+        return collect_pages(fetch, page_size=size, key=lambda v: v.id, max_results=limit, concurrency=concurrency)
+
+    async def alist_model_versions(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        name: str | None = None,
+        version_id: str | None = None,
+        max_results: int | None = None,
+        page_size: int = 100,
+        concurrency: int = 8,
+    ) -> list[FabricModelVersion]:
+        """Async twin of :meth:`list_model_versions`."""
+        size = check_fabric_limit(page_size, "page_size")
+        limit = check_max_results(max_results)
+        self._version_params(offset=0, limit=size, name=name, version_id=version_id)
+
+        async def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
+            got = await self.alist_model_versions_page(
+                workspace_id, model_id, offset=page * size, limit=size, name=name, version_id=version_id
+            )
+            return got.versions, got.total
+
+        return await acollect_pages(
+            fetch, page_size=size, key=lambda v: v.id, max_results=limit, concurrency=concurrency
+        )
+
+    @staticmethod
+    def _pick(
+        versions: list[FabricModelVersion], *, version_id: str | None, name: str | None
+    ) -> FabricModelVersion | None:
+        if version_id is not None:
+            matches = [v for v in versions if v.id == version_id]
+        else:
+            matches = [v for v in versions if v.name == name]
+        if not matches:
+            return None
+        # Names are not unique in Fabric: the newest wins.
+        return max(matches, key=lambda v: (v.create_time.timestamp() if v.create_time else float("-inf"), v.id))
+
+    @staticmethod
+    def _lookup_args(version_id: str | None, name: str | None) -> tuple[str | None, str | None]:
+        if (version_id is None) == (name is None):
+            raise RegistryInputError("version_id", "give exactly one of version_id or name")
+        if version_id is not None:
+            return check_fabric_version_id(version_id), None
+        checked = check_fabric_version_name(name)
+        # The API's name filter is fuzzy and stricter than names: use it only when the name is a valid filter.
+        fuzzy = checked if check_filterable(checked) else None
+        return None, fuzzy
+
+    def get_model_version(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        version_id: str | None = None,
+        name: str | None = None,
+    ) -> FabricModelVersion:
+        """One version, by server id or by exact name (Fabric has no "get version" API: list, then match).
+
+        :param version_id: the version's server id.
+        :param name: the exact version name (``1.0.0`` is matched over the unfiltered list).
+        """
+        vid, fuzzy = self._lookup_args(version_id, name)
+        versions = self.list_model_versions(workspace_id, model_id, version_id=vid, name=fuzzy)
+        found = self._pick(versions, version_id=vid, name=name)
+        if found is None:
+            raise _not_found(f"model {model_id} has no version {version_id or name!r}", None)
+        return found
+
+    async def aget_model_version(
+        self,
+        workspace_id: str | None,
+        model_id: str,
+        *,
+        version_id: str | None = None,
+        name: str | None = None,
+    ) -> FabricModelVersion:
+        """Async twin of :meth:`get_model_version`."""
+        vid, fuzzy = self._lookup_args(version_id, name)
+        versions = await self.alist_model_versions(workspace_id, model_id, version_id=vid, name=fuzzy)
+        found = self._pick(versions, version_id=vid, name=name)
+        if found is None:
+            raise _not_found(f"model {model_id} has no version {version_id or name!r}", None)
+        return found
+
+    def list_models(
+        self,
+        workspace_id: str | None = None,
+        *,
+        name: str | None = None,
+        max_results: int | None = None,
+        page_size: int = 100,
+    ) -> list[FabricModel]:
+        """ListModels over every page.
+
+        :param name: fuzzy name filter.
+        """
+        workspace = self._workspace(workspace_id, self.connection)
+        size = check_fabric_limit(page_size, "page_size")
+        limit = check_max_results(max_results)
+        path = f"/v1/workspaces/{percent_encode(workspace)}/models"
+        transport = self.transport
+
+        def fetch(page: int) -> tuple[list[FabricModel], int]:
+            params = [("limit", str(size)), ("offset", str(page * size))]
+            if name is not None:
+                params.append(("name", name))
+            response = transport.request("GET", _target(path, params))
+            parsed = transport.parse(response, FabricModelPage)
+            return parsed.models, parsed.total
+
+        return collect_pages(fetch, page_size=size, key=lambda m: m.id, max_results=limit)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List the models of the connection's workspace (``workspace_id`` extra required)."""
+        try:
+            if self.workspace_id is None:
+                return False, "Set the workspace_id extra: the connection test lists the models of that workspace"
+            models = self.list_models(max_results=1, page_size=1)
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connection OK: workspace {self.workspace_id} reachable ({len(models)} model(s) listed)"
+
+
+def check_filterable(name: str) -> bool:
+    """True when ``name`` is also a valid value of the API's fuzzy ``name`` filter."""
+    try:
+        check_fabric_name_filter(name)
+    except RegistryInputError:
+        return False
+    return True

@@ -1,0 +1,367 @@
+"""Hook for the Alibaba Cloud PAI model registry (AI Workspace API 2021-02-04)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import Connection
+
+from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
+from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+from airflow_provider_modelreg.hooks.base import (
+    ModelRegistryHookBase,
+    acollect_pages,
+    check_region,
+    collect_pages,
+    extra_str,
+    mask_secrets,
+    parse_endpoint,
+)
+from airflow_provider_modelreg.models import (
+    ApprovalStatus,
+    PaiModel,
+    PaiModelPage,
+    PaiModelVersion,
+    PaiModelVersionPage,
+)
+from airflow_provider_modelreg.transport import RegistryTransport
+from airflow_provider_modelreg.validation import (
+    check_max_results,
+    check_pai_approval_status,
+    check_pai_model_id,
+    check_pai_order,
+    check_pai_page_size,
+    check_pai_version_name,
+)
+
+__all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
+
+PAI_API_VERSION = "2021-02-04"
+
+#: Regions the official SDK maps to the central host (PROTOCOL.md A.2), whatever the network.
+PAI_CENTRAL_REGIONS = frozenset(
+    "ap-northeast-2-pop ap-southeast-2 cn-beijing-finance-1 cn-beijing-finance-pop cn-beijing-gov-1 "
+    "cn-beijing-nu16-b01 cn-edge-1 cn-fujian cn-haidian-cm12-c01 cn-hangzhou-bj-b01 cn-hangzhou-finance "
+    "cn-hangzhou-internal-prod-1 cn-hangzhou-internal-test-1 cn-hangzhou-internal-test-2 "
+    "cn-hangzhou-internal-test-3 cn-hangzhou-test-306 cn-hongkong-finance-pop cn-huhehaote cn-huhehaote-nebula-1 "
+    "cn-qingdao cn-qingdao-nebula cn-shanghai-et15-b01 cn-shanghai-et2-b01 cn-shanghai-inner "
+    "cn-shanghai-internal-test-1 cn-shenzhen-finance-1 cn-shenzhen-inner cn-shenzhen-st4-d01 cn-shenzhen-su18-b01 "
+    "cn-wuhan cn-yushanfang cn-zhangbei cn-zhangbei-na61-b01 cn-zhangjiakou-na62-a01 cn-zhengzhou-nebula-1 "
+    "eu-west-1 eu-west-1-oxs me-east-1 rus-west-1-pop".split()
+)
+
+
+def pai_host(region: str, network: str | None = None) -> str:
+    """The SDK's host rule: central map, the ap-southeast-5 exception, else ``aiworkspace[-vpc].<region>``."""
+    if region in PAI_CENTRAL_REGIONS:
+        return "aiworkspace.aliyuncs.com"
+    if region == "ap-southeast-5":
+        return "aiworkspace-vpc.ap-southeast-5.aliyuncs.com"
+    if network in (None, "", "public"):
+        return f"aiworkspace.{region}.aliyuncs.com"
+    return f"aiworkspace-{network}.{region}.aliyuncs.com"
+
+
+def _version_path(model_id: str, version_name: str | None = None) -> str:
+    path = f"/api/v1/models/{percent_encode(model_id)}/versions"
+    return path if version_name is None else f"{path}/{percent_encode(version_name)}"
+
+
+class PaiModelRegistryHook(ModelRegistryHookBase):
+    """Talks to the PAI model registry with ACS3-HMAC-SHA256 signed requests.
+
+    Connection (type ``pai``): login = AccessKey ID, password = AccessKey secret; extras ``region``,
+    ``endpoint`` (full URL; ``http://`` only for a local emulator), ``security_token`` (STS), ``network``
+    (``public``/``vpc``), ``workspace_id``, ``max_attempts``, ``console_url_template``.
+
+    :param pai_conn_id: Airflow connection id.
+    :param retry: retry budget override (:class:`~airflow_provider_modelreg.transport.RetryPolicy`).
+    """
+
+    conn_name_attr = "pai_conn_id"
+    default_conn_name = "pai_default"
+    conn_type = "pai"
+    hook_name = "Alibaba Cloud PAI"
+
+    def __init__(self, pai_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(pai_conn_id, **kwargs)
+        self.pai_conn_id = pai_conn_id
+
+    # -- connection -> transport
+
+    def _settings(self, conn: Connection) -> tuple[str, str | None, str | None]:
+        """(base URL, region, workspace id) from the connection."""
+        extras = conn.extra_dejson
+        region = extra_str(extras, "region")
+        network = extra_str(extras, "network")
+        if network is not None and network not in ("public", "vpc"):
+            raise RegistryConnectionConfigError("network", "must be 'public' or 'vpc'", network)
+        endpoint = extra_str(extras, "endpoint")
+        if region is not None:
+            check_region(region)
+        if endpoint is not None:
+            base_url = parse_endpoint(endpoint)
+        elif region is not None:
+            base_url = f"https://{pai_host(region, network)}"
+        else:
+            raise RegistryConnectionConfigError("region", "is required when no endpoint is set (e.g. cn-hangzhou)")
+        return base_url, region, extra_str(extras, "workspace_id")
+
+    def build_transport(self, conn: Connection) -> RegistryTransport:
+        if not conn.login:
+            raise RegistryConnectionConfigError("login", "must hold the AccessKey ID")
+        if not conn.password:
+            raise RegistryConnectionConfigError("password", "must hold the AccessKey secret")
+        extras = conn.extra_dejson
+        token = extra_str(extras, "security_token")
+        mask_secrets(conn.password, token)
+        base_url, _, _ = self._settings(conn)
+        return RegistryTransport(
+            vendor="pai",
+            base_url=base_url,
+            auth=AcsV3Auth(conn.login, conn.password, security_token=token),
+            headers={"x-acs-version": PAI_API_VERSION},
+            retry=self.retry_policy(extras),
+            transport=self._httpx_transport,
+            async_transport=self._httpx_async_transport,
+        )
+
+    @property
+    def region(self) -> str | None:
+        """Region from the connection (None with an explicit endpoint and no region)."""
+        return self._settings(self.connection)[1]
+
+    @property
+    def workspace_id(self) -> str | None:
+        """Default workspace from the connection."""
+        return self._settings(self.connection)[2]
+
+    # -- request shapes (validated before anything is sent)
+
+    @staticmethod
+    def _list_versions_params(
+        *,
+        approval_status: str | ApprovalStatus | None,
+        version_name: str | None,
+        label: str | None,
+        format_type: str | None,
+        framework_type: str | None,
+        source_type: str | None,
+        source_id: str | None,
+        order: str,
+    ) -> list[tuple[str, str]]:
+        params: list[tuple[str, str]] = []
+        if approval_status is not None:
+            params.append(("ApprovalStatus", check_pai_approval_status(approval_status).value))
+        for name, value in (
+            ("FormatType", format_type),
+            ("FrameworkType", framework_type),
+            ("Label", label),
+        ):
+            if value is not None:
+                params.append((name, str(value)))
+        params.append(("Order", check_pai_order(order)))
+        params.append(("SortBy", "GmtCreateTime"))
+        for name, value in (("SourceId", source_id), ("SourceType", source_type)):
+            if value is not None:
+                params.append((name, str(value)))
+        if version_name is not None:
+            params.append(("VersionName", check_pai_version_name(version_name)))
+        return params
+
+    @staticmethod
+    def _page_params(params: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
+        # Alphabetical, as the generated SDK client sends them.
+        return sorted([*params, ("PageNumber", str(page + 1)), ("PageSize", str(size))])
+
+    # -- operations
+
+    def get_model_version(self, model_id: str, version_name: str) -> PaiModelVersion:
+        """GetModelVersion.
+
+        :param model_id: PAI ModelId.
+        :param version_name: the version's VersionName.
+        """
+        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
+        response = self.transport.request("GET", path, headers={"x-acs-action": "GetModelVersion"})
+        return self.transport.parse(response, PaiModelVersion)
+
+    async def aget_model_version(self, model_id: str, version_name: str) -> PaiModelVersion:
+        """Async twin of :meth:`get_model_version`."""
+        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
+        transport = await self.atransport()
+        response = await transport.arequest("GET", path, headers={"x-acs-action": "GetModelVersion"})
+        return transport.parse(response, PaiModelVersion)
+
+    def list_model_versions(
+        self,
+        model_id: str,
+        *,
+        approval_status: str | ApprovalStatus | None = None,
+        version_name: str | None = None,
+        label: str | None = None,
+        format_type: str | None = None,
+        framework_type: str | None = None,
+        source_type: str | None = None,
+        source_id: str | None = None,
+        order: str = "DESC",
+        max_results: int | None = None,
+        page_size: int = 100,
+        concurrency: int = 8,
+    ) -> list[PaiModelVersion]:
+        """ListModelVersions over every page, each version exactly once, sorted by creation time.
+
+        :param model_id: PAI ModelId.
+        :param approval_status: Pending, Approved or Rejected.
+        :param label: substring of a label key or value.
+        :param order: ``DESC`` (newest first, default) or ``ASC``.
+        :param max_results: stop after this many versions (None: all).
+        :param page_size: PageSize per request, 1-100.
+        :param concurrency: pages fetched at once after the first.
+        """
+        path = _version_path(check_pai_model_id(model_id))
+        params = self._list_versions_params(
+            approval_status=approval_status,
+            version_name=version_name,
+            label=label,
+            format_type=format_type,
+            framework_type=framework_type,
+            source_type=source_type,
+            source_id=source_id,
+            order=order,
+        )
+        size = check_pai_page_size(page_size)
+        limit = check_max_results(max_results)
+        transport = self.transport
+
+        def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
+            response = transport.request(
+                "GET",
+                path,
+                params=self._page_params(params, page, size),
+                headers={"x-acs-action": "ListModelVersions"},
+            )
+            parsed = transport.parse(response, PaiModelVersionPage)
+            return parsed.versions, parsed.total_count
+
+        return collect_pages(
+            fetch, page_size=size, key=lambda v: v.version_name, max_results=limit, concurrency=concurrency
+        )
+
+    async def alist_model_versions(
+        self,
+        model_id: str,
+        *,
+        approval_status: str | ApprovalStatus | None = None,
+        version_name: str | None = None,
+        label: str | None = None,
+        format_type: str | None = None,
+        framework_type: str | None = None,
+        source_type: str | None = None,
+        source_id: str | None = None,
+        order: str = "DESC",
+        max_results: int | None = None,
+        page_size: int = 100,
+        concurrency: int = 8,
+    ) -> list[PaiModelVersion]:
+        """Async twin of :meth:`list_model_versions`."""
+        path = _version_path(check_pai_model_id(model_id))
+        params = self._list_versions_params(
+            approval_status=approval_status,
+            version_name=version_name,
+            label=label,
+            format_type=format_type,
+            framework_type=framework_type,
+            source_type=source_type,
+            source_id=source_id,
+            order=order,
+        )
+        size = check_pai_page_size(page_size)
+        limit = check_max_results(max_results)
+        transport = await self.atransport()
+
+        async def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
+            response = await transport.arequest(
+                "GET",
+                path,
+                params=self._page_params(params, page, size),
+                headers={"x-acs-action": "ListModelVersions"},
+            )
+            parsed = transport.parse(response, PaiModelVersionPage)
+            return parsed.versions, parsed.total_count
+
+        return await acollect_pages(
+            fetch, page_size=size, key=lambda v: v.version_name, max_results=limit, concurrency=concurrency
+        )
+
+    def get_model(self, model_id: str) -> PaiModel:
+        """GetModel (with ``LatestVersion``)."""
+        path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
+        response = self.transport.request("GET", path, headers={"x-acs-action": "GetModel"})
+        return self.transport.parse(response, PaiModel)
+
+    def list_models(
+        self,
+        *,
+        workspace_id: str | None = None,
+        model_name: str | None = None,
+        label: str | None = None,
+        provider: str | None = None,
+        order: str = "DESC",
+        max_results: int | None = None,
+        page_size: int = 100,
+    ) -> list[PaiModel]:
+        """ListModels over every page.
+
+        :param workspace_id: defaults to the connection's ``workspace_id`` extra.
+        :param model_name: fuzzy match; wrap in double quotes for an exact match.
+        """
+        workspace = workspace_id or self.workspace_id
+        params: list[tuple[str, str]] = [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
+        for name, value in (
+            ("Label", label),
+            ("ModelName", model_name),
+            ("Provider", provider),
+            ("WorkspaceId", workspace),
+        ):
+            if value is not None:
+                params.append((name, value))
+        size = check_pai_page_size(page_size)
+        limit = check_max_results(max_results)
+        transport = self.transport
+
+        def fetch(page: int) -> tuple[list[PaiModel], int]:
+            response = transport.request(
+                "GET",
+                "/api/v1/models",
+                params=self._page_params(params, page, size),
+                headers={"x-acs-action": "ListModels"},
+            )
+            parsed = transport.parse(response, PaiModelPage)
+            return parsed.models, parsed.total_count
+
+        return collect_pages(fetch, page_size=size, key=lambda m: m.model_id, max_results=limit)
+
+    def update_model_version(
+        self, model_id: str, version_name: str, *, approval_status: str | ApprovalStatus
+    ) -> str | None:
+        """UpdateModelVersion with a new ApprovalStatus. Returns the request id.
+
+        Setting the value a version already has is harmless, so this PUT is retried like a GET.
+        """
+        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
+        status = check_pai_approval_status(approval_status)
+        body = json.dumps({"ApprovalStatus": status.value}, separators=(",", ":"), ensure_ascii=False).encode()
+        response = self.transport.request(
+            "PUT", path, content=body, headers={"x-acs-action": "UpdateModelVersion"}, idempotent=True
+        )
+        return self.transport.request_id(response)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List one model to prove the credentials and endpoint work."""
+        try:
+            models = self.list_models(max_results=1, page_size=1)
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connection OK: PAI registry reachable ({len(models)} model(s) in the first page)"
