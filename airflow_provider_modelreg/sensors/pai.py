@@ -21,6 +21,7 @@ from airflow_provider_modelreg.approval import (
     parse_created_after,
 )
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink
 from airflow_provider_modelreg.models import ModelVersionRef, PaiModelVersion
@@ -120,6 +121,18 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
     def _ref(self, hook: PaiModelRegistryHook, version: PaiModelVersion) -> dict[str, Any]:
         return version.to_ref(model_id=self.model_id, region=hook.region, workspace_id=hook.workspace_id).to_xcom()
 
+    @staticmethod
+    def _persist_link(context: Context, hook: PaiModelRegistryHook, ref: dict[str, Any]) -> None:
+        template = extra_str(hook.connection.extra_dejson, "console_url_template")
+        PaiModelVersionLink.persist(context, ref, template)
+
+    @staticmethod
+    def _event_ref(event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return ModelVersionRef.from_xcom(event.get("version") or {}).to_xcom()
+        except ValueError as exc:
+            raise AirflowException(f"trigger event carries no valid model version: {exc}") from None
+
     def _rejected(self, ref: dict[str, Any]) -> None:
         message = f"Model {self.model_id} version {ref.get('version_name')} was Rejected (terminal in PAI)"
         if self.on_rejected == "skip":
@@ -136,6 +149,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         ref = self._ref(hook, decision.version)
         if decision.outcome is Outcome.REJECTED:
             self._rejected(ref)
+        self._persist_link(context, hook, ref)
         self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
         return PokeReturnValue(is_done=True, xcom_value=ref)
 
@@ -172,11 +186,12 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             raise AirflowException(f"unexpected trigger event: {event!r}")
         status = event["status"]
         if status == "success":
-            ref = ModelVersionRef.from_xcom(event.get("version") or {}).to_xcom()
+            ref = self._event_ref(event)
+            self._persist_link(context, self.hook, ref)
             self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
             return ref
         if status == "rejected":
-            self._rejected(ModelVersionRef.from_xcom(event.get("version") or {}).to_xcom())
+            self._rejected(self._event_ref(event))
         if status == "timeout":
             raise AirflowSensorTimeout(event.get("message", "sensor timed out"))
         if status == "error":

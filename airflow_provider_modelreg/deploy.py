@@ -1,0 +1,86 @@
+"""Deployment specs built from a ``ModelVersionRef`` dict: what a deploy task hands to PAI EAS or Fabric.
+
+These are plain functions (no I/O) so that deploy tasks stay small and idempotent: the same version always gives
+the same spec and the same service name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["eas_service_spec", "fabric_service_spec", "normalise_oss_uri", "service_name"]
+
+#: Default EAS processor by PAI FormatType (as the PAI SDK chooses it).
+_DEFAULT_PROCESSORS = {
+    "PMML": "pmml",
+    "SavedModel": "tensorflow_cpu_2.3",
+    "TorchScript": "pytorch_cpu_1.6",
+    "CaffePrototxt": "caffe_cpu",
+    "ONNX": "onnx_cu100",
+}
+_OSS = re.compile(r"oss://(?P<bucket>[^./]+)\.(?P<endpoint>[^/]+)/(?P<key>.*)")
+
+
+def normalise_oss_uri(uri: str) -> tuple[str, str | None]:
+    """``oss://bucket.endpoint/key`` -> (``oss://bucket/key``, endpoint); other URIs pass unchanged."""
+    match = _OSS.fullmatch(uri)
+    if match is None:
+        return uri, None
+    return f"oss://{match['bucket']}/{match['key']}", match["endpoint"]
+
+
+def service_name(model_id: str, version_name: str, prefix: str = "") -> str:
+    """A stable service name: lower case letters, digits and ``_``, at most 63 characters."""
+    raw = f"{prefix}{model_id}_{version_name}".lower()
+    return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
+
+
+def _processor(ref: dict[str, Any]) -> str | None:
+    spec = ref.get("inference_spec") or {}
+    for key, value in spec.items():
+        if key.lower() == "processor" and value:
+            return str(value)
+    return _DEFAULT_PROCESSORS.get(str(ref.get("format_type") or ""))
+
+
+def eas_service_spec(ref: dict[str, Any], *, instance: int = 1, cpu: int = 2, memory: int = 4000) -> dict[str, Any]:
+    """The EAS ``CreateService`` body for a PAI version (``model_path`` from ``uri``, ``processor`` from
+    ``inference_spec``).
+
+    :param ref: ModelVersionRef dict (``registry == "pai"``), as the sensor or operators push it to XCom.
+    """
+    uri = ref.get("uri")
+    if not uri:
+        raise ValueError(f"model {ref.get('model_id')} version {ref.get('version_name')} has no Uri to deploy")
+    model_path, oss_endpoint = normalise_oss_uri(str(uri))
+    spec: dict[str, Any] = {
+        "name": service_name(str(ref["model_id"]), str(ref["version_name"])),
+        "model_path": model_path,
+        "metadata": {"instance": instance, "cpu": cpu, "memory": memory},
+        "labels": {"model_id": ref["model_id"], "version_name": ref["version_name"]},
+    }
+    processor = _processor(ref)
+    if processor is not None:
+        spec["processor"] = processor
+    if oss_endpoint is not None:
+        spec["oss_endpoint"] = oss_endpoint
+    return spec
+
+
+def fabric_service_spec(ref: dict[str, Any], *, endpoint_id: str, instances: int = 1) -> dict[str, Any]:
+    """The Fabric ``DeployServiceInstance`` body for a version (the service runs the version's ``model_path``).
+
+    :param ref: ModelVersionRef dict (``registry == "fabric"``).
+    :param endpoint_id: the inference endpoint (resource pool) to deploy on.
+    """
+    if not ref.get("uri"):
+        raise ValueError(f"model {ref.get('model_id')} version {ref.get('version_id')} has no model_path")
+    return {
+        "name": service_name(str(ref["model_id"]), str(ref["version_name"] or ref["version_id"]), "svc_"),
+        "source": {"id": ref["model_id"], "version_id": ref["version_id"]},
+        "endpoint_id": endpoint_id,
+        "config": {"resource": {"min": instances, "max": instances}},
+        "model_path": ref["uri"],
+        "base_model_type": ref.get("base_model_type"),
+    }

@@ -1,0 +1,1 @@
+"""Example DAGs of airflow-provider-modelreg (also the DAGs folder of `make demo`)."""

@@ -1,0 +1,132 @@
+"""`make demo`: run example (a) against the local emulator and tell what happens, in plain words.
+
+1. Start the registry emulator (its own process) with ``demo_seed.json``: version 1.1.0 of ``model-demo-fraud`` is
+   Pending and turns Approved 15 s after start.
+2. Point ``AIRFLOW_CONN_PAI_DEFAULT`` at it, remember 1.0.0 as the version deployed last (Airflow Variable).
+3. ``airflow dags test pai_deploy_next_approved``: the sensor checks once, defers, the trigger sees 1.1.0 approved,
+   the deploy task receives the URI and writes the EAS spec.
+4. Stop the emulator; exit 0 only if the run succeeded and the spec was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".demo"
+SEED = Path(__file__).with_name("demo_seed.json")
+DAG_ID = "pai_deploy_next_approved"
+MODEL_ID = "model-demo-fraud"
+
+#: (substring of a log line, what to tell the user)
+MILESTONES = [
+    ("Waiting for approval of model", "The sensor checked once: version not approved yet."),
+    ("Deferring: the triggerer waits", "Deferred: the trigger now polls the registry (no worker slot held)."),
+    ("is Approved; uri", "Approved: the sensor hands the version (with its URI) to XCom."),
+    ("Spec written", "Deploy task received the URI and wrote the EAS service spec."),
+]
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", str(SEED)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    prefix = "modelreg-emulator listening on "
+    if not line.startswith(prefix):
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, line[len(prefix) :]
+
+
+def airflow_env(url: str) -> dict[str, str]:
+    seed = json.loads(SEED.read_text())
+    cred = seed["pai"]["credentials"][0]
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(STATE / "airflow-home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags_examples"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "MODELREG_DEPLOY_DIR": str(STATE / "deploy"),
+            "AIRFLOW_CONN_PAI_DEFAULT": json.dumps(
+                {
+                    "conn_type": "pai",
+                    "login": cred["access_key_id"],
+                    "password": cred["access_key_secret"],
+                    "extra": {"endpoint": url, "region": "cn-hangzhou", "workspace_id": "ws-demo"},
+                }
+            ),
+        }
+    )
+    return env
+
+
+def airflow(env: dict[str, str], *args: str) -> None:
+    exe = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([exe, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> int:
+    started = time.monotonic()
+    say("Starting the local PAI / DataArts Fabric registry emulator ...")
+    emulator, url = start_emulator()
+    try:
+        say(f"Emulator ready at {url}; model {MODEL_ID}: 1.0.0 Approved (deployed last), 1.1.0 Pending.")
+        env = airflow_env(url)
+        (STATE / "deploy").mkdir(parents=True, exist_ok=True)
+        airflow(env, "db", "migrate")
+        airflow(env, "variables", "set", f"modelreg_pai_last_deployed__{MODEL_ID}", "1.0.0")
+        say(f"Running DAG {DAG_ID} with `airflow dags test` (1.1.0 gets approved ~15 s after emulator start) ...")
+        exe = str(Path(sys.executable).with_name("airflow"))
+        proc = subprocess.Popen(
+            [exe, "dags", "test", DAG_ID],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        seen: set[str] = set()
+        spec_path = None
+        for line in proc.stdout:
+            for needle, words in MILESTONES:
+                if needle in line and needle not in seen:
+                    seen.add(needle)
+                    say(words)
+                    detail = line.split(needle, 1)[1].strip() if needle in ("is Approved; uri", "Spec written") else ""
+                    if detail:
+                        say(f"    {needle} {detail}"[:200])
+            if "Spec written" in line and ": " in line:
+                spec_path = line.rsplit(": ", 1)[1].strip()
+        code = proc.wait()
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+        say("Emulator stopped.")
+    if code != 0 or spec_path is None or not Path(spec_path).exists():
+        say(f"FAILED (airflow dags test exit code {code}); see the output above.")
+        return 1
+    spec = json.loads(Path(spec_path).read_text())
+    say(f"Spec file: {spec_path}")
+    say(f"    service {spec['name']}: model_path {spec['model_path']}, processor {spec.get('processor')}")
+    say(f"Done in {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""(b) DataArts Fabric: list a model's versions, pick the newest by create time, and write a deploy spec per
+listed version with dynamic task mapping (``.expand()`` over the operator's list of ModelVersionRef dicts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_modelreg.deploy import fabric_service_spec
+from airflow_provider_modelreg.operators.fabric import FabricListModelVersionsOperator
+
+DEPLOY_DIR = os.environ.get("MODELREG_DEPLOY_DIR", os.path.join(tempfile.gettempdir(), "modelreg-deploy"))
+
+with DAG(
+    dag_id="fabric_deploy_versions",
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    params={
+        "workspace_id": Param("ws-demo", type="string"),
+        "model_id": Param("fabric-model-demo", type="string"),
+        "endpoint_id": Param("ep-demo", type="string"),
+    },
+    tags=["modelreg", "fabric", "example"],
+) as dag:
+    versions = FabricListModelVersionsOperator(
+        task_id="list_versions",
+        workspace_id="{{ params.workspace_id }}",
+        model_id="{{ params.model_id }}",
+        fabric_conn_id="fabric_default",
+    )
+
+    @task
+    def newest(refs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The newest version by create time."""
+        if not refs:
+            raise ValueError("the model has no versions")
+        best = max(refs, key=lambda r: r["created_at"] or "")
+        print(f"Newest version: {best['version_name']} ({best['version_id']}), uri {best['uri']}")
+        return best
+
+    @task
+    def deploy_spec(ref: dict[str, Any], params: dict[str, Any]) -> str:
+        spec = fabric_service_spec(ref, endpoint_id=params["endpoint_id"])
+        out = Path(DEPLOY_DIR) / f"{spec['name']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(spec, indent=2, sort_keys=True))
+        print(f"Spec written for {ref['version_name']}: {out}")
+        return str(out)
+
+    newest(versions.output)
+    deploy_spec.expand(ref=versions.output)

@@ -1,0 +1,71 @@
+"""(c) Event-driven: deploy whenever a new version of a PAI model is approved, with no waiting task.
+
+An ``AssetWatcher`` runs :class:`PaiApprovedVersionEventTrigger` in the triggerer; each newly approved version
+becomes an asset event whose extra carries the ModelVersionRef; the deploy DAG is scheduled on the asset.
+Delivery is at least once (see the trigger's docstring), so ``deploy`` is idempotent per version: the spec file
+is named after the version and an identical spec is not rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_provider_modelreg.deploy import eas_service_spec
+from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+
+DEPLOY_DIR = os.environ.get("MODELREG_DEPLOY_DIR", os.path.join(tempfile.gettempdir(), "modelreg-deploy"))
+MODEL_ID = os.environ.get("MODELREG_ASSET_MODEL_ID", "model-demo-fraud")
+
+approved_versions = Asset(
+    name=f"pai_approved_versions__{MODEL_ID}",
+    uri=f"modelreg://pai/{MODEL_ID}",
+    watchers=[
+        AssetWatcher(
+            name=f"pai_approval_watcher__{MODEL_ID}",
+            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
+        )
+    ],
+)
+
+
+def deploy_version(ref: dict[str, Any], deploy_dir: str = DEPLOY_DIR) -> tuple[Path, bool]:
+    """Write the EAS spec of ``ref`` unless the identical spec is already there. Returns (path, written)."""
+    spec = json.dumps(eas_service_spec(ref), indent=2, sort_keys=True)
+    out = Path(deploy_dir) / f"{eas_service_spec(ref)['name']}.json"
+    if out.exists() and out.read_text() == spec:
+        return out, False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(spec)
+    return out, True
+
+
+with DAG(
+    dag_id="pai_asset_deploy",
+    schedule=[approved_versions],
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    tags=["modelreg", "pai", "example", "asset"],
+) as dag:
+
+    @task
+    def deploy(**context: Any) -> list[str]:
+        """Deploy every version announced by the triggering asset events."""
+        written = []
+        for events in context["triggering_asset_events"].values():
+            for event in events:
+                ref = (event.extra or {}).get("version")
+                if not ref:
+                    continue
+                path, fresh = deploy_version(ref)
+                print(f"{'Spec written' if fresh else 'Already deployed'} for {ref['version_name']}: {path}")
+                written.append(str(path))
+        return written
+
+    deploy()

@@ -1,0 +1,74 @@
+"""(a) Every hour: deploy the next approved version of a PAI model after the one deployed last.
+
+``last_deployed`` reads the version deployed by the previous run from an Airflow Variable; the sensor waits, in
+the triggerer (deferrable), for a version created after it to be Approved; ``deploy`` writes the EAS service spec
+(service name, ``model_path`` from the version's Uri, ``processor`` from its InferenceSpec) as JSON and remembers
+the version. Running it twice for the same version rewrites the same file: safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, Variable, task
+
+from airflow_provider_modelreg.deploy import eas_service_spec
+from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
+
+DEPLOY_DIR = os.environ.get("MODELREG_DEPLOY_DIR", os.path.join(tempfile.gettempdir(), "modelreg-deploy"))
+
+
+def last_deployed_key(model_id: str) -> str:
+    return f"modelreg_pai_last_deployed__{model_id}"
+
+
+with DAG(
+    dag_id="pai_deploy_next_approved",
+    schedule="@hourly",
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "model_id": Param("model-demo-fraud", type="string"),
+        "after_version": Param(None, type=["null", "string"], description="override the remembered version"),
+    },
+    tags=["modelreg", "pai", "example"],
+) as dag:
+
+    @task
+    def last_deployed(params: dict[str, Any]) -> str:
+        """The version the previous run deployed ("" when none)."""
+        if params.get("after_version"):
+            return str(params["after_version"])
+        return str(Variable.get(last_deployed_key(params["model_id"]), default="") or "")
+
+    remembered = last_deployed()
+
+    wait = PaiModelVersionApprovedSensor(
+        task_id="wait_for_approval",
+        model_id="{{ params.model_id }}",
+        after_version="{{ ti.xcom_pull(task_ids='last_deployed') }}",
+        pai_conn_id="pai_default",
+        deferrable=True,
+        poke_interval=5,
+        timeout=55 * 60,
+    )
+
+    @task
+    def deploy(ref: dict[str, Any]) -> str:
+        """Write the EAS service spec for the approved version and remember it."""
+        spec = eas_service_spec(ref)
+        out = Path(DEPLOY_DIR) / f"{spec['name']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(spec, indent=2, sort_keys=True))
+        Variable.set(last_deployed_key(ref["model_id"]), ref["version_name"])
+        print(f"Spec written for {ref['model_id']} {ref['version_name']} (model_path {spec['model_path']}): {out}")
+        return str(out)
+
+    remembered >> wait
+    deploy(wait.output)
