@@ -1,0 +1,126 @@
+"""Test helpers: seeds for the emulator and Airflow connections pointing at it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEMO_SEED_PATH = Path(__file__).resolve().parents[1] / "dags_examples" / "demo_seed.json"
+PAI_KEY, PAI_SECRET = "LTAItestKey0001", "test-secret-pai-0001"
+FABRIC_AK, FABRIC_SK, FABRIC_PROJECT = "FABRICTESTAK0001", "test-secret-fabric-sk", "proj-0001"
+IAM_USER, IAM_PASSWORD, IAM_DOMAIN = "iam-user", "test-iam-password-0001", "acct-0001"
+SECRETS = (PAI_SECRET, FABRIC_SK, IAM_PASSWORD)
+
+
+def demo_seed() -> dict[str, Any]:
+    seed: dict[str, Any] = json.loads(DEMO_SEED_PATH.read_text())
+    return seed
+
+
+def pai_version(name: str, status: str = "Pending", day: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "VersionName": name,
+        "ApprovalStatus": status,
+        "Uri": f"oss://bucket.oss-cn-hangzhou.aliyuncs.com/models/{name}/",
+        "FormatType": "SavedModel",
+        "FrameworkType": "TensorFlow",
+        "GmtCreateTime": f"2024-01-{day:02d}T08:00:00.000Z",
+        "InferenceSpec": {"processor": "tensorflow_cpu_2.3"},
+        "Labels": [{"Key": "team", "Value": "risk"}],
+        **extra,
+    }
+
+
+def fabric_version(index: int, name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": f"00000000-0000-4000-8000-{index:012d}",
+        "name": name or f"ver-{index}",
+        "description": "d",
+        "cap_white_list": [],
+        "config": {"llm_model_config": {"base_model_type": "QWEN_2_72B", "model_path": f"obs://b/m/{index}/"}},
+        "create_time": f"2024-02-01T00:00:{index % 60:02d}Z",
+        "create_user": {"domain_name": "acct", "domain_id": "d1", "user_name": "u", "user_id": "u1"},
+    }
+
+
+def build_seed(*, pai_generated: int = 0, fabric_generated: int = 0) -> dict[str, Any]:
+    """A small seed: PAI model m-main (1.0.0 Approved, 1.1.0 Pending, 0.9.0 Rejected) and m-big (generated);
+    Fabric workspace ws-1 with model fm-1 (3 versions) and fm-big (generated)."""
+    return {
+        "pai": {
+            "credentials": [{"access_key_id": PAI_KEY, "access_key_secret": PAI_SECRET}],
+            "models": [
+                {
+                    "ModelId": "m-main",
+                    "ModelName": "main",
+                    "WorkspaceId": "ws-pai",
+                    "Versions": [
+                        pai_version("0.9.0", "Rejected", 1),
+                        pai_version("1.0.0", "Approved", 2),
+                        pai_version("1.1.0", "Pending", 3),
+                    ],
+                    "generate_versions": 0,
+                },
+                {
+                    "ModelId": "m-big",
+                    "ModelName": "big",
+                    "WorkspaceId": "ws-pai",
+                    "Versions": [],
+                    "generate_versions": pai_generated,
+                },
+            ],
+        },
+        "fabric": {
+            "credentials": [{"ak": FABRIC_AK, "sk": FABRIC_SK, "project_id": FABRIC_PROJECT}],
+            "users": [{"name": IAM_USER, "password": IAM_PASSWORD, "domain": IAM_DOMAIN, "project_id": FABRIC_PROJECT}],
+            "workspaces": [
+                {
+                    "id": "ws-1",
+                    "models": [
+                        {
+                            "id": "fm-1",
+                            "name": "assistant",
+                            "versions": [
+                                fabric_version(1, "v1"),
+                                fabric_version(2, "release-2"),
+                                fabric_version(3, "1.0.0"),
+                            ],
+                            "generate_versions": 0,
+                        },
+                        {"id": "fm-big", "name": "big", "versions": [], "generate_versions": fabric_generated},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def pai_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "pai_default", **extra: Any) -> None:
+    conn = {
+        "conn_type": "pai",
+        "login": extra.pop("login", PAI_KEY),
+        "password": extra.pop("password", PAI_SECRET),
+        "extra": {"endpoint": url, "region": "cn-hangzhou", "workspace_id": "ws-pai", **extra},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def fabric_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "fabric_default", **extra: Any) -> None:
+    token = extra.pop("auth_type", "aksk") == "token"
+    conn = {
+        "conn_type": "huaweicloud_fabric",
+        "login": extra.pop("login", IAM_USER if token else FABRIC_AK),
+        "password": extra.pop("password", IAM_PASSWORD if token else FABRIC_SK),
+        "extra": {
+            "endpoint": url,
+            "region": "cn-north-4",
+            "project_id": FABRIC_PROJECT,
+            "workspace_id": "ws-1",
+            **({"auth_type": "token", "iam_domain": IAM_DOMAIN, "iam_endpoint": url} if token else {}),
+            **extra,
+        },
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))

@@ -1,0 +1,170 @@
+"""The example DAGs end to end under `airflow dags test`, against the emulator (real HTTP, real triggers)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import SECRETS, demo_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+@pytest.fixture(scope="module")
+def emulator_url(request: pytest.FixtureRequest) -> Any:
+    from airflow_provider_modelreg.emulator import RegistryEmulator
+
+    seed = demo_seed()
+    for version in seed["pai"]["models"][0]["Versions"]:
+        if "_then" in version:
+            version["_then"]["after_seconds"] = 4
+    with RegistryEmulator(seed) as emulator:
+        yield emulator.url
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    seed = demo_seed()
+    pai = seed["pai"]["credentials"][0]
+    fab = seed["fabric"]["credentials"][0]
+    environ = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags_examples"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MODELREG_DEPLOY_DIR": str(home / "deploy"),
+        "AIRFLOW_CONN_PAI_DEFAULT": json.dumps(
+            {
+                "conn_type": "pai",
+                "login": pai["access_key_id"],
+                "password": pai["access_key_secret"],
+                "extra": {"endpoint": emulator_url, "region": "cn-hangzhou", "workspace_id": "ws-demo"},
+            }
+        ),
+        "AIRFLOW_CONN_FABRIC_DEFAULT": json.dumps(
+            {
+                "conn_type": "huaweicloud_fabric",
+                "login": fab["ak"],
+                "password": fab["sk"],
+                "extra": {"endpoint": emulator_url, "project_id": fab["project_id"], "workspace_id": "ws-demo"},
+            }
+        ),
+    }
+    environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=environ, check=True, capture_output=True)
+    return environ
+
+
+def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    cmd = [AIRFLOW, "dags", "test", dag_id]
+    if conf:
+        cmd += ["-c", json.dumps(conf)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    return done.stdout + done.stderr
+
+
+def spec(env: dict[str, str], name: str) -> dict[str, Any]:
+    return json.loads((Path(env["MODELREG_DEPLOY_DIR"]) / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_a_next_approved_version_is_deployed(env: dict[str, str]) -> None:
+    out = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"})
+    assert "Deferring" in out, out[-3000:]
+    assert "Spec written for model-demo-fraud 1.1.0" in out, out[-3000:]
+    written = spec(env, "model_demo_fraud_1_1_0")
+    assert written["model_path"] == "oss://demo-models/fraud/1.1.0/"
+    assert written["processor"] == "tensorflow_cpu_2.7"
+    remembered = subprocess.run(
+        [AIRFLOW, "variables", "get", "modelreg_pai_last_deployed__model-demo-fraud"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert remembered.stdout.strip() == "1.1.0"
+    assert not any(secret in out for secret in (*SECRETS, "demo-access-key-secret"))
+
+
+def test_named_version_and_rejected(env: dict[str, str]) -> None:
+    out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.0.0"})
+    assert "Spec written for model-demo-fraud 1.0.0" in out, out[-3000:]
+    out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.2.0-rc1"})
+    assert "Rejected (terminal in PAI)" in out, out[-3000:]
+    assert "Spec written" not in out
+
+
+def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str]) -> None:
+    out = dags_test(env, "fabric_deploy_versions")
+    assert "Newest version: 1.0.0" in out, out[-3000:]
+    for name in ("v1", "v2", "1_0_0"):
+        written = spec(env, f"svc_fabric_model_demo_{name}")
+        assert written["model_path"].startswith("obs://demo-llm/support/")
+        assert written["endpoint_id"] == "ep-demo"
+
+
+def test_c_asset_deploy_is_idempotent(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from dags_examples.pai_asset_deploy import deploy_version
+    finally:
+        sys.path.remove(str(ROOT))
+    ref = {"model_id": "model-demo-fraud", "version_name": "1.1.0", "uri": "oss://b.oss-cn-hangzhou.aliyuncs.com/k/"}
+    path, written = deploy_version(ref, str(tmp_path))
+    assert written and json.loads(path.read_text())["model_path"] == "oss://b/k/"
+    assert deploy_version(ref, str(tmp_path)) == (path, False)  # the same version twice: nothing changes
+
+
+async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: Any, monkeypatch: Any) -> None:
+    from helpers import build_seed, pai_conn, pai_version
+
+    from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+    from airflow_provider_modelreg.triggers.pai import WATERMARK_KEY, PaiApprovedVersionEventTrigger
+
+    seed = build_seed()
+    seed["pai"]["models"][0]["Versions"].append(pai_version("3.0.0", "Pending", 20))
+    emu = make_emulator(seed=seed)
+    pai_conn(monkeypatch, emu.url)
+
+    class Store:
+        def __init__(self) -> None:
+            self.data: dict[str, Any] = {}
+
+        async def aget(self, key: str, default: Any = None) -> Any:
+            return self.data.get(key, default)
+
+        async def aset(self, key: str, value: Any) -> None:
+            self.data[key] = value
+
+    store = Store()
+    trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
+    trigger.asset_state_store = store  # type: ignore[assignment]
+    events = trigger.run()
+    first = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.4)
+    assert not first.done()  # 1.0.0 was approved before the watcher started: it is the baseline, not announced
+    assert store.data[WATERMARK_KEY][1] == "1.0.0"
+    PaiModelRegistryHook().update_model_version("m-main", "1.1.0", approval_status="Approved")
+    event = await asyncio.wait_for(first, 5)
+    assert event.payload["version"]["version_name"] == "1.1.0"
+    second = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.4)
+    assert not second.done()  # announced once
+    second.cancel()
+    await events.aclose()
+
+    # a restarted triggerer (new trigger object, same store) does not announce 1.1.0 again, but catches up on 3.0.0
+    PaiModelRegistryHook().update_model_version("m-main", "3.0.0", approval_status="Approved")
+    restarted = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
+    restarted.asset_state_store = store  # type: ignore[assignment]
+    again = restarted.run()
+    event = await asyncio.wait_for(anext(again), 5)
+    assert event.payload["version"]["version_name"] == "3.0.0"
+    await again.aclose()
