@@ -51,7 +51,8 @@ class ApprovalStatus(str, enum.Enum):
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=False)
+    # defer_build: schemas are built on first use, not at import (DAG parsing imports these modules)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=False, defer_build=True)
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-safe dict as the service spells it (aliases, unknown fields included, nulls dropped)."""
@@ -266,7 +267,7 @@ class ModelVersionRef(BaseModel):
     Fabric, which has no approval. ``uri`` is where the weights are (``oss://...``, ``obs://...``, ``https://...``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     registry: Literal["pai", "fabric"]
     region: str | None = None

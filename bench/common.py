@@ -1,0 +1,96 @@
+"""Shared bench helpers: an emulator process started through its CLI (its CPU is not the client's)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PAI_KEY, PAI_SECRET = "LTAIbenchKey0001", "bench-secret-pai"
+FABRIC_AK, FABRIC_SK, FABRIC_PROJECT = "BENCHFABRICAK001", "bench-secret-fabric", "bench-project-1"
+
+
+def bench_seed(*, pai_models: int = 1, pai_versions: int = 10_000, fabric_versions: int = 10_000) -> dict[str, Any]:
+    models = [
+        {
+            "ModelId": "m-bench" if i == 0 else f"m-bench-{i}",
+            "ModelName": f"bench-{i}",
+            "WorkspaceId": "ws-bench",
+            "Versions": [
+                {
+                    "VersionName": "target",
+                    "ApprovalStatus": "Pending",
+                    "Uri": "oss://b/k/",
+                    "GmtCreateTime": "2020-01-01T00:00:00Z",
+                }
+            ],
+            "generate_versions": pai_versions if i == 0 else 0,
+        }
+        for i in range(pai_models)
+    ]
+    return {
+        "pai": {"credentials": [{"access_key_id": PAI_KEY, "access_key_secret": PAI_SECRET}], "models": models},
+        "fabric": {
+            "credentials": [{"ak": FABRIC_AK, "sk": FABRIC_SK, "project_id": FABRIC_PROJECT}],
+            "users": [],
+            "workspaces": [
+                {
+                    "id": "ws-bench",
+                    "models": [
+                        {"id": "fm-bench", "name": "bench", "versions": [], "generate_versions": fabric_versions}
+                    ],
+                }
+            ],
+        },
+    }
+
+
+@contextmanager
+def emulator_process(seed: dict[str, Any], *flags: str) -> Iterator[str]:
+    """Start ``python -m airflow_provider_modelreg.emulator`` and yield its URL."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(seed, handle)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", handle.name, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        prefix = "modelreg-emulator listening on "
+        if not line.startswith(prefix):
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        yield line[len(prefix) :]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        Path(handle.name).unlink(missing_ok=True)
+
+
+def pai_connection(url: str) -> str:
+    return json.dumps(
+        {
+            "conn_type": "pai",
+            "login": PAI_KEY,
+            "password": PAI_SECRET,
+            "extra": {"endpoint": url, "region": "cn-hangzhou"},
+        }
+    )
+
+
+def fabric_connection(url: str) -> str:
+    return json.dumps(
+        {
+            "conn_type": "huaweicloud_fabric",
+            "login": FABRIC_AK,
+            "password": FABRIC_SK,
+            "extra": {"endpoint": url, "project_id": FABRIC_PROJECT, "workspace_id": "ws-bench"},
+        }
+    )

@@ -1,0 +1,67 @@
+"""P4: import cost of every operator, sensor and trigger module on top of ``import airflow.sdk``.
+
+Each sample is a fresh interpreter: import ``airflow.sdk`` first, then time the provider's modules and list the
+modules they add. The HTTP provider's operator + sensor + trigger modules are the anchor, measured the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+OURS = [
+    "airflow_provider_modelreg.operators.pai",
+    "airflow_provider_modelreg.operators.fabric",
+    "airflow_provider_modelreg.sensors.pai",
+    "airflow_provider_modelreg.triggers.pai",
+    "airflow_provider_modelreg.links",
+]
+ANCHOR = [
+    "airflow.providers.http.operators.http",
+    "airflow.providers.http.sensors.http",
+    "airflow.providers.http.triggers.http",
+]
+
+_PROBE = """
+import json, sys, time, importlib
+import airflow.sdk
+before = set(sys.modules)
+t0 = time.perf_counter()
+for name in {modules!r}:
+    importlib.import_module(name)
+elapsed = time.perf_counter() - t0
+added = sorted(set(sys.modules) - before)
+print(json.dumps({{"ms": elapsed * 1000, "added": added}}))
+"""
+
+
+def sample(modules: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(modules=modules)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def measure(runs: int = 7) -> dict[str, Any]:
+    ours, anchor = [], []
+    for _ in range(runs):  # interleaved, so drift hits both alike
+        ours.append(sample(OURS))
+        anchor.append(sample(ANCHOR))
+    heavy = [m for m in ours[-1]["added"] if m.split(".")[0] in ("fastapi", "uvicorn", "starlette", "aiohttp")]
+    heavy += [m for m in ours[-1]["added"] if m.startswith("airflow_provider_modelreg.emulator")]
+    return {
+        "ours_ms": statistics.median(s["ms"] for s in ours),
+        "ours_modules": len(ours[-1]["added"]),
+        "anchor_ms": statistics.median(s["ms"] for s in anchor),
+        "anchor_modules": len(anchor[-1]["added"]),
+        "heavy_modules": heavy,
+        "ours_added": ours[-1]["added"],
+        "runs": runs,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))
