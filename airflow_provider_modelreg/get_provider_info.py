@@ -16,7 +16,7 @@ def _field(label: str, description: str, *, secret: bool = False, **schema: Any)
 
 _RETRY_FIELD = _field(
     "Retry budget",
-    "Attempts per idempotent request, the first included (default 6; 1 disables retries).",
+    "Attempts per idempotent request, the first included (default 10; 1 disables retries).",
     type=["integer", "null"],
     minimum=1,
     maximum=20,

@@ -63,12 +63,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 class RetryPolicy:
     """How often and how long to retry an idempotent request.
 
-    :param max_attempts: attempts in all, the first included (1 = no retry). Default 6.
+    :param max_attempts: attempts in all, the first included (1 = no retry). Default 10.
     :param base_delay: first backoff step in seconds; step n waits up to ``base_delay * 2**n`` (full jitter).
     :param max_delay: cap of a single wait, also applied to server-requested waits.
     """
 
-    max_attempts: int = 6
+    max_attempts: int = 10
     base_delay: float = 0.2
     max_delay: float = 20.0
 

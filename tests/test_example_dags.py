@@ -168,3 +168,28 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     event = await asyncio.wait_for(anext(again), 5)
     assert event.payload["version"]["version_name"] == "3.0.0"
     await again.aclose()
+
+
+def test_no_secret_in_logs_xcom_or_rendered_fields(env: dict[str, str]) -> None:
+    """After the example DAGs ran: scan task logs, XCom values and rendered template fields for secrets."""
+    import sqlite3
+
+    seed = demo_seed()
+    secrets = [
+        seed["pai"]["credentials"][0]["access_key_secret"],
+        seed["fabric"]["credentials"][0]["sk"],
+        seed["fabric"]["users"][0]["password"],
+    ]
+    home = Path(env["AIRFLOW_HOME"])
+    log_files = [p for p in (home / "logs").rglob("*") if p.is_file()]
+    db = sqlite3.connect(home / "airflow.db")
+    xcoms = [str(row[0]) for row in db.execute("SELECT value FROM xcom")]
+    rendered = [str(row[0]) for row in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
+    db.close()
+    assert len(log_files) >= 5 and len(xcoms) >= 5 and len(rendered) >= 5, (len(log_files), len(xcoms), len(rendered))
+    texts = [p.read_text(errors="replace") for p in log_files] + xcoms + rendered
+    assert any("oss://demo-models" in t for t in texts)  # the scan does read the real content
+    for secret in secrets:
+        assert not any(secret in t for t in texts), secret
+    for text in texts:  # no signature or IAM token either
+        assert "Signature=" not in text and "X-Auth-Token" not in text and "X-Subject-Token" not in text

@@ -73,7 +73,7 @@ class ModelRegistryHookBase(BaseHook):
     a secrets backend).
 
     :param conn_id: the Airflow connection id.
-    :param retry: retry budget; default from the connection extra ``max_attempts`` or 6 attempts.
+    :param retry: retry budget; default from the connection extra ``max_attempts`` or 10 attempts.
     :param transport: an ``httpx`` transport to use instead of the network (tests).
     :param async_transport: likewise for the async client.
     """
