@@ -66,6 +66,22 @@ def _hmac_hex(key: str, message: str) -> str:
     return hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _trim_header_values(request: httpx.Request) -> httpx.Headers:
+    """Strip leading/trailing whitespace from every header value in place and return the request's headers.
+
+    The signature covers the trimmed values (both SDKs strip them), and the Huawei SDK also *sends* them trimmed.
+    httpx passes values to h11 unchanged, and h11 refuses to send a value with leading or trailing whitespace, so
+    without this a padded value would be signed but could never go out. Trimming makes the wire value the signed one.
+    """
+    headers = request.headers
+    encoding = headers.encoding
+    raw = headers.raw
+    trimmed = [(name, value.decode(encoding).strip().encode(encoding)) for name, value in raw]
+    if trimmed != raw:
+        request.headers = httpx.Headers(trimmed, encoding=encoding)
+    return request.headers
+
+
 def _split_target(raw_path: bytes) -> tuple[str, str]:
     path, _, query = raw_path.decode("ascii").partition("?")
     return path, query
@@ -157,7 +173,7 @@ class AcsV3Auth(httpx.Auth):
 
     def sign(self, request: httpx.Request) -> None:
         """Add the date, nonce, content hash, STS headers and ``Authorization`` to ``request`` in place."""
-        headers = request.headers
+        headers = _trim_header_values(request)
         hashed_payload = _sha256_hex(request.content)
         headers["x-acs-date"] = self._clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         headers["x-acs-signature-nonce"] = self._nonce()
@@ -228,10 +244,10 @@ def sdk_hmac_sign(
 
 
 def sdk_hashed_payload(body: bytes, content_sha256_header: str | None) -> str:
-    """Empty body: SHA-256 of nothing; else ``X-Sdk-Content-Sha256`` literally when present; else SHA-256."""
+    """Empty body: SHA-256 of nothing; else ``X-Sdk-Content-Sha256`` literally when non-empty; else SHA-256."""
     if not body:
         return EMPTY_SHA256
-    if content_sha256_header is not None:
+    if content_sha256_header:  # the SDK tests truthiness: an empty header value falls back to hashing
         return content_sha256_header
     return _sha256_hex(body)
 
@@ -274,7 +290,7 @@ class HuaweiAkSkAuth(httpx.Auth):
 
     def sign(self, request: httpx.Request) -> None:
         """Add ``X-Sdk-Date``, project/token headers and ``Authorization`` to ``request`` in place."""
-        headers = request.headers
+        headers = _trim_header_values(request)
         sdk_date = self._clock().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         headers["X-Sdk-Date"] = sdk_date
         if self.project_id is not None:

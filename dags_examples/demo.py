@@ -1,7 +1,7 @@
 """`make demo`: run example (a) against the local emulator and tell what happens, in plain words.
 
-1. Start the registry emulator (its own process) with ``demo_seed.json``: version 1.1.0 of ``model-demo-fraud`` is
-   Pending and turns Approved 15 s after start.
+1. Prepare the Airflow metadata DB, then start the registry emulator (its own process) with its built-in demo seed:
+   version 1.1.0 of ``model-demo-fraud`` is Pending and turns Approved 10 s after the emulator starts.
 2. Point ``AIRFLOW_CONN_PAI_DEFAULT`` at it, remember 1.0.0 as the version deployed last (Airflow Variable).
 3. ``airflow dags test pai_deploy_next_approved``: the sensor checks once, defers, the trigger sees 1.1.0 approved,
    the deploy task receives the URI and writes the EAS spec.
@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"
-SEED = Path(__file__).with_name("demo_seed.json")
 DAG_ID = "pai_deploy_next_approved"
 MODEL_ID = "model-demo-fraud"
 
@@ -38,7 +39,7 @@ def say(message: str) -> None:
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", str(SEED)],
+        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -53,7 +54,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def airflow_env(url: str) -> dict[str, str]:
-    seed = json.loads(SEED.read_text())
+    seed = json.loads(DEMO_SEED_PATH.read_text())
     cred = seed["pai"]["credentials"][0]
     env = dict(os.environ)
     env.update(
@@ -83,15 +84,17 @@ def airflow(env: dict[str, str], *args: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
+    env = airflow_env("http://127.0.0.1:0")  # the endpoint is set once the emulator listens
+    (STATE / "deploy").mkdir(parents=True, exist_ok=True)
+    say("Preparing the Airflow metadata DB (SQLite under .demo/) ...")
+    airflow(env, "db", "migrate")
+    airflow(env, "variables", "set", f"modelreg_pai_last_deployed__{MODEL_ID}", "1.0.0")
     say("Starting the local PAI / DataArts Fabric registry emulator ...")
     emulator, url = start_emulator()
     try:
         say(f"Emulator ready at {url}; model {MODEL_ID}: 1.0.0 Approved (deployed last), 1.1.0 Pending.")
         env = airflow_env(url)
-        (STATE / "deploy").mkdir(parents=True, exist_ok=True)
-        airflow(env, "db", "migrate")
-        airflow(env, "variables", "set", f"modelreg_pai_last_deployed__{MODEL_ID}", "1.0.0")
-        say(f"Running DAG {DAG_ID} with `airflow dags test` (1.1.0 gets approved ~15 s after emulator start) ...")
+        say(f"Running DAG {DAG_ID} with `airflow dags test` (1.1.0 gets approved 10 s after emulator start) ...")
         exe = str(Path(sys.executable).with_name("airflow"))
         proc = subprocess.Popen(
             [exe, "dags", "test", DAG_ID],

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-DEMO_SEED_PATH = Path(__file__).resolve().parents[1] / "dags_examples" / "demo_seed.json"
+from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
+
 PAI_KEY, PAI_SECRET = "LTAItestKey0001", "test-secret-pai-0001"
 FABRIC_AK, FABRIC_SK, FABRIC_PROJECT = "FABRICTESTAK0001", "test-secret-fabric-sk", "proj-0001"
 IAM_USER, IAM_PASSWORD, IAM_DOMAIN = "iam-user", "test-iam-password-0001", "acct-0001"
@@ -109,7 +109,8 @@ def pai_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "pai_defa
 
 
 def fabric_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "fabric_default", **extra: Any) -> None:
-    token = extra.pop("auth_type", "aksk") == "token"
+    auth_type = extra.pop("auth_type", "aksk")
+    token = auth_type == "token"
     conn = {
         "conn_type": "huaweicloud_fabric",
         "login": extra.pop("login", IAM_USER if token else FABRIC_AK),
@@ -119,7 +120,8 @@ def fabric_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "fabri
             "region": "cn-north-4",
             "project_id": FABRIC_PROJECT,
             "workspace_id": "ws-1",
-            **({"auth_type": "token", "iam_domain": IAM_DOMAIN, "iam_endpoint": url} if token else {}),
+            **({"iam_domain": IAM_DOMAIN, "iam_endpoint": url} if token else {}),
+            **({"auth_type": auth_type} if auth_type != "aksk" else {}),
             **extra,
         },
     }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +17,25 @@ from helpers import SECRETS, demo_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+#: everything the `airflow dags test` runs of this module printed (task logs go to the console there)
+OUTPUTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def emulator_url(request: pytest.FixtureRequest) -> Any:
+def demo_emulator() -> Any:
+    """The built-in demo seed, with the scheduled status changes removed: each test changes status when it needs to."""
     from airflow_provider_modelreg.emulator import RegistryEmulator
 
     seed = demo_seed()
     for version in seed["pai"]["models"][0]["Versions"]:
-        if "_then" in version:
-            version["_then"]["after_seconds"] = 4
+        version.pop("_then", None)
     with RegistryEmulator(seed) as emulator:
-        yield emulator.url
+        yield emulator
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> dict[str, str]:
+def env(tmp_path_factory: pytest.TempPathFactory, demo_emulator: Any) -> dict[str, str]:
+    emulator_url = demo_emulator.url
     home = tmp_path_factory.mktemp("airflow-home")
     seed = demo_seed()
     pai = seed["pai"]["credentials"][0]
@@ -64,20 +69,39 @@ def env(tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> dict[str
     return environ
 
 
-def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = None) -> str:
+def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = None, on_line: Any = None) -> str:
+    """Run ``airflow dags test`` and return its output; ``on_line`` sees each line as it is printed."""
     cmd = [AIRFLOW, "dags", "test", dag_id]
     if conf:
         cmd += ["-c", json.dumps(conf)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    return done.stdout + done.stderr
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    timer = threading.Timer(240, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        proc.wait()
+    finally:
+        timer.cancel()
+    OUTPUTS.append("".join(lines))
+    return OUTPUTS[-1]
 
 
 def spec(env: dict[str, str], name: str) -> dict[str, Any]:
     return json.loads((Path(env["MODELREG_DEPLOY_DIR"]) / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
-def test_a_next_approved_version_is_deployed(env: dict[str, str]) -> None:
-    out = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"})
+def test_a_next_approved_version_is_deployed(env: dict[str, str], demo_emulator: Any) -> None:
+    # approve 1.1.0 only once the sensor has checked and deferred, as a reviewer would, some time later
+    def on_line(line: str) -> None:
+        if "Deferring: the triggerer waits" in line:
+            threading.Timer(1, demo_emulator.store.set_approval, ("model-demo-fraud", "1.1.0", "Approved")).start()
+
+    out = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"}, on_line=on_line)
     assert "Deferring" in out, out[-3000:]
     assert "Spec written for model-demo-fraud 1.1.0" in out, out[-3000:]
     written = spec(env, "model_demo_fraud_1_1_0")
@@ -93,7 +117,8 @@ def test_a_next_approved_version_is_deployed(env: dict[str, str]) -> None:
     assert not any(secret in out for secret in (*SECRETS, "demo-access-key-secret"))
 
 
-def test_named_version_and_rejected(env: dict[str, str]) -> None:
+def test_named_version_and_rejected(env: dict[str, str], demo_emulator: Any) -> None:
+    demo_emulator.store.set_approval("model-demo-fraud", "1.2.0-rc1", "Rejected")
     out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.0.0"})
     assert "Spec written for model-demo-fraud 1.0.0" in out, out[-3000:]
     out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.2.0-rc1"})
@@ -158,6 +183,8 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     await asyncio.sleep(0.4)
     assert not second.done()  # announced once
     second.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await second
     await events.aclose()
 
     # a restarted triggerer (new trigger object, same store) does not announce 1.1.0 again, but catches up on 3.0.0
@@ -186,8 +213,8 @@ def test_no_secret_in_logs_xcom_or_rendered_fields(env: dict[str, str]) -> None:
     xcoms = [str(row[0]) for row in db.execute("SELECT value FROM xcom")]
     rendered = [str(row[0]) for row in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
     db.close()
-    assert len(log_files) >= 5 and len(xcoms) >= 5 and len(rendered) >= 5, (len(log_files), len(xcoms), len(rendered))
-    texts = [p.read_text(errors="replace") for p in log_files] + xcoms + rendered
+    assert len(OUTPUTS) >= 4 and len(xcoms) >= 5 and len(rendered) >= 5, (len(OUTPUTS), len(xcoms), len(rendered))
+    texts = [p.read_text(errors="replace") for p in log_files] + OUTPUTS + xcoms + rendered
     assert any("oss://demo-models" in t for t in texts)  # the scan does read the real content
     for secret in secrets:
         assert not any(secret in t for t in texts), secret

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
@@ -15,9 +16,11 @@ from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger, PaiPollHub
 
 
-def context() -> dict[str, Any]:
+def context(first_reschedule_date: Any = None) -> dict[str, Any]:
     ti = mock.MagicMock()
     ti.try_number = 1
+    # in reschedule mode the sensor asks when its first try started, to count its timeout across reschedules
+    ti.get_first_reschedule_date.return_value = first_reschedule_date
     return {"ti": ti, "task_instance": ti}
 
 
@@ -83,11 +86,15 @@ def test_poke_mode_timeout(emu: Any) -> None:
 
 
 def test_reschedule_mode(emu: Any) -> None:
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
 
-    waiting = sensor(version_name="1.1.0", mode="reschedule")
+    waiting = sensor(version_name="1.1.0", mode="reschedule", timeout=600)
     with pytest.raises(AirflowRescheduleException):
         waiting.execute(context())
+    # the timeout counts from the first try, not from this reschedule
+    long_ago = datetime.now(timezone.utc) - timedelta(seconds=900)
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(version_name="1.1.0", mode="reschedule", timeout=600).execute(context(long_ago))
     assert sensor(version_name="1.0.0", mode="reschedule").execute(context())["version_name"] == "1.0.0"
 
 

@@ -1,0 +1,591 @@
+"""In-memory registry state, loaded from a JSON seed.
+
+Seed shape (the keys are the portable contract)::
+
+    {"pai": {"credentials": [{"access_key_id": "...", "access_key_secret": "..."}],
+             "models": [{"ModelId": "...", "ModelName": "...", "WorkspaceId": "...",
+                         "Versions": [{<PAI version fields as on the wire>,
+                                       "_then": {"after_seconds": 5, "ApprovalStatus": "Approved"}}],
+                         "generate_versions": 0}]},
+     "fabric": {"credentials": [{"ak": "...", "sk": "...", "project_id": "..."}],
+                "users": [{"name": "...", "password": "...", "domain": "...", "project_id": "..."}],
+                "workspaces": [{"id": "...", "models": [{"id": "...", "name": "...",
+                                "versions": [<Fabric version fields as on the wire>],
+                                "generate_versions": 0}]}]}}
+
+* ``_then`` schedules one approval-status change, ``after_seconds`` after the store was created (emulator start).
+  It is skipped when the version is no longer ``Pending`` by then (Approved and Rejected are terminal).
+* ``generate_versions: N`` appends N synthetic versions with distinct names/ids and strictly increasing creation
+  times, all later than the model's seeded versions. PAI: ``gen-000001`` ... (every tenth ``Approved``, the rest
+  ``Pending``); Fabric: ``gen-000001`` ... with deterministic UUID ids.
+* Server orders: PAI lists sort on ``GmtCreateTime`` (ties: seed order); Fabric lists are in ``create_time``
+  ascending order (ties: seed order) — our pinned choice, the Fabric docs state none.
+
+Every seed problem raises :class:`SeedError` naming the JSON path of the bad value (``$.pai.models[0].ModelId``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_provider_modelreg.models import FabricModel, FabricModelVersion, PaiModel, PaiModelVersion
+
+__all__ = [
+    "APPROVAL_STATUSES",
+    "FabricModelState",
+    "FabricVersionState",
+    "PaiModelState",
+    "PaiVersionState",
+    "SeedError",
+    "Store",
+    "load_seed",
+]
+
+APPROVAL_STATUSES = ("Pending", "Approved", "Rejected")
+_GEN_BASE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_UUID_NS = uuid.UUID("6f1c3f4e-8a53-4a4e-9a55-6d6f64656c72")
+
+
+class SeedError(ValueError):
+    """A seed value is invalid; :attr:`path` is the JSON path of the bad value."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"seed error at {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def iso_ms(moment: datetime) -> str:
+    """``2024-01-01T08:00:00.000Z`` (the PAI wire format)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_s(moment: datetime) -> str:
+    """``2024-01-01T08:00:00Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an ISO 8601 timestamp (``Z`` or offset; naive means UTC); None when unparseable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def normalise_status(value: Any) -> str | None:
+    """Pascal-case approval status, case-insensitively; None when unknown."""
+    if not isinstance(value, str):
+        return None
+    for status in APPROVAL_STATUSES:
+        if status.lower() == value.strip().lower():
+            return status
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class PaiVersionState:
+    """One PAI version: its wire dict plus a sort key and a cached JSON encoding."""
+
+    data: dict[str, Any]
+    created: float
+    seq: int
+    _json: str | None = None
+
+    @property
+    def key(self) -> tuple[float, int]:
+        return (self.created, self.seq)
+
+    @property
+    def name(self) -> str:
+        return str(self.data["VersionName"])
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return self._json
+
+    def touch(self) -> None:
+        self._json = None
+
+
+@dataclass
+class PaiModelState:
+    """A PAI model: its wire fields (no versions) and its versions sorted by creation time."""
+
+    meta: dict[str, Any]
+    versions: list[PaiVersionState] = field(default_factory=list)
+    by_name: dict[str, PaiVersionState] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.meta["ModelId"])
+
+    def add(self, version: PaiVersionState) -> None:
+        bisect.insort(self.versions, version, key=lambda v: v.key)
+        self.by_name[version.name] = version
+
+    def latest(self) -> PaiVersionState | None:
+        return self.versions[-1] if self.versions else None
+
+
+@dataclass
+class FabricVersionState:
+    """One Fabric version: wire dict, sort key, cached JSON."""
+
+    data: dict[str, Any]
+    created: float
+    seq: int
+    _json: str | None = None
+
+    @property
+    def key(self) -> tuple[float, int]:
+        return (self.created, self.seq)
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return self._json
+
+
+@dataclass
+class FabricModelState:
+    """A Fabric model: its wire fields (no versions) and versions in server order (create_time ascending)."""
+
+    meta: dict[str, Any]
+    workspace_id: str
+    versions: list[FabricVersionState] = field(default_factory=list)
+
+    def add(self, version: FabricVersionState) -> None:
+        bisect.insort(self.versions, version, key=lambda v: v.key)
+
+    def latest(self) -> FabricVersionState | None:
+        return self.versions[-1] if self.versions else None
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    after: float
+    model_id: str
+    version_name: str
+    status: str
+
+
+@dataclass
+class IamTokenState:
+    user: str
+    domain: str
+    project_id: str
+    project_name: str
+    expires_at: float
+
+
+# ------------------------------------------------------------------------------------------------- seed checks
+
+
+def _obj(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SeedError(path, f"must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise SeedError(path, f"must be a JSON array, not {type(value).__name__}")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> str | None:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise SeedError(f"{path}.{key}", "is required")
+        return None
+    value = obj[key]
+    if not isinstance(value, str) or not value:
+        raise SeedError(f"{path}.{key}", "must be a non-empty string")
+    return value
+
+
+def _count(obj: Mapping[str, Any], key: str, path: str) -> int:
+    value = obj.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1_000_000:
+        raise SeedError(f"{path}.{key}", "must be an integer between 0 and 1000000")
+    return value
+
+
+def _pydantic_path(base: str, exc: ValidationError) -> SeedError:
+    first = exc.errors(include_url=False)[0]
+    out = base
+    for part in first["loc"]:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return SeedError(out, str(first["msg"]))
+
+
+def load_seed(seed: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
+    """The seed as a dict: a mapping as is, a path read as JSON, JSON text parsed, None the built-in demo seed."""
+    if seed is None:
+        text = (Path(__file__).with_name("demo_seed.json")).read_text(encoding="utf-8")
+        source = "built-in demo seed"
+    elif isinstance(seed, Mapping):
+        return dict(seed)
+    elif isinstance(seed, str) and seed.lstrip().startswith("{"):
+        text, source = seed, "seed text"
+    else:
+        try:
+            text = Path(seed).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SeedError("$", f"cannot read seed file {seed}: {exc.strerror or exc}") from None
+        source = str(seed)
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SeedError("$", f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    return _obj(loaded, "$")
+
+
+# ------------------------------------------------------------------------------------------------- store
+
+
+class Store:
+    """All registry state of one emulator; thread-safe (tests mutate it while the server runs).
+
+    :param seed: the seed (mapping, path, JSON text, or None for the built-in demo seed).
+    :param token_lifetime: IAM token lifetime in seconds.
+    """
+
+    def __init__(self, seed: Mapping[str, Any] | str | Path | None = None, *, token_lifetime: float = 86400) -> None:
+        self.lock = threading.RLock()
+        self.started_monotonic = time.monotonic()
+        self.started_wall = datetime.now(timezone.utc)
+        self.token_lifetime = float(token_lifetime)
+        self.pai_credentials: dict[str, str] = {}
+        self.pai_models: dict[str, PaiModelState] = {}
+        self.fabric_credentials: dict[str, tuple[str, str | None]] = {}
+        self.fabric_users: list[dict[str, str | None]] = []
+        self.workspaces: dict[str, dict[str, FabricModelState]] = {}
+        self.tokens: dict[str, IamTokenState] = {}
+        self._schedule: list[_Scheduled] = []
+        self._seq = 0
+        self._load(load_seed(seed))
+
+    # -------------------------------------------------------------------------------------------- loading
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _load(self, seed: dict[str, Any]) -> None:
+        for key in seed:
+            if key not in ("pai", "fabric"):
+                raise SeedError(f"$.{key}", "unknown key (expected 'pai' and/or 'fabric')")
+        pai = _obj(seed.get("pai") or {}, "$.pai")
+        for i, cred in enumerate(_list(pai.get("credentials") or [], "$.pai.credentials")):
+            path = f"$.pai.credentials[{i}]"
+            cred = _obj(cred, path)
+            key_id = _str(cred, "access_key_id", path)
+            secret = _str(cred, "access_key_secret", path)
+            assert key_id is not None and secret is not None
+            self.pai_credentials[key_id] = secret
+        for i, model in enumerate(_list(pai.get("models") or [], "$.pai.models")):
+            self._load_pai_model(_obj(model, f"$.pai.models[{i}]"), f"$.pai.models[{i}]")
+
+        fabric = _obj(seed.get("fabric") or {}, "$.fabric")
+        for i, cred in enumerate(_list(fabric.get("credentials") or [], "$.fabric.credentials")):
+            path = f"$.fabric.credentials[{i}]"
+            cred = _obj(cred, path)
+            ak = _str(cred, "ak", path)
+            sk = _str(cred, "sk", path)
+            assert ak is not None and sk is not None
+            self.fabric_credentials[ak] = (sk, _str(cred, "project_id", path, required=False))
+        for i, user in enumerate(_list(fabric.get("users") or [], "$.fabric.users")):
+            path = f"$.fabric.users[{i}]"
+            user = _obj(user, path)
+            self.fabric_users.append(
+                {
+                    "name": _str(user, "name", path),
+                    "password": _str(user, "password", path),
+                    "domain": _str(user, "domain", path),
+                    "project_id": _str(user, "project_id", path, required=False),
+                    "project_name": _str(user, "project_name", path, required=False),
+                }
+            )
+        for i, ws in enumerate(_list(fabric.get("workspaces") or [], "$.fabric.workspaces")):
+            path = f"$.fabric.workspaces[{i}]"
+            ws = _obj(ws, path)
+            ws_id = _str(ws, "id", path)
+            assert ws_id is not None
+            if ws_id in self.workspaces:
+                raise SeedError(f"{path}.id", f"duplicate workspace id {ws_id!r}")
+            models: dict[str, FabricModelState] = {}
+            self.workspaces[ws_id] = models
+            for j, model in enumerate(_list(ws.get("models") or [], f"{path}.models")):
+                self._load_fabric_model(ws_id, models, _obj(model, f"{path}.models[{j}]"), f"{path}.models[{j}]")
+        self._schedule.sort(key=lambda s: s.after)
+        # encode every version once now, so that serving a page only joins cached strings
+        for pai_model in self.pai_models.values():
+            for pai_version in pai_model.versions:
+                pai_version.json()
+        for models in self.workspaces.values():
+            for fabric_model in models.values():
+                for fabric_version in fabric_model.versions:
+                    fabric_version.json()
+
+    def _load_pai_model(self, model: dict[str, Any], path: str) -> None:
+        model_id = _str(model, "ModelId", path)
+        assert model_id is not None
+        if model_id in self.pai_models:
+            raise SeedError(f"{path}.ModelId", f"duplicate ModelId {model_id!r}")
+        meta = {k: v for k, v in model.items() if k not in ("Versions", "generate_versions")}
+        try:
+            PaiModel.model_validate(meta)
+        except ValidationError as exc:
+            raise _pydantic_path(path, exc) from None
+        state = PaiModelState(meta=meta)
+        for j, version in enumerate(_list(model.get("Versions") or [], f"{path}.Versions")):
+            vpath = f"{path}.Versions[{j}]"
+            version = dict(_obj(version, vpath))
+            then = version.pop("_then", None)
+            vs = self._make_pai_version(state, version, vpath)
+            if then is not None:
+                then = _obj(then, f"{vpath}._then")
+                after = then.get("after_seconds")
+                if isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0:
+                    raise SeedError(f"{vpath}._then.after_seconds", "must be a number >= 0")
+                status = normalise_status(then.get("ApprovalStatus"))
+                if status is None:
+                    raise SeedError(f"{vpath}._then.ApprovalStatus", "must be one of Pending, Approved, Rejected")
+                self._schedule.append(_Scheduled(float(after), model_id, vs.name, status))
+            state.add(vs)
+        count = _count(model, "generate_versions", path)
+        if count:
+            last = state.latest()
+            base = max(_GEN_BASE.timestamp(), last.created if last else 0.0) + 60.0
+            for n in range(1, count + 1):
+                name = f"gen-{n:06d}"
+                while name in state.by_name:
+                    name += "x"
+                created = datetime.fromtimestamp(base + 60.0 * n, timezone.utc)
+                data = {
+                    "VersionName": name,
+                    "ApprovalStatus": "Approved" if n % 10 == 0 else "Pending",
+                    "Uri": f"oss://emulator-models.oss-cn-hangzhou.aliyuncs.com/{model_id}/{name}/",
+                    "FormatType": "SavedModel",
+                    "FrameworkType": "TensorFlow",
+                    "SourceType": "Custom",
+                    "Labels": [{"Key": "generated", "Value": "true"}],
+                    "InferenceSpec": {"processor": "tensorflow_cpu_2.3"},
+                    "VersionDescription": f"synthetic version {n}",
+                    "OwnerId": "1000000000000000",
+                    "UserId": "1000000000000000",
+                    "GmtCreateTime": iso_ms(created),
+                    "GmtModifiedTime": iso_ms(created),
+                }
+                state.add(PaiVersionState(data=data, created=created.timestamp(), seq=self._next_seq()))
+        self.pai_models[model_id] = state
+
+    def _make_pai_version(self, state: PaiModelState, version: dict[str, Any], path: str) -> PaiVersionState:
+        name = _str(version, "VersionName", path)
+        assert name is not None
+        if name in state.by_name:
+            raise SeedError(f"{path}.VersionName", f"duplicate VersionName {name!r}")
+        if "ApprovalStatus" in version:
+            status = normalise_status(version["ApprovalStatus"])
+            if status is None:
+                raise SeedError(f"{path}.ApprovalStatus", "must be one of Pending, Approved, Rejected")
+            version["ApprovalStatus"] = status
+        else:
+            version["ApprovalStatus"] = "Pending"
+        try:
+            PaiModelVersion.model_validate(version)
+        except ValidationError as exc:
+            raise _pydantic_path(path, exc) from None
+        if "GmtCreateTime" in version:
+            created = parse_time(version["GmtCreateTime"])
+            if created is None:
+                raise SeedError(f"{path}.GmtCreateTime", "must be an ISO 8601 timestamp")
+        else:
+            created = datetime.now(timezone.utc)
+            version["GmtCreateTime"] = iso_ms(created)
+        version.setdefault("GmtModifiedTime", version["GmtCreateTime"])
+        return PaiVersionState(data=version, created=created.timestamp(), seq=self._next_seq())
+
+    def _load_fabric_model(
+        self, ws_id: str, models: dict[str, FabricModelState], model: dict[str, Any], path: str
+    ) -> None:
+        model_id = _str(model, "id", path)
+        assert model_id is not None
+        if model_id in models:
+            raise SeedError(f"{path}.id", f"duplicate model id {model_id!r}")
+        meta = {k: v for k, v in model.items() if k not in ("versions", "generate_versions")}
+        meta.setdefault("type", "LLM_MODEL")
+        meta.setdefault("visibility", "PRIVATE")
+        try:
+            FabricModel.model_validate(meta)
+        except ValidationError as exc:
+            raise _pydantic_path(path, exc) from None
+        state = FabricModelState(meta=meta, workspace_id=ws_id)
+        seen: set[str] = set()
+        for j, version in enumerate(_list(model.get("versions") or [], f"{path}.versions")):
+            vpath = f"{path}.versions[{j}]"
+            vs = self._make_fabric_version(dict(_obj(version, vpath)), vpath)
+            if vs.data["id"] in seen:
+                raise SeedError(f"{vpath}.id", f"duplicate version id {vs.data['id']!r}")
+            seen.add(vs.data["id"])
+            state.add(vs)
+        count = _count(model, "generate_versions", path)
+        if count:
+            last = state.latest()
+            base = max(_GEN_BASE.timestamp(), last.created if last else 0.0) + 60.0
+            for n in range(1, count + 1):
+                created = datetime.fromtimestamp(base + 60.0 * n, timezone.utc)
+                data = {
+                    "id": str(uuid.uuid5(_UUID_NS, f"{ws_id}/{model_id}/{n}")),
+                    "name": f"gen-{n:06d}",
+                    "description": f"synthetic version {n}",
+                    "cap_white_list": [],
+                    "config": {
+                        "llm_model_config": {
+                            "base_model_type": "QWEN_2_72B",
+                            "model_path": f"obs://emulator-models/{model_id}/gen-{n:06d}/",
+                        }
+                    },
+                    "create_time": iso_ms(created),
+                    "create_user": {
+                        "domain_name": "emulator",
+                        "domain_id": "d-emulator",
+                        "user_name": "emulator",
+                        "user_id": "u-emulator",
+                    },
+                }
+                state.add(FabricVersionState(data=data, created=created.timestamp(), seq=self._next_seq()))
+        models[model_id] = state
+
+    def _make_fabric_version(self, version: dict[str, Any], path: str) -> FabricVersionState:
+        _str(version, "id", path)
+        try:
+            FabricModelVersion.model_validate(version)
+        except ValidationError as exc:
+            raise _pydantic_path(path, exc) from None
+        if "create_time" in version:
+            created = parse_time(version["create_time"])
+            if created is None:
+                raise SeedError(f"{path}.create_time", "must be an ISO 8601 timestamp")
+        else:
+            created = datetime.now(timezone.utc)
+            version["create_time"] = iso_ms(created)
+        return FabricVersionState(data=version, created=created.timestamp(), seq=self._next_seq())
+
+    # -------------------------------------------------------------------------------------------- schedule
+
+    def mark_started(self) -> None:
+        """Restart the clock that ``_then`` delays count from (the emulator calls it when it starts serving)."""
+        with self.lock:
+            self.started_monotonic = time.monotonic()
+            self.started_wall = datetime.now(timezone.utc)
+
+    def tick(self) -> None:
+        """Apply every scheduled ``_then`` change that is due (called before each request is served)."""
+        if not self._schedule or self._schedule[0].after > time.monotonic() - self.started_monotonic:
+            return
+        with self.lock:
+            elapsed = time.monotonic() - self.started_monotonic
+            while self._schedule and self._schedule[0].after <= elapsed:
+                item = self._schedule.pop(0)
+                model = self.pai_models.get(item.model_id)
+                version = model.by_name.get(item.version_name) if model else None
+                if version is None or version.data.get("ApprovalStatus") != "Pending":
+                    continue  # terminal already (or gone): the scheduled change does not apply
+                moment = self.started_wall + timedelta(seconds=item.after)
+                version.data["ApprovalStatus"] = item.status
+                version.data["GmtModifiedTime"] = iso_ms(moment)
+                version.touch()
+
+    # -------------------------------------------------------------------------------------------- test API
+
+    def pai_model(self, model_id: str) -> PaiModelState:
+        """The model's state (KeyError when unknown)."""
+        return self.pai_models[model_id]
+
+    def get_pai_version(self, model_id: str, version_name: str) -> dict[str, Any]:
+        """A copy of one PAI version's wire dict (KeyError when unknown)."""
+        self.tick()
+        with self.lock:
+            return json.loads(self.pai_models[model_id].by_name[version_name].json())  # type: ignore[no-any-return]
+
+    def pai_versions(self, model_id: str) -> list[dict[str, Any]]:
+        """Copies of all versions of a PAI model, oldest first."""
+        self.tick()
+        with self.lock:
+            return [json.loads(v.json()) for v in self.pai_models[model_id].versions]
+
+    def set_approval(self, model_id: str, version_name: str, status: str) -> None:
+        """Force a version's ``ApprovalStatus`` (test control: the terminal rule does not apply here)."""
+        normalised = normalise_status(status)
+        if normalised is None:
+            raise ValueError(f"unknown approval status {status!r}")
+        with self.lock:
+            version = self.pai_models[model_id].by_name[version_name]
+            version.data["ApprovalStatus"] = normalised
+            version.data["GmtModifiedTime"] = iso_ms(datetime.now(timezone.utc))
+            version.touch()
+
+    def add_pai_version(self, model_id: str, version: Mapping[str, Any]) -> dict[str, Any]:
+        """Add a version (wire fields; ``GmtCreateTime`` defaults to now, ``ApprovalStatus`` to Pending).
+
+        :raises SeedError: for an invalid version (path ``$``).
+        :raises KeyError: for an unknown model.
+        """
+        with self.lock:
+            state = self.pai_models[model_id]
+            vs = self._make_pai_version(state, dict(version), "$")
+            state.add(vs)
+            return dict(vs.data)
+
+    def add_pai_model(self, model: Mapping[str, Any]) -> None:
+        """Add a PAI model in seed shape (``Versions``, ``generate_versions`` allowed)."""
+        with self.lock:
+            self._load_pai_model(dict(model), "$")
+            self._schedule.sort(key=lambda s: s.after)
+
+    def add_fabric_version(self, workspace_id: str, model_id: str, version: Mapping[str, Any]) -> dict[str, Any]:
+        """Add a Fabric version (wire fields; ``id`` required, ``create_time`` defaults to now)."""
+        with self.lock:
+            state = self.workspaces[workspace_id][model_id]
+            vs = self._make_fabric_version(dict(version), "$")
+            if any(v.data["id"] == vs.data["id"] for v in state.versions):
+                raise SeedError("$.id", f"duplicate version id {vs.data['id']!r}")
+            state.add(vs)
+            return dict(vs.data)
+
+    def fabric_versions(self, workspace_id: str, model_id: str) -> list[dict[str, Any]]:
+        """Copies of all versions of a Fabric model, in server order."""
+        with self.lock:
+            return [json.loads(v.json()) for v in self.workspaces[workspace_id][model_id].versions]
+
+    def expire_tokens(self) -> None:
+        """Make every issued IAM token expired now."""
+        with self.lock:
+            for token in self.tokens.values():
+                token.expires_at = 0.0
+
+    def iter_pai_models(self) -> Iterator[PaiModelState]:
+        return iter(list(self.pai_models.values()))
