@@ -111,7 +111,8 @@ def main() -> int:
                 if needle in line and needle not in seen:
                     seen.add(needle)
                     say(words)
-                    detail = line.split(needle, 1)[1].strip() if needle in ("is Approved; uri", "Spec written") else ""
+                    detail = line.split(needle, 1)[1] if needle in ("is Approved; uri", "Spec written") else ""
+                    detail = detail.split(" [airflow.", 1)[0].strip()  # drop the logger name and source location
                     if detail:
                         say(f"    {needle} {detail}"[:200])
             if "Spec written" in line and ": " in line:
