@@ -16,6 +16,7 @@ CALLS = 400
 
 
 def measure(runs: int = 7) -> dict[str, Any]:
+    from alibabacloud_aiworkspace20210204 import models as sdk_models
     from alibabacloud_aiworkspace20210204.client import Client
     from alibabacloud_tea_openapi.models import Config
 
@@ -32,7 +33,8 @@ def measure(runs: int = 7) -> dict[str, Any]:
             assert hook.get_model_version("m-bench", "target").uri == "oss://b/k/"
 
         def theirs() -> None:
-            assert sdk.get_model_version("m-bench", "target").body.uri == "oss://b/k/"
+            request = sdk_models.GetModelVersionRequest()
+            assert sdk.get_model_version("m-bench", "target", request).body.uri == "oss://b/k/"
 
         for fn in (ours, theirs):  # warm up: connections, lazy schema builds, imports
             for _ in range(20):

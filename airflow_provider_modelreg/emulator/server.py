@@ -22,7 +22,9 @@ __all__ = ["RegistryEmulator", "bind_socket", "make_server"]
 def bind_socket(host: str, port: int) -> socket.socket:
     """A bound TCP socket (``port`` 0 picks a free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets, and without it Nagle's algorithm
+    # plus the client's delayed ACK add ~40 ms to every keep-alive request
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
