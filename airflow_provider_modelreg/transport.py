@@ -285,9 +285,15 @@ class RegistryTransport:
         self.vendor: Vendor = vendor
         self.base_url = base_url.rstrip("/")
         self.auth = auth
-        self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        self.headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            **(headers or {}),
+        }
         self.retry = retry
         self.timeout = timeout
+        self._extensions = {"timeout": timeout.as_dict()}
         self._transport = transport
         self._async_transport = async_transport
         self._sleep = sleep
@@ -354,18 +360,24 @@ class RegistryTransport:
 
     def _build(
         self,
-        client: httpx.Client | httpx.AsyncClient,
         method: str,
         target: str,
         params: Sequence[tuple[str, str]] | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Request:
-        all_headers = dict(headers or {})
+        # Built directly rather than with Client.build_request: merging with the client's base URL parses the URL
+        # twice, a tenth of the client CPU of a call. The client adds nothing else we need (no cookies in use).
+        all_headers = {**self.headers, **(headers or {})}
         if content is not None and "content-type" not in {k.lower() for k in all_headers}:
             all_headers["content-type"] = "application/json; charset=utf-8"
-        return client.build_request(
-            method, target, params=list(params) if params else None, content=content, headers=all_headers
+        return httpx.Request(
+            method,
+            self.base_url + target,
+            params=list(params) if params else None,
+            content=content,
+            headers=all_headers,
+            extensions=self._extensions,
         )
 
     def _decide(
@@ -414,7 +426,7 @@ class RegistryTransport:
         attempt = 0
         while True:
             attempt += 1
-            request = self._build(client, method, target, params, content, headers)
+            request = self._build(method, target, params, content, headers)
             response: httpx.Response | None = None
             error: Exception | None = None
             try:
@@ -445,7 +457,7 @@ class RegistryTransport:
         attempt = 0
         while True:
             attempt += 1
-            request = self._build(client, method, target, params, content, headers)
+            request = self._build(method, target, params, content, headers)
             response: httpx.Response | None = None
             error: Exception | None = None
             try:
