@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import pytest
@@ -168,7 +169,11 @@ def test_region_builds_https_url(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     transport = PaiModelRegistryHook("pai_x").transport
     assert transport.base_url == "https://aiworkspace.cn-beijing.aliyuncs.com"
-    assert transport.client._transport._pool._ssl_context is not None  # type: ignore[attr-defined]
+    from airflow_provider_modelreg.transport import shared_ssl_context
+
+    # TLS verification on, with the one process-wide context
+    assert transport.http._pool._ssl_context is shared_ssl_context()  # type: ignore[attr-defined]
+    assert shared_ssl_context().verify_mode == ssl.CERT_REQUIRED
 
 
 def test_connection_from_uri(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,6 +43,10 @@ __all__ = ["PaiApprovedVersionEventTrigger", "PaiModelVersionApprovalTrigger", "
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
+#: Requests one hub keeps in flight. httpcore's pool scans its whole queue on every change, so a thousand waiting
+#: requests cost quadratic CPU; a semaphore in front keeps that queue short (and the connections few).
+HUB_MAX_IN_FLIGHT = 8
+
 #: Errors that will not go away by polling again.
 _FATAL = (RegistryInputError, RegistryAuthError)
 
@@ -63,6 +67,7 @@ class PaiPollHub:
     users: int = 0
     requests: int = 0
     entries: dict[tuple[str, ...], _Entry] = field(default_factory=dict)
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HUB_MAX_IN_FLIGHT))
 
     # -- lifecycle (class-level registry keyed by loop and conn id)
 
@@ -93,7 +98,12 @@ class PaiPollHub:
         if entry is None or entry.task is None:
             entry = self.entries.setdefault(key, _Entry())
             self.requests += 1
-            task = asyncio.ensure_future(fetch())
+
+            async def gated() -> R:
+                async with self.gate:
+                    return await fetch()
+
+            task = asyncio.ensure_future(gated())
             entry.task = task
 
             def settle(done: asyncio.Future[Any], entry: _Entry = entry) -> None:
