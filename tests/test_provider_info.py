@@ -1,0 +1,373 @@
+"""Provider registration: ``get_provider_info()`` against Airflow's own JSON schemas, the entry point and the CLI.
+
+The schemas are the ones shipped inside airflow-core:
+
+* ``provider_info.schema.json``: what ProvidersManager validates at runtime (loose: no ``conn-fields`` rules);
+* ``provider.yaml.schema.json``: the stricter dev schema; its ``connection-types`` item definition describes
+  ``conn-fields`` and ``ui-field-behaviour``;
+* ``customized_form_field_behaviours.schema.json``: what ProvidersManager checks ``ui-field-behaviour`` against after
+  converting it to snake case (a failure there is only logged as a warning and the behaviour silently dropped).
+
+Every validator is also fed a broken document, so a validator that accepts anything cannot pass these tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import airflow
+import jsonschema
+import pytest
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+from airflow_provider_modelreg import __version__
+from airflow_provider_modelreg.get_provider_info import get_provider_info
+
+DIST_NAME = "airflow-provider-modelreg"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "airflow_provider_modelreg"
+AIRFLOW_DIR = Path(airflow.__file__).resolve().parent
+PROVIDER_YAML_URI = "urn:airflow-core:provider.yaml.schema.json"
+CONN_TYPE_ITEM_POINTER = "/properties/connection-types/items"
+
+# conn-field names that would hold a credential; such a field must be rendered masked and flagged sensitive
+SECRET_NAME = re.compile(r"secret|token|password|passwd|credential|private|(^|_)sk$|access_?key", re.IGNORECASE)
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = AIRFLOW_DIR / name
+    assert path.is_file(), f"{name} is not shipped in airflow-core at {path}"
+    return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def info() -> dict[str, Any]:
+    return get_provider_info()
+
+
+@pytest.fixture(scope="module")
+def runtime_validator() -> jsonschema.Draft7Validator:
+    schema = _load("provider_info.schema.json")
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+@pytest.fixture(scope="module")
+def provider_yaml_schema() -> dict[str, Any]:
+    schema = _load("provider.yaml.schema.json")
+    jsonschema.Draft7Validator.check_schema(schema)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def conn_type_validator(provider_yaml_schema: dict[str, Any]) -> jsonschema.Draft7Validator:
+    """Validator for one ``connection-types`` entry, resolving refs inside the provider.yaml document."""
+    # The item definition must be where we point, and be the strict one (with conn-fields / ui-field-behaviour).
+    item = provider_yaml_schema
+    for part in CONN_TYPE_ITEM_POINTER.strip("/").split("/"):
+        item = item[part]
+    assert {"conn-fields", "ui-field-behaviour"} <= set(item["properties"]), item["properties"].keys()
+
+    registry: Registry[Any] = Registry().with_resource(
+        PROVIDER_YAML_URI, Resource.from_contents(provider_yaml_schema, default_specification=DRAFT7)
+    )
+    return jsonschema.Draft7Validator({"$ref": f"{PROVIDER_YAML_URI}#{CONN_TYPE_ITEM_POINTER}"}, registry=registry)
+
+
+@pytest.fixture(scope="module")
+def behaviour_validator() -> jsonschema.Draft7Validator:
+    schema = _load("customized_form_field_behaviours.schema.json")
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _conn_types(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["connection-type"]: entry for entry in info["connection-types"]}
+
+
+def _errors(validator: jsonschema.Draft7Validator, instance: Any) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def _as_customized_fields(behaviour: dict[str, Any]) -> dict[str, Any]:
+    """What ProvidersManager._add_customized_fields builds before validating (kebab-case -> snake_case)."""
+    return {
+        "hidden_fields": behaviour.get("hidden-fields", []),
+        "relabeling": behaviour.get("relabeling", {}),
+        "placeholders": behaviour.get("placeholders", {}),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ positive checks
+
+
+def test_provider_info_matches_runtime_schema(info: dict[str, Any], runtime_validator: Any) -> None:
+    assert _errors(runtime_validator, info) == []
+
+
+def test_each_connection_type_matches_strict_item_schema(info: dict[str, Any], conn_type_validator: Any) -> None:
+    assert info["connection-types"], "no connection types declared"
+    for entry in info["connection-types"]:
+        assert _errors(conn_type_validator, entry) == [], entry["connection-type"]
+
+
+def test_provider_info_is_a_valid_provider_yaml_once_release_keys_are_added(
+    info: dict[str, Any], provider_yaml_schema: dict[str, Any]
+) -> None:
+    """The strict schema forbids unknown top-level keys: the runtime dict must not carry any."""
+    document = {**copy.deepcopy(info), "state": "ready", "source-date-epoch": 0}
+    assert _errors(jsonschema.Draft7Validator(provider_yaml_schema), document) == []
+
+
+def test_ui_field_behaviour_passes_the_check_providers_manager_applies(
+    info: dict[str, Any], behaviour_validator: Any
+) -> None:
+    for conn_type, entry in _conn_types(info).items():
+        customized = _as_customized_fields(entry["ui-field-behaviour"])
+        assert _errors(behaviour_validator, customized) == [], conn_type
+
+
+def test_package_name_and_version_match_the_installed_distribution(info: dict[str, Any]) -> None:
+    assert info["package-name"] == DIST_NAME
+    dist = importlib.metadata.distribution(DIST_NAME)
+    # ProvidersManager compares against the canonical distribution name; a mismatch breaks every CLI command
+    assert re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() == info["package-name"]
+    assert info["versions"][0] == dist.version == __version__
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "hook_path"),
+    [
+        ("pai", "airflow_provider_modelreg.hooks.pai.PaiModelRegistryHook"),
+        ("huaweicloud_fabric", "airflow_provider_modelreg.hooks.fabric.FabricModelRegistryHook"),
+    ],
+)
+def test_connection_type_hook_is_importable_and_consistent(
+    info: dict[str, Any], conn_type: str, hook_path: str
+) -> None:
+    entry = _conn_types(info)[conn_type]
+    assert entry["hook-class-name"] == hook_path
+    module_name, _, class_name = entry["hook-class-name"].rpartition(".")
+    hook_cls = getattr(importlib.import_module(module_name), class_name)
+    assert hook_cls.conn_type == conn_type
+    assert hook_cls.hook_name == entry["hook-name"]
+    # ProvidersManager reads the conn id argument name from this attribute
+    assert isinstance(hook_cls.conn_name_attr, str) and hook_cls.conn_name_attr
+    assert isinstance(hook_cls.default_conn_name, str) and hook_cls.default_conn_name
+
+
+def test_only_the_two_connection_types_are_declared(info: dict[str, Any]) -> None:
+    names = [entry["connection-type"] for entry in info["connection-types"]]
+    assert sorted(names) == ["huaweicloud_fabric", "pai"]
+
+
+@pytest.mark.parametrize("conn_type", ["pai", "huaweicloud_fabric"])
+def test_secrets_are_sensitive_or_kept_in_the_password_field(info: dict[str, Any], conn_type: str) -> None:
+    entry = _conn_types(info)[conn_type]
+    fields = entry["conn-fields"]
+    # 1. every credential-like extra is rendered masked: Airflow sets is_sensitive from format == "password"
+    for name, field in fields.items():
+        if SECRET_NAME.search(name):
+            assert field["schema"].get("format") == "password", f"{conn_type}.{name} holds a secret but is not masked"
+    assert fields["security_token"]["schema"]["format"] == "password"
+    # 2. the long-lived secret (SK / AccessKey secret / IAM password) is the standard, encrypted password field,
+    #    not a plain extra, and that field is shown (not hidden) under a meaningful label
+    assert not {"password", "secret", "sk", "access_key_secret", "secret_key"} & set(fields)
+    behaviour = entry["ui-field-behaviour"]
+    assert "password" not in behaviour["hidden-fields"]
+    assert "login" not in behaviour["hidden-fields"]
+    assert re.search(r"secret|SK|password", behaviour["relabeling"]["password"], re.IGNORECASE)
+    # 3. nothing non-secret is masked by mistake (a masked region/endpoint would be unreadable in the UI)
+    for name, field in fields.items():
+        if not SECRET_NAME.search(name):
+            assert field["schema"].get("format") != "password", f"{conn_type}.{name} is masked but is not a secret"
+
+
+@pytest.mark.parametrize("conn_type", ["pai", "huaweicloud_fabric"])
+def test_conn_fields_are_optional_in_the_ui(info: dict[str, Any], conn_type: str) -> None:
+    """A type without "null" makes the React form treat the field as required (AIRFLOW3.md)."""
+    for name, field in _conn_types(info)[conn_type]["conn-fields"].items():
+        types = field["schema"]["type"]
+        assert isinstance(types, list) and "null" in types, f"{conn_type}.{name}: {types!r}"
+        if "enum" in field["schema"] and "default" in field["schema"]:
+            assert field["schema"]["default"] in field["schema"]["enum"]
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "sources"), [("pai", ["hooks/pai.py"]), ("huaweicloud_fabric", ["hooks/fabric.py"])]
+)
+def test_every_extra_the_hook_reads_is_a_declared_conn_field(
+    info: dict[str, Any], conn_type: str, sources: list[str]
+) -> None:
+    shared = ["hooks/base.py", "operators/base.py", "sensors/pai.py"]
+    pattern = re.compile(r"""extra_str\([^,]+,\s*["'](\w+)["']\)|extras\.get\(["'](\w+)["']""")
+    read: set[str] = set()
+    for rel in sources + shared:
+        for match in pattern.finditer((PACKAGE_DIR / rel).read_text()):
+            read.add(match.group(1) or match.group(2))
+    assert {"region", "endpoint", "security_token", "max_attempts"} <= read  # the scan itself works
+    assert read <= set(_conn_types(info)[conn_type]["conn-fields"]), read - set(
+        _conn_types(info)[conn_type]["conn-fields"]
+    )
+
+
+def test_providers_manager_flags_security_token_sensitive() -> None:
+    """Airflow's own parser of conn-fields (what the UI and the secrets masker use) marks the token sensitive."""
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    for conn_type in ("pai", "huaweicloud_fabric"):
+        ours = {k: w for k, w in widgets.items() if k.startswith(f"extra__{conn_type}__")}
+        assert ours, f"no conn-fields of {conn_type} reached ProvidersManager"
+        assert ours[f"extra__{conn_type}__security_token"].is_sensitive is True
+        assert ours[f"extra__{conn_type}__region"].is_sensitive is False
+        assert {w.package_name for w in ours.values()} == {DIST_NAME}
+    behaviours = ProvidersManager().field_behaviours
+    assert behaviours["pai"]["relabeling"]["password"] == "AccessKey secret"
+    assert "huaweicloud_fabric" in behaviours
+
+
+# ------------------------------------------------------------------------------------------------ the validators bite
+
+
+def _mutate(document: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    """A deep copy with ``value`` set at ``path``; ``value is _DELETE`` removes the key."""
+    broken = copy.deepcopy(document)
+    target = broken
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return broken
+
+
+_DELETE = object()
+
+
+def _assert_rejected_at(validator: jsonschema.Draft7Validator, broken: Any, path: list[Any]) -> None:
+    """The broken document is rejected, and for the mutation itself (errors on the mutated path, above or below)."""
+    errors = list(validator.iter_errors(broken))
+    assert errors, f"mutation at {path} was accepted"
+    for error in errors:
+        where = list(error.absolute_path)
+        shared = min(len(where), len(path))
+        assert where[:shared] == path[:shared], f"unrelated error at {where}: {error.message}"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["name"], _DELETE),  # required
+        (["description"], 42),  # wrong type for a required key
+        (["package-name"], ["airflow-provider-modelreg"]),
+        (["connection-types", 0, "hook-class-name"], _DELETE),
+        (["connection-types", 1, "connection-type"], None),
+        (["connection-types"], {"pai": "x"}),
+    ],
+    ids=["no-name", "description-int", "package-name-list", "no-hook-class", "conn-type-null", "conn-types-dict"],
+)
+def test_runtime_validator_rejects_broken_info(
+    info: dict[str, Any], runtime_validator: Any, path: list[Any], value: Any
+) -> None:
+    _assert_rejected_at(runtime_validator, _mutate(info, path, value), path)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["hook-class-name"], 7),
+        (["conn-fields", "region", "schema"], _DELETE),  # schema is required
+        (["conn-fields", "region", "label"], ["Region"]),
+        (["conn-fields", "security_token", "schema", "format"], "secret"),  # not a known format hint
+        (["conn-fields", "security_token", "sensitive"], True),  # unknown key: only format=password masks
+        (["conn-fields", "max_attempts", "schema", "minimum"], "1"),
+        (["ui-field-behaviour", "hidden-fields"], ["bogus"]),
+        (["ui-field-behaviour", "colour"], "red"),
+    ],
+    ids=[
+        "hook-class-int",
+        "field-no-schema",
+        "label-list",
+        "format-unknown",
+        "sensitive-key",
+        "minimum-str",
+        "hidden-unknown",
+        "behaviour-extra-key",
+    ],
+)
+def test_conn_type_validator_rejects_broken_entry(
+    info: dict[str, Any], conn_type_validator: Any, path: list[Any], value: Any
+) -> None:
+    # the clean entry passes (proved above); the same validator must reject each broken copy
+    for entry in info["connection-types"]:
+        _assert_rejected_at(conn_type_validator, _mutate(entry, path, value), path)
+
+
+def test_ref_is_really_resolved(conn_type_validator: Any) -> None:
+    """A validator whose $ref did not resolve would raise, not pass: prove it resolved to an object schema."""
+    with pytest.raises(ValidationError):
+        conn_type_validator.validate("not an object")
+    with pytest.raises(ValidationError):
+        conn_type_validator.validate({"connection-type": "x"})  # hook-class-name missing
+
+
+def test_behaviour_validator_rejects_broken_behaviour(info: dict[str, Any], behaviour_validator: Any) -> None:
+    behaviour = _as_customized_fields(_conn_types(info)["pai"]["ui-field-behaviour"])
+    with pytest.raises(ValidationError):
+        behaviour_validator.validate({**behaviour, "relabeling": {"password": 1}})
+    with pytest.raises(ValidationError):
+        behaviour_validator.validate({"relabeling": {}})  # hidden_fields required
+
+
+def test_strict_provider_yaml_validator_rejects_unknown_top_level_key(
+    info: dict[str, Any], provider_yaml_schema: dict[str, Any]
+) -> None:
+    document = {**copy.deepcopy(info), "state": "ready", "source-date-epoch": 0, "conn-types": []}
+    with pytest.raises(ValidationError):
+        jsonschema.Draft7Validator(provider_yaml_schema).validate(document)
+
+
+# ------------------------------------------------------------------------------------------------ registration
+
+
+def test_entry_point_is_registered_and_returns_the_same_info(info: dict[str, Any]) -> None:
+    eps = [ep for ep in importlib.metadata.entry_points(group="apache_airflow_provider") if ep.dist is not None]
+    ours = [ep for ep in eps if ep.dist is not None and ep.dist.metadata["Name"] == DIST_NAME]
+    assert len(ours) == 1, [(ep.dist.metadata["Name"] if ep.dist else None, ep.value) for ep in eps]
+    (ep,) = ours
+    assert ep.value == "airflow_provider_modelreg.get_provider_info:get_provider_info"
+    assert ep.load()() == info
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    assert airflow_bin.exists(), airflow_bin
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db",
+    }
+    result = subprocess.run(
+        [str(airflow_bin), "providers", "list"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(DIST_NAME)]
+    assert lines, result.stdout
+    assert __version__ in lines[0]
+    assert "Traceback" not in result.stderr
