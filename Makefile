@@ -15,8 +15,8 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench
-	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench
+	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench e2e
+	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench e2e
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -33,9 +33,14 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
 	$(BIN)/python -m bench.run
 
+# Real services end to end (PostgreSQL, scheduler, triggerer, browser); installs Debian packages as root if missing.
+e2e: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
+	$(BIN)/python -m e2e.run
+
 constraints:
 	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints
-	/tmp/modelreg-constraints/bin/pip install -q -e ".[test]" apache-airflow-providers-http
+	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,e2e]" apache-airflow-providers-http
 	/tmp/modelreg-constraints/bin/pip freeze --exclude-editable > constraints.txt
 
 clean:

@@ -60,7 +60,8 @@ with DAG(
         written = []
         for events in context["triggering_asset_events"].values():
             for event in events:
-                ref = (event.extra or {}).get("version")
+                # Airflow stores a watcher's trigger event as extra {"from_trigger": true, "payload": <event>}
+                ref = ((event.extra or {}).get("payload") or {}).get("version")
                 if not ref:
                     continue
                 path, fresh = deploy_version(ref)
