@@ -111,7 +111,16 @@ class RegistryServerError(RegistryAPIError):
 
 
 class RegistryTransportError(ModelRegistryError):
-    """No usable answer: connection refused or reset, or a timeout, after the retry budget ran out."""
+    """No usable answer: connection refused or reset, or a timeout, after the retry budget ran out.
+
+    :param message: what happened (the last connection error).
+    :param attempts: attempts made.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.request_id: str | None = None
 
 
 class RegistryResponseError(ModelRegistryError):
@@ -123,7 +132,7 @@ class RegistryResponseError(ModelRegistryError):
     :param status_code: HTTP status of the answer.
     """
 
-    def __init__(self, *, field: str, problem: str, request_id: str | None, status_code: int) -> None:
+    def __init__(self, *, field: str, problem: str, request_id: str | None, status_code: int | None) -> None:
         self.field = field
         self.problem = problem
         self.request_id = request_id

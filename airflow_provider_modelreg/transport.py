@@ -18,7 +18,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -75,10 +75,12 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("base_delay and max_delay must be >= 0")
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff for the attempt that just failed (1-based)."""
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, 64)))
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -86,6 +88,11 @@ DEFAULT_RETRY = RetryPolicy()
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _THROTTLE_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api", "APIG.0308"})
 _RETRYABLE_EXC = (httpx.TransportError,)
+
+
+def _is_throttle_code(code: str | None) -> bool:
+    """Vendor throttling codes (Alibaba ``Throttling*``, Huawei APIG ``APIG.0308``): both classified and retried."""
+    return code is not None and (code in _THROTTLE_CODES or code.startswith("Throttling"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +141,7 @@ def request_id_of(vendor: Vendor, response: httpx.Response, body: Any = None) ->
 
 def _classify(vendor: Vendor, status: int, code: str | None) -> type[RegistryAPIError]:
     if code is not None:
-        if code in _THROTTLE_CODES or code.startswith("Throttling"):
+        if _is_throttle_code(code):
             return RegistryThrottledError
         if vendor == "pai":
             if code.startswith(("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTimeStamp")) or code in {
@@ -198,10 +205,11 @@ def _is_retryable(vendor: Vendor, response: httpx.Response) -> bool:
     if response.status_code in (400, 429):
         body = _json_or_none(response)
         if vendor == "pai" and isinstance(body, dict):
-            return str(body.get("Code", body.get("code"))) in _THROTTLE_CODES
+            return _is_throttle_code(str(body.get("Code", body.get("code"))))
         if vendor == "fabric":
-            return _find_huawei_error(body)[0] in _THROTTLE_CODES
-    return False
+            return _is_throttle_code(_find_huawei_error(body)[0])
+    # Alibaba's SDK treats an x-acs-retry-after header on any 4xx/5xx answer as throttling
+    return vendor == "pai" and response.status_code >= 400 and "x-acs-retry-after" in response.headers
 
 
 def _server_delay(response: httpx.Response) -> float | None:
@@ -249,6 +257,12 @@ def parse_model(vendor: Vendor, response: httpx.Response, model: type[M], *, roo
         ) from None
 
 
+def _undecodable(exc: httpx.DecodingError) -> RegistryResponseError:
+    return RegistryResponseError(
+        field="body", problem=f"content-encoding could not be decoded ({exc})", request_id=None, status_code=None
+    )
+
+
 # ------------------------------------------------------------------------------------------------- transport
 
 
@@ -280,6 +294,7 @@ class RegistryTransport:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         max_connections: int = 16,
     ) -> None:
@@ -301,6 +316,7 @@ class RegistryTransport:
         self._transport: httpx.BaseTransport | None = None
         self._async_transport: httpx.AsyncBaseTransport | None = None
         self._sleep = sleep
+        self._asleep = asleep
         self._rng = rng or random.Random()
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
@@ -350,11 +366,14 @@ class RegistryTransport:
         flow = self.auth.sync_auth_flow(request)
         request = next(flow)
         while True:
-            response = http.handle_request(request)
             try:
-                response.read()
-            finally:
-                response.close()
+                response = http.handle_request(request)
+                try:
+                    response.read()
+                finally:
+                    response.close()
+            except httpx.DecodingError as exc:  # not a TransportError: a corrupt gzip body would escape untyped
+                raise _undecodable(exc) from None
             response.request = request
             try:
                 request = flow.send(response)
@@ -367,11 +386,14 @@ class RegistryTransport:
         flow = self.auth.async_auth_flow(request)
         request = await flow.__anext__()
         while True:
-            response = await http.handle_async_request(request)
             try:
-                await response.aread()
-            finally:
-                await response.aclose()
+                response = await http.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+            except httpx.DecodingError as exc:
+                raise _undecodable(exc) from None
             response.request = request
             try:
                 request = await flow.asend(response)
@@ -438,7 +460,8 @@ class RegistryTransport:
         if exc is not None:
             return RegistryTransportError(
                 f"{self.vendor} registry at {self.base_url} unreachable after {attempt} attempt(s): "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}",
+                attempts=attempt,
             )
         assert response is not None
         return map_error(self.vendor, response, attempts=attempt)
@@ -475,7 +498,7 @@ class RegistryTransport:
             log.debug("%s %s attempt %d failed: %s", method, target, attempt, error or response)
             delay = self._decide(response, error, attempt, retry_ok)
             if delay is None:
-                raise self._fail(response, error, attempt)
+                raise self._fail(response, error, attempt) from error
             self._sleep(delay)
 
     async def arequest(
@@ -505,5 +528,5 @@ class RegistryTransport:
             log.debug("%s %s attempt %d failed: %s", method, target, attempt, error or response)
             delay = self._decide(response, error, attempt, retry_ok)
             if delay is None:
-                raise self._fail(response, error, attempt)
-            await asyncio.sleep(delay)
+                raise self._fail(response, error, attempt) from error
+            await self._asleep(delay)
