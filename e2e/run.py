@@ -49,26 +49,23 @@ def e2e_seed() -> dict[str, Any]:
     for version in fraud["Versions"]:
         version.pop("_then", None)
     template = next(v for v in fraud["Versions"] if v["VersionName"] == "1.1.0")
-    newer = copy.deepcopy(template)
-    newer.update(
-        VersionName="1.3.0",
-        Uri="oss://demo-models.oss-cn-hangzhou.aliyuncs.com/fraud/1.3.0/",
-        GmtCreateTime="2024-05-01T08:00:00.000Z",
-        GmtModifiedTime="2024-05-01T08:00:00.000Z",
+
+    def variant(name: str, uri: str, created: str | None = None, **fields: Any) -> dict[str, Any]:
+        version = copy.deepcopy(template)
+        version.update(VersionName=name, Uri=uri, **fields)
+        if created is not None:
+            version.update(GmtCreateTime=created, GmtModifiedTime=created)
+        return version
+
+    fraud["Versions"].append(
+        variant("1.3.0", "oss://demo-models.oss-cn-hangzhou.aliyuncs.com/fraud/1.3.0/", "2024-05-01T08:00:00.000Z")
     )
-    fraud["Versions"].append(newer)
     watched = copy.deepcopy(fraud)
     watched.update(ModelId=WATCHED_MODEL, ModelName="e2e-watched")
-    base = copy.deepcopy(template)
-    base.update(VersionName="1.0.0", ApprovalStatus="Approved", Uri="oss://e2e-models/watch/1.0.0/")
-    nxt = copy.deepcopy(template)
-    nxt.update(
-        VersionName="2.0.0",
-        Uri="oss://e2e-models/watch/2.0.0/",
-        GmtCreateTime="2024-06-01T08:00:00.000Z",
-        GmtModifiedTime="2024-06-01T08:00:00.000Z",
-    )
-    watched["Versions"] = [base, nxt]
+    watched["Versions"] = [
+        variant("1.0.0", "oss://e2e-models/watch/1.0.0/", ApprovalStatus="Approved"),
+        variant("2.0.0", "oss://e2e-models/watch/2.0.0/", "2024-06-01T08:00:00.000Z"),
+    ]
     seed["pai"]["models"].append(watched)
     return seed
 

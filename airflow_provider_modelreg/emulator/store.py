@@ -101,8 +101,8 @@ def normalise_status(value: Any) -> str | None:
 
 
 @dataclass
-class PaiVersionState:
-    """One PAI version: its wire dict plus a sort key and a cached JSON encoding."""
+class VersionState:
+    """One version of either vendor: its wire dict, a sort key and a cached JSON encoding."""
 
     data: dict[str, Any]
     created: float
@@ -113,17 +113,23 @@ class PaiVersionState:
     def key(self) -> tuple[float, int]:
         return (self.created, self.seq)
 
-    @property
-    def name(self) -> str:
-        return str(self.data["VersionName"])
-
     def json(self) -> str:
         if self._json is None:
             self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return self._json
 
     def touch(self) -> None:
+        """Forget the cached encoding after ``data`` changed."""
         self._json = None
+
+
+@dataclass
+class PaiVersionState(VersionState):
+    """One PAI version."""
+
+    @property
+    def name(self) -> str:
+        return str(self.data["VersionName"])
 
 
 @dataclass
@@ -146,23 +152,8 @@ class PaiModelState:
         return self.versions[-1] if self.versions else None
 
 
-@dataclass
-class FabricVersionState:
-    """One Fabric version: wire dict, sort key, cached JSON."""
-
-    data: dict[str, Any]
-    created: float
-    seq: int
-    _json: str | None = None
-
-    @property
-    def key(self) -> tuple[float, int]:
-        return (self.created, self.seq)
-
-    def json(self) -> str:
-        if self._json is None:
-            self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
-        return self._json
+class FabricVersionState(VersionState):
+    """One Fabric version."""
 
 
 @dataclass

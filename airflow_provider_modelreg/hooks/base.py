@@ -130,13 +130,13 @@ class ModelRegistryHookBase(BaseHook):
 
     @property
     def transport(self) -> RegistryTransport:
-        """The sync transport (one ``httpx.Client`` per hook)."""
+        """The sync transport (one keep-alive connection pool per hook)."""
         if self._transport is None:
             self._transport = self.build_transport(self.connection)
         return self._transport
 
     async def atransport(self) -> RegistryTransport:
-        """The async transport (one ``httpx.AsyncClient`` per hook)."""
+        """The async transport (one keep-alive connection pool per hook)."""
         if self._atransport is None:
             self._atransport = self.build_transport(await self.aconnection())
         return self._atransport

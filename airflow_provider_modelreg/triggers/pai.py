@@ -1,7 +1,7 @@
 """Triggers for the PAI registry: the deferrable approval wait and the asset-watcher event trigger.
 
 Work is shared inside one triggerer process. Per event loop and connection there is one
-:class:`PaiPollHub`: one hook, so one ``httpx.AsyncClient`` (one pool, the process-wide SSL context), and one
+:class:`PaiPollHub`: one hook, so one async connection pool (with the process-wide SSL context), and one
 in-flight request per (connection, model) whose result, while younger than a waiting trigger's poll interval,
 answers every trigger waiting on that model. A thousand waits on a few models cost a few requests per interval.
 
