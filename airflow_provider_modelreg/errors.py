@@ -8,7 +8,9 @@ while callers can tell them apart:
 * :class:`RegistryAPIError` and its subclasses — the registry answered with an error. They carry the HTTP status,
   the vendor code, the message and the request id. Classification is by vendor code first, HTTP status second.
 * :class:`RegistryTransportError` — no answer at all (connection refused, reset, timeout), after retries.
-* :class:`RegistryResponseError` — an answer we cannot read (HTML, truncated JSON, wrong types, missing fields).
+* :class:`RegistryResponseError` — an answer we cannot read (HTML, truncated JSON, wrong types, missing fields),
+  or pages of a listing that contradict each other (a total that does not match the pages, a repeated page).
+  :class:`RegistryPagingLimitError`, its subclass: a listing would need more than ``max_pages`` requests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "RegistryInputError",
     "RegistryInvalidRequestError",
     "RegistryNotFoundError",
+    "RegistryPagingLimitError",
     "RegistryResponseError",
     "RegistryServerError",
     "RegistryStateError",
@@ -140,3 +143,15 @@ class RegistryResponseError(ModelRegistryError):
         super().__init__(
             f"unreadable registry response (HTTP {status_code}, request id {request_id or '-'}): {field}: {problem}"
         )
+
+
+class RegistryPagingLimitError(RegistryResponseError):
+    """A listing would need more requests than its cap (``max_pages``): a lying or runaway total, or a registry
+    that really holds more than the cap allows (then raise ``max_pages``).
+
+    :param max_pages: the cap that was reached.
+    """
+
+    def __init__(self, *, field: str, problem: str, max_pages: int) -> None:
+        self.max_pages = max_pages
+        super().__init__(field=field, problem=problem, request_id=None, status_code=None)

@@ -21,6 +21,13 @@ _RETRY_FIELD = _field(
     minimum=1,
     maximum=20,
 )
+_PAGES_FIELD = _field(
+    "Paging cap",
+    "Requests one listing may send at most (default 1000 pages); a listing that needs more fails.",
+    type=["integer", "null"],
+    minimum=1,
+    maximum=1_000_000,
+)
 _CONSOLE_FIELD = _field(
     "Console URL template",
     "Overrides the console link; placeholders {region} {workspace_id} {model_id} {version_name} {version_id}.",
@@ -37,6 +44,7 @@ PAI_CONN_FIELDS: dict[str, Any] = {
     "security_token": _field("STS security token", "Only for temporary (STS) credentials.", secret=True),
     "workspace_id": _field("Workspace ID", "Default workspace for list_models and console links."),
     "max_attempts": _RETRY_FIELD,
+    "max_pages": _PAGES_FIELD,
     "console_url_template": _CONSOLE_FIELD,
 }
 
@@ -62,6 +70,7 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
         "Token auth: default https://iam.<region>.myhuaweicloud.com (http:// only for an emulator).",
     ),
     "max_attempts": _RETRY_FIELD,
+    "max_pages": _PAGES_FIELD,
     "console_url_template": _CONSOLE_FIELD,
 }
 

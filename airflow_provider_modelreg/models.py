@@ -155,7 +155,7 @@ class PaiModelVersionPage(_Wire):
     """One page of ListModelVersions."""
 
     request_id: str | None = Field(default=None, alias="RequestId")
-    total_count: int = Field(alias="TotalCount")
+    total_count: int = Field(alias="TotalCount", strict=True)  # `true` is not a count
     versions: list[PaiModelVersion] = Field(default_factory=list, alias="Versions")
 
 
@@ -163,7 +163,7 @@ class PaiModelPage(_Wire):
     """One page of ListModels."""
 
     request_id: str | None = Field(default=None, alias="RequestId")
-    total_count: int = Field(alias="TotalCount")
+    total_count: int = Field(alias="TotalCount", strict=True)
     models: list[PaiModel] = Field(default_factory=list, alias="Models")
 
 
@@ -229,7 +229,7 @@ class FabricModelVersion(_Wire):
 class FabricModelVersionPage(_Wire):
     """One page of ListModelVersions, as the API returns it (``total`` counts all matches)."""
 
-    total: int
+    total: int = Field(strict=True)  # `true` is not a count
     versions: list[FabricModelVersion] = Field(default_factory=list)
     request_id: str | None = Field(default=None, exclude=True)
 
@@ -252,7 +252,7 @@ class FabricModel(_Wire):
 class FabricModelPage(_Wire):
     """One page of ListModels."""
 
-    total: int
+    total: int = Field(strict=True)
     models: list[FabricModel] = Field(default_factory=list)
     request_id: str | None = Field(default=None, exclude=True)
 

@@ -1,21 +1,19 @@
-"""What both registry hooks share: lazy connection lookup, endpoint rules, the retry budget and paging."""
+"""What both registry hooks share: lazy connection lookup, endpoint rules, the retry budget and the paging cap.
+
+Paging itself lives in :mod:`airflow_provider_modelreg.paging` (re-exported here).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import math
 import re
-from collections.abc import Awaitable, Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
+from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES, MAX_PAGES_LIMIT, acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import DEFAULT_RETRY, RegistryTransport, RetryPolicy
-
-T = TypeVar("T")
 
 __all__ = ["ModelRegistryHookBase", "acollect_pages", "collect_pages", "parse_endpoint"]
 
@@ -74,6 +72,9 @@ class ModelRegistryHookBase(BaseHook):
 
     :param conn_id: the Airflow connection id.
     :param retry: retry budget; default from the connection extra ``max_attempts`` or 10 attempts.
+    :param max_pages: requests one listing may send at most (1 to 1,000,000); default from the connection extra
+        ``max_pages`` or 1,000. A listing that would need more raises
+        :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError` before sending them.
     :param transport: an ``httpx`` transport to use instead of the network (tests).
     :param async_transport: likewise for the async client.
     """
@@ -83,12 +84,18 @@ class ModelRegistryHookBase(BaseHook):
         conn_id: str,
         *,
         retry: RetryPolicy | None = None,
+        max_pages: int | None = None,
         transport: Any = None,
         async_transport: Any = None,
     ) -> None:
         super().__init__()
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= MAX_PAGES_LIMIT
+        ):
+            raise RegistryInputError("max_pages", f"must be an integer from 1 to {MAX_PAGES_LIMIT:,}", max_pages)
         self.conn_id = conn_id
         self._retry = retry
+        self._max_pages = max_pages
         self._httpx_transport = transport
         self._httpx_async_transport = async_transport
         self._transport: RegistryTransport | None = None
@@ -124,6 +131,25 @@ class ModelRegistryHookBase(BaseHook):
             raise RegistryConnectionConfigError("max_attempts", "must be an integer from 1 to 20", raw)
         return RetryPolicy(max_attempts=attempts)
 
+    def max_pages(self, conn: Connection) -> int:
+        """The paging cap: the hook's ``max_pages`` argument, else the connection extra, else 1,000."""
+        if self._max_pages is not None:
+            return self._max_pages
+        extras = conn.extra_dejson
+        raw = extras.get("max_pages")
+        if raw is None or raw == "":
+            return DEFAULT_MAX_PAGES
+        rule = f"must be an integer from 1 to {MAX_PAGES_LIMIT:,}"
+        if isinstance(raw, bool):
+            raise RegistryConnectionConfigError("max_pages", rule, raw)
+        try:
+            pages = int(raw)
+        except (TypeError, ValueError):
+            raise RegistryConnectionConfigError("max_pages", rule, raw) from None
+        if not 1 <= pages <= MAX_PAGES_LIMIT:
+            raise RegistryConnectionConfigError("max_pages", rule, raw)
+        return pages
+
     def build_transport(self, conn: Connection) -> RegistryTransport:
         """Create the vendor transport from a connection (implemented per vendor)."""
         raise TypeError(f"{type(self).__name__} must override build_transport")
@@ -150,94 +176,3 @@ class ModelRegistryHookBase(BaseHook):
         """Close the async client."""
         if self._atransport is not None:
             await self._atransport.aclose()
-
-
-# ------------------------------------------------------------------------------------------------- paging
-
-
-def _merge(pages: dict[int, list[T]], key: Callable[[T], Hashable], max_results: int | None) -> list[T]:
-    """Pages in order, each item once (items shift between pages when versions are created while paging)."""
-    seen: set[Hashable] = set()
-    out: list[T] = []
-    for index in sorted(pages):
-        for item in pages[index]:
-            k = key(item)
-            if k in seen:
-                continue
-            seen.add(k)
-            out.append(item)
-            if max_results is not None and len(out) >= max_results:
-                return out
-    return out
-
-
-def _pages_needed(total: int, page_size: int, max_results: int | None) -> int:
-    wanted = total if max_results is None else min(total, max_results)
-    return max(1, math.ceil(wanted / page_size))
-
-
-def collect_pages(
-    fetch: Callable[[int], tuple[list[T], int]],
-    *,
-    page_size: int,
-    key: Callable[[T], Hashable],
-    max_results: int | None = None,
-    concurrency: int = 8,
-) -> list[T]:
-    """Fetch page 0, then the other pages concurrently (bounded) once the total is known.
-
-    ``fetch(i)`` returns ``(items of page i, total reported)``. If the total grows while paging (new versions),
-    further pages are fetched until a short page: nothing that existed when listing began is missed. Any error
-    propagates: never a partial list.
-    """
-    first, total = fetch(0)
-    pages = {0: first}
-    count = _pages_needed(total, page_size, max_results)
-    if count > 1:
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, count - 1))) as pool:
-            for index, (items, seen_total) in zip(range(1, count), pool.map(fetch, range(1, count)), strict=True):
-                pages[index] = items
-                total = max(total, seen_total)
-    index = count
-    while len(pages[index - 1]) == page_size and index < _pages_needed(total, page_size, max_results):
-        pages[index], seen_total = fetch(index)
-        total = max(total, seen_total)
-        index += 1
-    return _merge(pages, key, max_results)
-
-
-async def acollect_pages(
-    fetch: Callable[[int], Awaitable[tuple[list[T], int]]],
-    *,
-    page_size: int,
-    key: Callable[[T], Hashable],
-    max_results: int | None = None,
-    concurrency: int = 8,
-) -> list[T]:
-    """Async twin of :func:`collect_pages` (``asyncio.gather`` bounded by a semaphore)."""
-    first, total = await fetch(0)
-    pages = {0: first}
-    count = _pages_needed(total, page_size, max_results)
-    if count > 1:
-        gate = asyncio.Semaphore(concurrency)
-
-        async def bounded(i: int) -> tuple[list[T], int]:
-            async with gate:
-                return await fetch(i)
-
-        tasks = [asyncio.ensure_future(bounded(i)) for i in range(1, count)]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:  # one failed page fails the listing: stop the others, no partial list
-                task.cancel()
-            raise
-        for index, (items, seen_total) in enumerate(results, start=1):
-            pages[index] = items
-            total = max(total, seen_total)
-    index = count
-    while len(pages[index - 1]) == page_size and index < _pages_needed(total, page_size, max_results):
-        pages[index], seen_total = await fetch(index)
-        total = max(total, seen_total)
-        index += 1
-    return _merge(pages, key, max_results)

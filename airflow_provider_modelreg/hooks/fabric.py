@@ -11,15 +11,14 @@ from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_c
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError, RegistryNotFoundError
 from airflow_provider_modelreg.hooks.base import (
     ModelRegistryHookBase,
-    acollect_pages,
     check_region,
-    collect_pages,
     extra_str,
     mask_secrets,
     parse_endpoint,
 )
 from airflow_provider_modelreg.iam import IamTokenAuth
 from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, FabricModelVersionPage
+from airflow_provider_modelreg.paging import acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_fabric_id,
@@ -47,6 +46,24 @@ def _versions_path(workspace_id: str, model_id: str) -> str:
     return f"/v1/workspaces/{percent_encode(workspace_id)}/models/{percent_encode(model_id)}/versions"
 
 
+def _version_id(version: FabricModelVersion) -> str:
+    return version.id
+
+
+def _model_id(model: FabricModel) -> str:
+    return model.id
+
+
+def _created_then_id(version: FabricModelVersion) -> tuple[float, str]:
+    return (version.create_time.timestamp() if version.create_time else float("-inf"), version.id)
+
+
+def _sorted_versions(versions: list[FabricModelVersion], max_results: int | None) -> list[FabricModelVersion]:
+    # The API documents no order for ListModelVersions: the listing reads every page, then sorts here.
+    versions.sort(key=_created_then_id)
+    return versions if max_results is None else versions[:max_results]
+
+
 def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
     return RegistryNotFoundError(status_code=404, code=None, message=what, request_id=request_id)
 
@@ -62,9 +79,10 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
       name, required), ``project_id`` (token scope; else the region's project by name), ``iam_endpoint``
       (default ``https://iam.<region>.myhuaweicloud.com``).
     * both: ``region`` (cn-north-4, cn-southwest-2), ``endpoint`` (full URL; ``http://`` only for an emulator),
-      ``workspace_id`` (default workspace, needed by the connection test), ``max_attempts``.
+      ``workspace_id`` (default workspace, needed by the connection test), ``max_attempts``, ``max_pages``.
 
     :param fabric_conn_id: Airflow connection id.
+    :param max_pages: requests one listing may send at most (default: extra ``max_pages``, else 1,000).
     """
 
     conn_name_attr = "fabric_conn_id"
@@ -237,15 +255,25 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         page_size: int = 100,
         concurrency: int = 8,
     ) -> list[FabricModelVersion]:
-        """Every version exactly once, in server order; pages after the first fetched concurrently.
+        """Every version exactly once, sorted by ``create_time`` then ``id`` (oldest first).
 
-        :param max_results: stop after this many (None: all).
+        The API documents no order for ListModelVersions, so the result does not depend on one: every page is read
+        (``concurrency`` in flight after the first, at most ``max_pages`` requests, else
+        :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError`), versions are merged by ``id`` and
+        sorted here. Pages that contradict each other (a ``total`` that is not an integer or does not match the
+        pages, a repeated page, which an unstable server order also produces) raise
+        :class:`~airflow_provider_modelreg.errors.RegistryResponseError`: never a silently short list. Versions
+        deleted while the listing runs can make it miss others (offset paging); see
+        :mod:`airflow_provider_modelreg.paging`.
+
+        :param max_results: keep the first (oldest) this many after sorting (None: all); every page is still read.
         :param page_size: ``limit`` per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
         size = check_fabric_limit(page_size, "page_size")
         limit = check_max_results(max_results)
         self._version_params(offset=0, limit=size, name=name, version_id=version_id)  # validate before sending
+        max_pages = self.max_pages(self.connection)
 
         def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
             got = self.list_model_versions_page(
@@ -253,7 +281,16 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             )
             return got.versions, got.total
 
-        return collect_pages(fetch, page_size=size, key=lambda v: v.id, max_results=limit, concurrency=concurrency)
+        versions = collect_pages(
+            fetch,
+            page_size=size,
+            key=_version_id,
+            max_pages=max_pages,
+            concurrency=concurrency,
+            total_field="total",
+            page_field="offset",
+        )
+        return _sorted_versions(versions, limit)
 
     async def alist_model_versions(
         self,
@@ -270,6 +307,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         size = check_fabric_limit(page_size, "page_size")
         limit = check_max_results(max_results)
         self._version_params(offset=0, limit=size, name=name, version_id=version_id)
+        max_pages = self.max_pages(await self.aconnection())
 
         async def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
             got = await self.alist_model_versions_page(
@@ -277,9 +315,16 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             )
             return got.versions, got.total
 
-        return await acollect_pages(
-            fetch, page_size=size, key=lambda v: v.id, max_results=limit, concurrency=concurrency
+        versions = await acollect_pages(
+            fetch,
+            page_size=size,
+            key=_version_id,
+            max_pages=max_pages,
+            concurrency=concurrency,
+            total_field="total",
+            page_field="offset",
         )
+        return _sorted_versions(versions, limit)
 
     @staticmethod
     def _pick(
@@ -315,6 +360,9 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     ) -> FabricModelVersion:
         """One version, by server id or by exact name (Fabric has no "get version" API: list, then match).
 
+        The listing is the checked, capped one of :meth:`list_model_versions`; among versions sharing the name the
+        newest (``create_time``, then ``id``) wins, whatever the server's order.
+
         :param version_id: the version's server id.
         :param name: the exact version name (``1.0.0`` is matched over the unfiltered list).
         """
@@ -349,7 +397,8 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         max_results: int | None = None,
         page_size: int = 100,
     ) -> list[FabricModel]:
-        """ListModels over every page.
+        """ListModels over every page, in the server's documented order (``CREATE_TIME`` descending), paged and
+        checked like :meth:`list_model_versions`.
 
         :param name: fuzzy name filter.
         """
@@ -358,6 +407,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         limit = check_max_results(max_results)
         path = f"/v1/workspaces/{percent_encode(workspace)}/models"
         transport = self.transport
+        max_pages = self.max_pages(self.connection)
 
         def fetch(page: int) -> tuple[list[FabricModel], int]:
             params = [("limit", str(size)), ("offset", str(page * size))]
@@ -367,7 +417,15 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             parsed = transport.parse(response, FabricModelPage)
             return parsed.models, parsed.total
 
-        return collect_pages(fetch, page_size=size, key=lambda m: m.id, max_results=limit)
+        return collect_pages(
+            fetch,
+            page_size=size,
+            key=_model_id,
+            max_results=limit,
+            max_pages=max_pages,
+            total_field="total",
+            page_field="offset",
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """List the models of the connection's workspace (``workspace_id`` extra required)."""

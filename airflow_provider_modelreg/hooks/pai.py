@@ -11,9 +11,7 @@ from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
     ModelRegistryHookBase,
-    acollect_pages,
     check_region,
-    collect_pages,
     extra_str,
     mask_secrets,
     parse_endpoint,
@@ -25,6 +23,7 @@ from airflow_provider_modelreg.models import (
     PaiModelVersion,
     PaiModelVersionPage,
 )
+from airflow_provider_modelreg.paging import acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_max_results,
@@ -63,6 +62,14 @@ def pai_host(region: str, network: str | None = None) -> str:
     return f"aiworkspace-{network}.{region}.aliyuncs.com"
 
 
+def _version_key(version: PaiModelVersion) -> str:
+    return version.version_name
+
+
+def _model_key(model: PaiModel) -> str:
+    return model.model_id
+
+
 def _version_path(model_id: str, version_name: str | None = None) -> str:
     path = f"/api/v1/models/{percent_encode(model_id)}/versions"
     return path if version_name is None else f"{path}/{percent_encode(version_name)}"
@@ -73,10 +80,11 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
     Connection (type ``pai``): login = AccessKey ID, password = AccessKey secret; extras ``region``,
     ``endpoint`` (full URL; ``http://`` only for a local emulator), ``security_token`` (STS), ``network``
-    (``public``/``vpc``), ``workspace_id``, ``max_attempts``, ``console_url_template``.
+    (``public``/``vpc``), ``workspace_id``, ``max_attempts``, ``max_pages``, ``console_url_template``.
 
     :param pai_conn_id: Airflow connection id.
     :param retry: retry budget override (:class:`~airflow_provider_modelreg.transport.RetryPolicy`).
+    :param max_pages: requests one listing may send at most (default: extra ``max_pages``, else 1,000).
     """
 
     conn_name_attr = "pai_conn_id"
@@ -210,15 +218,26 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         page_size: int = 100,
         concurrency: int = 8,
     ) -> list[PaiModelVersion]:
-        """ListModelVersions over every page, each version exactly once, sorted by creation time.
+        """ListModelVersions over every page, each version exactly once, in the server's creation-time order.
+
+        Pages after the first are fetched ``concurrency`` at a time, never more than ``max_pages`` requests (a
+        :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError` instead). Pages that contradict each
+        other (a ``TotalCount`` that is not an integer or does not match the pages, a repeated page) raise
+        :class:`~airflow_provider_modelreg.errors.RegistryResponseError`: never a silently short list.
+
+        Under change: every version that existed when the listing began is returned when versions are only being
+        created meanwhile. A *filtered* listing is not safe against versions leaving the filter while it runs:
+        with ``approval_status="Pending"``, each version approved or rejected during the listing shifts the later
+        ones one place forward, and a version that stayed Pending throughout can be missed (as many as left). The
+        approval sensor and triggers do not rely on such listings.
 
         :param model_id: PAI ModelId.
         :param approval_status: Pending, Approved or Rejected.
         :param label: substring of a label key or value.
         :param order: ``DESC`` (newest first, default) or ``ASC``.
-        :param max_results: stop after this many versions (None: all).
+        :param max_results: stop after this many versions (None: all); only the pages needed are read.
         :param page_size: PageSize per request, 1-100.
-        :param concurrency: pages fetched at once after the first.
+        :param concurrency: pages in flight at once after the first (default 8).
         """
         path = _version_path(check_pai_model_id(model_id))
         params = self._list_versions_params(
@@ -234,6 +253,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         size = check_pai_page_size(page_size)
         limit = check_max_results(max_results)
         transport = self.transport
+        max_pages = self.max_pages(self.connection)
 
         def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
             response = transport.request(
@@ -246,7 +266,12 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             return parsed.versions, parsed.total_count
 
         return collect_pages(
-            fetch, page_size=size, key=lambda v: v.version_name, max_results=limit, concurrency=concurrency
+            fetch,
+            page_size=size,
+            key=_version_key,
+            max_results=limit,
+            max_pages=max_pages,
+            concurrency=concurrency,
         )
 
     async def alist_model_versions(
@@ -280,6 +305,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         size = check_pai_page_size(page_size)
         limit = check_max_results(max_results)
         transport = await self.atransport()
+        max_pages = self.max_pages(await self.aconnection())
 
         async def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
             response = await transport.arequest(
@@ -292,7 +318,12 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             return parsed.versions, parsed.total_count
 
         return await acollect_pages(
-            fetch, page_size=size, key=lambda v: v.version_name, max_results=limit, concurrency=concurrency
+            fetch,
+            page_size=size,
+            key=_version_key,
+            max_results=limit,
+            max_pages=max_pages,
+            concurrency=concurrency,
         )
 
     def get_model(self, model_id: str) -> PaiModel:
@@ -312,7 +343,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         max_results: int | None = None,
         page_size: int = 100,
     ) -> list[PaiModel]:
-        """ListModels over every page.
+        """ListModels over every page (paged and checked like :meth:`list_model_versions`).
 
         :param workspace_id: defaults to the connection's ``workspace_id`` extra.
         :param model_name: fuzzy match; wrap in double quotes for an exact match.
@@ -330,6 +361,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         size = check_pai_page_size(page_size)
         limit = check_max_results(max_results)
         transport = self.transport
+        max_pages = self.max_pages(self.connection)
 
         def fetch(page: int) -> tuple[list[PaiModel], int]:
             response = transport.request(
@@ -341,7 +373,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             parsed = transport.parse(response, PaiModelPage)
             return parsed.models, parsed.total_count
 
-        return collect_pages(fetch, page_size=size, key=lambda m: m.model_id, max_results=limit)
+        return collect_pages(fetch, page_size=size, key=_model_key, max_results=limit, max_pages=max_pages)
 
     def update_model_version(
         self, model_id: str, version_name: str, *, approval_status: str | ApprovalStatus
