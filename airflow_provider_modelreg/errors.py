@@ -31,7 +31,17 @@ __all__ = [
     "RegistryStateError",
     "RegistryThrottledError",
     "RegistryTransportError",
+    "one_line",
 ]
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """``text`` as one printable line: control characters escaped, at most ``limit`` characters (then ``...``)."""
+    out = str(text).translate(_ESCAPES)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 class ModelRegistryError(AirflowException):
@@ -78,14 +88,14 @@ class RegistryAPIError(ModelRegistryError):
         attempts: int = 1,
     ) -> None:
         self.http_status = status_code
-        self.code = code
-        self.message = message
-        self.request_id = request_id
+        self.code = None if code is None else one_line(code, 100)
+        self.message = one_line(message)
+        self.request_id = None if request_id is None else one_line(request_id, 100)
         self.attempts = attempts
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(
-            f"{type(self).__name__}: HTTP {status_code} {code or '-'}: {message} "
-            f"(request id {request_id or '-'}){tries}"
+            f"{type(self).__name__}: HTTP {status_code} {self.code or '-'}: {self.message} "
+            f"(request id {self.request_id or '-'}){tries}"
         )
 
 
@@ -121,7 +131,7 @@ class RegistryTransportError(ModelRegistryError):
     """
 
     def __init__(self, message: str, *, attempts: int = 1) -> None:
-        super().__init__(message)
+        super().__init__(one_line(message, 1000))
         self.attempts = attempts
         self.request_id: str | None = None
 
@@ -136,12 +146,13 @@ class RegistryResponseError(ModelRegistryError):
     """
 
     def __init__(self, *, field: str, problem: str, request_id: str | None, status_code: int | None) -> None:
-        self.field = field
-        self.problem = problem
-        self.request_id = request_id
+        self.field = one_line(field, 200)
+        self.problem = one_line(problem)
+        self.request_id = None if request_id is None else one_line(request_id, 100)
         self.http_status = status_code
         super().__init__(
-            f"unreadable registry response (HTTP {status_code}, request id {request_id or '-'}): {field}: {problem}"
+            f"unreadable registry response (HTTP {status_code}, request id {self.request_id or '-'}): "
+            f"{self.field}: {self.problem}"
         )
 
 

@@ -16,11 +16,43 @@ def _field(label: str, description: str, *, secret: bool = False, **schema: Any)
 
 _RETRY_FIELD = _field(
     "Retry budget",
-    "Attempts per idempotent request, the first included (default 10; 1 disables retries).",
+    "Attempts per idempotent request, the first included (default 5; 1 disables retries).",
     type=["integer", "null"],
     minimum=1,
     maximum=20,
 )
+_TRANSPORT_FIELDS: dict[str, Any] = {
+    "attempt_timeout": _field(
+        "Attempt timeout (s)",
+        "Wall-clock deadline of one attempt: connect, headers and the whole body (default 30).",
+        type=["number", "null"],
+        minimum=0.1,
+        maximum=3600,
+    ),
+    "call_timeout": _field(
+        "Call timeout (s)",
+        "Wall-clock deadline of one call: every attempt and the waits between them (default 120).",
+        type=["number", "null"],
+        minimum=0.1,
+        maximum=86400,
+    ),
+    "max_response_bytes": _field(
+        "Max response bytes",
+        "Cap of a decoded response body (default 33554432, 32 MiB).",
+        type=["integer", "null"],
+        minimum=1024,
+        maximum=2**31,
+    ),
+    "proxy": _field(
+        "Proxy",
+        "http://[user:password@]host:port for every request; empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY. "
+        "A password in it is masked in logs.",
+    ),
+    "ca_bundle": _field(
+        "CA bundle",
+        "Path of a PEM file of trusted CAs (private CA); empty: SSL_CERT_FILE, else the certifi bundle.",
+    ),
+}
 _PAGES_FIELD = _field(
     "Paging cap",
     "Requests one listing may send at most (default 1000 pages); a listing that needs more fails.",
@@ -38,13 +70,14 @@ PAI_CONN_FIELDS: dict[str, Any] = {
     "endpoint": _field(
         "Endpoint",
         "Full URL overriding the region rule, e.g. https://aiworkspace.cn-hangzhou.aliyuncs.com "
-        "(http:// only for a local emulator).",
+        "(http:// only to a loopback host, for a local emulator).",
     ),
     "network": _field("Network", "public or vpc (aiworkspace-vpc.<region> host).", enum=["public", "vpc"]),
     "security_token": _field("STS security token", "Only for temporary (STS) credentials.", secret=True),
     "workspace_id": _field("Workspace ID", "Default workspace for list_models and console links."),
     "max_attempts": _RETRY_FIELD,
     "max_pages": _PAGES_FIELD,
+    **_TRANSPORT_FIELDS,
     "console_url_template": _CONSOLE_FIELD,
 }
 
@@ -59,7 +92,7 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
     "region": _field("Region", "cn-north-4 or cn-southwest-2; optional when Endpoint is set."),
     "endpoint": _field(
         "Endpoint",
-        "Full URL, e.g. https://fabric.cn-north-4.myhuaweicloud.com (http:// only for an emulator).",
+        "Full URL, e.g. https://fabric.cn-north-4.myhuaweicloud.com (http:// only to a loopback host).",
     ),
     "project_id": _field("Project ID", "Sent as X-Project-Id (AK/SK) and used as the token scope."),
     "workspace_id": _field("Workspace ID", "Default workspace; required by the connection test."),
@@ -67,10 +100,11 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
     "iam_domain": _field("IAM account (domain) name", "Token auth: the account the IAM user belongs to."),
     "iam_endpoint": _field(
         "IAM endpoint",
-        "Token auth: default https://iam.<region>.myhuaweicloud.com (http:// only for an emulator).",
+        "Token auth: default https://iam.<region>.myhuaweicloud.com (http:// only to a loopback host).",
     ),
     "max_attempts": _RETRY_FIELD,
     "max_pages": _PAGES_FIELD,
+    **_TRANSPORT_FIELDS,
     "console_url_template": _CONSOLE_FIELD,
 }
 

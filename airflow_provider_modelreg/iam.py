@@ -4,13 +4,21 @@
 ``expires_at`` in the body. The token is cached and shared by every request of the hook; it is refreshed when
 less than ``min(300 s, 10 % of its lifetime)`` is left, and once when a request is answered 401 (the token may
 have been revoked early). Concurrent requests never fetch more than one token at a time.
+
+The token request goes through a :class:`~airflow_provider_modelreg.transport.RegistryTransport` like every other
+call: the same retry policy (a 503 or 429 from IAM is retried), deadlines, body cap, proxy and CA settings. Every
+token obtained is registered with Airflow's secret masker, and httpcore's DEBUG log of the response headers has the
+``X-Subject-Token`` value redacted (it is logged before any masker could know it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,9 +27,44 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.errors import RegistryResponseError
-from airflow_provider_modelreg.transport import DEFAULT_TIMEOUT, USER_AGENT, map_error, shared_ssl_context
+from airflow_provider_modelreg.transport import RegistryTransport
 
-__all__ = ["IamToken", "IamTokenAuth"]
+__all__ = ["IamToken", "IamTokenAuth", "redact_subject_tokens"]
+
+_SUBJECT_TOKEN = re.compile(r"(x-subject-token['\"]?\s*[,:=]\s*b?['\"]?)[^'\"\s,)\]]+", re.IGNORECASE)
+
+
+class _RedactSubjectToken(logging.Filter):
+    """Redacts ``X-Subject-Token`` values in httpcore's DEBUG records (``receive_response_headers.complete``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "subject-token" in record.msg.lower():
+            record.msg = _SUBJECT_TOKEN.sub(r"\1***", record.msg)
+        return True
+
+
+_REDACT = _RedactSubjectToken()
+
+
+def redact_subject_tokens() -> None:
+    """Install the redacting filter on httpcore's protocol loggers (idempotent; done on import)."""
+    for name in ("httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.connection"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
+redact_subject_tokens()
+
+
+def _mask(token: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(token)
+
+
+class _NoAuth(httpx.Auth):
+    """The token request itself carries the password in its body, nothing in its headers."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +101,9 @@ class IamTokenAuth(httpx.Auth):
     :param project_id: scope by project id; else ``project_name`` (the region name) is used.
     :param project_name: scope by project name.
     :param clock: zero-argument callable returning an aware UTC datetime.
+    :param transport: ``httpx`` transport instead of the network (tests); ``async_transport`` likewise.
+    :param transport_options: further :class:`~airflow_provider_modelreg.transport.RegistryTransport` arguments
+        (``retry``, ``max_response_bytes``, ``proxy``, ``trust_env``, ``ca_bundle``, ``sleep``, ...).
     """
 
     requires_response_body = True
@@ -74,6 +120,7 @@ class IamTokenAuth(httpx.Auth):
         clock: Callable[[], datetime] | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        **transport_options: Any,
     ) -> None:
         self.iam_url = iam_url.rstrip("/")
         self.user_name = user_name
@@ -82,11 +129,20 @@ class IamTokenAuth(httpx.Auth):
         self.project_id = project_id
         self.project_name = project_name
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._transport = transport
-        self._async_transport = async_transport
+        #: the transport of the token requests (retries, deadlines, body cap, proxy, CA bundle)
+        self.iam = RegistryTransport(
+            vendor="fabric",
+            base_url=self.iam_url,
+            auth=_NoAuth(),
+            headers={"Content-Type": "application/json;charset=utf8"},
+            transport=transport,
+            async_transport=async_transport,
+            max_connections=2,
+            **transport_options,
+        )
         self._token: IamToken | None = None
         self._lock = threading.Lock()
-        self._alocks: dict[int, asyncio.Lock] = {}
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         #: how many tokens were fetched (tests assert refresh counts on it)
         self.fetch_count = 0
 
@@ -112,12 +168,7 @@ class IamTokenAuth(httpx.Auth):
         }
         return json.dumps(payload).encode()
 
-    def _verify(self) -> Any:
-        return shared_ssl_context() if self.iam_url.startswith("https://") else False
-
     def _read_token(self, response: httpx.Response) -> IamToken:
-        if not response.is_success:
-            raise map_error("fabric", response)
         rid = response.headers.get("x-request-id")
         value = response.headers.get("x-subject-token")
         if not value:
@@ -127,11 +178,12 @@ class IamTokenAuth(httpx.Auth):
                 request_id=rid,
                 status_code=response.status_code,
             )
+        _mask(value)
         try:
             body = json.loads(response.content)
             token_body = body.get("token", body) if isinstance(body, dict) else {}
             expires_at = _parse_time(token_body.get("expires_at"))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             raise RegistryResponseError(
                 field="token.expires_at",
                 problem="missing or not an ISO 8601 time",
@@ -153,35 +205,31 @@ class IamTokenAuth(httpx.Auth):
         """The cached token, fetched or refreshed when needed (thread-safe)."""
         with self._lock:
             if not self._fresh(failed):
-                with httpx.Client(
-                    verify=self._verify(), timeout=DEFAULT_TIMEOUT, transport=self._transport, trust_env=False
-                ) as client:
-                    response = client.post(
-                        f"{self.iam_url}/v3/auth/tokens",
-                        content=self._body(),
-                        headers={"Content-Type": "application/json;charset=utf8", "User-Agent": USER_AGENT},
-                    )
+                response = self.iam.request("POST", "/v3/auth/tokens", content=self._body(), idempotent=True)
                 self._token = self._read_token(response)
             assert self._token is not None
             return self._token
 
     async def atoken(self, failed: IamToken | None = None) -> IamToken:
         """Async twin of :meth:`token` (one fetch at a time per event loop)."""
-        loop_id = id(asyncio.get_running_loop())
-        lock = self._alocks.setdefault(loop_id, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        lock = self._alocks.get(loop)
+        if lock is None:
+            lock = self._alocks[loop] = asyncio.Lock()
         async with lock:
             if not self._fresh(failed):
-                async with httpx.AsyncClient(
-                    verify=self._verify(), timeout=DEFAULT_TIMEOUT, transport=self._async_transport, trust_env=False
-                ) as client:
-                    response = await client.post(
-                        f"{self.iam_url}/v3/auth/tokens",
-                        content=self._body(),
-                        headers={"Content-Type": "application/json;charset=utf8", "User-Agent": USER_AGENT},
-                    )
+                response = await self.iam.arequest("POST", "/v3/auth/tokens", content=self._body(), idempotent=True)
                 self._token = self._read_token(response)
             assert self._token is not None
             return self._token
+
+    def close(self) -> None:
+        """Close the token request pool."""
+        self.iam.close()
+
+    async def aclose(self) -> None:
+        """Close the async token request pool."""
+        await self.iam.aclose()
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()

@@ -23,7 +23,7 @@ from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.transport import RetryPolicy
 
 FAULTS = {"error_rate": 0.2, "throttle_rate": 0.1, "reset_rate": 0.05, "retry_after_ms": 5}
-NO_WAIT = RetryPolicy(base_delay=0.005, max_delay=0.05)  # the default budget (attempts), shorter waits
+NO_WAIT = RetryPolicy(max_attempts=10, base_delay=0.005, max_delay=0.05, min_delay=0.005)  # hostile fault rates
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +250,7 @@ def test_malformed_pai_answers_are_typed(
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, content=body, headers={"content-type": ctype, "x-acs-request-id": "rid-h"})
 
-    pai_conn(monkeypatch, "http://registry.invalid")
+    pai_conn(monkeypatch, "http://127.0.0.1:9")
     hook = PaiModelRegistryHook(transport=httpx.MockTransport(answer), retry=RetryPolicy(max_attempts=1))
     with pytest.raises(ModelRegistryError) as err:
         hook.get_model_version("m-main", "1.0.0")
@@ -274,7 +274,7 @@ def test_malformed_fabric_answers_carry_the_request_id(monkeypatch: pytest.Monke
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=body, headers={"X-Request-Id": "hw-req-9"})
 
-    fabric_conn(monkeypatch, "http://registry.invalid")
+    fabric_conn(monkeypatch, "http://127.0.0.1:9")
     hook = FabricModelRegistryHook(transport=httpx.MockTransport(answer))
     with pytest.raises(RegistryResponseError) as err:
         hook.list_model_versions_page("ws-1", "fm-1")

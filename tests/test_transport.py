@@ -380,21 +380,27 @@ def test_retry_policy_refuses_a_budget_below_one() -> None:
 
 # ------------------------------------------------------------------------------------------------ delays
 
-DELAYS: list[tuple[str, str, dict[str, str], float]] = [
-    ("Retry-After seconds", "pai", {"Retry-After": "3"}, 3.0),
-    ("Retry-After fractional", "fabric", {"Retry-After": "0.25"}, 0.25),
-    ("x-acs-retry-after ms", "pai", {"x-acs-retry-after": "1500"}, 1.5),
-    ("x-acs-retry-after wins over Retry-After", "pai", {"x-acs-retry-after": "250", "Retry-After": "9"}, 0.25),
-    ("Retry-After capped by max_delay", "pai", {"Retry-After": "120"}, 5.0),
-    ("x-acs-retry-after capped by max_delay", "pai", {"x-acs-retry-after": "60000"}, 5.0),
-    ("negative Retry-After is no wait", "fabric", {"Retry-After": "-4"}, 0.0),
-    ("zero x-acs-retry-after", "pai", {"x-acs-retry-after": "0"}, 0.0),
+DELAYS: list[tuple[str, str, dict[str, str], float, bool]] = [
+    ("Retry-After seconds", "pai", {"Retry-After": "3"}, 3.0, True),
+    ("Retry-After fractional", "fabric", {"Retry-After": "0.25"}, 0.25, True),
+    ("x-acs-retry-after ms", "pai", {"x-acs-retry-after": "1500"}, 1.5, True),
+    ("x-acs-retry-after wins over Retry-After", "pai", {"x-acs-retry-after": "250", "Retry-After": "9"}, 0.25, True),
+    ("Retry-After capped by max_delay", "pai", {"Retry-After": "120"}, 5.0, True),
+    ("x-acs-retry-after capped by max_delay", "pai", {"x-acs-retry-after": "60000"}, 5.0, True),
+    # A server asking for no wait at all (or nonsense) gets our backoff, never a burst of requests.
+    ("negative Retry-After falls back to backoff", "fabric", {"Retry-After": "-4"}, 0.5, False),
+    ("zero Retry-After falls back to backoff", "fabric", {"Retry-After": "0"}, 0.5, False),
+    ("nan Retry-After falls back to backoff", "fabric", {"Retry-After": "nan"}, 0.5, False),
+    ("inf Retry-After falls back to backoff", "pai", {"Retry-After": "inf"}, 0.5, False),
+    ("zero x-acs-retry-after falls back to backoff", "pai", {"x-acs-retry-after": "0"}, 0.5, False),
+    ("negative x-acs-retry-after falls back to backoff", "pai", {"x-acs-retry-after": "-1"}, 0.5, False),
+    ("tiny Retry-After is raised to the floor", "fabric", {"Retry-After": "0.001"}, 0.1, True),
 ]
 
 
-@pytest.mark.parametrize(("name", "vendor", "headers", "expected"), DELAYS, ids=[d[0] for d in DELAYS])
+@pytest.mark.parametrize(("name", "vendor", "headers", "expected", "asked"), DELAYS, ids=[d[0] for d in DELAYS])
 def test_server_requested_delay_is_honoured(
-    make: Callable[..., Harness], name: str, vendor: str, headers: dict[str, str], expected: float
+    make: Callable[..., Harness], name: str, vendor: str, headers: dict[str, str], expected: float, asked: bool
 ) -> None:
     rng = UpperBound()
     failure = (
@@ -405,7 +411,10 @@ def test_server_requested_delay_is_honoured(
     h = make([failure, ok()], vendor=vendor, retry=RetryPolicy(max_delay=5.0), rng=rng)
     h.request("GET")
     assert h.sleeps == [pytest.approx(expected)]
-    assert rng.ranges == []  # the server's delay replaces the random backoff
+    if asked:
+        assert rng.ranges == []  # the server's delay replaces the random backoff
+    else:
+        assert rng.ranges == [(0, 0.5)]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,16 @@
-"""What both registry hooks share: lazy connection lookup, endpoint rules, the retry budget and the paging cap.
+"""What both registry hooks share: lazy connection lookup, endpoint and credential rules, the transport settings
+(retry budget, deadlines, body cap, proxy, CA bundle) and the paging cap.
 
 Paging itself lives in :mod:`airflow_provider_modelreg.paging` (re-exported here).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,21 +18,38 @@ from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
 from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES, MAX_PAGES_LIMIT, acollect_pages, collect_pages
-from airflow_provider_modelreg.transport import DEFAULT_RETRY, RegistryTransport, RetryPolicy
+from airflow_provider_modelreg.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RETRY,
+    RegistryTransport,
+    RetryPolicy,
+    is_loopback,
+    shared_ssl_context,
+)
 
 __all__ = ["ModelRegistryHookBase", "acollect_pages", "collect_pages", "parse_endpoint"]
 
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
+#: ``test_connection`` makes one attempt within this many seconds.
+PROBE_TIMEOUT = 10.0
+
+_CREDENTIAL = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
 def parse_endpoint(value: Any, field: str = "endpoint") -> str:
-    """A full ``https://host[:port]`` URL (``http://`` is the explicit opt-in for a local emulator)."""
+    """A full ``https://host[:port]`` URL; ``http://`` only to a loopback host (a local emulator)."""
     if not isinstance(value, str) or not value.strip():
         raise RegistryConnectionConfigError(field, "must be a full URL such as https://host", value)
     parts = urlsplit(value.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise RegistryConnectionConfigError(
             field, "must be a full URL starting with https:// (or http:// for a local emulator)", value
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise RegistryConnectionConfigError(
+            field, "must use https://; http:// is only allowed to a loopback host (127.0.0.0/8, ::1, localhost)", value
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         raise RegistryConnectionConfigError(field, "must be scheme://host[:port] with no path or query", value)
@@ -55,6 +77,61 @@ def extra_str(extras: dict[str, Any], key: str) -> str | None:
     return value.strip()
 
 
+def check_credential(value: Any, field: str, *, secret: bool = True) -> str:
+    """A credential that can go into an HTTP header: printable ASCII, no control characters (a pasted newline), no
+    surrounding spaces. The value is never shown when ``secret``."""
+    if not isinstance(value, str) or _CREDENTIAL.fullmatch(value) is None:
+        raise RegistryConnectionConfigError(
+            field,
+            "must be printable ASCII with no control characters (a pasted newline?) and no surrounding spaces",
+            None if secret else value,
+        )
+    return value
+
+
+def _number(raw: Any, key: str, low: float, high: float, *, integer: bool = False) -> float | None:
+    """A numeric extra (strings from the connection form included); None when unset."""
+    if raw is None or raw == "":
+        return None
+    rule = f"must be {'an integer' if integer else 'a number'} from {low:g} to {high:g}"
+    if isinstance(raw, bool):
+        raise RegistryConnectionConfigError(key, rule, raw)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RegistryConnectionConfigError(key, rule, raw) from None
+    if not (low <= value <= high) or (integer and not value.is_integer()):
+        raise RegistryConnectionConfigError(key, rule, raw)
+    return value
+
+
+def parse_proxy(value: Any, field: str = "proxy") -> str:
+    """``http://[user:password@]host:port`` (or ``https://``) of a forward/CONNECT proxy."""
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise RegistryConnectionConfigError(field, "must be a proxy URL such as http://proxy.example.com:3128")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise RegistryConnectionConfigError(field, "has an invalid port") from None
+    mask_secrets(parts.password)
+    return text.rstrip("/")
+
+
+def check_ca_bundle(value: Any, field: str = "ca_bundle") -> str:
+    """A readable PEM file of CA certificates (loaded once per process)."""
+    if not isinstance(value, str) or not os.path.isfile(value):
+        raise RegistryConnectionConfigError(field, "must be the path of a readable PEM file of CA certificates", value)
+    try:
+        shared_ssl_context(value)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise RegistryConnectionConfigError(
+            field, f"could not be loaded as PEM CA certificates ({exc})", value
+        ) from None
+    return value
+
+
 def mask_secrets(*secrets: str | None) -> None:
     """Register secrets with Airflow's log masker (task logs, rendered fields)."""
     from airflow.sdk.log import mask_secret
@@ -70,8 +147,15 @@ class ModelRegistryHookBase(BaseHook):
     The connection is looked up on first use, never in ``__init__`` (DAG parsing must not hit the metadata DB or
     a secrets backend).
 
+    Transport settings come from the connection extras (``max_attempts``, ``attempt_timeout``, ``call_timeout``,
+    ``max_response_bytes``, ``proxy``, ``ca_bundle``); the constructor arguments below override them.
+
     :param conn_id: the Airflow connection id.
-    :param retry: retry budget; default from the connection extra ``max_attempts`` or 10 attempts.
+    :param retry: the whole retry policy (budget, waits and deadlines), replacing the extras' ``max_attempts``,
+        ``attempt_timeout`` and ``call_timeout``; default 5 attempts, 30 s per attempt, 120 s per call.
+    :param attempt_timeout: seconds for one attempt (connect, headers and body), overriding extras and ``retry``.
+    :param call_timeout: seconds for a whole call (every attempt and wait), overriding extras and ``retry``.
+    :param max_response_bytes: cap of a decoded response body (default 32 MiB), overriding the extra.
     :param max_pages: requests one listing may send at most (1 to 1,000,000); default from the connection extra
         ``max_pages`` or 1,000. A listing that would need more raises
         :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError` before sending them.
@@ -85,10 +169,27 @@ class ModelRegistryHookBase(BaseHook):
         *,
         retry: RetryPolicy | None = None,
         max_pages: int | None = None,
+        attempt_timeout: float | None = None,
+        call_timeout: float | None = None,
+        max_response_bytes: int | None = None,
         transport: Any = None,
         async_transport: Any = None,
     ) -> None:
         super().__init__()
+        self._attempt_timeout = attempt_timeout
+        self._call_timeout = call_timeout
+        if retry is not None or attempt_timeout is not None or call_timeout is not None:
+            try:  # refuse bad values at once, not at the first request
+                dataclasses.replace(retry or DEFAULT_RETRY, **self._timeouts())
+            except (TypeError, ValueError) as exc:
+                raise RegistryInputError(
+                    "attempt_timeout" if attempt_timeout is not None else "call_timeout", str(exc)
+                ) from None
+        if max_response_bytes is not None and (
+            isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1
+        ):
+            raise RegistryInputError("max_response_bytes", "must be a positive integer", max_response_bytes)
+        self._max_response_bytes = max_response_bytes
         if max_pages is not None and (
             isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= MAX_PAGES_LIMIT
         ):
@@ -117,19 +218,59 @@ class ModelRegistryHookBase(BaseHook):
             self._conn = await self.aget_connection(self.conn_id)
         return self._conn
 
+    def _timeouts(self) -> dict[str, Any]:
+        given = {"attempt_timeout": self._attempt_timeout, "call_timeout": self._call_timeout}
+        return {k: v for k, v in given.items() if v is not None}
+
     def retry_policy(self, extras: dict[str, Any]) -> RetryPolicy:
-        if self._retry is not None:
-            return self._retry
-        raw = extras.get("max_attempts")
-        if raw is None or raw == "":
-            return DEFAULT_RETRY
+        """The retry policy: constructor ``retry`` or the extras, then constructor timeouts on top."""
+        policy = self._retry
+        if policy is None:
+            settings: dict[str, Any] = {}
+            attempts = _number(extras.get("max_attempts"), "max_attempts", 1, 20, integer=True)
+            if attempts is not None:
+                settings["max_attempts"] = int(attempts)
+            attempt_timeout = _number(extras.get("attempt_timeout"), "attempt_timeout", 0.1, 3600)
+            if attempt_timeout is not None:
+                settings["attempt_timeout"] = attempt_timeout
+            call_timeout = _number(extras.get("call_timeout"), "call_timeout", 0.1, 86400)
+            if call_timeout is not None:
+                settings["call_timeout"] = call_timeout
+            policy = dataclasses.replace(DEFAULT_RETRY, **settings) if settings else DEFAULT_RETRY
+        timeouts = self._timeouts()
+        return dataclasses.replace(policy, **timeouts) if timeouts else policy
+
+    def transport_options(self, conn: Connection) -> dict[str, Any]:
+        """Keyword arguments of :class:`RegistryTransport` common to both vendors, read from the connection."""
+        extras = conn.extra_dejson
+        cap = self._max_response_bytes
+        if cap is None:
+            raw = _number(extras.get("max_response_bytes"), "max_response_bytes", 1024, 2**31, integer=True)
+            cap = DEFAULT_MAX_RESPONSE_BYTES if raw is None else int(raw)
+        proxy = extra_str(extras, "proxy")
+        ca_bundle = extra_str(extras, "ca_bundle")
+        return {
+            "retry": self.retry_policy(extras),
+            "max_response_bytes": cap,
+            "proxy": None if proxy is None else parse_proxy(proxy),
+            "ca_bundle": None if ca_bundle is None else check_ca_bundle(ca_bundle),
+            "transport": self._httpx_transport,
+            "async_transport": self._httpx_async_transport,
+        }
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Within this block, calls make one attempt with a short deadline (``test_connection``)."""
+        saved = (self._retry, self._attempt_timeout, self._call_timeout, self._transport)
+        self._retry = RetryPolicy(max_attempts=1, attempt_timeout=PROBE_TIMEOUT, call_timeout=PROBE_TIMEOUT)
+        self._attempt_timeout = self._call_timeout = None
+        self._transport = None
         try:
-            attempts = int(raw)
-        except (TypeError, ValueError):
-            raise RegistryConnectionConfigError("max_attempts", "must be an integer from 1 to 20", raw) from None
-        if not 1 <= attempts <= 20:
-            raise RegistryConnectionConfigError("max_attempts", "must be an integer from 1 to 20", raw)
-        return RetryPolicy(max_attempts=attempts)
+            yield
+        finally:
+            if self._transport is not None:
+                self._transport.close()
+            self._retry, self._attempt_timeout, self._call_timeout, self._transport = saved
 
     def max_pages(self, conn: Connection) -> int:
         """The paging cap: the hook's ``max_pages`` argument, else the connection extra, else 1,000."""

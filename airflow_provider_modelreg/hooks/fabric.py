@@ -11,6 +11,7 @@ from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_c
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError, RegistryNotFoundError
 from airflow_provider_modelreg.hooks.base import (
     ModelRegistryHookBase,
+    check_credential,
     check_region,
     extra_str,
     mask_secrets,
@@ -38,6 +39,9 @@ FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
 
 def _target(path: str, params: list[tuple[str, str]]) -> str:
     # Huawei's wire query is exactly its canonical query (sorted, %20 for space): sent verbatim.
+    for name, value in params:
+        if not isinstance(value, str):
+            raise RegistryInputError(name, "must be a string", value)
     query = sdk_canonical_query(params)
     return f"{path}?{query}" if query else path
 
@@ -128,8 +132,15 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         project_id = extra_str(extras, "project_id")
         token = extra_str(extras, "security_token")
         mask_secrets(conn.password, token)
+        # Checked before anything is sent: a pasted newline would otherwise reach h11 inside a header.
+        login = check_credential(conn.login, "login")
+        secret = check_credential(conn.password, "password")
+        if token is not None:
+            check_credential(extras.get("security_token"), "security_token")
+        if project_id is not None:
+            check_credential(extras.get("project_id"), "project_id", secret=False)
         if auth_type == "aksk":
-            return HuaweiAkSkAuth(conn.login, conn.password, project_id=project_id, security_token=token)
+            return HuaweiAkSkAuth(login, secret, project_id=project_id, security_token=token)
         if auth_type != "token":
             raise RegistryConnectionConfigError("auth_type", "must be 'aksk' or 'token'", auth_type)
         domain = extra_str(extras, "iam_domain")
@@ -147,13 +158,12 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             raise RegistryConnectionConfigError("project_id", "or region is required to scope the IAM token")
         self.iam_auth = IamTokenAuth(
             iam_url=iam_url,
-            user_name=conn.login,
-            password=conn.password,
+            user_name=login,
+            password=secret,
             domain_name=domain,
             project_id=project_id,
             project_name=region,
-            transport=self._httpx_transport,
-            async_transport=self._httpx_async_transport,
+            **self.transport_options(conn),  # the token request: same retries, deadlines, cap, proxy and CA
         )
         return self.iam_auth
 
@@ -164,9 +174,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             base_url=base_url,
             auth=self._auth(conn),
             headers={"Content-Type": "application/json"},
-            retry=self.retry_policy(conn.extra_dejson),
-            transport=self._httpx_transport,
-            async_transport=self._httpx_async_transport,
+            **self.transport_options(conn),
         )
 
     @property
@@ -428,11 +436,12 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """List the models of the connection's workspace (``workspace_id`` extra required)."""
+        """List the models of the connection's workspace (``workspace_id`` extra required; one attempt, 10 s)."""
         try:
             if self.workspace_id is None:
                 return False, "Set the workspace_id extra: the connection test lists the models of that workspace"
-            models = self.list_models(max_results=1, page_size=1)
+            with self.probing():
+                models = self.list_models(max_results=1, page_size=1)
         except Exception as exc:
             return False, str(exc)
         return True, f"Connection OK: workspace {self.workspace_id} reachable ({len(models)} model(s) listed)"

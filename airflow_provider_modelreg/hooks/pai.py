@@ -11,6 +11,7 @@ from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
     ModelRegistryHookBase,
+    check_credential,
     check_region,
     extra_str,
     mask_secrets,
@@ -124,15 +125,18 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         extras = conn.extra_dejson
         token = extra_str(extras, "security_token")
         mask_secrets(conn.password, token)
+        # Checked before anything is sent: a pasted newline would otherwise reach h11 inside a signed header.
+        login = check_credential(conn.login, "login")
+        secret = check_credential(conn.password, "password")
+        if token is not None:
+            check_credential(extras.get("security_token"), "security_token")
         base_url, _, _ = self._settings(conn)
         return RegistryTransport(
             vendor="pai",
             base_url=base_url,
-            auth=AcsV3Auth(conn.login, conn.password, security_token=token),
+            auth=AcsV3Auth(login, secret, security_token=token),
             headers={"x-acs-version": PAI_API_VERSION},
-            retry=self.retry_policy(extras),
-            transport=self._httpx_transport,
-            async_transport=self._httpx_async_transport,
+            **self.transport_options(conn),
         )
 
     @property
@@ -391,9 +395,10 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         return self.transport.request_id(response)
 
     def test_connection(self) -> tuple[bool, str]:
-        """List one model to prove the credentials and endpoint work."""
+        """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline)."""
         try:
-            models = self.list_models(max_results=1, page_size=1)
+            with self.probing():
+                models = self.list_models(max_results=1, page_size=1)
         except Exception as exc:
             return False, str(exc)
         return True, f"Connection OK: PAI registry reachable ({len(models)} model(s) in the first page)"
