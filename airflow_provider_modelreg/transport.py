@@ -820,7 +820,11 @@ class RegistryTransport:
         return shared_ssl_context(self.ca_bundle)
 
     def _proxy(self) -> httpx.Proxy | None:
-        return None if self.proxy is None else httpx.Proxy(self.proxy, ssl_context=self._verify())
+        if self.proxy is None:
+            return None
+        # an https:// proxy is itself verified with the same trust store; httpcore refuses a context for http://
+        tls = self._verify() if self.proxy.startswith("https://") else None
+        return httpx.Proxy(self.proxy, ssl_context=tls)
 
     # httpx transports (connection pools) used directly, without an httpx.Client: the client's per-request work
     # (base-URL merge, cookie jar, redirect loop, event hooks) is a fifth of the CPU of a call and we use none of

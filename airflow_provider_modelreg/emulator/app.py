@@ -3,8 +3,9 @@
 Per request: apply due ``_then`` changes, route on the raw (percent-encoded) path so that ``%2F`` never splits a
 segment, decide the fault, sleep the latency without blocking, authenticate, then answer — a fault answer, the
 operation's answer, or the answer cut off half-way with the connection dropped (``reset``). Faults apply to the
-PAI and Fabric routes only; IAM token requests get the latency but are never faulted. Requests whose credentials
-are refused are answered with the vendor's error and never faulted.
+PAI and Fabric routes; IAM token requests get the latency and are faulted only with ``iam_faults`` (503, 429 with
+``Retry-After``, reset). Requests whose credentials are refused are answered with the vendor's error and never
+faulted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from airflow_provider_modelreg.emulator.faults import Fault, FaultConfig, FaultI
 from airflow_provider_modelreg.emulator.pai import match_pai
 from airflow_provider_modelreg.emulator.store import Store
 from airflow_provider_modelreg.emulator.verify import NonceCache, verify_acs3, verify_huawei
-from airflow_provider_modelreg.emulator.wire import ApiError, Req, ali_error, hw_error
+from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, ali_error, hw_error, hw_ok
 
 __all__ = ["ConnectionResetFault", "EmulatorConfig", "Registry", "create_app", "direct_asgi"]
 
@@ -108,6 +109,17 @@ class Registry:
             )
         return ApiError(500, "common.00000500", "internal error")
 
+    def _iam_fault_answer(self, fault: Fault) -> Answer:
+        if fault is Fault.THROTTLE:
+            retry_ms = self.config.faults.retry_after_ms
+            seconds = str(retry_ms // 1000) if retry_ms % 1000 == 0 else f"{retry_ms / 1000:.3f}"
+            body = {"error": {"code": 429, "message": "Too many requests.", "title": "Too Many Requests"}}
+            answer = hw_ok(body, status=429)
+            answer.headers["Retry-After"] = seconds
+            return answer
+        body = {"error": {"code": 503, "message": "Service unavailable.", "title": "Service Unavailable"}}
+        return hw_ok(body, status=503)
+
     async def serve(self, req: Req) -> Response:
         """Answer one request."""
         self.store.tick()
@@ -118,13 +130,19 @@ class Registry:
         latency = self.config.faults.latency_ms / 1000.0
         if path.startswith("/v3/auth/tokens") and req.method == "POST":
             route = "iam.CreateToken"
+            if self.config.faults.iam_faults:
+                fault = self.faults.decide(req.method, req.target)
             if latency:
                 await asyncio.sleep(latency)
-            try:
-                answer = issue_token(self.store, req)
-                authenticated = True
-            except IamError as err:
-                answer = err.answer()
+            if fault in (Fault.ERROR, Fault.THROTTLE):
+                answer = self._iam_fault_answer(fault)
+            else:
+                try:
+                    answer = issue_token(self.store, req)
+                    authenticated = True
+                except IamError as err:
+                    answer = err.answer()
+                    fault = Fault.NONE
         else:
             matched = match_pai(req.method, path) if vendor == "pai" else match_fabric(req.method, path)
             if matched is None:

@@ -38,6 +38,8 @@ class FaultConfig:
     reset_rate: float = 0.0
     random_seed: int = 0
     retry_after_ms: int = 1000
+    #: fault IAM ``POST /v3/auth/tokens`` too (503, 429 with ``Retry-After``, reset), at the same rates
+    iam_faults: bool = False
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "throttle_rate", "reset_rate"):

@@ -76,6 +76,7 @@ class RegistryEmulator:
     :param reset_rate: share whose connection is dropped half-way through the answer.
     :param random_seed: seed of the deterministic fault decisions.
     :param retry_after_ms: wait requested by throttle answers.
+    :param iam_faults: fault IAM token requests too, at the same rates.
     :param token_lifetime: IAM token lifetime in seconds.
     :raises SeedError: for an invalid seed (raised by the constructor, with the JSON path).
     """
@@ -93,6 +94,7 @@ class RegistryEmulator:
         random_seed: int = 0,
         retry_after_ms: int = 1000,
         token_lifetime: float = 86400,
+        iam_faults: bool = False,
     ) -> None:
         faults = FaultConfig(
             latency_ms=latency_ms,
@@ -101,6 +103,7 @@ class RegistryEmulator:
             reset_rate=reset_rate,
             random_seed=random_seed,
             retry_after_ms=retry_after_ms,
+            iam_faults=iam_faults,
         )
         self.config = EmulatorConfig(seed=seed, host=host, port=port, token_lifetime=token_lifetime, faults=faults)
         self.registry = Registry(self.config)
