@@ -161,19 +161,6 @@ class PagePlan(Generic[T]):
             return
         if type(total) is not int or total < 0:  # bool is an int subclass: refused too
             raise self._bad(self.total_field, f"must be a non-negative integer, got {total!r}")
-        size, count, offset = self.page_size, len(items), index * self.page_size
-        if count > size:
-            raise self._bad(self.page_field, f"page {index + 1} holds {count} items, more than the {size} asked for")
-        if count and offset + count > total:
-            raise self._bad(
-                self.total_field,
-                f"is {total}, but page {index + 1} holds items up to position {offset + count}",
-            )
-        if count < size and offset + count < total:
-            raise self._bad(
-                self.total_field,
-                f"is {total}, but page {index + 1} ends the list after {offset + count} items",
-            )
         self._max_total = max(self._max_total, total)
         self._plan_end(total)
         self._buffer[index] = (items, total)
@@ -183,6 +170,7 @@ class PagePlan(Generic[T]):
         while not self.done and self._at in self._buffer:
             index = self._at
             items, total = self._buffer.pop(index)
+            self._check(index, items, total)
             if total < self._last_total and index not in self._held:
                 # Served before a change that an earlier page saw: items may have shifted past it. Ask again once
                 # (keeping what it brought); a total that keeps shrinking (items leaving) is accepted the 2nd time.
@@ -213,6 +201,22 @@ class PagePlan(Generic[T]):
                 self._finish(complete=True)
             else:
                 self._end = max(self._end, self._at + 1)  # a full page: the next one is needed
+
+    def _check(self, index: int, items: Sequence[T], total: int) -> None:
+        """A page against its own total (pages are checked in index order: the first bad page is the one named)."""
+        size, count, offset = self.page_size, len(items), index * self.page_size
+        if count > size:
+            raise self._bad(self.page_field, f"page {index + 1} holds {count} items, more than the {size} asked for")
+        if count and offset + count > total:
+            raise self._bad(
+                self.total_field,
+                f"is {total}, but page {index + 1} holds items up to position {offset + count}",
+            )
+        if count < size and offset + count < total:
+            raise self._bad(
+                self.total_field,
+                f"is {total}, but page {index + 1} ends the list after {offset + count} items",
+            )
 
     def _add(self, items: Sequence[T]) -> int:
         seen, out, key, added = self._seen, self._out, self.key, 0
