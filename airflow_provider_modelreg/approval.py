@@ -1,29 +1,67 @@
-"""What "approved" means for a wait: pure decisions over PAI versions, shared by the sensor and the triggers.
+"""The decision core of the approval gate: what to read next and what was decided, with no I/O (sans-IO).
 
-Two kinds of wait:
+Every mode drives the same objects: the sensor in poke and reschedule mode through the sync shell, the
+deferrable trigger and the asset watcher through the async shell (:mod:`airflow_provider_modelreg.approval_io`).
+A shell asks :meth:`ApprovalCheck.next_read` what to read, performs that read and hands the answer back with
+:meth:`ApprovalCheck.receive`, until :attr:`ApprovalCheck.decision` is set. The reads are plain hashable values,
+so the triggerer's hub can share one answer between every wait that asks the same question.
 
-* a **named** version (``version_name``): done when it is Approved; Rejected is terminal (fail or skip);
-  a version that does not exist yet is waited for.
-* the **next** approved version (``version_name=None``): done when some version created after the anchor
-  (``after_version``'s creation time, or ``created_after``) is Approved; the newest such version wins and
-  Rejected versions are passed over.
+Two kinds of wait, fixed when the wait is created:
+
+* **named** (``version_name``): done when that version is Approved; Rejected is terminal; a version that does not
+  exist yet is waited for.
+* **next approved** (no ``version_name``): done when a version *newer than the anchor* is Approved; the newest
+  such version wins, Rejected ones are passed over. The anchor is ``after_version`` (its GmtCreateTime and name),
+  or ``created_after`` (a time), or none (the first deployment: the newest Approved version counts).
+
+"Newer" orders versions by ``(GmtCreateTime, VersionName)``: creation time first; versions created in the same
+instant are ordered by VersionName as plain strings (so with ``after_version``, a version created in the same
+instant counts as newer when its name sorts after the anchor's). With ``created_after`` only the time counts and
+it is strict. Any answer the gate cannot judge (an unknown or missing status, an Approved version without a Uri,
+a version without a creation time where it matters, an answer about another version, a listing out of order)
+raises :class:`~airflow_provider_modelreg.errors.RegistryResponseError` naming the field: the gate never opens and
+never waits on an answer it cannot justify.
+
+Completeness: Approved and Rejected are terminal in PAI, so the set of Approved versions only grows. Reads of
+that set newest first (``ReadApproved``) can therefore shift items to later pages while paging (seen twice,
+merged by name) but never skip one that stays Approved; the next poll sees anything approved meanwhile.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 from airflow_provider_modelreg.validation import check_pai_model_id, check_pai_version_name
 
-__all__ = ["ApprovalTarget", "Decision", "Outcome", "decide", "parse_created_after"]
+__all__ = [
+    "RECENT_PAGE_SIZE",
+    "Anchor",
+    "ApprovalCheck",
+    "ApprovalTarget",
+    "ApprovedWatch",
+    "Decision",
+    "Outcome",
+    "Read",
+    "ReadApproved",
+    "ReadRecent",
+    "ReadVersion",
+    "VersionPage",
+    "WatchState",
+    "parse_created_after",
+    "rendered_optional",
+    "rendered_required",
+]
 
-#: How many of the newest versions one shared poll reads (one ListModelVersions page).
+#: Versions per page for every read of the gate (the API's maximum PageSize).
 RECENT_PAGE_SIZE = 100
+#: Pages of Approved versions one poll may read before the answer is called unreadable (10,000 versions).
+MAX_APPROVED_PAGES = 100
 
 
 class Outcome(str, enum.Enum):
@@ -31,36 +69,79 @@ class Outcome(str, enum.Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
 
+    def is_terminal(self) -> bool:
+        """True when the wait is over."""
+        return self is not Outcome.WAITING
+
 
 @dataclass(frozen=True)
 class Decision:
+    """What one poll decided. ``outlook`` says in words what was seen (for logs; changes only when it does)."""
+
     outcome: Outcome
     version: PaiModelVersion | None = None
+    outlook: str = ""
 
 
-def parse_created_after(value: Any, field: str = "created_after") -> datetime | None:
-    """An aware datetime or an ISO 8601 string with a time and an offset; None passes."""
-    if value is None or value == "":
+# ------------------------------------------------------------------------------------------------ rendered input
+
+
+def _is_none_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() in ("", "None")
+
+
+def rendered_required(value: Any, field_name: str) -> str:
+    """A rendered argument that must be a non-empty string (``""``, ``"None"``, None, non-strings fail)."""
+    if value is None or _is_none_text(value) or not isinstance(value, str):
+        raise RegistryInputError(
+            field_name,
+            "must render to a non-empty string (a Jinja template of a missing value renders to '' or 'None')",
+            value,
+        )
+    return value
+
+
+def rendered_optional(value: Any, field_name: str) -> str | None:
+    """A rendered optional argument: a native None means unset; ``""``, ``"None"`` and non-strings fail."""
+    if value is None:
+        return None
+    return rendered_required(value, field_name)
+
+
+def parse_created_after(value: Any, field_name: str = "created_after") -> datetime | None:
+    """An aware datetime or an ISO 8601 string with a time and an offset; a native None passes."""
+    if value is None:
         return None
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        rendered_required(value, field_name)
         if "T" not in value and " " not in value.strip():
-            raise RegistryInputError(field, "must be an ISO 8601 date *with* a time, e.g. 2024-05-01T00:00:00Z", value)
+            raise RegistryInputError(
+                field_name, "must be an ISO 8601 date *with* a time, e.g. 2024-05-01T00:00:00Z", value
+            )
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise RegistryInputError(field, "must be an ISO 8601 datetime, e.g. 2024-05-01T00:00:00Z", value) from None
+            raise RegistryInputError(
+                field_name, "must be an ISO 8601 datetime, e.g. 2024-05-01T00:00:00Z", value
+            ) from None
     else:
-        raise RegistryInputError(field, "must be an aware datetime or an ISO 8601 string", value)
+        raise RegistryInputError(field_name, "must be an aware datetime or an ISO 8601 string", value)
     if parsed.tzinfo is None:
-        raise RegistryInputError(field, "must carry a UTC offset (e.g. Z or +08:00)", value)
+        raise RegistryInputError(field_name, "must carry a UTC offset (e.g. Z or +08:00)", value)
     return parsed.astimezone(timezone.utc)
+
+
+# ------------------------------------------------------------------------------------------------ target, anchor
 
 
 @dataclass(frozen=True)
 class ApprovalTarget:
-    """What one wait is for (validated on construction: bad input fails before any request)."""
+    """What one wait is for (validated on construction: bad input fails before any request).
+
+    ``named`` is the mode; it is decided by which arguments the DAG gave, never by a rendered value's truthiness.
+    """
 
     model_id: str
     version_name: str | None = None
@@ -84,47 +165,386 @@ class ApprovalTarget:
     def named(self) -> bool:
         return self.version_name is not None
 
+    def describe(self) -> str:
+        if self.version_name is not None:
+            return f"version {self.version_name}"
+        if self.after_version is not None:
+            return f"the next Approved version after {self.after_version}"
+        if self.created_after is not None:
+            return f"the next Approved version created after {self.created_after.isoformat()}"
+        return "the newest Approved version"
 
-def _created(version: PaiModelVersion) -> datetime:
-    return version.gmt_create_time or datetime.min.replace(tzinfo=timezone.utc)
+
+@dataclass(frozen=True)
+class Anchor:
+    """Versions count when newer than this: ``(created, name)`` with a name, ``created`` alone (strict) without."""
+
+    created: datetime
+    version_name: str | None = None
+
+    def precedes(self, version: PaiModelVersion) -> bool:
+        created = version.gmt_create_time
+        assert created is not None  # checked by the caller
+        if self.version_name is None:
+            return created > self.created
+        return (created, version.version_name) > (self.created, self.version_name)
 
 
-def decide(target: ApprovalTarget, versions: list[PaiModelVersion], anchor: datetime | None) -> Decision:
-    """Decide over the versions seen in one poll.
+def order_key(version: PaiModelVersion) -> tuple[datetime, str]:
+    """The one order of "newer": creation time, then VersionName (plain string order) for equal times."""
+    assert version.gmt_create_time is not None
+    return version.gmt_create_time, version.version_name
 
-    :param versions: versions of ``target.model_id`` (any order).
-    :param anchor: creation time after which versions count (next-approved mode); None = any version.
+
+# ------------------------------------------------------------------------------------------------ reads
+
+
+@dataclass(frozen=True)
+class ReadVersion:
+    """GetModelVersion. Answer: the version, or None when that version does not exist (the model does)."""
+
+    model_id: str
+    version_name: str
+
+
+@dataclass(frozen=True)
+class ReadRecent:
+    """ListModelVersions, unfiltered, newest first by GmtCreateTime, first page. Answer: :class:`VersionPage`."""
+
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ReadApproved:
+    """ListModelVersions with ApprovalStatus=Approved, newest first, page ``page`` (0-based). Answer: a page."""
+
+    model_id: str
+    page: int = 0
+
+
+Read = ReadVersion | ReadRecent | ReadApproved
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One ListModelVersions page as the core needs it."""
+
+    versions: tuple[PaiModelVersion, ...]
+    total: int
+    request_id: str | None = None
+
+
+def _bad(field_name: str, problem: str, request_id: str | None) -> RegistryResponseError:
+    return RegistryResponseError(field=field_name, problem=problem, request_id=request_id, status_code=200)
+
+
+def _judged_status(version: PaiModelVersion, request_id: str | None) -> ApprovalStatus:
+    status = version.status
+    if status is None:
+        raise _bad(
+            "ApprovalStatus",
+            f"version {version.version_name} has status {version.approval_status!r}; "
+            "expected Pending, Approved or Rejected",
+            request_id,
+        )
+    return status
+
+
+def _check_deployable(version: PaiModelVersion, request_id: str | None) -> None:
+    if not (version.uri or "").strip():
+        raise _bad("Uri", f"version {version.version_name} is Approved but has no Uri to deploy", request_id)
+
+
+def _check_created(version: PaiModelVersion, request_id: str | None) -> None:
+    if version.gmt_create_time is None:
+        raise _bad("GmtCreateTime", f"version {version.version_name} has no creation time", request_id)
+
+
+def _page_in_order(page: VersionPage, previous: PaiModelVersion | None) -> None:
+    """Newest first, as asked (the core relies on the order to stop early)."""
+    last = previous
+    for version in page.versions:
+        _check_created(version, page.request_id)
+        if last is not None and order_key(version)[0] > order_key(last)[0]:
+            raise _bad("GmtCreateTime", "versions are not listed newest first", page.request_id)
+        last = version
+
+
+def _status_text(version: PaiModelVersion) -> str:
+    return f"{version.version_name} ({version.approval_status})"
+
+
+# ------------------------------------------------------------------------------------------------ one poll
+
+
+@dataclass
+class ApprovalCheck:
+    """One poll of one wait. Create it with what is already known (the anchor, once resolved), then drive it.
+
+    :param target: the wait.
+    :param anchor: the resolved anchor from an earlier poll of the same wait (None: resolve it if needed).
     """
-    if target.named:
-        for version in versions:
-            if version.version_name == target.version_name:
-                status = version.status
-                if status is ApprovalStatus.APPROVED:
-                    return Decision(Outcome.APPROVED, version)
-                if status is ApprovalStatus.REJECTED:
-                    return Decision(Outcome.REJECTED, version)
-                return Decision(Outcome.WAITING, version)
-        return Decision(Outcome.WAITING)
-    approved = [
-        v
-        for v in versions
-        if v.status is ApprovalStatus.APPROVED
-        and v.version_name != target.after_version
-        and (anchor is None or _created(v) > anchor)
-    ]
-    if not approved:
-        return Decision(Outcome.WAITING)
-    return Decision(Outcome.APPROVED, max(approved, key=lambda v: (_created(v), v.version_name)))
+
+    target: ApprovalTarget
+    anchor: Anchor | None = None
+    decision: Decision | None = None
+    _pending: Read | None = None
+    _best: PaiModelVersion | None = None
+    _last: PaiModelVersion | None = None
+
+    def __post_init__(self) -> None:
+        target = self.target
+        if target.named:
+            self._pending = ReadRecent(target.model_id)
+        elif self.anchor is None and target.after_version is not None:
+            self._pending = ReadVersion(target.model_id, target.after_version)
+        else:
+            if self.anchor is None and target.created_after is not None:
+                self.anchor = Anchor(target.created_after)
+            self._pending = ReadApproved(target.model_id, 0)
+
+    def next_read(self) -> Read | None:
+        """The read to perform next, or None once :attr:`decision` is set."""
+        return self._pending
+
+    def receive(self, read: Read, answer: Any) -> None:
+        """Feed the answer to :meth:`next_read`'s read (see each read type for the answer's type)."""
+        if read != self._pending:
+            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
+        self._pending = None
+        if isinstance(read, ReadRecent):
+            self._on_recent(answer)
+        elif isinstance(read, ReadVersion):
+            if self.target.named:
+                self._on_named_version(answer)
+            else:
+                self._on_anchor(answer)
+        else:
+            self._on_approved(read, answer)
+
+    def _decide(self, outcome: Outcome, version: PaiModelVersion | None, outlook: str) -> None:
+        self.decision = Decision(outcome, version, outlook)
+
+    # -- named
+
+    def _judge_named(self, version: PaiModelVersion, request_id: str | None) -> None:
+        status = _judged_status(version, request_id)
+        if status is ApprovalStatus.APPROVED:
+            _check_deployable(version, request_id)
+            self._decide(Outcome.APPROVED, version, f"{version.version_name} is Approved")
+        elif status is ApprovalStatus.REJECTED:
+            self._decide(Outcome.REJECTED, version, f"{version.version_name} is Rejected")
+        else:
+            self._decide(Outcome.WAITING, version, f"{version.version_name} is {status.value}")
+
+    def _on_recent(self, page: VersionPage) -> None:
+        name = self.target.version_name
+        for version in page.versions:
+            if version.version_name == name:
+                self._judge_named(version, page.request_id)
+                return
+        if len(page.versions) < RECENT_PAGE_SIZE and page.total <= len(page.versions):
+            # the page holds every version of the model: this one does not exist yet
+            self._decide(Outcome.WAITING, None, f"{name} does not exist yet")
+            return
+        assert name is not None
+        self._pending = ReadVersion(self.target.model_id, name)
+
+    def _on_named_version(self, version: PaiModelVersion | None) -> None:
+        name = self.target.version_name
+        if version is None:
+            self._decide(Outcome.WAITING, None, f"{name} does not exist yet")
+            return
+        if version.version_name != name:
+            raise _bad("VersionName", f"asked for version {name}, the answer is about {version.version_name}", None)
+        self._judge_named(version, version.request_id)
+
+    # -- next approved
+
+    def _on_anchor(self, version: PaiModelVersion | None) -> None:
+        name = self.target.after_version
+        if version is None:
+            raise RegistryInputError(
+                "after_version", f"names no version of model {self.target.model_id} (it does not exist)", name
+            )
+        if version.version_name != name:
+            raise _bad(
+                "VersionName", f"asked for version {name}, the answer is about {version.version_name}",
+                version.request_id,
+            )
+        if version.gmt_create_time is None:
+            raise _bad(
+                "GmtCreateTime",
+                f"after_version {name} has no creation time, so no version can be judged newer than it",
+                version.request_id,
+            )
+        self.anchor = Anchor(version.gmt_create_time, version.version_name)
+        self._pending = ReadApproved(self.target.model_id, 0)
+
+    def _on_approved(self, read: ReadApproved, page: VersionPage) -> None:
+        _page_in_order(page, self._last)
+        for version in page.versions:
+            if version.status is not ApprovalStatus.APPROVED:
+                raise _bad(
+                    "ApprovalStatus",
+                    f"version {version.version_name} with status {version.approval_status!r} "
+                    "in a listing of Approved versions",
+                    page.request_id,
+                )
+            if self.anchor is not None and not self.anchor.precedes(version):
+                continue
+            if self._best is None or order_key(version) > order_key(self._best):
+                self._best = version
+        if page.versions:
+            self._last = page.versions[-1]
+        full = len(page.versions) >= RECENT_PAGE_SIZE
+        best = self._best
+        # Later pages are older: they matter only for a version tied with the best one's creation time, or
+        # (no best yet) while this page was entirely newer than the anchor.
+        more = full and (
+            (best is not None and order_key(page.versions[-1])[0] == order_key(best)[0])
+            or (best is None and self.anchor is not None and self.anchor.precedes(page.versions[-1]))
+        )
+        if more:
+            if read.page + 1 >= MAX_APPROVED_PAGES:
+                raise _bad(
+                    "TotalCount",
+                    f"more than {MAX_APPROVED_PAGES} pages of Approved versions to read in one poll",
+                    page.request_id,
+                )
+            self._pending = ReadApproved(read.model_id, read.page + 1)
+            return
+        if best is None:
+            self._decide(Outcome.WAITING, None, f"no Approved version newer than the anchor ({_anchor_text(self)})")
+            return
+        _check_deployable(best, page.request_id)
+        self._decide(Outcome.APPROVED, best, f"{best.version_name} is Approved")
 
 
-def page_covers(versions: list[PaiModelVersion], target: ApprovalTarget, anchor: datetime | None) -> bool:
-    """Whether the newest-versions page answers the question, or an older version must be looked at.
+def _anchor_text(check: ApprovalCheck) -> str:
+    anchor = check.anchor
+    if anchor is None:
+        return "none"
+    if anchor.version_name is not None:
+        return anchor.version_name
+    return anchor.created.isoformat()
 
-    Named: the version is in the page. Next-approved: the page is not full, or its oldest version is not newer
-    than the anchor (so every version created after the anchor was in the page).
+
+# ------------------------------------------------------------------------------------------------ the watcher
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """What an asset watcher has seen: the names of every version known to be Approved (announced, or Approved
+    already when the watcher started). Approved is terminal, so the set only grows."""
+
+    known: frozenset[str] = frozenset()
+    started: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": 2, "known": sorted(self.known)}
+
+    @classmethod
+    def from_json(cls, value: Any) -> WatchState | None:
+        """The stored state, or None when nothing usable is stored."""
+        if isinstance(value, dict) and value.get("v") == 2 and isinstance(value.get("known"), list):
+            return cls(frozenset(str(name) for name in value["known"]), True)
+        return None
+
+    @classmethod
+    def merged(cls, states: Iterable[WatchState | None]) -> WatchState | None:
+        """One state from several stores (one per watched asset): a version known to any is known."""
+        found = [s for s in states if s is not None]
+        if not found:
+            return None
+        return cls(frozenset().union(*(s.known for s in found)), True)
+
+
+@dataclass
+class ApprovedWatch:
+    """One poll of an asset watcher: read every Approved version, announce the ones not known yet.
+
+    Start point: on its first poll with no stored state, the watcher takes every version Approved at that moment
+    as known (not announced) — except those created after ``start_after``, which are announced. From then on
+    every version that becomes Approved is announced once per watcher state, oldest first, whatever its creation
+    time and however many arrived between polls.
     """
-    if target.named:
-        return any(v.version_name == target.version_name for v in versions)
-    if len(versions) < RECENT_PAGE_SIZE:
-        return True
-    return anchor is not None and min(_created(v) for v in versions) <= anchor
+
+    model_id: str
+    state: WatchState
+    start_after: datetime | None = None
+    seen: dict[str, PaiModelVersion] = field(default_factory=dict)
+    done: bool = False
+    _pending: Read | None = None
+    _last: PaiModelVersion | None = None
+
+    def __post_init__(self) -> None:
+        self._pending = ReadApproved(self.model_id, 0)
+
+    def next_read(self) -> Read | None:
+        return self._pending
+
+    def receive(self, read: Read, page: VersionPage) -> None:
+        if read != self._pending or not isinstance(read, ReadApproved):
+            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
+        self._pending = None
+        _page_in_order(page, self._last)
+        for version in page.versions:
+            if version.status is not ApprovalStatus.APPROVED:
+                raise _bad(
+                    "ApprovalStatus",
+                    f"version {version.version_name} with status {version.approval_status!r} "
+                    "in a listing of Approved versions",
+                    page.request_id,
+                )
+            self.seen.setdefault(version.version_name, version)
+        if page.versions:
+            self._last = page.versions[-1]
+        if len(page.versions) >= RECENT_PAGE_SIZE:
+            if read.page + 1 >= MAX_APPROVED_PAGES:
+                raise _bad(
+                    "TotalCount",
+                    f"more than {MAX_APPROVED_PAGES} pages of Approved versions to read in one poll",
+                    page.request_id,
+                )
+            self._pending = ReadApproved(self.model_id, read.page + 1)
+            return
+        self.done = True
+
+    def baseline(self) -> WatchState | None:
+        """On a first start (no state): the state to store before anything is announced, else None."""
+        if self.state.started:
+            return None
+        start = self.start_after
+        known = {
+            name
+            for name, version in self.seen.items()
+            if start is None or (version.gmt_create_time is not None and version.gmt_create_time <= start)
+        }
+        return WatchState(frozenset(known), True)
+
+    def to_announce(self) -> list[PaiModelVersion]:
+        """Versions to announce, oldest first (store :meth:`baseline` as :attr:`state` first, if it gives one)."""
+        new = [v for name, v in self.seen.items() if name not in self.state.known]
+        return sorted(new, key=order_key)
+
+    @staticmethod
+    def announced(state: WatchState, version: PaiModelVersion) -> WatchState:
+        return WatchState(state.known | {version.version_name}, True)
+
+
+def check_deployable(version: PaiModelVersion, request_id: str | None = None) -> None:
+    """An Approved version must carry a Uri (raises :class:`RegistryResponseError` naming ``Uri``)."""
+    _check_deployable(version, request_id)
+
+
+def describe_page(read: Read, answer: Any) -> str:
+    """One line on what a shared read saw (the newest version and its status), for the hub's INFO log."""
+    if isinstance(answer, VersionPage):
+        kind = "Approved versions" if isinstance(read, ReadApproved) else "versions"
+        newest = answer.versions[0] if answer.versions else None
+        return f"{answer.total} {kind}; newest {_status_text(newest) if newest else 'none'}"
+    if answer is None:
+        return "does not exist"
+    assert isinstance(answer, PaiModelVersion)
+    return _status_text(answer)

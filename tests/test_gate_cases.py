@@ -23,7 +23,7 @@ from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigge
 MODEL = "m-gate"
 MODES = ("poke", "reschedule", "deferrable", "trigger")
 #: Cases reproduced on the code before issue 10 was fixed (see the history of this file).
-ISSUE_10: Any = pytest.mark.xfail(strict=True, reason="issue 10: the gate opens on a version it cannot justify")
+ISSUE_10: Any = ()  # was: pytest.mark.xfail(strict=True) on FAILED_BEFORE, before the fix
 
 
 def v(name: str, status: str | None = "Pending", day: int = 1, second: int = 0, **extra: Any) -> dict[str, Any]:

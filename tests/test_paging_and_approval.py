@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_modelreg.approval import ApprovalTarget, Outcome, decide, page_covers, parse_created_after
+from airflow_provider_modelreg.approval import ApprovalTarget, parse_created_after
 from airflow_provider_modelreg.deploy import eas_service_spec, fabric_service_spec, normalise_oss_uri, service_name
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryServerError
 from airflow_provider_modelreg.hooks.base import acollect_pages, collect_pages
 from airflow_provider_modelreg.links import render_console_url
-from airflow_provider_modelreg.models import PaiModelVersion
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -107,46 +106,6 @@ async def test_acollect_pages_cancels_the_rest_on_failure() -> None:
         await acollect_pages(fetch, page_size=1, key=lambda x: x, concurrency=10)
     await asyncio.sleep(0)
     assert cancelled > 0
-
-
-def version(name: str, status: str, days: int) -> PaiModelVersion:
-    return PaiModelVersion.model_validate(
-        {"VersionName": name, "ApprovalStatus": status, "GmtCreateTime": (T0 + timedelta(days=days)).isoformat()}
-    )
-
-
-def test_decide_named_version() -> None:
-    target = ApprovalTarget(model_id="m-1", version_name="1.1.0")
-    assert decide(target, [version("1.1.0", "Pending", 1)], None).outcome is Outcome.WAITING
-    assert decide(target, [version("1.1.0", "Approved", 1)], None).outcome is Outcome.APPROVED
-    assert decide(target, [version("1.1.0", "Rejected", 1)], None).outcome is Outcome.REJECTED
-    assert decide(target, [version("1.0.0", "Approved", 1)], None).outcome is Outcome.WAITING
-
-
-def test_decide_next_approved_passes_over_rejected_and_picks_newest() -> None:
-    target = ApprovalTarget(model_id="m-1", after_version="1.0.0")
-    versions = [
-        version("1.0.0", "Approved", 0),
-        version("1.1.0", "Rejected", 1),
-        version("1.2.0", "Approved", 2),
-        version("1.3.0", "Approved", 3),
-        version("1.4.0", "Pending", 4),
-    ]
-    decision = decide(target, versions, T0)
-    assert decision.outcome is Outcome.APPROVED
-    assert decision.version is not None and decision.version.version_name == "1.3.0"
-    assert decide(target, versions[:2], T0).outcome is Outcome.WAITING
-
-
-def test_page_covers() -> None:
-    target = ApprovalTarget(model_id="m-1", after_version="0.1")
-    full = [version(f"v{i}", "Pending", 10 + i) for i in range(100)]
-    assert page_covers(full[:10], target, T0)
-    assert not page_covers(full, target, T0)
-    assert page_covers(full, target, T0 + timedelta(days=50))
-    named = ApprovalTarget(model_id="m-1", version_name="v3")
-    assert page_covers(full, named, None)
-    assert not page_covers(full[:2], named, None)
 
 
 @pytest.mark.parametrize(

@@ -402,3 +402,45 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         except Exception as exc:
             return False, str(exc)
         return True, f"Connection OK: PAI registry reachable ({len(models)} model(s) in the first page)"
+
+    # -- single pages (the approval gate pages itself; see approval.py)
+
+    def _one_page_request(
+        self, model_id: str, page: int, page_size: int, approval_status: str | None
+    ) -> tuple[str, list[tuple[str, str]]]:
+        path = _version_path(check_pai_model_id(model_id))
+        params = self._list_versions_params(
+            approval_status=approval_status,
+            version_name=None,
+            label=None,
+            format_type=None,
+            framework_type=None,
+            source_type=None,
+            source_id=None,
+            order="DESC",
+        )
+        return path, self._page_params(params, page, check_pai_page_size(page_size))
+
+    def list_model_versions_page(
+        self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
+    ) -> PaiModelVersionPage:
+        """One ListModelVersions page, newest first by creation time (with ``TotalCount`` and ``RequestId``).
+
+        :param model_id: PAI ModelId.
+        :param page: 0-based page index.
+        :param page_size: PageSize, 1-100.
+        :param approval_status: optional ApprovalStatus filter.
+        """
+        path, params = self._one_page_request(model_id, page, page_size, approval_status)
+        transport = self.transport
+        response = transport.request("GET", path, params=params, headers={"x-acs-action": "ListModelVersions"})
+        return transport.parse(response, PaiModelVersionPage)
+
+    async def alist_model_versions_page(
+        self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
+    ) -> PaiModelVersionPage:
+        """Async twin of :meth:`list_model_versions_page`."""
+        path, params = self._one_page_request(model_id, page, page_size, approval_status)
+        transport = await self.atransport()
+        response = await transport.arequest("GET", path, params=params, headers={"x-acs-action": "ListModelVersions"})
+        return transport.parse(response, PaiModelVersionPage)

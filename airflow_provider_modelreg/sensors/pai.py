@@ -12,15 +12,17 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_modelreg.approval import (
-    RECENT_PAGE_SIZE,
+    Anchor,
+    ApprovalCheck,
     ApprovalTarget,
     Decision,
     Outcome,
-    decide,
-    page_covers,
     parse_created_after,
+    rendered_optional,
+    rendered_required,
 )
-from airflow_provider_modelreg.errors import RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.approval_io import drive, read
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink
@@ -41,12 +43,16 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
     the sensor ``timeout`` still applies.
 
     :param model_id: PAI ModelId. (templated)
-    :param version_name: the version to wait for; None waits for the next approved version created after
-        ``after_version`` or ``created_after`` and returns the newest such one (Rejected ones are passed over).
-        (templated)
-    :param after_version: a version name: only versions created after it count. (templated)
-    :param created_after: an aware datetime or ISO 8601 string with time: only versions created after it count.
-        At most one of ``after_version`` and ``created_after``. (templated)
+    The mode is fixed by the arguments given here, never by what they render to: with ``version_name`` the
+    sensor waits for that version, and its rendered value must be a non-empty string (``""``, ``"None"``, None
+    or a non-string fail before any request). Without it, the sensor waits for the next Approved version newer
+    than ``after_version`` or ``created_after``; a native None there (e.g. an ``XComArg`` of a task that found no
+    deployed version yet) means "no anchor": the newest Approved version counts. See README "Semantics".
+
+    :param version_name: the version to wait for. (templated)
+    :param after_version: a version name: only versions newer than it count (None: no anchor). (templated)
+    :param created_after: an aware datetime or ISO 8601 string with time: only versions created after it count
+        (None: no anchor). At most one of ``after_version`` and ``created_after``. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
     :param on_rejected: ``"fail"`` (default) or ``"skip"``.
     :param deferrable: wait in the triggerer instead of a worker slot.
@@ -82,13 +88,21 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         self.pai_conn_id = pai_conn_id
         self.on_rejected = on_rejected
         self.deferrable = deferrable
+        # The mode, fixed by the arguments given (an XComArg or a template counts as given).
+        self._named = version_name is not None
+        self._anchor: Anchor | None = None
+        self._outlook: str | None = None
 
     def _target(self) -> ApprovalTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
+        if self._named:
+            return ApprovalTarget(
+                model_id=rendered_required(self.model_id, "model_id"),
+                version_name=rendered_required(self.version_name, "version_name"),
+            )
         return ApprovalTarget(
-            model_id=self.model_id,
-            version_name=self.version_name or None,
-            after_version=self.after_version or None,
+            model_id=rendered_required(self.model_id, "model_id"),
+            after_version=rendered_optional(self.after_version, "after_version"),
             created_after=parse_created_after(self.created_after),
         )
 
@@ -97,26 +111,14 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         return PaiModelRegistryHook(self.pai_conn_id)
 
     def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> Decision:
-        if target.version_name is not None:
-            try:
-                found = hook.get_model_version(target.model_id, target.version_name)
-            except RegistryNotFoundError as exc:
-                if exc.code == "InvalidModel.NotFound":
-                    raise
-                self.log.info("Version %s of model %s does not exist yet", target.version_name, target.model_id)
-                return Decision(Outcome.WAITING)
-            return decide(target, [found], None)
-        anchor = target.created_after
-        if target.after_version is not None:
-            anchor = hook.get_model_version(target.model_id, target.after_version).gmt_create_time
-        versions = hook.list_model_versions(
-            target.model_id, order="DESC", max_results=RECENT_PAGE_SIZE, page_size=RECENT_PAGE_SIZE
-        )
-        if not page_covers(versions, target, anchor):
-            versions += hook.list_model_versions(
-                target.model_id, approval_status="Approved", order="DESC", max_results=RECENT_PAGE_SIZE
-            )
-        return decide(target, versions, anchor)
+        check = ApprovalCheck(target, anchor=self._anchor)
+        drive(check, lambda what: read(hook, what))
+        self._anchor = check.anchor  # resolved once per task try
+        assert check.decision is not None
+        if check.decision.outlook != self._outlook:  # a wait logs only when what it sees changes
+            self._outlook = check.decision.outlook
+            self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
+        return check.decision
 
     def _ref(self, hook: PaiModelRegistryHook, version: PaiModelVersion) -> dict[str, Any]:
         return version.to_ref(model_id=self.model_id, region=hook.region, workspace_id=hook.workspace_id).to_xcom()
@@ -144,7 +146,6 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         hook = self.hook
         decision = self._check(hook, target)
         if decision.version is None or decision.outcome is Outcome.WAITING:
-            self.log.info("Waiting for approval of model %s %s", self.model_id, self.version_name or "(next version)")
             return False
         ref = self._ref(hook, decision.version)
         if decision.outcome is Outcome.REJECTED:

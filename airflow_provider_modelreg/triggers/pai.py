@@ -1,12 +1,13 @@
 """Triggers for the PAI registry: the deferrable approval wait and the asset-watcher event trigger.
 
-Work is shared inside one triggerer process. Per event loop and connection there is one
-:class:`PaiPollHub`: one hook, so one async connection pool (with the process-wide SSL context), and one
-in-flight request per (connection, model) whose result, while younger than a waiting trigger's poll interval,
-answers every trigger waiting on that model. A thousand waits on a few models cost a few requests per interval.
+Both drive the decision core (:mod:`airflow_provider_modelreg.approval`) through the async shell. Work is shared
+inside one triggerer process: per event loop and connection there is one :class:`PaiPollHub` with one hook (one
+async connection pool) that answers each read (a hashable value from the core) once for every trigger that asks
+it while the answer is younger than that trigger's poll interval. A thousand waits on a few models cost a few
+requests per interval.
 
-Trigger kwargs are stored in plain text by Airflow 3.3: they hold ids and the conn id only; credentials are
-resolved inside ``run()`` with the async connection API.
+Trigger kwargs are stored in plain text by Airflow: they hold ids and the conn id only; credentials are resolved
+inside ``run()`` with the async connection API.
 """
 
 from __future__ import annotations
@@ -14,29 +15,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_modelreg._compat import BaseEventTrigger, asset_state_accessors
 from airflow_provider_modelreg.approval import (
-    RECENT_PAGE_SIZE,
+    Anchor,
+    ApprovalCheck,
     ApprovalTarget,
+    ApprovedWatch,
     Decision,
     Outcome,
-    decide,
-    page_covers,
+    Read,
+    ReadVersion,
+    WatchState,
+    check_deployable,
+    describe_page,
     parse_created_after,
 )
-from airflow_provider_modelreg.errors import (
-    RegistryAuthError,
-    RegistryInputError,
-    RegistryNotFoundError,
-)
+from airflow_provider_modelreg.approval_io import adrive, aread
+from airflow_provider_modelreg.errors import RegistryAuthError, RegistryInputError
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
+from airflow_provider_modelreg.models import PaiModelVersion
 
 __all__ = ["PaiApprovedVersionEventTrigger", "PaiModelVersionApprovalTrigger", "PaiPollHub"]
 
@@ -56,44 +60,75 @@ class _Entry:
     task: asyncio.Future[Any] | None = None
     result: Any = None
     at: float = float("-inf")
+    waiters: int = 0
 
 
 @dataclass
 class PaiPollHub:
-    """Shared hook and coalesced polls for all triggers of one connection in one event loop."""
+    """Shared hook and coalesced reads for all triggers of one connection in one event loop.
+
+    State is bounded: an answer older than the longest poll interval of the hub's users can serve no one and is
+    dropped; the hub itself goes away with its last user, cancelling what is in flight and closing its clients.
+    """
 
     conn_id: str
     hook: PaiModelRegistryHook
     users: int = 0
     requests: int = 0
-    entries: dict[tuple[str, ...], _Entry] = field(default_factory=dict)
+    entries: dict[Any, _Entry] = field(default_factory=dict)
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HUB_MAX_IN_FLIGHT))
+    intervals: Counter[float] = field(default_factory=Counter)
+    retired: list[PaiModelRegistryHook] = field(default_factory=list)
+    _swept: float = float("-inf")
 
     # -- lifecycle (class-level registry keyed by loop and conn id)
 
     @classmethod
-    def acquire(cls, conn_id: str) -> PaiPollHub:
+    def acquire(cls, conn_id: str, interval: float = 60.0) -> PaiPollHub:
         key = (id(asyncio.get_running_loop()), conn_id)
         hub = _HUBS.get(key)
         if hub is None:
             hub = _HUBS[key] = cls(conn_id=conn_id, hook=PaiModelRegistryHook(conn_id))
         hub.users += 1
+        hub.intervals[interval] += 1
         return hub
 
-    async def release(self) -> None:
-        """Drop one user; the last one closes the client (a rotated credential is picked up next time)."""
+    async def release(self, interval: float = 60.0) -> None:
+        """Drop one user; the last one cancels what is in flight and closes the clients."""
         self.users -= 1
-        if self.users <= 0:
-            _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id), None)
-            await self.hook.aclose()
+        self.intervals[interval] -= 1
+        if self.intervals[interval] <= 0:
+            del self.intervals[interval]
+        if self.users > 0:
+            return
+        _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id), None)
+        tasks = [e.task for e in self.entries.values() if e.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.entries.clear()
+        for hook in [*self.retired, self.hook]:
+            await hook.aclose()
+        self.retired.clear()
+
+    def _sweep(self, now: float) -> None:
+        """Drop answers no user can still take (older than the longest poll interval)."""
+        keep = max(self.intervals, default=float("inf"))
+        if now - self._swept < keep:
+            return
+        self._swept = now
+        for key in [k for k, e in self.entries.items() if e.task is None and now - e.at > keep]:
+            del self.entries[key]
 
     # -- coalescing
 
-    async def shared(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[R]]) -> R:
+    async def shared(self, key: Any, max_age: float, fetch: Callable[[], Awaitable[R]]) -> R:
         """Result of ``fetch`` for ``key``: cached if younger than ``max_age``, else one in-flight request."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._sweep(now)
         entry = self.entries.get(key)
-        if entry is not None and entry.task is None and loop.time() - entry.at < max_age:
+        if entry is not None and entry.task is None and now - entry.at < max_age:
             return entry.result  # type: ignore[no-any-return]
         if entry is None or entry.task is None:
             entry = self.entries.setdefault(key, _Entry())
@@ -109,72 +144,49 @@ class PaiPollHub:
             def settle(done: asyncio.Future[Any], entry: _Entry = entry) -> None:
                 entry.task = None
                 if done.cancelled() or done.exception() is not None:
-                    self.entries.pop(key, None)  # the next poll asks again
+                    if self.entries.get(key) is entry:
+                        self.entries.pop(key, None)  # the next poll asks again
                 else:
                     entry.result, entry.at = done.result(), loop.time()
 
             task.add_done_callback(settle)
-        # shield: one waiter's cancellation must not cancel the poll the others wait on
-        return await asyncio.shield(entry.task)
+        running: asyncio.Future[Any] = entry.task
+        entry.waiters += 1
+        try:
+            # shield: one waiter's cancellation must not cancel the read the others wait on
+            return await asyncio.shield(running)
+        finally:
+            entry.waiters -= 1
+            if entry.waiters <= 0 and not running.done():
+                running.cancel()  # nobody waits for it any more
 
-    async def recent_versions(self, model_id: str, max_age: float) -> list[PaiModelVersion]:
-        """The newest versions of a model (one ListModelVersions page), shared per model."""
-        return await self.shared(
-            ("recent", model_id),
-            max_age,
-            lambda: self.hook.alist_model_versions(
-                model_id, order="DESC", max_results=RECENT_PAGE_SIZE, page_size=RECENT_PAGE_SIZE
-            ),
-        )
+    async def _renew_hook(self, stale: PaiModelRegistryHook) -> None:
+        """Re-read the connection (a rotated secret) once; the old client closes with the hub."""
+        if self.hook is stale:
+            self.retired.append(stale)
+            self.hook = PaiModelRegistryHook(self.conn_id)
 
-    async def version(self, model_id: str, version_name: str, max_age: float) -> PaiModelVersion | None:
-        """One version (None if it does not exist yet), shared per (model, version)."""
+    async def read(self, what: Read, max_age: float) -> Any:
+        """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
 
-        async def fetch() -> PaiModelVersion | None:
+        async def fetch() -> Any:
+            hook = self.hook
             try:
-                return await self.hook.aget_model_version(model_id, version_name)
-            except RegistryNotFoundError as exc:
-                if exc.code == "InvalidModel.NotFound":
-                    raise
-                return None
+                answer = await aread(hook, what)
+            except RegistryAuthError:
+                await self._renew_hook(hook)
+                answer = await aread(self.hook, what)
+            if not isinstance(what, ReadVersion):
+                log.info("PAI model %s: %s", what.model_id, describe_page(what, answer))
+            return answer
 
-        return await self.shared(("version", model_id, version_name), max_age, fetch)
+        return await self.shared(what, max_age, fetch)
 
-    async def approved_versions(self, model_id: str, max_age: float) -> list[PaiModelVersion]:
-        """The newest Approved versions (fallback when the recent page does not reach the anchor)."""
-        return await self.shared(
-            ("approved", model_id),
-            max_age,
-            lambda: self.hook.alist_model_versions(
-                model_id, approval_status="Approved", order="DESC", max_results=RECENT_PAGE_SIZE, page_size=100
-            ),
-        )
-
-    async def check(self, target: ApprovalTarget, anchor: datetime | None, max_age: float) -> Decision:
-        """One poll for one wait, answered from shared results wherever possible."""
-        versions = await self.recent_versions(target.model_id, max_age)
-        if not page_covers(versions, target, anchor):
-            if target.version_name is not None:
-                found = await self.version(target.model_id, target.version_name, max_age)
-                versions = [found] if found is not None else []
-            else:
-                versions = versions + await self.approved_versions(target.model_id, max_age)
-        return decide(target, versions, anchor)
-
-    async def anchor(self, target: ApprovalTarget) -> datetime | None:
-        """Creation time after which versions count (next-approved mode); resolved once and cached."""
-        if target.named:
-            return None
-        if target.created_after is not None:
-            return target.created_after
-        if target.after_version is None:
-            return None
-        found = await self.shared(
-            ("anchor", target.model_id, target.after_version),
-            float("inf"),
-            lambda: self.hook.aget_model_version(target.model_id, target.after_version or ""),
-        )
-        return found.gmt_create_time
+    async def check(self, target: ApprovalTarget, anchor: Anchor | None, max_age: float) -> ApprovalCheck:
+        """One poll of one wait, answered from shared reads wherever possible."""
+        check = ApprovalCheck(target, anchor=anchor)
+        await adrive(check, lambda what: self.read(what, max_age))
+        return check
 
 
 _HUBS: dict[tuple[int, str], PaiPollHub] = {}
@@ -190,13 +202,14 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
     """Waits until a PAI model version is Approved (or Rejected), polling through the shared hub.
 
     Events (``payload["status"]``): ``success`` (``version`` = ModelVersionRef dict), ``rejected`` (``version``),
-    ``timeout`` (``end_time`` passed), ``error`` (``message``, ``error_type``) after ``max_failures`` consecutive
-    failed polls, or at once for bad input and refused credentials.
+    ``timeout`` (``end_time`` passed; it also bounds a poll in flight), ``error`` (``message``, ``error_type``)
+    after ``max_failures`` consecutive failed polls, or at once for bad input, refused credentials and answers
+    the gate cannot judge.
 
     :param pai_conn_id: Airflow connection id (credentials are looked up inside ``run()``).
     :param model_id: PAI ModelId.
     :param version_name: wait for this version; None = the next approved version after the anchor.
-    :param after_version: anchor: versions created after this one count.
+    :param after_version: anchor: versions newer than this one count.
     :param created_after: anchor: ISO 8601 time with offset.
     :param poke_interval: seconds between polls.
     :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
@@ -243,6 +256,9 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "model_id": self.model_id, **payload})
 
+    def _error(self, exc: BaseException) -> TriggerEvent:
+        return self._event("error", message=str(exc), error_type=type(exc).__name__)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             target = ApprovalTarget(
@@ -252,64 +268,86 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
                 created_after=parse_created_after(self.created_after),
             )
         except RegistryInputError as exc:
-            yield self._event("error", message=str(exc), error_type=type(exc).__name__)
+            yield self._error(exc)
             return
-        hub = PaiPollHub.acquire(self.pai_conn_id)
+        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval)
         try:
-            async for event in self._poll(hub, target):
-                yield event
-                return
+            yield await self._poll(hub, target)
         finally:
-            await hub.release()
+            await hub.release(self.poke_interval)
 
-    async def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> AsyncIterator[TriggerEvent]:
+    def _timeout(self) -> TriggerEvent:
+        return self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
+
+    async def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> TriggerEvent:
         failures = 0
-        anchor: datetime | None = None
-        anchored = False
+        anchor: Anchor | None = None
+        outlook: str | None = None
         while True:
-            if self.end_time is not None and time.time() >= self.end_time:
-                yield self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
-                return
+            left = None if self.end_time is None else self.end_time - time.time()
+            if left is not None and left <= 0:
+                return self._timeout()
             try:
-                if not anchored:
-                    anchor, anchored = await hub.anchor(target), True
-                decision = await hub.check(target, anchor, self.poke_interval)
-                failures = 0
-                if decision.version is not None and decision.outcome is not Outcome.WAITING:
-                    ref = await _ref(hub, self.model_id, decision.version)
-                    status = "success" if decision.outcome is Outcome.APPROVED else "rejected"
-                    yield self._event(status, version=ref)
-                    return
+                check = await asyncio.wait_for(hub.check(target, anchor, self.poke_interval), left)
+            except asyncio.TimeoutError:
+                return self._timeout()
             except Exception as exc:
                 failures += 1
-                log.warning("poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc)
-                if isinstance(exc, _FATAL) or failures >= self.max_failures:
-                    yield self._event("error", message=str(exc), error_type=type(exc).__name__)
-                    return
+                self.log.warning(
+                    "poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc
+                )
+                if isinstance(exc, _FATAL) or failures >= self.max_failures or _unjudgeable(exc):
+                    return self._error(exc)
+            else:
+                failures = 0
+                anchor = check.anchor
+                decision: Decision | None = check.decision
+                assert decision is not None
+                if decision.outlook != outlook:  # one wait logs only when what it sees changes
+                    outlook = decision.outlook
+                    self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+                if decision.version is not None and decision.outcome.is_terminal():
+                    ref = await _ref(hub, self.model_id, decision.version)
+                    status = "success" if decision.outcome is Outcome.APPROVED else "rejected"
+                    return self._event(status, version=ref)
             delay = self.poke_interval
             if self.end_time is not None:
                 delay = max(0.0, min(delay, self.end_time - time.time()))
             await asyncio.sleep(delay)
 
 
+def _unjudgeable(exc: Exception) -> bool:
+    """An answer the gate cannot judge: polling again would only repeat it, so it is reported at once."""
+    from airflow_provider_modelreg.errors import RegistryResponseError
+
+    return isinstance(exc, RegistryResponseError) and exc.status_code == 200
+
+
 #: Key in the asset state store (Airflow 3.3 persists it across triggerer restarts).
-WATERMARK_KEY = "modelreg_pai_approved_watermark"
+STATE_KEY = "modelreg_pai_approved_versions"
+#: Longest wait between attempts of a watcher that keeps failing.
+MAX_WATCH_BACKOFF = 900.0
 
 
 class PaiApprovedVersionEventTrigger(BaseEventTrigger):
     """Fires once per newly approved version of a PAI model: for ``AssetWatcher`` scheduling.
 
-    Semantics: the watermark is the newest approved version already announced, as (GmtCreateTime, VersionName).
-    Each poll announces, oldest first, every Approved version created after the watermark, then moves it. The
-    watermark is kept in the asset state store that Airflow 3.3 injects into watcher triggers, so it survives a
-    triggerer restart; a crash between the event and the store write re-announces that version (at least once,
-    so deploy DAGs must be idempotent per version). Without a stored watermark, the first poll starts from
-    ``start_after`` (ISO time), or else from the newest approved version at that moment (not announced).
+    Semantics (README "Semantics"): the state is the set of version names known to be Approved. On its first
+    start with no state, every version Approved at that moment is known (not announced), except those created
+    after ``start_after``. From then on, each poll reads every Approved version and announces, oldest first, each
+    one not known yet — whatever its creation time and however many arrived between polls — then adds it to the
+    state. The state is written to the asset state store of *every* watched asset (Airflow 3.3; one trigger can
+    serve several assets), so it survives a triggerer restart; a crash between the event and the write
+    re-announces that version (at least once: deploy DAGs must be idempotent per version). Without a store
+    (Airflow < 3.3) the state lives in memory and the trigger says so at WARNING when it starts.
+
+    A watcher that keeps failing logs each failure at ERROR, naming the model and the cause, and waits longer
+    each time (up to 15 minutes), instead of raising: the triggerer would restart a raising watcher at once.
 
     :param pai_conn_id: Airflow connection id.
     :param model_id: PAI ModelId.
     :param poke_interval: seconds between polls.
-    :param start_after: ISO 8601 time: approved versions created after it are announced on first start.
+    :param start_after: ISO 8601 time: versions created after it and Approved at the first start are announced.
     """
 
     def __init__(
@@ -325,7 +363,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         self.model_id = model_id
         self.poke_interval = float(poke_interval)
         self.start_after = start_after
-        self.watermark: tuple[str, str] | None = None
+        self.state = WatchState()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -338,59 +376,61 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
             },
         )
 
-    async def _load_watermark(self) -> tuple[str, str] | None:
-        store = getattr(self, "asset_state_store", None)
-        if store is not None:
-            try:
-                saved = await store.aget(WATERMARK_KEY)
-            except Exception as exc:  # a store we cannot read degrades to the in-memory watermark
-                log.warning("asset state store unreadable, using in-memory watermark: %s", exc)
-            else:
-                if isinstance(saved, list) and len(saved) == 2:
-                    return str(saved[0]), str(saved[1])
-        return None
+    async def _load_state(self, accessors: list[Any]) -> WatchState | None:
+        return WatchState.merged([WatchState.from_json(await a.aget(STATE_KEY)) for a in accessors])
 
-    async def _save_watermark(self) -> None:
-        store = getattr(self, "asset_state_store", None)
-        if store is not None and self.watermark is not None:
-            try:
-                await store.aset(WATERMARK_KEY, list(self.watermark))
-            except Exception as exc:
-                log.warning("asset state store not writable: %s", exc)
-
-    @staticmethod
-    def _mark(version: PaiModelVersion) -> tuple[str, str]:
-        created = version.gmt_create_time or datetime.min.replace(tzinfo=timezone.utc)
-        return created.astimezone(timezone.utc).isoformat(), version.version_name
+    async def _save_state(self, accessors: list[Any] | None) -> None:
+        for accessor in accessors or []:
+            await accessor.aset(STATE_KEY, self.state.to_json())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hub = PaiPollHub.acquire(self.pai_conn_id)
+        start = parse_created_after(self.start_after, "start_after")
+        accessors = asset_state_accessors(self)
+        if accessors is None:
+            self.log.warning(
+                "No asset state store (Airflow < 3.3): the watcher state of model %s lives in memory; versions "
+                "approved while the triggerer restarts are not announced",
+                self.model_id,
+            )
+        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval)
+        failures = 0
+        loaded = accessors is None
         try:
-            self.watermark = await self._load_watermark() or self.watermark
-            if self.watermark is None and self.start_after is not None:
-                start = parse_created_after(self.start_after, "start_after")
-                assert start is not None
-                self.watermark = (start.isoformat(), "")
             while True:
                 try:
-                    approved = await hub.approved_versions(self.model_id, self.poke_interval)
-                except Exception as exc:
-                    log.warning("poll for model %s failed: %s", self.model_id, exc)
-                    await asyncio.sleep(self.poke_interval)
-                    continue
-                approved = [v for v in approved if v.status is ApprovalStatus.APPROVED]
-                if self.watermark is None:
-                    newest = max(approved, key=self._mark, default=None)
-                    self.watermark = self._mark(newest) if newest else ("", "")
-                    await self._save_watermark()
-                else:
-                    for version in sorted(approved, key=self._mark):
-                        if self._mark(version) <= self.watermark:
+                    if not loaded:
+                        assert accessors is not None
+                        self.state = await self._load_state(accessors) or self.state
+                        loaded = True
+                    watch = ApprovedWatch(self.model_id, self.state, start_after=start)
+                    await adrive(watch, lambda what: hub.read(what, self.poke_interval))
+                    baseline = watch.baseline()
+                    if baseline is not None:
+                        self.state = watch.state = baseline
+                        await self._save_state(accessors)
+                    for version in watch.to_announce():
+                        try:
+                            check_deployable(version)
+                        except Exception as exc:
+                            self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
                             continue
                         ref = await _ref(hub, self.model_id, version)
                         yield TriggerEvent({"status": "approved", "model_id": self.model_id, "version": ref})
-                        self.watermark = self._mark(version)
-                        await self._save_watermark()
-                await asyncio.sleep(self.poke_interval)
+                        self.state = ApprovedWatch.announced(self.state, version)
+                        await self._save_state(accessors)
+                    failures = 0
+                    delay = self.poke_interval
+                except Exception as exc:
+                    failures += 1
+                    delay = min(MAX_WATCH_BACKOFF, max(self.poke_interval, 1.0) * 2 ** min(failures - 1, 16))
+                    self.log.error(
+                        "Watcher of PAI model %s failed (%d in a row; next attempt in %.0f s): %s: %s",
+                        self.model_id,
+                        failures,
+                        delay,
+                        type(exc).__name__,
+                        exc,
+                    )
+                await asyncio.sleep(delay)
         finally:
-            await hub.release()
+            await hub.release(self.poke_interval)

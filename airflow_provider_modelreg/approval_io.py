@@ -1,0 +1,89 @@
+"""The thin I/O shells of the approval gate: perform the reads :mod:`~airflow_provider_modelreg.approval` asks for.
+
+The sync shell serves the sensor in poke and reschedule mode; the async shell serves the triggers (through the
+triggerer's shared hub, which answers the same read once for every wait that asks it). Neither decides anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from airflow_provider_modelreg.approval import (
+    RECENT_PAGE_SIZE,
+    Read,
+    ReadApproved,
+    ReadRecent,
+    ReadVersion,
+    VersionPage,
+)
+from airflow_provider_modelreg.errors import RegistryNotFoundError
+from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.models import PaiModelVersion, PaiModelVersionPage
+
+__all__ = ["Driven", "adrive", "aread", "drive", "read"]
+
+
+class Driven(Protocol):
+    """What both shells drive: :class:`~airflow_provider_modelreg.approval.ApprovalCheck` and ``ApprovedWatch``."""
+
+    def next_read(self) -> Read | None: ...
+
+    def receive(self, read: Read, answer: Any) -> None: ...
+
+
+def _page(page: PaiModelVersionPage) -> VersionPage:
+    return VersionPage(tuple(page.versions), page.total_count, page.request_id)
+
+
+def _missing_version(exc: RegistryNotFoundError) -> bool:
+    # InvalidModel.NotFound (no such model) is an error; a missing version is an answer ("not yet").
+    return exc.code != "InvalidModel.NotFound"
+
+
+def read(hook: PaiModelRegistryHook, what: Read) -> Any:
+    """Perform one read synchronously."""
+    if isinstance(what, ReadVersion):
+        try:
+            return hook.get_model_version(what.model_id, what.version_name)
+        except RegistryNotFoundError as exc:
+            if _missing_version(exc):
+                return None
+            raise
+    status = "Approved" if isinstance(what, ReadApproved) else None
+    page = what.page if isinstance(what, ReadApproved) else 0
+    return _page(
+        hook.list_model_versions_page(what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status)
+    )
+
+
+async def aread(hook: PaiModelRegistryHook, what: Read) -> Any:
+    """Perform one read with the async client."""
+    if isinstance(what, ReadVersion):
+        try:
+            found: PaiModelVersion = await hook.aget_model_version(what.model_id, what.version_name)
+        except RegistryNotFoundError as exc:
+            if _missing_version(exc):
+                return None
+            raise
+        return found
+    status = "Approved" if isinstance(what, ReadApproved) else None
+    page = what.page if isinstance(what, ReadApproved) else 0
+    assert isinstance(what, ReadApproved | ReadRecent)
+    return _page(
+        await hook.alist_model_versions_page(
+            what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status
+        )
+    )
+
+
+def drive(check: Driven, reader: Callable[[Read], Any]) -> None:
+    """Run a check to its end with a sync reader."""
+    while (what := check.next_read()) is not None:
+        check.receive(what, reader(what))
+
+
+async def adrive(check: Driven, reader: Callable[[Read], Awaitable[Any]]) -> None:
+    """Run a check to its end with an async reader."""
+    while (what := check.next_read()) is not None:
+        check.receive(what, await reader(what))
