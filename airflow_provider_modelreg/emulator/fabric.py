@@ -4,7 +4,9 @@ Behaviour pinned by the emulator:
 
 * ListModelVersions: ``offset`` 0-1e9 (default 0), ``limit`` 1-100 (default 10), ``name`` fuzzy (case-insensitive
   substring; 4-32 of letters, digits, ``_``, ``-`` as documented), ``version_id`` exact (32-36 of letters, digits,
-  ``-``). Server order: ``create_time`` ascending, ties in seed order. ``total`` counts all matches.
+  ``-``). Server order: ``create_time`` ascending, ties in seed order -- **a guess**: the Fabric API documents no
+  order for this call (the provider's hook sorts client-side and does not depend on it). ``total`` counts all
+  matches.
 * ListModels: ``offset``/``limit`` as above, ``name`` substring, ``id``, ``type``, ``visibility`` (``ALL`` or empty:
   any), ``sort_by`` ``CREATE_TIME`` (default) / ``UPDATE_TIME`` / ``NAME``, ``order_by`` ``ASC`` / ``DESC``
   (default). ``current_version`` is the newest version unless the seed names ``current_version_id``.
@@ -80,7 +82,7 @@ def list_model_versions(store: Store, req: Req, args: list[str]) -> Answer:
         model = _workspace(store, args[0]).get(args[1])
         if model is None:
             raise _not_found(f"model {args[1]}")
-        versions = model.versions
+        versions = model.versions  # create_time ascending: our guess, the API documents no order
         if name is not None or version_id is not None:
             lowered = (name or "").lower()
             versions = [

@@ -6,6 +6,8 @@ Behaviour pinned by the emulator:
   ``FrameworkType``, ``SourceType``, ``SourceId`` (exact) and ``Label`` (case-insensitive substring of a label key or
   value); ``PageNumber`` from 1 (default 1), ``PageSize`` 1-100 (default 10), ``SortBy`` ``GmtCreateTime`` only,
   ``Order`` ``ASC`` (default) or ``DESC``; ``TotalCount`` counts all matches. Anything else is ``InvalidParameter``.
+  Ties in ``GmtCreateTime`` (to the millisecond) are served in seed order, then in the order versions were added;
+  ``DESC`` is the exact reverse of ``ASC`` (see :mod:`~airflow_provider_modelreg.emulator.store`).
 * UpdateModelVersion: ``Approved`` and ``Rejected`` are terminal; changing them is ``400
   InvalidApprovalStatus.Terminal``, setting the value a version already has is a harmless 200.
 * CreateModelVersion: ``VersionName`` optional (``1.0.<n>`` is generated), ``Uri`` required, status defaults to

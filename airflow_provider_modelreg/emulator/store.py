@@ -18,8 +18,16 @@ Seed shape (the keys are the portable contract)::
 * ``generate_versions: N`` appends N synthetic versions with distinct names/ids and strictly increasing creation
   times, all later than the model's seeded versions. PAI: ``gen-000001`` ... (every tenth ``Approved``, the rest
   ``Pending``); Fabric: ``gen-000001`` ... with deterministic UUID ids.
-* Server orders: PAI lists sort on ``GmtCreateTime`` (ties: seed order); Fabric lists are in ``create_time``
-  ascending order (ties: seed order) — our pinned choice, the Fabric docs state none.
+* A seed version without a creation time (PAI ``GmtCreateTime``, Fabric ``create_time``) gets one in the past, in
+  seed order: with N such versions in a model, the first gets the emulator's start time minus N seconds, the next
+  minus N-1 seconds, ..., the last minus 1 second. So they are distinct, ordered as seeded, and "created after"
+  one of them means what it says. A version added while the emulator runs (CreateModelVersion, ``add_*_version``)
+  without one gets the current time. Times are kept to the millisecond, as the wire shows them.
+* Server orders: by creation time, ascending or (PAI ``Order=DESC``) the exact reverse. Ties (equal times to the
+  millisecond) are broken by seed order, then by the order versions were added while running (a store-wide
+  sequence number): deterministic. PAI documents this sort (``SortBy=GmtCreateTime``). **Fabric's order is a
+  guess**: the Fabric docs state no order for ListModelVersions; the emulator serves ``create_time`` ascending, and
+  the provider's hook does not rely on it (it reads every page, merges by id and sorts by ``create_time``, ``id``).
 
 Every seed problem raises :class:`SeedError` naming the JSON path of the bad value (``$.pai.models[0].ModelId``).
 """
@@ -85,6 +93,11 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def to_ms(moment: datetime) -> datetime:
+    """``moment`` truncated to the millisecond (the precision of the wire format, so that sorting sees ties)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def normalise_status(value: Any) -> str | None:
@@ -158,7 +171,10 @@ class FabricVersionState(VersionState):
 
 @dataclass
 class FabricModelState:
-    """A Fabric model: its wire fields (no versions) and versions in server order (create_time ascending)."""
+    """A Fabric model: its wire fields (no versions) and its versions in the order served.
+
+    ``create_time`` ascending is the emulator's guess: the Fabric API documents no order for ListModelVersions.
+    """
 
     meta: dict[str, Any]
     workspace_id: str
@@ -351,11 +367,13 @@ class Store:
         except ValidationError as exc:
             raise _pydantic_path(path, exc) from None
         state = PaiModelState(meta=meta)
-        for j, version in enumerate(_list(model.get("Versions") or [], f"{path}.Versions")):
+        seeded = _list(model.get("Versions") or [], f"{path}.Versions")
+        undated = self._undated(seeded, "GmtCreateTime")
+        for j, version in enumerate(seeded):
             vpath = f"{path}.Versions[{j}]"
             version = dict(_obj(version, vpath))
             then = version.pop("_then", None)
-            vs = self._make_pai_version(state, version, vpath)
+            vs = self._make_pai_version(state, version, vpath, default_created=undated.get(j))
             if then is not None:
                 then = _obj(then, f"{vpath}._then")
                 after = then.get("after_seconds")
@@ -393,7 +411,20 @@ class Store:
                 state.add(PaiVersionState(data=data, created=created.timestamp(), seq=self._next_seq()))
         self.pai_models[model_id] = state
 
-    def _make_pai_version(self, state: PaiModelState, version: dict[str, Any], path: str) -> PaiVersionState:
+    def _undated(self, versions: list[Any], time_field: str) -> dict[int, datetime]:
+        """Creation times for the seed versions lacking ``time_field``: start - N s, ..., start - 1 s, in seed order."""
+        missing = [j for j, v in enumerate(versions) if isinstance(v, dict) and time_field not in v]
+        start = to_ms(self.started_wall)
+        return {j: start - timedelta(seconds=len(missing) - k) for k, j in enumerate(missing)}
+
+    def _make_pai_version(
+        self,
+        state: PaiModelState,
+        version: dict[str, Any],
+        path: str,
+        *,
+        default_created: datetime | None = None,
+    ) -> PaiVersionState:
         name = _str(version, "VersionName", path)
         assert name is not None
         if name in state.by_name:
@@ -414,7 +445,7 @@ class Store:
             if created is None:
                 raise SeedError(f"{path}.GmtCreateTime", "must be an ISO 8601 timestamp")
         else:
-            created = datetime.now(timezone.utc)
+            created = default_created or to_ms(datetime.now(timezone.utc))
             version["GmtCreateTime"] = iso_ms(created)
         version.setdefault("GmtModifiedTime", version["GmtCreateTime"])
         return PaiVersionState(data=version, created=created.timestamp(), seq=self._next_seq())
@@ -435,9 +466,11 @@ class Store:
             raise _pydantic_path(path, exc) from None
         state = FabricModelState(meta=meta, workspace_id=ws_id)
         seen: set[str] = set()
-        for j, version in enumerate(_list(model.get("versions") or [], f"{path}.versions")):
+        seeded = _list(model.get("versions") or [], f"{path}.versions")
+        undated = self._undated(seeded, "create_time")
+        for j, version in enumerate(seeded):
             vpath = f"{path}.versions[{j}]"
-            vs = self._make_fabric_version(dict(_obj(version, vpath)), vpath)
+            vs = self._make_fabric_version(dict(_obj(version, vpath)), vpath, default_created=undated.get(j))
             if vs.data["id"] in seen:
                 raise SeedError(f"{vpath}.id", f"duplicate version id {vs.data['id']!r}")
             seen.add(vs.data["id"])
@@ -470,7 +503,9 @@ class Store:
                 state.add(FabricVersionState(data=data, created=created.timestamp(), seq=self._next_seq()))
         models[model_id] = state
 
-    def _make_fabric_version(self, version: dict[str, Any], path: str) -> FabricVersionState:
+    def _make_fabric_version(
+        self, version: dict[str, Any], path: str, *, default_created: datetime | None = None
+    ) -> FabricVersionState:
         _str(version, "id", path)
         try:
             FabricModelVersion.model_validate(version)
@@ -481,7 +516,7 @@ class Store:
             if created is None:
                 raise SeedError(f"{path}.create_time", "must be an ISO 8601 timestamp")
         else:
-            created = datetime.now(timezone.utc)
+            created = default_created or to_ms(datetime.now(timezone.utc))
             version["create_time"] = iso_ms(created)
         return FabricVersionState(data=version, created=created.timestamp(), seq=self._next_seq())
 
