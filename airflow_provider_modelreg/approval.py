@@ -355,8 +355,8 @@ class ApprovalCheck:
         if version is None:
             self._decide(Outcome.WAITING, None, f"{name} does not exist yet")
             return
-        if version.version_name != name:
-            raise _bad("VersionName", f"asked for version {name}, the answer is about {version.version_name}", None)
+        assert name is not None
+        check_answer_is_about(version, name)
         self._judge_named(version, version.request_id)
 
     # -- next approved
@@ -369,7 +369,8 @@ class ApprovalCheck:
             )
         if version.version_name != name:
             raise _bad(
-                "VersionName", f"asked for version {name}, the answer is about {version.version_name}",
+                "VersionName",
+                f"asked for version {name}, the answer is about {version.version_name}",
                 version.request_id,
             )
         if version.gmt_create_time is None:
@@ -531,6 +532,16 @@ class ApprovedWatch:
     @staticmethod
     def announced(state: WatchState, version: PaiModelVersion) -> WatchState:
         return WatchState(state.known | {version.version_name}, True)
+
+
+def check_answer_is_about(version: PaiModelVersion, version_name: str) -> None:
+    """A GetModelVersion answer must be about the version asked for (raises naming ``VersionName``)."""
+    if version.version_name != version_name:
+        raise _bad(
+            "VersionName",
+            f"asked for version {version_name}, the answer is about {version.version_name}",
+            version.request_id,
+        )
 
 
 def check_deployable(version: PaiModelVersion, request_id: str | None = None) -> None:

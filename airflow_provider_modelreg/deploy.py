@@ -6,6 +6,7 @@ the same spec and the same service name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -31,9 +32,16 @@ def normalise_oss_uri(uri: str) -> tuple[str, str | None]:
 
 
 def service_name(model_id: str, version_name: str, prefix: str = "") -> str:
-    """A stable service name: lower case letters, digits and ``_``, at most 63 characters."""
-    raw = f"{prefix}{model_id}_{version_name}".lower()
-    return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
+    """A stable service name, unique per (model, version): lower case letters, digits and ``_``, at most 63
+    characters.
+
+    The readable part keeps what it can of the ids; a short hash of the exact ``(model_id, version_name)`` pair
+    ends the name, so versions that read alike once lower-cased and stripped ("1.1.0", "1_1_0", "1-1-0") and long
+    model ids that would be cut to one prefix still get distinct names. Idempotent deploys rely on it.
+    """
+    digest = hashlib.sha256(f"{model_id}\x00{version_name}".encode()).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9_]", "_", f"{prefix}{model_id}_{version_name}".lower())
+    return f"{readable[: 63 - len(digest) - 1]}_{digest}"
 
 
 def _processor(ref: dict[str, Any]) -> str | None:

@@ -1,5 +1,6 @@
-"""(b) DataArts Fabric: list a model's versions, pick the newest by create time, and write a deploy spec per
-listed version with dynamic task mapping (``.expand()`` over the operator's list of ModelVersionRef dicts).
+"""(b) DataArts Fabric: list a model's versions; write a *staging* spec for every listed version with dynamic
+task mapping (``.expand()`` over the operator's list of ModelVersionRef dicts), and the *production* spec for the
+newest version by create time (ties: the larger version id).
 """
 
 from __future__ import annotations
@@ -42,18 +43,27 @@ with DAG(
         """The newest version by create time."""
         if not refs:
             raise ValueError("the model has no versions")
-        best = max(refs, key=lambda r: r["created_at"] or "")
+        best = max(refs, key=lambda r: (r["created_at"] or "", r["version_id"]))
         print(f"Newest version: {best['version_name']} ({best['version_id']}), uri {best['uri']}")
         return best
 
-    @task
-    def deploy_spec(ref: dict[str, Any], params: dict[str, Any]) -> str:
-        spec = fabric_service_spec(ref, endpoint_id=params["endpoint_id"])
-        out = Path(DEPLOY_DIR) / f"{spec['name']}.json"
+    def write_spec(ref: dict[str, Any], endpoint_id: str, stage: str) -> str:
+        spec = fabric_service_spec(ref, endpoint_id=endpoint_id)
+        out = Path(DEPLOY_DIR) / stage / f"{spec['name']}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(spec, indent=2, sort_keys=True))
-        print(f"Spec written for {ref['version_name']}: {out}")
+        print(f"Spec written for {ref['version_name']} ({stage}): {out}")
         return str(out)
 
-    newest(versions.output)
+    @task
+    def deploy_spec(ref: dict[str, Any], params: dict[str, Any]) -> str:
+        """Staging: one spec per listed version."""
+        return write_spec(ref, params["endpoint_id"], "staging")
+
+    @task
+    def deploy_production(ref: dict[str, Any], params: dict[str, Any]) -> str:
+        """Production: the newest version only."""
+        return write_spec(ref, params["endpoint_id"], "production")
+
+    deploy_production(newest(versions.output))
     deploy_spec.expand(ref=versions.output)

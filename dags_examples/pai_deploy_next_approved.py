@@ -1,9 +1,14 @@
 """(a) Every hour: deploy the next approved version of a PAI model after the one deployed last.
 
-``last_deployed`` reads the version deployed by the previous run from an Airflow Variable; the sensor waits, in
-the triggerer (deferrable), for a version created after it to be Approved; ``deploy`` writes the EAS service spec
-(service name, ``model_path`` from the version's Uri, ``processor`` from its InferenceSpec) as JSON and remembers
-the version. Running it twice for the same version rewrites the same file: safe.
+``last_deployed`` reads the version deployed by the previous run from an Airflow Variable (None before the first
+deployment: then the newest Approved version counts); the sensor gets it as an ``XComArg`` (a native None, never
+the string 'None') and waits, in the triggerer (deferrable), for a newer version to be Approved; ``deploy`` writes
+the EAS service spec (service name, ``model_path`` from the version's Uri, ``processor`` from its InferenceSpec) as
+JSON and remembers the version. Running it twice for the same version rewrites the same file: safe.
+
+When nothing new is approved within the hour the run is *skipped*, not failed (``skip_on_timeout``): the steady
+state pages no one. Errors and answers the gate cannot judge still fail. For deploy-on-approval without an hourly
+schedule, prefer the asset-watcher pattern of ``pai_asset_deploy.py``.
 """
 
 from __future__ import annotations
@@ -41,22 +46,24 @@ with DAG(
 ) as dag:
 
     @task
-    def last_deployed(params: dict[str, Any]) -> str:
-        """The version the previous run deployed ("" when none)."""
+    def last_deployed(params: dict[str, Any]) -> str | None:
+        """The version the previous run deployed (None before the first deployment)."""
         if params.get("after_version"):
             return str(params["after_version"])
-        return str(Variable.get(last_deployed_key(params["model_id"]), default="") or "")
+        remembered = Variable.get(last_deployed_key(params["model_id"]), default=None)
+        return str(remembered) if remembered else None
 
     remembered = last_deployed()
 
     wait = PaiModelVersionApprovedSensor(
         task_id="wait_for_approval",
         model_id="{{ params.model_id }}",
-        after_version="{{ ti.xcom_pull(task_ids='last_deployed') }}",
+        after_version=remembered,
         pai_conn_id="pai_default",
         deferrable=True,
         poke_interval=5,
         timeout=55 * 60,
+        skip_on_timeout=True,
     )
 
     @task
@@ -70,5 +77,4 @@ with DAG(
         print(f"Spec written for {ref['model_id']} {ref['version_name']} (model_path {spec['model_path']}): {out}")
         return str(out)
 
-    remembered >> wait
     deploy(wait.output)

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_modelreg.deploy import service_name
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -196,7 +197,7 @@ def scenario_a(api: Api, db_url: str) -> dict[str, Any]:
     assert ref["version_name"] == "1.1.0" and ref["uri"].endswith("/fraud/1.1.0/"), ref
     assert sensor["try_number"] == 1, sensor  # resumed after the trigger event, not retried
     latency = (parse_time(deploy["start_date"]) - approved_at).total_seconds()
-    spec = json.loads((WORKDIR / "deploy" / "model_demo_fraud_1_1_0.json").read_text())
+    spec = json.loads((WORKDIR / "deploy" / f"{service_name('model-demo-fraud', '1.1.0')}.json").read_text())
     assert spec["model_path"] == "oss://demo-models/fraud/1.1.0/", spec
     say(f"(a) success: deploy task got {ref['uri']}; approval -> deploy start {latency:.1f} s")
     return {"run_id": run_id, "latency_s": latency, "trigger_rows": len(rows)}
@@ -233,7 +234,7 @@ def scenario_c(api: Api, stack: Stack, env: dict[str, str], db_url: str) -> dict
     assert api.runs(dag) == [], "the watcher announced a version approved before it started"
     set_status("2.0.0", "Approved", model=WATCHED_MODEL)
     runs = wait_for(lambda: [r for r in api.runs(dag) if r["state"] == "success"], 120, "the asset-triggered run")
-    spec_file = WORKDIR / "deploy" / "model_e2e_watch_2_0_0.json"
+    spec_file = WORKDIR / "deploy" / f"{service_name(WATCHED_MODEL, '2.0.0')}.json"
     assert spec_file.exists(), sorted(p.name for p in (WORKDIR / "deploy").iterdir())
     written_at = spec_file.stat().st_mtime
     say(f"(c) deploy run {runs[0]['dag_run_id']} succeeded; restarting the triggerer")

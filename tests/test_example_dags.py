@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from helpers import SECRETS, demo_seed
 
+from airflow_provider_modelreg.deploy import service_name
+
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 #: everything the `airflow dags test` runs of this module printed (task logs go to the console there)
@@ -104,7 +106,7 @@ def test_a_next_approved_version_is_deployed(env: dict[str, str], demo_emulator:
     out = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"}, on_line=on_line)
     assert "Deferring" in out, out[-3000:]
     assert "Spec written for model-demo-fraud 1.1.0" in out, out[-3000:]
-    written = spec(env, "model_demo_fraud_1_1_0")
+    written = spec(env, service_name("model-demo-fraud", "1.1.0"))
     assert written["model_path"] == "oss://demo-models/fraud/1.1.0/"
     assert written["processor"] == "tensorflow_cpu_2.7"
     remembered = subprocess.run(
@@ -129,10 +131,12 @@ def test_named_version_and_rejected(env: dict[str, str], demo_emulator: Any) -> 
 def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str]) -> None:
     out = dags_test(env, "fabric_deploy_versions")
     assert "Newest version: 1.0.0" in out, out[-3000:]
-    for name in ("v1", "v2", "1_0_0"):
-        written = spec(env, f"svc_fabric_model_demo_{name}")
+    for name in ("v1", "v2", "1.0.0"):
+        written = spec(env, "staging/" + service_name("fabric-model-demo", name, "svc_"))
         assert written["model_path"].startswith("obs://demo-llm/support/")
         assert written["endpoint_id"] == "ep-demo"
+    production = Path(env["MODELREG_DEPLOY_DIR"]) / "production"
+    assert [p.name for p in production.iterdir()] == [service_name("fabric-model-demo", "1.0.0", "svc_") + ".json"]
 
 
 def test_c_asset_deploy_is_idempotent(tmp_path: Path) -> None:

@@ -363,3 +363,55 @@ def test_gate_case(fake: FakePai, case: Case, mode: str) -> None:
         assert got == case.expect
     if case.no_requests:
         assert fake.count() == 0, fake.requests
+
+
+def test_3_get_operator_refuses_an_answer_about_another_version(fake: FakePai) -> None:
+    from airflow_provider_modelreg.errors import RegistryResponseError
+    from airflow_provider_modelreg.operators.pai import PaiGetModelVersionOperator
+
+    fake.models[MODEL] = list(BASE)
+    fake.get_override = {(MODEL, "1.0.0"): v("6.6.6", "Approved", 3)}
+    op = PaiGetModelVersionOperator(task_id="get", model_id=MODEL, version_name="1.0.0")
+    with pytest.raises(RegistryResponseError, match="VersionName"):
+        op.execute(context())
+
+
+@pytest.mark.parametrize("bad", ["", "None", 0])
+@pytest.mark.parametrize("field", ["approval_status", "version_name", "label_filter", "source_id"])
+def test_1_list_filters_that_render_empty_are_errors(fake: FakePai, field: str, bad: Any) -> None:
+    from airflow_provider_modelreg.errors import RegistryInputError
+    from airflow_provider_modelreg.operators.pai import PaiListModelVersionsOperator
+
+    fake.models[MODEL] = list(BASE)
+    op = PaiListModelVersionsOperator(task_id="list", model_id=MODEL, **{field: "{{ x }}"})
+    setattr(op, field, bad)
+    with pytest.raises(RegistryInputError) as err:
+        op.execute(context())
+    assert err.value.field == field
+    assert fake.count() == 0
+
+
+def test_skip_on_timeout_skips_only_when_nothing_was_approved(fake: FakePai) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    fake.models[MODEL] = list(BASE)
+    for deferrable in (False, True):
+        task = PaiModelVersionApprovedSensor(
+            task_id="wait",
+            model_id=MODEL,
+            after_version="1.0.0",
+            poke_interval=0.05,
+            timeout=0.3,
+            skip_on_timeout=True,
+            deferrable=deferrable,
+        )
+        with pytest.raises(AirflowSkipException, match="Nothing approved"):
+            if deferrable:
+                task.execute_complete(context(), {"status": "timeout", "message": "late"})
+            else:
+                task.execute(context())
+    fake.get_override = {(MODEL, "1.0.0"): {"VersionName": "1.0.0", "ApprovalStatus": "Approved"}}
+    with pytest.raises(Exception, match="GmtCreateTime"):  # errors still fail
+        PaiModelVersionApprovedSensor(
+            task_id="wait", model_id=MODEL, after_version="1.0.0", timeout=0.3, skip_on_timeout=True
+        ).execute(context())

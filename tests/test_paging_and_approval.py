@@ -144,7 +144,7 @@ def test_eas_spec_from_ref() -> None:
         "format_type": "SavedModel",
     }
     spec = eas_service_spec(ref)
-    assert spec["name"] == "model_demo_1_1_0"
+    assert spec["name"].startswith("model_demo_1_1_0_") and spec["name"] == service_name("model-demo", "1.1.0")
     assert spec["model_path"] == "oss://bucket/models/fraud/"
     assert spec["oss_endpoint"] == "oss-cn-hangzhou.aliyuncs.com"
     assert spec["processor"] == "tensorflow_cpu_2.7"
@@ -160,6 +160,16 @@ def test_fabric_spec_and_names() -> None:
     assert spec["endpoint_id"] == "ep-1"
     assert normalise_oss_uri("https://x/y") == ("https://x/y", None)
     assert len(service_name("m" * 80, "v")) == 63
+
+
+def test_service_names_are_unique_per_model_and_version() -> None:
+    """Issue 10: "1.1.0", "1_1_0" and "1-1-0" read alike once cleaned; a 64-character model id fills the limit."""
+    alike = {service_name("model-demo", v) for v in ("1.1.0", "1_1_0", "1-1-0", "v1.1.0", "V1.1.0")}
+    assert len(alike) == 5
+    long_id = "m" * 64
+    assert len({service_name(long_id, f"1.{i}.0") for i in range(100)}) == 100
+    assert service_name("model-demo", "1.1.0") == service_name("model-demo", "1.1.0")  # stable
+    assert all(len(service_name(long_id, v)) <= 63 for v in ("1", "x" * 64))
 
 
 def test_render_console_url() -> None:

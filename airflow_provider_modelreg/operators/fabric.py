@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_modelreg.approval import rendered_optional
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.links import FabricConsoleLink
 from airflow_provider_modelreg.models import FabricModelVersion
@@ -74,8 +75,8 @@ class FabricListModelVersionsOperator(_FabricOperator):
         versions = hook.list_model_versions(
             self.workspace_id or None,
             self.model_id,
-            name=self.name or None,
-            version_id=self.version_id or None,
+            name=rendered_optional(self.name, "name"),
+            version_id=rendered_optional(self.version_id, "version_id"),
             max_results=self.max_results,
         )
         refs = [self._ref(hook, v) for v in versions]
@@ -105,8 +106,8 @@ class FabricGetModelVersionOperator(_FabricOperator):
         version = hook.get_model_version(
             self.workspace_id or None,
             self.model_id,
-            version_id=self.version_id or None,
-            name=self.version_name or None,
+            version_id=rendered_optional(self.version_id, "version_id"),
+            name=rendered_optional(self.version_name, "version_name"),
         )
         ref = self._ref(hook, version)
         self.log.info(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_modelreg.approval import check_answer_is_about, rendered_optional
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink
 from airflow_provider_modelreg.models import PaiModelVersion
@@ -57,7 +58,9 @@ class PaiGetModelVersionOperator(_PaiOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.hook
-        ref = self._ref(hook, hook.get_model_version(self.model_id, self.version_name))
+        found = hook.get_model_version(self.model_id, self.version_name)
+        check_answer_is_about(found, self.version_name)
+        ref = self._ref(hook, found)
         self.log.info(
             "Model %s version %s: %s, uri %s", self.model_id, self.version_name, ref["approval_status"], ref["uri"]
         )
@@ -67,6 +70,9 @@ class PaiGetModelVersionOperator(_PaiOperator):
 class PaiListModelVersionsOperator(_PaiOperator):
     """Lists PAI model versions (every page) and returns a list of ``ModelVersionRef`` dicts, ready for
     ``.expand()``.
+
+    Filters: a native None is no filter; a filter that renders to ``""`` or ``"None"`` is an error (it would
+    otherwise list every version instead of none).
 
     :param model_id: PAI ModelId. (templated)
     :param approval_status: Pending, Approved or Rejected. (templated)
@@ -122,13 +128,13 @@ class PaiListModelVersionsOperator(_PaiOperator):
         hook = self.hook
         versions = hook.list_model_versions(
             self.model_id,
-            approval_status=self.approval_status or None,
-            version_name=self.version_name or None,
-            label=self.label_filter or None,
-            format_type=self.format_type or None,
-            framework_type=self.framework_type or None,
-            source_type=self.source_type or None,
-            source_id=self.source_id or None,
+            approval_status=rendered_optional(self.approval_status, "approval_status"),
+            version_name=rendered_optional(self.version_name, "version_name"),
+            label=rendered_optional(self.label_filter, "label_filter"),
+            format_type=rendered_optional(self.format_type, "format_type"),
+            framework_type=rendered_optional(self.framework_type, "framework_type"),
+            source_type=rendered_optional(self.source_type, "source_type"),
+            source_id=rendered_optional(self.source_id, "source_id"),
             order=self.order,
             max_results=self.max_results,
         )

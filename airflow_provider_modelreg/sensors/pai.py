@@ -55,6 +55,9 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         (None: no anchor). At most one of ``after_version`` and ``created_after``. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
     :param on_rejected: ``"fail"`` (default) or ``"skip"``.
+    :param skip_on_timeout: when nothing was approved before ``timeout``, skip the task instead of failing it
+        (a scheduled "deploy what is new" DAG whose steady state is "nothing new"). Unlike ``soft_fail``, errors
+        and Rejected versions still fail.
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
@@ -71,6 +74,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         created_after: datetime | str | None = None,
         pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
         on_rejected: str = "fail",
+        skip_on_timeout: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -87,6 +91,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         self.created_after = created_after
         self.pai_conn_id = pai_conn_id
         self.on_rejected = on_rejected
+        self.skip_on_timeout = skip_on_timeout
         self.deferrable = deferrable
         # The mode, fixed by the arguments given (an XComArg or a template counts as given).
         self._named = version_name is not None
@@ -154,9 +159,17 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
         return PokeReturnValue(is_done=True, xcom_value=ref)
 
+    def _timed_out(self, message: str) -> None:
+        if self.skip_on_timeout:
+            raise AirflowSkipException(f"Nothing approved in time: {message}")
+        raise AirflowSensorTimeout(message)
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as exc:
+                self._timed_out(str(exc))
         result = self.poke(context)  # the worker checks once before deferring
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
@@ -194,7 +207,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         if status == "rejected":
             self._rejected(self._event_ref(event))
         if status == "timeout":
-            raise AirflowSensorTimeout(event.get("message", "sensor timed out"))
+            self._timed_out(str(event.get("message", "sensor timed out")))
         if status == "error":
             raise AirflowException(f"approval wait failed: {event.get('error_type')}: {event.get('message')}")
         raise AirflowException(f"unexpected trigger event status {status!r}")
