@@ -10,7 +10,8 @@ What the plan does:
 
 * **Bounded windows.** Page 0 comes alone (it tells the total). Then at most ``concurrency`` pages are in flight,
   and none more than ``2 * concurrency`` pages ahead of the first page not yet received: memory and requests are
-  bounded whatever the server claims. Pages are checked and merged in index order.
+  bounded whatever the server claims. Pages are checked and merged in index order. (The thread shell keeps as many
+  pages again queued in its pool, not yet sent, so that no thread waits for the next page to be handed out.)
 * **A hard cap.** A listing never sends more than ``max_pages`` requests (default :data:`DEFAULT_MAX_PAGES`); when
   the total reported needs more, :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError` is raised
   before any of them is sent.
@@ -269,12 +270,14 @@ def collect_pages(
     A lone page is fetched in the calling thread; a thread pool is created only when pages can overlap. Any error
     (from ``fetch`` or from the plan's checks) propagates after the requests in flight finish: never a partial list.
     """
+    # The plan hands out twice as many pages as there are threads: a thread that finishes a page starts the next
+    # queued one at once instead of waiting for this thread to wake up; still `concurrency` requests on the wire.
     plan: PagePlan[T] = PagePlan(
         page_size=page_size,
         key=key,
         max_results=max_results,
         max_pages=max_pages,
-        concurrency=concurrency,
+        concurrency=2 * concurrency,
         total_field=total_field,
         page_field=page_field,
     )
