@@ -808,6 +808,8 @@ class RegistryTransport:
         self._asleep = asleep
         self._clock = clock
         self._rng = rng or random.Random()
+        #: Optional limit on async attempts in flight, shared with other transports (the triggerer's hub).
+        self.attempt_gate: asyncio.Semaphore | None = None
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
     def __repr__(self) -> str:
@@ -1119,7 +1121,11 @@ class RegistryTransport:
             response: httpx.Response | None = None
             caught: Exception | None = None
             try:
-                response = await self._asend(request, deadline)
+                if self.attempt_gate is None:
+                    response = await self._asend(request, deadline)
+                else:  # a slot is held only while this attempt is on the wire, not during retry waits
+                    async with self.attempt_gate:
+                        response = await self._asend(request, deadline)
             except (httpx.TransportError, UnicodeEncodeError) as exc:
                 caught = exc
             if response is not None and response.is_success:

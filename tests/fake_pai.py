@@ -27,6 +27,7 @@ class FakePai:
         self.hang = threading.Event()  # set: every request waits until it is cleared (a silent server)
         self.accepted_key: str | None = None  # set: other AccessKey IDs are refused (a rotated credential)
         self.fail_with: tuple[int, str] | None = None  # set: every request gets this (status, code)
+        self.throttled: set[str] = set()  # models whose reads answer 429 Throttling with Retry-After: 1
 
     def version(self, model: str, name: str) -> dict[str, Any]:
         return next(v for v in self.models[model] if v.get("VersionName") == name)
@@ -85,6 +86,8 @@ def fake_pai_server() -> Iterator[FakePai]:
                     403,
                     {"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found."},
                 )
+            elif any(f"/models/{m}/" in url.path for m in fake.throttled):
+                status, body = 429, {"Code": "Throttling.User", "Message": "slow down"}
             elif fake.fail_with is not None:
                 status, body = fake.fail_with[0], {"Code": fake.fail_with[1], "Message": "injected"}
             else:
@@ -93,6 +96,8 @@ def fake_pai_server() -> Iterator[FakePai]:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if status == 429:
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

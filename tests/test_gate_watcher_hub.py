@@ -98,6 +98,13 @@ class Watcher:
         await asyncio.sleep(0.2)  # and nothing more arrives
         return self.events
 
+    async def started(self, store: FakeStore, timeout: float = 10.0) -> None:
+        """Until the start point is stored (the first poll is done)."""
+        accessor = next(iter(store._by_name.values()))
+        deadline = time.monotonic() + timeout
+        while triggers_pai.STATE_KEY not in accessor.data and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
         assert self.task is not None
         self.task.cancel()
@@ -111,8 +118,9 @@ def approve(fake: FakePai, *versions: dict[str, Any]) -> None:
 
 @ISSUE_10
 async def test_4_out_of_order_and_many_approvals_are_each_announced_once(fake: FakePai) -> None:
-    watcher = Watcher(FakeStore("prod")).start()
-    await asyncio.sleep(0.3)  # start point: 0.9.5 and 1.0.0 are Approved already and not announced
+    store = FakeStore("prod")
+    watcher = Watcher(store).start()
+    await watcher.started(store)  # start point: 0.9.5 and 1.0.0 are Approved already and not announced
     assert watcher.events == []
     approve(fake, v("1.1.0", "Pending", 4), v("1.2.0", "Approved", 5))
     assert await watcher.until(1) == ["1.2.0"]
@@ -130,7 +138,7 @@ async def test_4_out_of_order_and_many_approvals_are_each_announced_once(fake: F
 async def test_5_two_watched_assets_both_keep_the_state_across_a_restart(fake: FakePai) -> None:
     store = FakeStore("staging", "prod")
     first = Watcher(store).start()
-    await asyncio.sleep(0.3)
+    await first.started(store)
     approve(fake, v("1.1.0", "Approved", 4))
     assert await first.until(1) == ["1.1.0"]
     await first.stop()
@@ -268,3 +276,29 @@ async def test_end_time_bounds_a_poll_in_flight(fake: FakePai) -> None:
     event = await asyncio.wait_for(pending, 10)
     assert event["status"] == "timeout"
     assert time.monotonic() - started < 3
+
+
+async def test_hub_retry_waits_hold_no_slot(fake: FakePai, monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 throttled models (Retry-After: 1 s, retried) must not delay a healthy model's poll."""
+    pai_conn(monkeypatch, fake.url, max_attempts=3)
+    throttled = [f"m-slow-{i}" for i in range(triggers_pai.HUB_MAX_IN_FLIGHT)]
+    for model in throttled:
+        fake.models[model] = [v("1.0.0", "Pending", 1)]
+    fake.throttled = set(throttled)
+
+    async def wait(model: str) -> dict[str, Any]:
+        trigger = PaiModelVersionApprovalTrigger(
+            pai_conn_id="pai_default", model_id=model, version_name="1.0.0", poke_interval=5
+        )
+        return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
+
+    slow = [asyncio.ensure_future(wait(model)) for model in throttled]
+    await asyncio.sleep(0.3)  # every throttled read is waiting for its retry
+    started = time.monotonic()
+    event = await asyncio.wait_for(wait(MODEL), 5)
+    took = time.monotonic() - started
+    for task in slow:
+        task.cancel()
+    await asyncio.gather(*slow, return_exceptions=True)
+    assert event["status"] == "success"
+    assert took < 0.7, took  # it did not wait for a throttled read's Retry-After

@@ -47,8 +47,9 @@ __all__ = ["PaiApprovedVersionEventTrigger", "PaiModelVersionApprovalTrigger", "
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
-#: Requests one hub keeps in flight. httpcore's pool scans its whole queue on every change, so a thousand waiting
-#: requests cost quadratic CPU; a semaphore in front keeps that queue short (and the connections few).
+#: Attempts one hub keeps on the wire. httpcore's pool scans its whole queue on every change, so a thousand waiting
+#: requests cost quadratic CPU; a semaphore in front keeps that queue short (and the connections few). It is held
+#: per attempt, not across retry waits.
 HUB_MAX_IN_FLIGHT = 8
 
 #: Errors that will not go away by polling again.
@@ -134,11 +135,7 @@ class PaiPollHub:
             entry = self.entries.setdefault(key, _Entry())
             self.requests += 1
 
-            async def gated() -> R:
-                async with self.gate:
-                    return await fetch()
-
-            task = asyncio.ensure_future(gated())
+            task = asyncio.ensure_future(fetch())
             entry.task = task
 
             def settle(done: asyncio.Future[Any], entry: _Entry = entry) -> None:
@@ -171,10 +168,14 @@ class PaiPollHub:
 
         async def fetch() -> Any:
             hook = self.hook
+            # the hub's slots are held per attempt on the wire (retry waits hold none): one throttled model
+            # cannot delay the polls of the others
+            (await hook.atransport()).attempt_gate = self.gate
             try:
                 answer = await aread(hook, what)
             except RegistryAuthError:
                 await self._renew_hook(hook)
+                (await self.hook.atransport()).attempt_gate = self.gate
                 answer = await aread(self.hook, what)
             if not isinstance(what, ReadVersion):
                 log.info("PAI model %s: %s", what.model_id, describe_page(what, answer))
@@ -293,9 +294,7 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
                 return self._timeout()
             except Exception as exc:
                 failures += 1
-                self.log.warning(
-                    "poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc
-                )
+                self.log.warning("poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc)
                 if isinstance(exc, _FATAL) or failures >= self.max_failures or _unjudgeable(exc):
                     return self._error(exc)
             else:
