@@ -35,6 +35,20 @@ approved_versions = Asset(
 )
 
 
+# A second asset on the same model (a staging deploy) with an identical watcher: Airflow runs one trigger for
+# watchers with equal kwargs, and that trigger keeps its state in both assets' stores.
+approved_versions_staging = Asset(
+    name=f"pai_approved_versions_staging__{MODEL_ID}",
+    uri=f"modelreg://pai/{MODEL_ID}/staging",
+    watchers=[
+        AssetWatcher(
+            name=f"pai_approval_watcher_staging__{MODEL_ID}",
+            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
+        )
+    ],
+)
+
+
 def deploy_version(ref: dict[str, Any], deploy_dir: str = DEPLOY_DIR) -> tuple[Path, bool]:
     """Write the EAS spec of ``ref`` unless the identical spec is already there. Returns (path, written)."""
     spec = json.dumps(eas_service_spec(ref), indent=2, sort_keys=True)
@@ -44,6 +58,21 @@ def deploy_version(ref: dict[str, Any], deploy_dir: str = DEPLOY_DIR) -> tuple[P
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(spec)
     return out, True
+
+
+def deploy_events(context: dict[str, Any], deploy_dir: str) -> list[str]:
+    """Deploy every version announced by the triggering asset events (Airflow may fold several into one run)."""
+    written = []
+    for events in context["triggering_asset_events"].values():
+        for event in events:
+            # Airflow stores a watcher's trigger event as extra {"from_trigger": true, "payload": <event>}
+            ref = ((event.extra or {}).get("payload") or {}).get("version")
+            if not ref:
+                continue
+            path, fresh = deploy_version(ref, deploy_dir)
+            print(f"{'Spec written' if fresh else 'Already deployed'} for {ref['version_name']}: {path}")
+            written.append(str(path))
+    return written
 
 
 with DAG(
@@ -57,16 +86,22 @@ with DAG(
     @task
     def deploy(**context: Any) -> list[str]:
         """Deploy every version announced by the triggering asset events."""
-        written = []
-        for events in context["triggering_asset_events"].values():
-            for event in events:
-                # Airflow stores a watcher's trigger event as extra {"from_trigger": true, "payload": <event>}
-                ref = ((event.extra or {}).get("payload") or {}).get("version")
-                if not ref:
-                    continue
-                path, fresh = deploy_version(ref)
-                print(f"{'Spec written' if fresh else 'Already deployed'} for {ref['version_name']}: {path}")
-                written.append(str(path))
-        return written
+        return deploy_events(context, DEPLOY_DIR)
 
     deploy()
+
+
+with DAG(
+    dag_id="pai_asset_deploy_staging",
+    schedule=[approved_versions_staging],
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    tags=["modelreg", "pai", "example", "asset"],
+) as staging_dag:
+
+    @task(task_id="deploy")
+    def deploy_staging(**context: Any) -> list[str]:
+        """Deploy every announced version to staging."""
+        return deploy_events(context, str(Path(DEPLOY_DIR) / "staging"))
+
+    deploy_staging()

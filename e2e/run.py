@@ -66,6 +66,7 @@ def e2e_seed() -> dict[str, Any]:
     watched["Versions"] = [
         variant("1.0.0", "oss://e2e-models/watch/1.0.0/", ApprovalStatus="Approved"),
         variant("2.0.0", "oss://e2e-models/watch/2.0.0/", "2024-06-01T08:00:00.000Z"),
+        variant("3.0.0", "oss://e2e-models/watch/3.0.0/", "2024-07-01T08:00:00.000Z"),
     ]
     seed["pai"]["models"].append(watched)
     return seed
@@ -223,34 +224,37 @@ def scenario_b(api: Api, stack: Stack, env: dict[str, str]) -> dict[str, Any]:
 
 
 def scenario_c(api: Api, stack: Stack, env: dict[str, str], db_url: str) -> dict[str, Any]:
-    dag = "pai_asset_deploy"
-    say("(c) Asset watcher: approve 2.0.0 of the watched model, expect one deploy run")
+    dags = ("pai_asset_deploy", "pai_asset_deploy_staging")  # two assets, identical watchers: one trigger
+    say("(c) Asset watcher on two assets of one model: approve 2.0.0, expect one deploy run per asset")
     wait_for(
         lambda: [r for r in triggers_in_db(db_url, "PaiApprovedVersionEventTrigger") if r[1] is not None],
         120,
         "the triggerer to run the asset watcher",
     )
-    time.sleep(12)  # one poll (10 s) sets the baseline: 1.0.0, approved before the watcher started
-    assert api.runs(dag) == [], "the watcher announced a version approved before it started"
+    time.sleep(12)  # one poll (10 s) sets the start point: 1.0.0, approved before the watcher started
+    for dag in dags:
+        assert api.runs(dag) == [], f"{dag}: the watcher announced a version approved before it started"
     set_status("2.0.0", "Approved", model=WATCHED_MODEL)
-    runs = wait_for(lambda: [r for r in api.runs(dag) if r["state"] == "success"], 120, "the asset-triggered run")
-    spec_file = WORKDIR / "deploy" / f"{service_name(WATCHED_MODEL, '2.0.0')}.json"
-    assert spec_file.exists(), sorted(p.name for p in (WORKDIR / "deploy").iterdir())
-    written_at = spec_file.stat().st_mtime
-    say(f"(c) deploy run {runs[0]['dag_run_id']} succeeded; restarting the triggerer")
+    for dag in dags:
+        wait_for(lambda dag=dag: [r for r in api.runs(dag) if r["state"] == "success"], 120, f"{dag}'s run")
+    prod = WORKDIR / "deploy" / f"{service_name(WATCHED_MODEL, '2.0.0')}.json"
+    staging = WORKDIR / "deploy" / "staging" / prod.name
+    assert prod.exists() and staging.exists(), sorted(str(p) for p in (WORKDIR / "deploy").rglob("*.json"))
+    written_at = (prod.stat().st_mtime, staging.stat().st_mtime)
+    say("(c) both deploy DAGs ran for 2.0.0; stopping the triggerer, approving 3.0.0 while it is down")
     stack.stop("triggerer")
+    set_status("3.0.0", "Approved", model=WATCHED_MODEL)
     stack.start("triggerer", [AIRFLOW, "triggerer"], env)
-    wait_for(
-        lambda: any(r[1] is not None for r in triggers_in_db(db_url, "PaiApprovedVersionEventTrigger")),
-        120,
-        "the restarted triggerer to run the watcher",
-    )
+    for dag in dags:
+        wait_for(lambda dag=dag: len([r for r in api.runs(dag) if r["state"] == "success"]) >= 2, 180, f"{dag} 3.0.0")
     time.sleep(25)  # two more polls by the restarted watcher
-    all_runs = api.runs(dag)
-    assert spec_file.stat().st_mtime == written_at, "2.0.0 was deployed again after the restart"
-    assert len(all_runs) == 1, [r["dag_run_id"] for r in all_runs]
-    say(f"(c) after the restart: still {len(all_runs)} deploy run, spec not rewritten")
-    return {"runs": len(all_runs)}
+    counts = {dag: len(api.runs(dag)) for dag in dags}
+    assert (prod.stat().st_mtime, staging.stat().st_mtime) == written_at, "2.0.0 was deployed again after the restart"
+    assert counts == dict.fromkeys(dags, 2), counts
+    for folder in (prod.parent, staging.parent):
+        assert (folder / f"{service_name(WATCHED_MODEL, '3.0.0')}.json").exists(), folder
+    say(f"(c) after the restart: 3.0.0 (approved while it was down) deployed once per asset, 2.0.0 not again: {counts}")
+    return {"runs": counts}
 
 
 def scenario_d(api: Api) -> dict[str, Any]:
@@ -328,7 +332,7 @@ def main() -> int:
         api_url = f"http://127.0.0.1:{api_port}"
         wait_for(lambda: httpx.get(f"{api_url}/api/v2/monitor/health").status_code == 200, 120, "the api-server")
         api = Api(api_url)
-        dags = ("pai_deploy_next_approved", "pai_deploy_named_version", "pai_asset_deploy")
+        dags = ("pai_deploy_next_approved", "pai_deploy_named_version", "pai_asset_deploy", "pai_asset_deploy_staging")
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
 
