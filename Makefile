@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench e2e constraints clean
+.PHONY: test demo lint typecheck unit bench bench-compare e2e constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
 	$(BIN)/python -m bench.run
+
+# Anchor ratios of one benchmark on BASE and on the working tree, alternately, RUNS times each (medians).
+BENCH ?= p3
+RUNS ?= 3
+bench-compare: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
+	$(BIN)/python -m bench.compare --base $(BASE) --bench $(BENCH) --runs $(RUNS)
 
 # Real services end to end (PostgreSQL, scheduler, triggerer, browser); installs Debian packages as root if missing.
 e2e: $(STAMP)

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ MODEL_ID = "model-demo-fraud"
 
 #: (substring of a log line, what to tell the user)
 MILESTONES = [
-    ("Waiting for approval of model", "The sensor checked once: version not approved yet."),
+    ("no Approved version newer than the anchor", "The sensor checked once: no version newer than 1.0.0 approved yet."),
     ("Deferring: the triggerer waits", "Deferred: the trigger now polls the registry (no worker slot held)."),
     ("is Approved; uri", "Approved: the sensor hands the version (with its URI) to XCom."),
     ("Spec written", "Deploy task received the URI and wrote the EAS service spec."),
@@ -37,9 +38,34 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
+def demo_seed() -> Path:
+    """The built-in seed without its timers: the demo approves 1.1.0 itself, once the sensor has deferred (a timer
+    from emulator start would race a slow machine's start-up and approve before the sensor first looks)."""
+    seed = json.loads(DEMO_SEED_PATH.read_text())
+    for model in seed["pai"]["models"]:
+        for version in model.get("Versions", []):
+            version.pop("_then", None)
+    path = STATE / "seed.json"
+    path.write_text(json.dumps(seed))
+    return path
+
+
+def approve_later(url: str, delay: float) -> None:
+    """A reviewer approves 1.1.0 some time later (a signed UpdateModelVersion call, as the PAI console makes)."""
+
+    def approve() -> None:
+        from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+
+        os.environ["AIRFLOW_CONN_PAI_DEFAULT"] = airflow_env(url)["AIRFLOW_CONN_PAI_DEFAULT"]
+        PaiModelRegistryHook().update_model_version(MODEL_ID, "1.1.0", approval_status="Approved")
+        say("A reviewer approved 1.1.0 in the registry.")
+
+    threading.Timer(delay, approve).start()
+
+
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0"],
+        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", str(demo_seed())],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -94,7 +120,7 @@ def main() -> int:
     try:
         say(f"Emulator ready at {url}; model {MODEL_ID}: 1.0.0 Approved (deployed last), 1.1.0 Pending.")
         env = airflow_env(url)
-        say(f"Running DAG {DAG_ID} with `airflow dags test` (1.1.0 gets approved 10 s after emulator start) ...")
+        say(f"Running DAG {DAG_ID} with `airflow dags test` (1.1.0 gets approved 3 s after the sensor defers) ...")
         exe = str(Path(sys.executable).with_name("airflow"))
         proc = subprocess.Popen(
             [exe, "dags", "test", DAG_ID],
@@ -111,6 +137,8 @@ def main() -> int:
                 if needle in line and needle not in seen:
                     seen.add(needle)
                     say(words)
+                    if needle.startswith("Deferring"):
+                        approve_later(url, 3.0)
                     detail = line.split(needle, 1)[1] if needle in ("is Approved; uri", "Spec written") else ""
                     detail = detail.split(" [airflow.", 1)[0].strip()  # drop the logger name and source location
                     if detail:

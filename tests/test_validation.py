@@ -261,6 +261,7 @@ T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 WITH_TIME = "must be an ISO 8601 date *with* a time, e.g. 2024-05-01T00:00:00Z"
 ISO = "must be an ISO 8601 datetime, e.g. 2024-05-01T00:00:00Z"
 OFFSET = "must carry a UTC offset (e.g. Z or +08:00)"
+RENDERED = "must render to a non-empty string (a Jinja template of a missing value renders to '' or 'None')"
 TYPE = "must be an aware datetime or an ISO 8601 string"
 
 
@@ -285,9 +286,14 @@ def test_created_after_accepts_aware_values_and_normalises_to_utc(value: Any) ->
     assert parsed is not None and parsed.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("value", [None, ""])
-def test_created_after_empty_is_unset(value: Any) -> None:
-    assert parse_created_after(value) is None
+def test_created_after_native_none_is_unset() -> None:
+    assert parse_created_after(None) is None
+
+
+@pytest.mark.parametrize("value", ["", " ", "None"])
+def test_created_after_rendered_empty_is_refused(value: Any) -> None:
+    """Issue 10: a template of a missing value renders to '' or 'None'; that is never "no anchor"."""
+    assert_refused(lambda: parse_created_after(value), "created_after", RENDERED, value)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +302,6 @@ def test_created_after_empty_is_unset(value: Any) -> None:
         ("2024-05-01", WITH_TIME),  # date only: midnight in which zone?
         ("20240501", WITH_TIME),
         ("yesterday", WITH_TIME),
-        (" ", WITH_TIME),
         ("2024-05-01T00:00:00", OFFSET),  # naive string
         ("2024-05-01 00:00", OFFSET),
         (datetime(2024, 5, 1), OFFSET),  # naive datetime

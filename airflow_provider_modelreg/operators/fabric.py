@@ -44,8 +44,9 @@ class _FabricOperator(RegistryOperatorBase):
 
 
 class FabricListModelVersionsOperator(_FabricOperator):
-    """Lists DataArts Fabric model versions (every page, server order) as ``ModelVersionRef`` dicts, ready for
-    ``.expand()``; ``uri`` is ``config.llm_model_config.model_path``.
+    """Lists DataArts Fabric model versions as ``ModelVersionRef`` dicts, ready for ``.expand()``: every page,
+    oldest first by create_time, then id (the API documents no order); ``uri`` is
+    ``config.llm_model_config.model_path``.
 
     :param model_id: model id. (templated)
     :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
