@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
+from e2e import proxy_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -340,6 +341,7 @@ def main() -> int:
         results["b"] = scenario_b(api, stack, env)
         results["c"] = scenario_c(api, stack, env, db_url)
         results["d"] = scenario_d(api)
+        results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
 
         if "--no-browser" not in sys.argv:
             from e2e.ui_check import run_ui_check

@@ -35,16 +35,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket, host: str) -> str:
+def url_of(sock: socket.socket, host: str, scheme: str = "http") -> str:
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
 
 
-def make_server(registry: Registry) -> uvicorn.Server:
-    """A quiet uvicorn server for ``registry`` (no access log, no logging reconfiguration, no lifespan)."""
+def make_server(
+    registry: Registry, *, tls_certfile: str | None = None, tls_keyfile: str | None = None
+) -> uvicorn.Server:
+    """A quiet uvicorn server for ``registry`` (no access log, no logging reconfiguration, no lifespan); HTTPS
+    when given a certificate and key (e.g. from a private CA, to test CA bundles and proxies)."""
     config = uvicorn.Config(
         direct_asgi(create_app(registry=registry)),
+        ssl_certfile=tls_certfile,
+        ssl_keyfile=tls_keyfile,
         log_config=None,
         log_level="warning",
         access_log=False,
@@ -77,6 +82,8 @@ class RegistryEmulator:
     :param random_seed: seed of the deterministic fault decisions.
     :param retry_after_ms: wait requested by throttle answers.
     :param iam_faults: fault IAM token requests too, at the same rates.
+    :param tls_certfile: PEM certificate to serve HTTPS with (with ``tls_keyfile``); plain HTTP without.
+    :param tls_keyfile: PEM private key of ``tls_certfile``.
     :param token_lifetime: IAM token lifetime in seconds.
     :raises SeedError: for an invalid seed (raised by the constructor, with the JSON path).
     """
@@ -95,7 +102,10 @@ class RegistryEmulator:
         retry_after_ms: int = 1000,
         token_lifetime: float = 86400,
         iam_faults: bool = False,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
     ) -> None:
+        self._tls = (tls_certfile, tls_keyfile)
         faults = FaultConfig(
             latency_ms=latency_ms,
             error_rate=error_rate,
@@ -124,7 +134,7 @@ class RegistryEmulator:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` once started."""
+        """``http://HOST:PORT`` (``https://`` with TLS) once started."""
         if self._url is None:
             raise RuntimeError("the emulator is not running")
         return self._url
@@ -146,8 +156,8 @@ class RegistryEmulator:
         if self._thread is not None:
             return self
         sock = bind_socket(self.config.host, self.config.port)
-        self._url = url_of(sock, self.config.host)
-        server = make_server(self.registry)
+        self._url = url_of(sock, self.config.host, "https" if self._tls[0] else "http")
+        server = make_server(self.registry, tls_certfile=self._tls[0], tls_keyfile=self._tls[1])
         self._server = server
         self.store.mark_started()
         self._thread = threading.Thread(target=self._run, args=(server, sock), name="modelreg-emulator", daemon=True)
