@@ -1,8 +1,19 @@
-"""Provider registration: the ``apache_airflow_provider`` entry point returns this dict."""
+"""Provider registration: the ``apache_airflow_provider`` entry point returns this dict.
+
+The module lists (hooks, operators, sensors, triggers) and the extra-link classes are checked against the package by
+``tests/test_provider_info.py``: every listed module or class imports, and every public hook, operator, sensor,
+trigger and link class of the package is listed. Keep them in step when adding or renaming a class.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from airflow_provider_modelreg import __version__
+
+_PKG = "airflow_provider_modelreg"
+PAI_INTEGRATION = "Alibaba Cloud PAI Model Registry"
+FABRIC_INTEGRATION = "Huawei Cloud DataArts Fabric Model Registry"
 
 _NULLABLE_STRING = ["string", "null"]
 
@@ -116,7 +127,38 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Model Registry (Alibaba Cloud PAI, Huawei Cloud DataArts Fabric)",
         "description": "Gate model deployments on the PAI and DataArts Fabric model registries: wait for "
         "approval, list versions, hand the model URI to deploy tasks.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": PAI_INTEGRATION,
+                "external-doc-url": "https://www.alibabacloud.com/help/en/pai/developer-reference/"
+                "api-aiworkspace-2021-02-04-listmodelversions",
+                "tags": ["alibaba", "machine-learning", "service"],
+            },
+            {
+                "integration-name": FABRIC_INTEGRATION,
+                "external-doc-url": "https://support.huaweicloud.com/intl/en-us/api-fabric/dataartsfabric_03_0001.html",
+                "tags": ["machine-learning", "service"],
+            },
+        ],
+        "hooks": [
+            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.hooks.pai"]},
+            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.hooks.fabric"]},
+        ],
+        "operators": [
+            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.operators.pai"]},
+            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.operators.fabric"]},
+        ],
+        "sensors": [
+            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.sensors.pai"]},
+        ],
+        "triggers": [
+            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.triggers.pai"]},
+        ],
+        "extra-links": [
+            f"{_PKG}.links.PaiModelVersionLink",
+            f"{_PKG}.links.FabricConsoleLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "pai",

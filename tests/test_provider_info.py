@@ -16,8 +16,10 @@ from __future__ import annotations
 import copy
 import importlib
 import importlib.metadata
+import inspect
 import json
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from airflow_provider_modelreg import __version__
 from airflow_provider_modelreg.get_provider_info import get_provider_info
 
 DIST_NAME = "airflow-provider-modelreg"
+PKG = "airflow_provider_modelreg"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "airflow_provider_modelreg"
 AIRFLOW_DIR = Path(airflow.__file__).resolve().parent
 PROVIDER_YAML_URI = "urn:airflow-core:provider.yaml.schema.json"
@@ -278,8 +281,25 @@ def _assert_rejected_at(validator: jsonschema.Draft7Validator, broken: Any, path
         (["connection-types", 0, "hook-class-name"], _DELETE),
         (["connection-types", 1, "connection-type"], None),
         (["connection-types"], {"pai": "x"}),
+        (["triggers", 0, "python-modules"], _DELETE),
+        (["triggers", 0, "surprise"], 1),
+        (["extra-links"], "airflow_provider_modelreg.links.PaiModelVersionLink"),
+        (["operators", 0, "python-modules"], "airflow_provider_modelreg.operators.pai"),
+        (["integrations", 0, "integration-name"], 3),
     ],
-    ids=["no-name", "description-int", "package-name-list", "no-hook-class", "conn-type-null", "conn-types-dict"],
+    ids=[
+        "no-name",
+        "description-int",
+        "package-name-list",
+        "no-hook-class",
+        "conn-type-null",
+        "conn-types-dict",
+        "trigger-no-modules",
+        "trigger-extra-key",
+        "links-str",
+        "operator-modules-str",
+        "integration-name-int",
+    ],
 )
 def test_runtime_validator_rejects_broken_info(
     info: dict[str, Any], runtime_validator: Any, path: list[Any], value: Any
@@ -371,3 +391,196 @@ def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
     assert lines, result.stdout
     assert __version__ in lines[0]
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------ lists vs the package
+
+#: info key -> the Airflow base class whose public subclasses in the package it must list
+_KINDS = ("hooks", "operators", "sensors", "triggers", "extra-links")
+
+
+def _kind_of(cls: type) -> str | None:
+    from airflow.sdk import BaseHook, BaseOperator, BaseOperatorLink, BaseSensorOperator
+    from airflow.triggers.base import BaseTrigger
+
+    if issubclass(cls, BaseSensorOperator):
+        return "sensors"
+    if issubclass(cls, BaseOperator):
+        return "operators"
+    if issubclass(cls, BaseTrigger):
+        return "triggers"
+    if issubclass(cls, BaseOperatorLink):
+        return "extra-links"
+    if issubclass(cls, BaseHook):
+        return "hooks"
+    return None
+
+
+def _package_classes() -> dict[str, set[str]]:
+    """Every public hook/operator/sensor/trigger/link class defined in the package (emulator excluded), by kind.
+
+    Public: the name has no leading underscore, is not an abstract class and is not a ``...Base`` class meant only
+    for subclassing (``ModelRegistryHookBase``, ``RegistryOperatorBase``).
+    """
+    found: dict[str, set[str]] = {kind: set() for kind in _KINDS}
+    package = importlib.import_module("airflow_provider_modelreg")
+    for module_info in pkgutil.walk_packages(package.__path__, prefix="airflow_provider_modelreg."):
+        if module_info.name.startswith("airflow_provider_modelreg.emulator"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, cls in vars(module).items():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            if inspect.isabstract(cls) or name.endswith("Base"):
+                continue
+            kind = _kind_of(cls)
+            if kind is not None:
+                found[kind].add(f"{module.__name__}.{name}")
+    return found
+
+
+def _listing_problems(info: dict[str, Any], found: dict[str, set[str]]) -> list[str]:
+    """What is wrong between the info's lists and the classes found in the package (empty: nothing)."""
+    problems: list[str] = []
+    integrations = {i["integration-name"] for i in info.get("integrations", [])}
+    listed_modules: dict[str, set[str]] = {}
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        modules: set[str] = set()
+        for entry in info.get(kind, []):
+            if entry["integration-name"] not in integrations:
+                problems.append(f"{kind}: integration {entry['integration-name']!r} is not in 'integrations'")
+            modules.update(entry["python-modules"])
+        listed_modules[kind] = modules
+        for module_name in sorted(modules):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                problems.append(f"{kind}: listed module {module_name} does not import: {exc}")
+                continue
+            if not any(c.rpartition(".")[0] == module.__name__ for c in found[kind]):
+                problems.append(f"{kind}: listed module {module_name} defines no public {kind[:-1]} class")
+        for class_path in sorted(found[kind]):
+            if class_path.rpartition(".")[0] not in modules:
+                problems.append(f"{kind}: {class_path} is not listed (add its module to get_provider_info)")
+    listed_links = set(info.get("extra-links", []))
+    for class_path in sorted(listed_links):
+        module_name, _, name = class_path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"extra-links: {class_path} does not import: {exc!r}")
+            continue
+        if _kind_of(cls) != "extra-links":
+            problems.append(f"extra-links: {class_path} is not a BaseOperatorLink")
+    for class_path in sorted(found["extra-links"] - listed_links):
+        problems.append(f"extra-links: {class_path} is not listed")
+    for entry in info.get("connection-types", []):
+        if entry["hook-class-name"] not in found["hooks"]:
+            problems.append(f"connection-types: {entry['hook-class-name']} is not a public hook class of the package")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def package_classes() -> dict[str, set[str]]:
+    return _package_classes()
+
+
+def test_the_package_scan_finds_each_kind(package_classes: dict[str, set[str]]) -> None:
+    """The scan itself works: at least one class of each kind, and the known base classes are left out."""
+    for kind in _KINDS:
+        assert package_classes[kind], f"no {kind} found in the package"
+    everything = set().union(*package_classes.values())
+    assert "airflow_provider_modelreg.hooks.base.ModelRegistryHookBase" not in everything
+    assert "airflow_provider_modelreg.operators.base.RegistryOperatorBase" not in everything
+    assert "airflow_provider_modelreg.sensors.pai.PaiModelVersionApprovedSensor" in package_classes["sensors"]
+
+
+def test_lists_match_the_package(info: dict[str, Any], package_classes: dict[str, set[str]]) -> None:
+    """Every listed module/class imports; every public hook/operator/sensor/trigger/link class is listed."""
+    assert _listing_problems(info, package_classes) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda i: i["extra-links"].pop(), "extra-links: airflow_provider_modelreg."),
+        (lambda i: i["extra-links"].append("airflow_provider_modelreg.links.GoneLink"), "GoneLink does not import"),
+        (lambda i: i["extra-links"].append("airflow_provider_modelreg.hooks.pai.PaiModelRegistryHook"), "not a Base"),
+        (lambda i: i["triggers"].clear(), "triggers: airflow_provider_modelreg.triggers.pai.Pai"),
+        (
+            lambda i: i["operators"][0]["python-modules"].append("airflow_provider_modelreg.operators.gone"),
+            "not import",
+        ),
+        (lambda i: i["sensors"][0]["python-modules"].append("airflow_provider_modelreg.links"), "no public sensor"),
+        (lambda i: i["hooks"][0].update({"integration-name": "Azure"}), "'Azure' is not in 'integrations'"),
+    ],
+    ids=["link-dropped", "link-renamed", "link-not-a-link", "triggers-dropped", "module-gone", "wrong-kind", "integ"],
+)
+def test_listing_check_reports_drift(
+    info: dict[str, Any], package_classes: dict[str, set[str]], mutate: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(info)
+    mutate(broken)
+    problems = _listing_problems(broken, package_classes)
+    assert any(expected in p for p in problems), problems
+
+
+def test_operator_links_are_listed(info: dict[str, Any], package_classes: dict[str, set[str]]) -> None:
+    """Each link an operator or sensor attaches is a listed extra link (the UI resolves them by class path)."""
+    attached: set[str] = set()
+    for class_path in package_classes["operators"] | package_classes["sensors"]:
+        module_name, _, name = class_path.rpartition(".")
+        operator = getattr(importlib.import_module(module_name), name)
+        for link in operator.operator_extra_links:
+            attached.add(f"{type(link).__module__}.{type(link).__qualname__}")
+    assert attached, "no operator attaches a link: the check would prove nothing"
+    assert attached <= set(info["extra-links"]), attached - set(info["extra-links"])
+
+
+def _airflow_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    assert airflow_bin.exists(), airflow_bin
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db",
+        # conftest's unit-test mode makes the CLI log a line on stdout, before the JSON
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    }
+    return subprocess.run([str(airflow_bin), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    ("command", "column", "expected"),
+    [
+        ("triggers", "class", {"airflow_provider_modelreg.triggers.pai"}),
+        (
+            "links",
+            "extra_link_class_name",
+            {
+                "airflow_provider_modelreg.links.PaiModelVersionLink",
+                "airflow_provider_modelreg.links.FabricConsoleLink",
+            },
+        ),
+    ],
+)
+def test_airflow_providers_cli_lists_ours(
+    tmp_path: Path, info: dict[str, Any], command: str, column: str, expected: set[str]
+) -> None:
+    """Through the installed entry point, as `airflow providers triggers|links` shows them to a user."""
+    result = _airflow_cli(tmp_path, "providers", command, "--output", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)
+    shown = {row[column] for row in rows if row[column].startswith("airflow_provider_modelreg.")}
+    # what the CLI shows is what get_provider_info declares (so a rename there shows up here too)
+    declared = (
+        {m for entry in info["triggers"] for m in entry["python-modules"]}
+        if command == "triggers"
+        else set(info["extra-links"])
+    )
+    assert shown == declared
+    assert expected <= shown, (expected, shown)
+    if command == "triggers":
+        ours = [row for row in rows if row["class"].startswith("airflow_provider_modelreg.")]
+        assert {row["package_name"] for row in ours} == {DIST_NAME}
