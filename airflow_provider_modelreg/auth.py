@@ -5,7 +5,8 @@
 
 Both sign every header present on the request except the transport headers in :data:`UNSIGNED_HEADERS`, so a
 request that carries exactly the headers the official SDK sends gets a byte-identical ``Authorization`` header
-(proven against ``shared/protocol/vectors.json`` and differentially against the SDKs in the tests).
+(proven against the SDK-produced vectors in ``tests/data/vectors.json`` and differentially against the SDKs in
+the tests).
 
 The canonicalisation functions are module level so that the local emulator verifies signatures with the very
 same code it is meant to check. Signing happens inside ``auth_flow``, i.e. once per attempt: a retried request is

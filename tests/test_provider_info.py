@@ -201,7 +201,7 @@ def test_secrets_are_sensitive_or_kept_in_the_password_field(info: dict[str, Any
 
 @pytest.mark.parametrize("conn_type", ["pai", "huaweicloud_fabric"])
 def test_conn_fields_are_optional_in_the_ui(info: dict[str, Any], conn_type: str) -> None:
-    """A type without "null" makes the React form treat the field as required (AIRFLOW3.md)."""
+    """A type without "null" makes the React form treat the field as required (seen on Airflow 3.3.2)."""
     for name, field in _conn_types(info)[conn_type]["conn-fields"].items():
         types = field["schema"]["type"]
         assert isinstance(types, list) and "null" in types, f"{conn_type}.{name}: {types!r}"
