@@ -402,9 +402,15 @@ class ApprovalCheck:
         best = self._best
         # Later pages are older: they matter only for a version tied with the best one's creation time, or
         # (no best yet) while this page was entirely newer than the anchor.
-        more = full and (
-            (best is not None and order_key(page.versions[-1])[0] == order_key(best)[0])
-            or (best is None and self.anchor is not None and self.anchor.precedes(page.versions[-1]))
+        last_created = order_key(page.versions[-1])[0] if page.versions else None
+        more = (
+            full
+            and last_created is not None
+            and (
+                (best is not None and last_created == order_key(best)[0])
+                # versions created in the anchor's instant may still sort after it by name
+                or (best is None and self.anchor is not None and last_created >= self.anchor.created)
+            )
         )
         if more:
             if read.page + 1 >= MAX_APPROVED_PAGES:

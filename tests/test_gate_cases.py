@@ -107,6 +107,17 @@ CASES = [
         ("approved", "9.99"),  # plain string order: "9.99" > "9.149"
         versions=[*BASE[:3], *(v(f"9.{i:03d}"[:-3] + str(i), "Approved", 20) for i in range(150))],
     ),
+    Case(
+        "next-ties-with-the-anchor-across-pages",
+        {"after_version": "1.0.0"},
+        ("approved", "1.5.0"),
+        versions=[
+            *BASE[:2],
+            v("1.0.0", "Approved", 3),
+            *(v(f"0.0.{i}", "Approved", 3) for i in range(120)),  # same instant, names before the anchor's
+            v("1.5.0", "Approved", 3),  # same instant, after the anchor's name: newer, on the second page
+        ],
+    ),
     # -- issue 10, 1: empty rendered values never switch the mode
     Case(
         "1-version-name-empty",
