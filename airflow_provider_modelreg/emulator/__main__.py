@@ -2,6 +2,9 @@
 
 Prints exactly one line, ``modelreg-emulator listening on http://HOST:PORT``, once the port accepts connections;
 stops on SIGINT/SIGTERM. A bad seed is reported on stderr with the JSON path of the bad value (exit status 2).
+
+``modelreg-emulator approve|reject|set-status|requests ... --url URL`` controls a running emulator instead
+(:mod:`.admin`: change a PAI version's status on demand, print the request log).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelreg-emulator",
         description="Local emulator of the Alibaba Cloud PAI and Huawei Cloud DataArts Fabric model registries.",
+        epilog="Control a running emulator: modelreg-emulator {approve,reject,set-status,requests} --help",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free port (default 0)")
@@ -49,6 +53,13 @@ async def _serve(server: object, sock: object, url: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from airflow_provider_modelreg.emulator.admin import COMMANDS
+
+    if argv and argv[0] in COMMANDS:
+        from airflow_provider_modelreg.emulator.admin import main as admin_main
+
+        return admin_main(argv)
     args = build_parser().parse_args(argv)
     from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry
     from airflow_provider_modelreg.emulator.faults import FaultConfig

@@ -5,7 +5,8 @@ segment, decide the fault, sleep the latency without blocking, authenticate, the
 operation's answer, or the answer cut off half-way with the connection dropped (``reset``). Faults apply to the
 PAI and Fabric routes; IAM token requests get the latency and are faulted only with ``iam_faults`` (503, 429 with
 ``Retry-After``, reset). Requests whose credentials are refused are answered with the vendor's error and never
-faulted.
+faulted. Paths under ``/_emulator/`` are the admin surface (:mod:`.admin`), not a vendor route: loopback clients
+only, never faulted or logged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from airflow_provider_modelreg.emulator.admin import ADMIN_PREFIX, handle_admin
 from airflow_provider_modelreg.emulator.fabric import IamError, issue_token, match_fabric
 from airflow_provider_modelreg.emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
 from airflow_provider_modelreg.emulator.pai import match_pai
@@ -122,8 +124,11 @@ class Registry:
 
     async def serve(self, req: Req) -> Response:
         """Answer one request."""
-        self.store.tick()
         path = req.path
+        if path.startswith(ADMIN_PREFIX):
+            admin = handle_admin(self, req, req.client)
+            return Response(content=admin.body, status_code=admin.status, headers=admin.headers)
+        self.store.tick()
         vendor = "pai" if path.startswith("/api/") else "fabric"
         fault = Fault.NONE
         authenticated = False
@@ -198,7 +203,8 @@ def create_app(config: EmulatorConfig | None = None, *, registry: Registry | Non
         path = raw.decode("latin-1").partition("?")[0]
         query = scope.get("query_string", b"").decode("latin-1")
         body = await request.body()
-        return await reg.serve(Req(request.method, path, query, request.headers, body))
+        client = request.client.host if request.client else None
+        return await reg.serve(Req(request.method, path, query, request.headers, body, client))
 
     app.add_api_route(
         "/{rest:path}", dispatch, methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False
@@ -234,7 +240,9 @@ def direct_asgi(app: FastAPI) -> ASGIApp:
         path = raw.decode("latin-1").partition("?")[0]
         query = scope.get("query_string", b"").decode("latin-1")
         body = await _read_body(receive)
-        response = await reg.serve(Req(scope["method"], path, query, Headers(scope=scope), body))
+        client = scope.get("client")
+        host = client[0] if client else None
+        response = await reg.serve(Req(scope["method"], path, query, Headers(scope=scope), body, host))
         await response(scope, receive, send)
 
     return asgi

@@ -30,11 +30,15 @@ Seed shape (the keys are the portable contract)::
   the provider's hook does not rely on it (it reads every page, merges by id and sorts by ``create_time``, ``id``).
 
 Every seed problem raises :class:`SeedError` naming the JSON path of the bad value (``$.pai.models[0].ModelId``).
+Unknown keys are refused the same way at every level of the shape above (``$.pai.models[0].Version: unknown key``),
+so that a typo cannot start an emulator with silently missing data. Models take their vendor's wire fields besides
+the keys shown; inside versions the wire fields are free-form (only ``_then`` is checked).
 """
 
 from __future__ import annotations
 
 import bisect
+import difflib
 import json
 import threading
 import time
@@ -219,6 +223,25 @@ def _list(value: Any, path: str) -> list[Any]:
     return value
 
 
+def _wire_names(model: type[Any]) -> frozenset[str]:
+    """The wire names of a pydantic model's fields (aliases where set)."""
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
+
+
+_PAI_MODEL_KEYS = _wire_names(PaiModel) | {"Versions", "generate_versions"}
+_FABRIC_MODEL_KEYS = _wire_names(FabricModel) | {"versions", "generate_versions"}
+
+
+def _known_keys(obj: Mapping[str, Any], path: str, allowed: frozenset[str] | set[str] | tuple[str, ...]) -> None:
+    """Refuse the first key of ``obj`` that is not in ``allowed`` (with a close match as a hint)."""
+    for key in obj:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shown = ", ".join(sorted(allowed)) if len(allowed) <= 8 else "the documented seed keys"
+            raise SeedError(f"{path}.{key}", f"unknown key (expected {shown}){hint}")
+
+
 def _str(obj: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
@@ -301,13 +324,13 @@ class Store:
         return self._seq
 
     def _load(self, seed: dict[str, Any]) -> None:
-        for key in seed:
-            if key not in ("pai", "fabric"):
-                raise SeedError(f"$.{key}", "unknown key (expected 'pai' and/or 'fabric')")
+        _known_keys(seed, "$", ("pai", "fabric"))
         pai = _obj(seed.get("pai") or {}, "$.pai")
+        _known_keys(pai, "$.pai", ("credentials", "models"))
         for i, cred in enumerate(_list(pai.get("credentials") or [], "$.pai.credentials")):
             path = f"$.pai.credentials[{i}]"
             cred = _obj(cred, path)
+            _known_keys(cred, path, ("access_key_id", "access_key_secret"))
             key_id = _str(cred, "access_key_id", path)
             secret = _str(cred, "access_key_secret", path)
             assert key_id is not None and secret is not None
@@ -316,9 +339,11 @@ class Store:
             self._load_pai_model(_obj(model, f"$.pai.models[{i}]"), f"$.pai.models[{i}]")
 
         fabric = _obj(seed.get("fabric") or {}, "$.fabric")
+        _known_keys(fabric, "$.fabric", ("credentials", "users", "workspaces"))
         for i, cred in enumerate(_list(fabric.get("credentials") or [], "$.fabric.credentials")):
             path = f"$.fabric.credentials[{i}]"
             cred = _obj(cred, path)
+            _known_keys(cred, path, ("ak", "sk", "project_id"))
             ak = _str(cred, "ak", path)
             sk = _str(cred, "sk", path)
             assert ak is not None and sk is not None
@@ -326,6 +351,7 @@ class Store:
         for i, user in enumerate(_list(fabric.get("users") or [], "$.fabric.users")):
             path = f"$.fabric.users[{i}]"
             user = _obj(user, path)
+            _known_keys(user, path, ("name", "password", "domain", "project_id", "project_name"))
             self.fabric_users.append(
                 {
                     "name": _str(user, "name", path),
@@ -338,6 +364,7 @@ class Store:
         for i, ws in enumerate(_list(fabric.get("workspaces") or [], "$.fabric.workspaces")):
             path = f"$.fabric.workspaces[{i}]"
             ws = _obj(ws, path)
+            _known_keys(ws, path, ("id", "models"))
             ws_id = _str(ws, "id", path)
             assert ws_id is not None
             if ws_id in self.workspaces:
@@ -357,6 +384,7 @@ class Store:
                     fabric_version.json()
 
     def _load_pai_model(self, model: dict[str, Any], path: str) -> None:
+        _known_keys(model, path, _PAI_MODEL_KEYS)
         model_id = _str(model, "ModelId", path)
         assert model_id is not None
         if model_id in self.pai_models:
@@ -376,6 +404,7 @@ class Store:
             vs = self._make_pai_version(state, version, vpath, default_created=undated.get(j))
             if then is not None:
                 then = _obj(then, f"{vpath}._then")
+                _known_keys(then, f"{vpath}._then", ("after_seconds", "ApprovalStatus"))
                 after = then.get("after_seconds")
                 if isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0:
                     raise SeedError(f"{vpath}._then.after_seconds", "must be a number >= 0")
@@ -453,6 +482,7 @@ class Store:
     def _load_fabric_model(
         self, ws_id: str, models: dict[str, FabricModelState], model: dict[str, Any], path: str
     ) -> None:
+        _known_keys(model, path, _FABRIC_MODEL_KEYS)
         model_id = _str(model, "id", path)
         assert model_id is not None
         if model_id in models:

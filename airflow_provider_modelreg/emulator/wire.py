@@ -29,6 +29,7 @@ class Req:
     query: str
     headers: Any  # starlette.datastructures.Headers (case-insensitive, multi-valued)
     body: bytes
+    client: str | None = None  # the client's IP address (the admin routes answer loopback clients only)
 
     @property
     def target(self) -> str:

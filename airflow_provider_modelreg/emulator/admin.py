@@ -1,0 +1,177 @@
+"""The emulator's admin surface: change a version's status on demand and read the request log, over HTTP.
+
+Not a vendor route: paths start with ``/_emulator/``, no signature is checked, and the request log does not count
+them. Requests are served only from a loopback client address (127.0.0.0/8, ``::1``) and only with the header
+``X-Modelreg-Admin: 1`` (a browser page cannot send it cross-origin without a preflight, which is never answered);
+anything else is answered 403.
+
+* ``GET /_emulator/requests`` — ``{"requests": [{"route", "authenticated", "count"}, ...]}`` (sorted by route).
+* ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
+  "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
+  Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
+
+:func:`main` is the client side (``modelreg-emulator approve|reject|set-status|requests --url URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from airflow_provider_modelreg.emulator.store import normalise_status
+from airflow_provider_modelreg.emulator.wire import Answer, Req
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.emulator.app import Registry
+
+__all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "COMMANDS", "handle_admin", "is_loopback", "main"]
+
+ADMIN_PREFIX = "/_emulator/"
+ADMIN_HEADER = "X-Modelreg-Admin"
+COMMANDS = ("approve", "reject", "set-status", "requests")
+URL_ENV = "MODELREG_EMULATOR_URL"
+_JSON = {"content-type": "application/json"}
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for a loopback IP address (``127.0.0.0/8``, ``::1``, an IPv4-mapped loopback)."""
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _answer(status: int, payload: Any) -> Answer:
+    return Answer(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), dict(_JSON))
+
+
+def _error(status: int, message: str) -> Answer:
+    return _answer(status, {"error": message})
+
+
+def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answer:
+    """Answer one ``/_emulator/...`` request."""
+    if not is_loopback(client_host):
+        return _error(403, "the emulator's admin routes answer loopback clients only")
+    if req.headers.get(ADMIN_HEADER) != "1":
+        return _error(403, f"admin requests need the header {ADMIN_HEADER}: 1")
+    parts = [unquote(p) for p in req.path[len(ADMIN_PREFIX) :].split("/")]
+    if parts == ["requests"] and req.method == "GET":
+        counts = Counter((e.route, e.authenticated) for e in registry.request_log.entries)
+        rows = [{"route": r, "authenticated": a, "count": n} for (r, a), n in sorted(counts.items())]
+        return _answer(200, {"requests": rows})
+    if (
+        len(parts) == 6
+        and parts[0] == "pai"
+        and parts[1] == "models"
+        and parts[3] == "versions"
+        and parts[5] == "status"
+        and req.method == "PUT"
+    ):
+        return _set_status(registry, parts[2], parts[4], req.body)
+    return _error(404, f"no admin route {req.method} {req.path}")
+
+
+def _set_status(registry: Registry, model_id: str, version_name: str, body: bytes) -> Answer:
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return _error(400, 'the body must be JSON: {"status": "Approved", "force": false}')
+    if not isinstance(request, dict):
+        return _error(400, "the body must be a JSON object")
+    status = normalise_status(request.get("status"))
+    if status is None:
+        return _error(400, "status must be one of Pending, Approved, Rejected")
+    force = request.get("force", False) is True
+    store = registry.store
+    store.tick()
+    with store.lock:
+        model = store.pai_models.get(model_id)
+        if model is None:
+            return _error(404, f"no PAI model {model_id!r} (models: {', '.join(sorted(store.pai_models)) or 'none'})")
+        version = model.by_name.get(version_name)
+        if version is None:
+            return _error(404, f"model {model_id!r} has no version {version_name!r}")
+        current = version.data.get("ApprovalStatus")
+        if not force and current != "Pending":
+            return _error(409, f"{model_id} {version_name} is {current} (terminal); use set-status to force a change")
+        store.set_approval(model_id, version_name, status)
+    return _answer(200, store.get_pai_version(model_id, version_name))
+
+
+# ------------------------------------------------------------------------------------------------- client
+
+
+def build_admin_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelreg-emulator",
+        description="Control a running emulator (loopback only): change a PAI version's status, read the request log.",
+    )
+    url_help = f"the emulator's URL, as printed when it started (default: ${URL_ENV})"
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("approve", "Pending -> Approved"), ("reject", "Pending -> Rejected")):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("model_id")
+        cmd.add_argument("version_name")
+        cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
+    cmd = sub.add_parser("set-status", help="set any status (Approved and Rejected included: a forced change)")
+    cmd.add_argument("model_id")
+    cmd.add_argument("version_name")
+    cmd.add_argument("status", help="Pending, Approved or Rejected")
+    cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
+    cmd = sub.add_parser("requests", help="the request log: route, authenticated, count")
+    cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
+    cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """``modelreg-emulator approve|reject|set-status|requests ...``; returns the exit status."""
+    import httpx
+
+    args = build_admin_parser().parse_args(argv)
+    if not args.url:
+        print(f"modelreg-emulator {args.command}: give --url (or set {URL_ENV})", file=sys.stderr)
+        return 2
+    base = args.url.rstrip("/")
+    headers = {ADMIN_HEADER: "1"}
+    try:
+        if args.command == "requests":
+            answer = httpx.get(f"{base}{ADMIN_PREFIX}requests", headers=headers, timeout=10, trust_env=False)
+        else:
+            status = {"approve": "Approved", "reject": "Rejected"}.get(args.command, getattr(args, "status", ""))
+            model, version = quote(args.model_id, safe=""), quote(args.version_name, safe="")
+            path = f"{ADMIN_PREFIX}pai/models/{model}/versions/{version}/status"
+            body = {"status": status, "force": args.command == "set-status"}
+            answer = httpx.put(f"{base}{path}", json=body, headers=headers, timeout=10, trust_env=False)
+    except httpx.HTTPError as exc:
+        print(f"modelreg-emulator {args.command}: cannot reach {base}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = {"error": answer.text[:200]}
+    if answer.status_code != 200:
+        print(f"modelreg-emulator {args.command}: HTTP {answer.status_code}: {payload.get('error')}", file=sys.stderr)
+        return 1
+    if args.command == "requests":
+        if args.json:
+            print(json.dumps(payload["requests"]))
+        else:
+            print(f"{'route':<28} {'authenticated':<14} count")
+            for row in payload["requests"]:
+                print(f"{row['route']:<28} {('yes' if row['authenticated'] else 'no'):<14} {row['count']}")
+        return 0
+    print(f"{payload['VersionName']}: {payload['ApprovalStatus']}")
+    return 0
