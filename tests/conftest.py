@@ -45,3 +45,37 @@ def make_emulator() -> Iterator[Callable[..., Any]]:
     yield make
     for emu in reversed(started):
         emu.stop()
+
+
+# ------------------------------------------------------------------------------------------- Airflow version matrix
+
+
+def _airflow_minor() -> tuple[int, ...]:
+    from importlib import metadata
+
+    return tuple(int(part) for part in metadata.version("apache-airflow").split(".")[:2])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires_airflow(version, reason=...): skip below that Airflow version (e.g. '3.0') with the reason; "
+        "the matrix checks each version's skips against ci/skips/airflow-X.txt",
+    )
+    if os.environ.get("MODELREG_TEST_INSTALLED"):  # set by ci/matrix.py: the suite must test the installed wheel
+        from pathlib import Path
+
+        import airflow_provider_modelreg
+
+        source = Path(__file__).resolve().parents[1] / "airflow_provider_modelreg"
+        if Path(airflow_provider_modelreg.__file__).resolve().parent == source:
+            raise pytest.UsageError(f"MODELREG_TEST_INSTALLED is set but the package comes from {source}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    have = _airflow_minor()
+    for item in items:
+        for mark in item.iter_markers("requires_airflow"):
+            version = str(mark.args[0])
+            if have < tuple(int(part) for part in version.split(".")):
+                item.add_marker(pytest.mark.skip(reason=f"needs Airflow >= {version}: {mark.kwargs['reason']}"))
