@@ -11,15 +11,20 @@ while callers can tell them apart:
 * :class:`RegistryResponseError` — an answer we cannot read (HTML, truncated JSON, wrong types, missing fields),
   or pages of a listing that contradict each other (a total that does not match the pages, a repeated page).
   :class:`RegistryPagingLimitError`, its subclass: a listing would need more than ``max_pages`` requests.
+* :class:`RegistryAmbiguousVersionError` — a lookup by name matched several versions (lists them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
 __all__ = [
     "ModelRegistryError",
     "RegistryAPIError",
+    "RegistryAmbiguousVersionError",
     "RegistryAuthError",
     "RegistryConnectionConfigError",
     "RegistryInputError",
@@ -166,3 +171,31 @@ class RegistryPagingLimitError(RegistryResponseError):
     def __init__(self, *, field: str, problem: str, max_pages: int) -> None:
         self.max_pages = max_pages
         super().__init__(field=field, problem=problem, request_id=None, status_code=None)
+
+
+class RegistryAmbiguousVersionError(ModelRegistryError, LookupError):
+    """A lookup by name matched several versions (Fabric names are not unique); nothing was chosen.
+
+    :param model_id: the model.
+    :param name: the name looked up.
+    :param candidates: the matching versions (each with ``id`` and ``create_time``), listed in the message newest
+        first; look the one you mean up by ``version_id``, or pass ``pick="newest"``.
+    """
+
+    def __init__(self, model_id: str, name: str, candidates: Sequence[Any]) -> None:
+        ordered = sorted(
+            candidates,
+            key=lambda v: (v.create_time.timestamp() if v.create_time else float("-inf"), v.id),
+            reverse=True,
+        )
+        self.model_id = model_id
+        self.name = name
+        self.candidates: list[dict[str, str | None]] = [
+            {"version_id": v.id, "created_at": v.create_time.isoformat() if v.create_time else None} for v in ordered
+        ]
+        shown = ", ".join(f"{c['version_id']} (created {c['created_at'] or '?'})" for c in self.candidates[:20])
+        more = f" and {len(self.candidates) - 20} more" if len(self.candidates) > 20 else ""
+        super().__init__(
+            f"model {one_line(model_id, 100)} has {len(self.candidates)} versions named {one_line(name, 100)!r}: "
+            f"{shown}{more}; give version_id, or pick='newest' to take the newest"
+        )

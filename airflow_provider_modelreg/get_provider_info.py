@@ -157,7 +157,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "extra-links": [
             f"{_PKG}.links.PaiModelVersionLink",
-            f"{_PKG}.links.FabricConsoleLink",
+            f"{_PKG}.links.PaiModelLink",
+            f"{_PKG}.links.FabricModelVersionLink",
         ],
         "connection-types": [
             {

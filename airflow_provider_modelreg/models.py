@@ -21,6 +21,7 @@ __all__ = [
     "FabricModelPage",
     "FabricModelVersion",
     "FabricModelVersionPage",
+    "ModelRef",
     "ModelVersionRef",
     "PaiLabel",
     "PaiModel",
@@ -150,6 +151,19 @@ class PaiModel(_Wire):
     latest_version: PaiModelVersion | None = Field(default=None, alias="LatestVersion")
     request_id: str | None = Field(default=None, alias="RequestId")
 
+    def to_ref(self, *, region: str | None) -> ModelRef:
+        """The small vendor-neutral summary that goes to XCom (the workspace is the model's own)."""
+        return ModelRef(
+            registry="pai",
+            region=region,
+            workspace_id=self.workspace_id,
+            model_id=self.model_id,
+            model_name=self.model_name,
+            latest_version_name=self.latest_version.version_name if self.latest_version else None,
+            created_at=self.gmt_create_time,
+            labels={lbl.key: lbl.value or "" for lbl in self.labels or []},
+        )
+
 
 class PaiModelVersionPage(_Wire):
     """One page of ListModelVersions."""
@@ -248,6 +262,20 @@ class FabricModel(_Wire):
     create_user: FabricCreateUser | None = None
     update_user: FabricCreateUser | None = None
 
+    def to_ref(self, *, workspace_id: str, region: str | None) -> ModelRef:
+        """The small vendor-neutral summary that goes to XCom (``workspace_id``: the workspace listed)."""
+        current = self.current_version
+        return ModelRef(
+            registry="fabric",
+            region=region,
+            workspace_id=workspace_id,
+            model_id=self.id,
+            model_name=self.name,
+            latest_version_name=(current.name or current.id) if current else None,
+            created_at=self.create_time,
+            labels={},
+        )
+
 
 class FabricModelPage(_Wire):
     """One page of ListModels."""
@@ -290,5 +318,32 @@ class ModelVersionRef(BaseModel):
 
     @classmethod
     def from_xcom(cls, value: dict[str, Any]) -> ModelVersionRef:
+        """Rebuild from :meth:`to_xcom` output."""
+        return cls.model_validate(value)
+
+
+class ModelRef(BaseModel):
+    """A registry-neutral summary of one model: what the model operators push to XCom (a few hundred bytes).
+
+    ``latest_version_name`` is PAI's ``LatestVersion.VersionName`` and Fabric's ``current_version`` name.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    registry: Literal["pai", "fabric"]
+    region: str | None = None
+    workspace_id: str | None = None
+    model_id: str
+    model_name: str | None = None
+    latest_version_name: str | None = None
+    created_at: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """A JSON-safe dict (datetimes as ISO 8601 strings)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_xcom(cls, value: dict[str, Any]) -> ModelRef:
         """Rebuild from :meth:`to_xcom` output."""
         return cls.model_validate(value)

@@ -26,6 +26,8 @@ __all__ = [
     "check_pai_order",
     "check_pai_page_size",
     "check_pai_version_name",
+    "check_request_attempts",
+    "check_request_timeout",
 ]
 
 _PAI_MODEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -94,6 +96,22 @@ def check_max_results(value: Any, field: str = "max_results") -> int | None:
     if value is None:
         return None
     return _int_range(field, value, 1, 10**9)
+
+
+def check_request_attempts(value: Any, field: str = "request_attempts") -> int | None:
+    """Per-task attempts per registry request (the first included): None (the connection's) or 1-20."""
+    if value is None:
+        return None
+    return _int_range(field, value, 1, 20)
+
+
+def check_request_timeout(value: Any, field: str = "request_timeout") -> float | None:
+    """Per-task deadline of one registry call in seconds (every attempt and wait): None or 0 < value <= 86400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise RegistryInputError(field, "must be a number of seconds, more than 0 and at most 86400", value)
+    return float(value)
 
 
 def check_fabric_id(value: Any, field: str) -> str:

@@ -80,7 +80,9 @@ def measure(runs: int = 3) -> dict[str, Any]:
         for vendor, ours, sdk in (
             (
                 "fabric",
-                lambda: len(FabricModelRegistryHook("bench_fabric").list_model_versions("ws-bench", "fm-bench")),
+                lambda: len(
+                    FabricModelRegistryHook("bench_fabric").list_model_versions("fm-bench", workspace_id="ws-bench")
+                ),
                 lambda: sdk_fabric(url),
             ),
             (

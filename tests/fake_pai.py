@@ -28,6 +28,7 @@ class FakePai:
         self.accepted_key: str | None = None  # set: other AccessKey IDs are refused (a rotated credential)
         self.fail_with: tuple[int, str] | None = None  # set: every request gets this (status, code)
         self.throttled: set[str] = set()  # models whose reads answer 429 Throttling with Retry-After: 1
+        self.workspaces: dict[str, str] = {}  # model -> WorkspaceId answered by GetModel (default "ws-fake")
 
     def version(self, model: str, name: str) -> dict[str, Any]:
         return next(v for v in self.models[model] if v.get("VersionName") == name)
@@ -46,6 +47,8 @@ class FakePai:
         with self.lock:
             if model not in self.models:
                 return 404, {"Code": "InvalidModel.NotFound", "Message": f"The model {model} does not exist."}
+            if action == "GetModel":
+                return 200, {"ModelId": model, "ModelName": model, "WorkspaceId": self.workspaces.get(model, "ws-fake")}
             versions = [dict(v) for v in self.models[model]]
             if action == "GetModelVersion":
                 name = parts[6]

@@ -94,9 +94,11 @@ def test_fabric_hook_sorts_whatever_the_served_order(make_emulator: Any, monkeyp
     emu = make_emulator(seed=build_seed(fabric_generated=230))
     fabric_conn(monkeypatch, emu.url)
     hook = FabricModelRegistryHook()
-    before = [v.id for v in hook.list_model_versions("ws-1", "fm-big", page_size=50)]
+    before = [v.id for v in hook.list_model_versions("fm-big", workspace_id="ws-1", page_size=50)]
     with emu.store.lock:
         emu.store.workspaces["ws-1"]["fm-big"].versions.reverse()
-    assert [v.id for v in hook.list_model_versions("ws-1", "fm-big", page_size=50)] == before
-    created = [v.create_time for v in hook.list_model_versions("ws-1", "fm-big")]
-    assert created == sorted(created)  # type: ignore[type-var]
+    assert [v.id for v in hook.list_model_versions("fm-big", workspace_id="ws-1", page_size=50)] == before
+    created = [v.create_time for v in hook.list_model_versions("fm-big", workspace_id="ws-1")]
+    assert created == sorted(created, reverse=True)  # type: ignore[type-var]  # newest first by default
+    ascending = [v.create_time for v in hook.list_model_versions("fm-big", workspace_id="ws-1", order="ASC")]
+    assert ascending == created[::-1]

@@ -29,39 +29,48 @@ def hook(request: pytest.FixtureRequest, emu: Any, monkeypatch: pytest.MonkeyPat
 
 
 def test_page_as_the_api_returns_it(hook: FabricModelRegistryHook) -> None:
-    page = hook.list_model_versions_page("ws-1", "fm-big", offset=10, limit=7)
+    page = hook.list_model_versions_page("fm-big", workspace_id="ws-1", offset=10, limit=7)
     assert page.total == 1050
     assert len(page.versions) == 7
     assert page.request_id
 
 
-def test_list_every_version_once_in_server_order(hook: FabricModelRegistryHook) -> None:
-    versions = hook.list_model_versions(None, "fm-big")
+def test_list_every_version_once_newest_first(hook: FabricModelRegistryHook) -> None:
+    versions = hook.list_model_versions("fm-big")
     ids = [v.id for v in versions]
-    assert len(ids) == 1050 == len(set(ids))
-    first_page = hook.list_model_versions_page("ws-1", "fm-big", offset=0, limit=100)
-    assert ids[:100] == [v.id for v in first_page.versions]
-    assert len(hook.list_model_versions("ws-1", "fm-big", max_results=205)) == 205
+    assert len(ids) == 1050 == len(set(ids)) == versions.total
+    first_page = hook.list_model_versions_page("fm-big", workspace_id="ws-1", offset=0, limit=100)
+    assert ids[::-1][:100] == [v.id for v in first_page.versions]  # the emulator serves oldest first
+    assert [v.id for v in hook.list_model_versions("fm-big", order="ASC")] == ids[::-1]
+    assert len(hook.list_model_versions("fm-big", workspace_id="ws-1", max_results=205)) == 205
 
 
 async def test_async_list(hook: FabricModelRegistryHook) -> None:
-    versions = await hook.alist_model_versions("ws-1", "fm-big", page_size=100)
+    versions = await hook.alist_model_versions("fm-big", workspace_id="ws-1", page_size=100)
     assert len({v.id for v in versions}) == 1050
-    found = await hook.aget_model_version("ws-1", "fm-1", name="release-2")
+    found = await hook.aget_model_version("fm-1", workspace_id="ws-1", version_name="release-2")
     assert found.model_path == "obs://b/m/2/"
     await hook.aclose()
 
 
 def test_get_by_id_and_exact_name(hook: FabricModelRegistryHook) -> None:
-    by_id = hook.get_model_version("ws-1", "fm-1", version_id="00000000-0000-4000-8000-000000000002")
+    by_id = hook.get_model_version("fm-1", workspace_id="ws-1", version_id="00000000-0000-4000-8000-000000000002")
     assert by_id.name == "release-2"
-    assert hook.get_model_version("ws-1", "fm-1", name="release-2").id == by_id.id  # valid fuzzy filter
-    assert hook.get_model_version("ws-1", "fm-1", name="1.0.0").model_path == "obs://b/m/3/"  # not a valid filter
-    assert hook.get_model_version("ws-1", "fm-1", name="v1").model_path == "obs://b/m/1/"  # too short a filter
+    assert (
+        hook.get_model_version("fm-1", workspace_id="ws-1", version_name="release-2").id == by_id.id
+    )  # valid fuzzy filter
+    assert (
+        hook.get_model_version("fm-1", workspace_id="ws-1", version_name="1.0.0").model_path == "obs://b/m/3/"
+    )  # not a valid filter
+    assert (
+        hook.get_model_version("fm-1", workspace_id="ws-1", version_name="v1").model_path == "obs://b/m/1/"
+    )  # too short a filter
     ref = by_id.to_ref(workspace_id="ws-1", model_id="fm-1", region=hook.region).to_xcom()
     assert ref["uri"] == "obs://b/m/2/" and ref["approval_status"] is None and ref["base_model_type"] == "QWEN_2_72B"
     with pytest.raises(RegistryNotFoundError):
-        hook.get_model_version("ws-1", "fm-1", name="release")  # fuzzy match only: not this version
+        hook.get_model_version(
+            "fm-1", workspace_id="ws-1", version_name="release"
+        )  # fuzzy match only: not this version
 
 
 def test_list_models_and_test_connection(hook: FabricModelRegistryHook) -> None:
@@ -79,45 +88,45 @@ def test_test_connection_needs_workspace(emu: Any, monkeypatch: pytest.MonkeyPat
 def test_wrong_sk_is_auth_error(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fabric_conn(monkeypatch, emu.url, password="not-the-sk")
     with pytest.raises(RegistryAuthError) as err:
-        FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+        FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.code == "APIG.0301" and err.value.http_status == 401 and err.value.request_id
 
 
 def test_wrong_iam_password_is_auth_error(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fabric_conn(monkeypatch, emu.url, auth_type="token", password="bad-password")
     with pytest.raises(RegistryAuthError):
-        FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+        FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
 
 
 def test_token_expiring_mid_run_is_refreshed_once(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     emu = make_emulator(seed=build_seed(fabric_generated=300), token_lifetime=2)
     fabric_conn(monkeypatch, emu.url, auth_type="token")
     hook = FabricModelRegistryHook()
-    assert len(hook.list_model_versions("ws-1", "fm-big", page_size=100)) == 300
+    assert len(hook.list_model_versions("fm-big", workspace_id="ws-1", page_size=100)) == 300
     assert hook.iam_auth is not None and hook.iam_auth.fetch_count == 1
     import time
 
     time.sleep(2.2)  # the token has expired now
-    assert len(hook.list_model_versions("ws-1", "fm-big", page_size=100)) == 300
+    assert len(hook.list_model_versions("fm-big", workspace_id="ws-1", page_size=100)) == 300
     assert hook.iam_auth.fetch_count == 2  # exactly one refresh, although 3 pages went out concurrently
 
 
 @pytest.mark.parametrize(
     ("call", "field"),
     [
-        (lambda h: h.list_model_versions_page("ws/1", "fm-1"), "workspace_id"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm.1"), "model_id"),
-        (lambda h: h.list_model_versions_page("ws-1", "x" * 37), "model_id"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", limit=0), "limit"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", limit=101), "limit"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", offset=-1), "offset"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", offset=10**9 + 1), "offset"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", name="abc"), "name"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", name="a b c d"), "name"),
-        (lambda h: h.list_model_versions_page("ws-1", "fm-1", version_id="short"), "version_id"),
-        (lambda h: h.get_model_version("ws-1", "fm-1"), "version_id"),
-        (lambda h: h.get_model_version("ws-1", "fm-1", name="bad/name"), "name"),
-        (lambda h: h.list_model_versions("ws-1", "fm-1", page_size=500), "page_size"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws/1"), "workspace_id"),
+        (lambda h: h.list_model_versions_page("fm.1", workspace_id="ws-1"), "model_id"),
+        (lambda h: h.list_model_versions_page("x" * 37, workspace_id="ws-1"), "model_id"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", limit=0), "limit"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", limit=101), "limit"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", offset=-1), "offset"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", offset=10**9 + 1), "offset"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", name_filter="abc"), "name_filter"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", name_filter="a b c d"), "name_filter"),
+        (lambda h: h.list_model_versions_page("fm-1", workspace_id="ws-1", version_id="short"), "version_id"),
+        (lambda h: h.get_model_version("fm-1", workspace_id="ws-1"), "version_id"),
+        (lambda h: h.get_model_version("fm-1", workspace_id="ws-1", version_name="bad/name"), "version_name"),
+        (lambda h: h.list_model_versions("fm-1", workspace_id="ws-1", page_size=500), "page_size"),
     ],
 )
 def test_bad_input_sends_nothing(emu: Any, monkeypatch: pytest.MonkeyPatch, call: Any, field: str) -> None:
@@ -148,7 +157,7 @@ def test_bad_connection(emu: Any, monkeypatch: pytest.MonkeyPatch, extra: dict[s
         fabric_conn(monkeypatch, emu.url, **extra)
     before = emu.request_log.count()
     with pytest.raises(RegistryConnectionConfigError) as err:
-        FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+        FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.field == field
     assert "cn-north-4" in str(err.value) or field != "region"
     assert emu.request_log.count() == before

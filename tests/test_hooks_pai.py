@@ -57,7 +57,7 @@ def test_list_filters(hook: PaiModelRegistryHook) -> None:
     approved = hook.list_model_versions("m-main", approval_status="approved")
     assert [v.version_name for v in approved] == ["1.0.0"]
     assert [v.version_name for v in hook.list_model_versions("m-main", version_name="1.1.0")] == ["1.1.0"]
-    assert len(hook.list_model_versions("m-main", label="risk")) == 3
+    assert len(hook.list_model_versions("m-main", label_filter="risk")) == 3
 
 
 async def test_async_twins(hook: PaiModelRegistryHook) -> None:

@@ -419,8 +419,8 @@ def _list(hook: Any, is_async: bool, **kwargs: Any) -> Sequence[Any]:
             return asyncio.run(asyncio.wait_for(hook.alist_model_versions("m-1", **kwargs), 120))
         return hook.list_model_versions("m-1", **kwargs)
     if is_async:
-        return asyncio.run(asyncio.wait_for(hook.alist_model_versions("ws-1", "fm-1", **kwargs), 120))
-    return hook.list_model_versions("ws-1", "fm-1", **kwargs)
+        return asyncio.run(asyncio.wait_for(hook.alist_model_versions("fm-1", workspace_id="ws-1", **kwargs), 120))
+    return hook.list_model_versions("fm-1", workspace_id="ws-1", **kwargs)
 
 
 VENDORS = {"pai": (_pai, "TotalCount", "PageNumber"), "fabric": (_fabric, "total", "offset")}
@@ -491,8 +491,10 @@ def test_fabric_order_does_not_depend_on_the_server(
 ) -> None:
     server = hostile(mode, count=250)
     versions = _list(_fabric(server, monkeypatch), is_async)
-    assert [v.name for v in versions] == [f"ver-{n:05d}" for n in range(250)]
-    oldest = _list(_fabric(server, monkeypatch), is_async, max_results=5)
+    assert [v.name for v in versions] == [f"ver-{n:05d}" for n in reversed(range(250))]  # newest first
+    newest = _list(_fabric(server, monkeypatch), is_async, max_results=5)
+    assert [v.name for v in newest] == [f"ver-{n:05d}" for n in reversed(range(245, 250))]
+    oldest = _list(_fabric(server, monkeypatch), is_async, max_results=5, order="ASC")
     assert [v.name for v in oldest] == [f"ver-{n:05d}" for n in range(5)]
 
 
@@ -502,14 +504,18 @@ def test_fabric_get_by_name_is_not_fooled(hostile: Any, monkeypatch: pytest.Monk
     server = hostile(mode, count=250)
     hook = _fabric(server, monkeypatch)
     with pytest.raises(RegistryResponseError):
-        hook.get_model_version("ws-1", "fm-1", name="ver-00200")
+        hook.get_model_version("fm-1", workspace_id="ws-1", version_name="ver-00200")
     with pytest.raises(RegistryResponseError):
-        asyncio.run(hook.aget_model_version("ws-1", "fm-1", name="ver-00200"))
+        asyncio.run(hook.aget_model_version("fm-1", workspace_id="ws-1", version_name="ver-00200"))
 
 
 def test_fabric_get_by_name_under_an_unknown_order(hostile: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     server = hostile("shuffled", count=250)
-    assert _fabric(server, monkeypatch).get_model_version("ws-1", "fm-1", name="ver-00200").id.endswith("000000000200")
+    assert (
+        _fabric(server, monkeypatch)
+        .get_model_version("fm-1", workspace_id="ws-1", version_name="ver-00200")
+        .id.endswith("000000000200")
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "lots", "1000001", True])

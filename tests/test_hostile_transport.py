@@ -326,7 +326,7 @@ def test_deeply_nested_fabric_error_keeps_its_request_id(
     server = serve(responder(400, b'{"a":' * 50_000, {"X-Request-Id": "hw-deep"}))
     fabric_conn(monkeypatch, server.url)
     with pytest.raises(RegistryResponseError) as err:
-        FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+        FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.request_id == "hw-deep"
 
 
@@ -477,7 +477,7 @@ def test_control_characters_in_credentials_are_refused_when_the_connection_is_re
             PaiModelRegistryHook().get_model_version("m-1", "1.0.0")
         else:
             fabric_conn(monkeypatch, server.url, **extra)
-            FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+            FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.field == field
     assert log == []
     for value in extra.values():
@@ -517,12 +517,12 @@ def test_non_string_filters_are_typed_errors(serve: Callable[..., Server], monke
     log: list[bytes] = []
     server = serve(responder(200, OK_VERSION, log=log))
     with pytest.raises(RegistryInputError) as err:
-        pai_hook(monkeypatch, server.url).list_models(model_name=5)  # type: ignore[arg-type]
+        pai_hook(monkeypatch, server.url).list_models(name_filter=5)  # type: ignore[arg-type]
     assert err.value.field == "ModelName"
     fabric_conn(monkeypatch, server.url)
     with pytest.raises(RegistryInputError) as err:
-        FabricModelRegistryHook().list_models("ws-1", name=["a"])  # type: ignore[arg-type]
-    assert err.value.field == "name"
+        FabricModelRegistryHook().list_models(workspace_id="ws-1", name_filter=["a"])  # type: ignore[arg-type]
+    assert err.value.field == "name_filter"
     assert log == []
 
 
@@ -589,7 +589,7 @@ def test_iam_token_is_retried_masked_and_redacted_in_debug_logs(
     monkeypatch.setattr(airflow.sdk.log, "mask_secret", lambda value, name=None: masked.append(value))
     hook = FabricModelRegistryHook(retry=FAST)
     with caplog.at_level(logging.DEBUG):
-        page = hook.list_model_versions_page("ws-1", "fm-1")
+        page = hook.list_model_versions_page("fm-1", workspace_id="ws-1")
     assert page.total == 3
     assert emu.request_log.count("iam") == 2  # one fault, one retry
     tokens = list(emu.store.tokens)
@@ -608,7 +608,7 @@ def test_a_hook_survives_two_event_loops(make_emulator: Any, monkeypatch: pytest
 
     async def once() -> None:
         assert (await pai.aget_model_version("m-main", "1.0.0")).version_name == "1.0.0"
-        assert (await fabric.alist_model_versions_page("ws-1", "fm-1")).total == 3
+        assert (await fabric.alist_model_versions_page("fm-1", workspace_id="ws-1")).total == 3
 
     asyncio.run(once())
     asyncio.run(once())  # a second loop: the first pool's connections belong to a closed loop
@@ -737,7 +737,7 @@ def test_proxy_extra_forwards_plain_http(
     pai_conn(monkeypatch, emu.url, proxy=proxy.url)
     hook = PaiModelRegistryHook()
     assert hook.get_model_version("m-main", "1.0.0").version_name == "1.0.0"
-    assert hook.list_model_versions("m-main", label="team risk") == []
+    assert hook.list_model_versions("m-main", label_filter="team risk") == []
     assert proxy.seen[0] == f"GET {emu.url}/api/v1/models/m-main/versions/1.0.0"
     assert proxy.seen[1].startswith(f"GET {emu.url}/api/v1/models/m-main/versions?Label=team+risk&")
 

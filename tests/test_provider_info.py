@@ -560,7 +560,8 @@ def _airflow_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
             "extra_link_class_name",
             {
                 "airflow_provider_modelreg.links.PaiModelVersionLink",
-                "airflow_provider_modelreg.links.FabricConsoleLink",
+                "airflow_provider_modelreg.links.PaiModelLink",
+                "airflow_provider_modelreg.links.FabricModelVersionLink",
             },
         ),
     ],

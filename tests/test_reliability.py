@@ -52,14 +52,14 @@ def test_pai_10k_versions_with_faults_each_exactly_once(faulty: Any, monkeypatch
 
 def test_fabric_10k_versions_with_faults_each_exactly_once(faulty: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fabric_conn(monkeypatch, faulty.url)
-    ids = [v.id for v in FabricModelRegistryHook(retry=NO_WAIT).list_model_versions("ws-1", "fm-big")]
+    ids = [v.id for v in FabricModelRegistryHook(retry=NO_WAIT).list_model_versions("fm-big", workspace_id="ws-1")]
     assert len(ids) == 10_000 == len(set(ids))
 
 
 async def test_async_fabric_10k_versions_with_faults(faulty: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fabric_conn(monkeypatch, faulty.url)
     hook = FabricModelRegistryHook(retry=NO_WAIT)
-    ids = [v.id for v in await hook.alist_model_versions("ws-1", "fm-big")]
+    ids = [v.id for v in await hook.alist_model_versions("fm-big", workspace_id="ws-1")]
     await hook.aclose()
     assert len(ids) == 10_000 == len(set(ids))
 
@@ -75,7 +75,7 @@ def test_budget_of_one_gives_a_typed_error_never_a_partial_list(
         if vendor == "pai":
             PaiModelRegistryHook(retry=one).list_model_versions("m-big")
         else:
-            FabricModelRegistryHook(retry=one).list_model_versions("ws-1", "fm-big")
+            FabricModelRegistryHook(retry=one).list_model_versions("fm-big", workspace_id="ws-1")
     assert isinstance(err.value, ModelRegistryError)
 
 
@@ -109,31 +109,51 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("pai filter version ..", lambda p, f: p.list_model_versions(H, version_name=".."), "version_name"),
     ("pai update status", lambda p, f: p.update_model_version(H, "1.1.0", approval_status="ok"), "approval_status"),
     ("pai update version ..", lambda p, f: p.update_model_version(H, "..", approval_status="Approved"), "version_name"),
-    ("fabric ws /", lambda p, f: f.list_model_versions_page("w/s", "fm-1"), "workspace_id"),
-    ("fabric ws unicode", lambda p, f: f.list_model_versions_page("工作", "fm-1"), "workspace_id"),
-    ("fabric ws overlong", lambda p, f: f.list_model_versions_page("w" * 37, "fm-1"), "workspace_id"),
-    ("fabric model ..", lambda p, f: f.list_model_versions_page("ws-1", ".."), "model_id"),
-    ("fabric model %2F", lambda p, f: f.list_model_versions_page("ws-1", "a%2F"), "model_id"),
-    ("fabric model empty", lambda p, f: f.list_model_versions_page("ws-1", ""), "model_id"),
-    ("fabric model _", lambda p, f: f.list_model_versions_page("ws-1", "a_b"), "model_id"),
-    ("fabric limit 0", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", limit=0), "limit"),
-    ("fabric limit 101", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", limit=101), "limit"),
-    ("fabric limit bool", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", limit=True), "limit"),
-    ("fabric offset -1", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", offset=-1), "offset"),
-    ("fabric offset 1e9+1", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", offset=10**9 + 1), "offset"),
-    ("fabric name short", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", name="abc"), "name"),
-    ("fabric name long", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", name="a" * 33), "name"),
-    ("fabric name /", lambda p, f: f.list_model_versions_page("ws-1", "fm-1", name="ab/cd"), "name"),
+    ("fabric ws /", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="w/s"), "workspace_id"),
+    ("fabric ws unicode", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="工作"), "workspace_id"),
+    ("fabric ws overlong", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="w" * 37), "workspace_id"),
+    ("fabric model ..", lambda p, f: f.list_model_versions_page("..", workspace_id="ws-1"), "model_id"),
+    ("fabric model %2F", lambda p, f: f.list_model_versions_page("a%2F", workspace_id="ws-1"), "model_id"),
+    ("fabric model empty", lambda p, f: f.list_model_versions_page("", workspace_id="ws-1"), "model_id"),
+    ("fabric model _", lambda p, f: f.list_model_versions_page("a_b", workspace_id="ws-1"), "model_id"),
+    ("fabric limit 0", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", limit=0), "limit"),
+    ("fabric limit 101", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", limit=101), "limit"),
+    ("fabric limit bool", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", limit=True), "limit"),
+    ("fabric offset -1", lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", offset=-1), "offset"),
+    (
+        "fabric offset 1e9+1",
+        lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", offset=10**9 + 1),
+        "offset",
+    ),
+    (
+        "fabric name short",
+        lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", name_filter="abc"),
+        "name_filter",
+    ),
+    (
+        "fabric name long",
+        lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", name_filter="a" * 33),
+        "name_filter",
+    ),
+    (
+        "fabric name /",
+        lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", name_filter="ab/cd"),
+        "name_filter",
+    ),
     (
         "fabric version id short",
-        lambda p, f: f.list_model_versions_page("ws-1", "fm-1", version_id="a" * 31),
+        lambda p, f: f.list_model_versions_page("fm-1", workspace_id="ws-1", version_id="a" * 31),
         "version_id",
     ),
-    ("fabric exact name /", lambda p, f: f.get_model_version("ws-1", "fm-1", name="a/b"), "name"),
-    ("fabric neither id nor name", lambda p, f: f.get_model_version("ws-1", "fm-1"), "version_id"),
+    (
+        "fabric exact name /",
+        lambda p, f: f.get_model_version("fm-1", workspace_id="ws-1", version_name="a/b"),
+        "version_name",
+    ),
+    ("fabric neither id nor name", lambda p, f: f.get_model_version("fm-1", workspace_id="ws-1"), "version_id"),
     (
         "fabric both id and name",
-        lambda p, f: f.get_model_version("ws-1", "fm-1", version_id="a" * 32, name="x"),
+        lambda p, f: f.get_model_version("fm-1", workspace_id="ws-1", version_id="a" * 32, version_name="x"),
         "version_id",
     ),
 ]
@@ -193,7 +213,7 @@ def test_bad_connection_is_refused_before_sending(
             PaiModelRegistryHook().get_model_version("m-main", "1.0.0")
         else:
             fabric_conn(monkeypatch, calm.url, **extra)
-            FabricModelRegistryHook().list_model_versions_page("ws-1", "fm-1")
+            FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.field == field
     assert calm.request_log.count() == before
 
@@ -277,6 +297,6 @@ def test_malformed_fabric_answers_carry_the_request_id(monkeypatch: pytest.Monke
     fabric_conn(monkeypatch, "http://127.0.0.1:9")
     hook = FabricModelRegistryHook(transport=httpx.MockTransport(answer))
     with pytest.raises(RegistryResponseError) as err:
-        hook.list_model_versions_page("ws-1", "fm-1")
+        hook.list_model_versions_page("fm-1", workspace_id="ws-1")
     assert err.value.request_id == "hw-req-9"
     json.dumps(str(err.value))

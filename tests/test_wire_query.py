@@ -78,7 +78,7 @@ def check_list_model_versions(port: int, hook: PaiModelRegistryHook, label: str)
         label=label, order="DESC", sort_by="GmtCreateTime", page_number=1, page_size=100
     )
     expected = targets_of(lambda: sdk_client(port).list_model_versions("m-1", request))
-    ours = targets_of(lambda: hook.list_model_versions("m-1", label=label))
+    ours = targets_of(lambda: hook.list_model_versions("m-1", label_filter=label))
     assert ours == expected
 
 
@@ -89,7 +89,7 @@ def check_list_models(port: int, hook: PaiModelRegistryHook, name: str) -> None:
         model_name=name, workspace_id="ws pai", order="DESC", sort_by="GmtCreateTime", page_number=1, page_size=100
     )
     expected = targets_of(lambda: sdk_client(port).list_models(request))
-    ours = targets_of(lambda: hook.list_models(model_name=name, workspace_id="ws pai"))
+    ours = targets_of(lambda: hook.list_models(name_filter=name, workspace_id="ws pai"))
     assert ours == expected
 
 
@@ -107,7 +107,7 @@ def test_a_space_goes_out_as_the_sdk_sends_it(
     server: http.server.ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pai_conn(monkeypatch, f"http://127.0.0.1:{server.server_port}")
-    target = targets_of(lambda: PaiModelRegistryHook().list_model_versions("m-1", label="a b+c*d~e中"))
+    target = targets_of(lambda: PaiModelRegistryHook().list_model_versions("m-1", label_filter="a b+c*d~e中"))
     assert "Label=a+b%2Bc%2Ad~e%E4%B8%AD&" in target
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, Connection
@@ -27,7 +28,46 @@ from airflow_provider_modelreg.transport import (
     shared_ssl_context,
 )
 
-__all__ = ["ModelRegistryHookBase", "acollect_pages", "collect_pages", "parse_endpoint"]
+__all__ = ["Listing", "ModelRegistryHookBase", "TotalSeen", "acollect_pages", "collect_pages", "parse_endpoint"]
+
+T = TypeVar("T")
+
+
+class Listing(list[T], Generic[T]):
+    """The items of a listing, plus ``total``: how many the registry reported matching (at least ``len``).
+
+    ``total > len(listing)`` when ``max_results`` cut the listing.
+    """
+
+    def __init__(self, items: Iterable[T] = (), total: int | None = None) -> None:
+        super().__init__(items)
+        self.total: int = len(self) if total is None else max(total, len(self))
+
+    @property
+    def truncated(self) -> bool:
+        """True when the registry holds more matches than this listing carries."""
+        return self.total > len(self)
+
+
+class TotalSeen:
+    """The match count reported by the furthest page a listing read (pages may be read in several threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._page = -1
+        self.total = 0
+
+    def note(self, page: int, total: Any) -> None:
+        """Remember ``total`` when ``page`` is the furthest page read so far (non-integers are the plan's to refuse)."""
+        if isinstance(total, int) and not isinstance(total, bool):
+            with self._lock:
+                if page >= self._page:
+                    self._page, self.total = page, total
+
+    def listing(self, items: Iterable[T]) -> Listing[T]:
+        """``items`` with the total seen."""
+        return Listing(items, self.total)
+
 
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -151,6 +191,8 @@ class ModelRegistryHookBase(BaseHook):
     ``max_response_bytes``, ``proxy``, ``ca_bundle``); the constructor arguments below override them.
 
     :param conn_id: the Airflow connection id.
+    :param max_attempts: attempts per request, the first included (1-20), overriding the extra ``max_attempts``
+        and the ``retry`` policy's budget.
     :param retry: the whole retry policy (budget, waits and deadlines), replacing the extras' ``max_attempts``,
         ``attempt_timeout`` and ``call_timeout``; default 5 attempts, 30 s per attempt, 120 s per call.
     :param attempt_timeout: seconds for one attempt (connect, headers and body), overriding extras and ``retry``.
@@ -167,6 +209,7 @@ class ModelRegistryHookBase(BaseHook):
         self,
         conn_id: str,
         *,
+        max_attempts: int | None = None,
         retry: RetryPolicy | None = None,
         max_pages: int | None = None,
         attempt_timeout: float | None = None,
@@ -176,6 +219,11 @@ class ModelRegistryHookBase(BaseHook):
         async_transport: Any = None,
     ) -> None:
         super().__init__()
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 20
+        ):
+            raise RegistryInputError("max_attempts", "must be an integer from 1 to 20", max_attempts)
+        self._max_attempts = max_attempts
         self._attempt_timeout = attempt_timeout
         self._call_timeout = call_timeout
         if retry is not None or attempt_timeout is not None or call_timeout is not None:
@@ -219,11 +267,16 @@ class ModelRegistryHookBase(BaseHook):
         return self._conn
 
     def _timeouts(self) -> dict[str, Any]:
-        given = {"attempt_timeout": self._attempt_timeout, "call_timeout": self._call_timeout}
+        given = {
+            "max_attempts": self._max_attempts,
+            "attempt_timeout": self._attempt_timeout,
+            "call_timeout": self._call_timeout,
+        }
         return {k: v for k, v in given.items() if v is not None}
 
     def retry_policy(self, extras: dict[str, Any]) -> RetryPolicy:
-        """The retry policy: constructor ``retry`` or the extras, then constructor timeouts on top."""
+        """The retry policy: constructor ``retry`` or the extras, then constructor ``max_attempts`` and timeouts on
+        top."""
         policy = self._retry
         if policy is None:
             settings: dict[str, Any] = {}
@@ -261,16 +314,16 @@ class ModelRegistryHookBase(BaseHook):
     @contextmanager
     def probing(self) -> Iterator[None]:
         """Within this block, calls make one attempt with a short deadline (``test_connection``)."""
-        saved = (self._retry, self._attempt_timeout, self._call_timeout, self._transport)
+        saved = (self._retry, self._max_attempts, self._attempt_timeout, self._call_timeout, self._transport)
         self._retry = RetryPolicy(max_attempts=1, attempt_timeout=PROBE_TIMEOUT, call_timeout=PROBE_TIMEOUT)
-        self._attempt_timeout = self._call_timeout = None
+        self._max_attempts = self._attempt_timeout = self._call_timeout = None
         self._transport = None
         try:
             yield
         finally:
             if self._transport is not None:
                 self._transport.close()
-            self._retry, self._attempt_timeout, self._call_timeout, self._transport = saved
+            self._retry, self._max_attempts, self._attempt_timeout, self._call_timeout, self._transport = saved
 
     def max_pages(self, conn: Connection) -> int:
         """The paging cap: the hook's ``max_pages`` argument, else the connection extra, else 1,000."""
@@ -302,6 +355,10 @@ class ModelRegistryHookBase(BaseHook):
             self._transport = self.build_transport(self.connection)
         return self._transport
 
+    def get_conn(self) -> RegistryTransport:
+        """The sync transport (Airflow's hook protocol): signs, retries and maps errors; closed by :meth:`close`."""
+        return self.transport
+
     async def atransport(self) -> RegistryTransport:
         """The async transport (one keep-alive connection pool per hook)."""
         if self._atransport is None:
@@ -309,11 +366,13 @@ class ModelRegistryHookBase(BaseHook):
         return self._atransport
 
     def close(self) -> None:
-        """Close the sync client."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close the sync client; a later call opens a new one."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
     async def aclose(self) -> None:
-        """Close the async client."""
-        if self._atransport is not None:
-            await self._atransport.aclose()
+        """Close the async client; a later call opens a new one."""
+        transport, self._atransport = self._atransport, None
+        if transport is not None:
+            await transport.aclose()

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from airflow.sdk import Connection
 
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_canonical_query
-from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.errors import (
+    RegistryAmbiguousVersionError,
+    RegistryConnectionConfigError,
+    RegistryInputError,
+    RegistryNotFoundError,
+)
 from airflow_provider_modelreg.hooks.base import (
+    Listing,
     ModelRegistryHookBase,
+    TotalSeen,
     check_credential,
     check_region,
     extra_str,
@@ -29,12 +38,17 @@ from airflow_provider_modelreg.validation import (
     check_fabric_version_id,
     check_fabric_version_name,
     check_max_results,
+    check_pai_order,
 )
 
 __all__ = ["FABRIC_REGIONS", "FabricModelRegistryHook"]
 
 #: Regions in the official SDK's table (``DataArtsFabricRegion``).
 FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
+#: ``pick`` values of a get-by-name: several versions with the name are an error, or the newest is taken.
+PICKS = ("unique", "newest")
+#: Regional Fabric hosts: the region of an endpoint set without a ``region`` extra.
+_REGIONAL_HOST = re.compile(r"fabric\.([a-z0-9-]+)\.myhuaweicloud\.com")
 
 
 def _target(path: str, params: list[tuple[str, str]]) -> str:
@@ -62,10 +76,12 @@ def _created_then_id(version: FabricModelVersion) -> tuple[float, str]:
     return (version.create_time.timestamp() if version.create_time else float("-inf"), version.id)
 
 
-def _sorted_versions(versions: list[FabricModelVersion], max_results: int | None) -> list[FabricModelVersion]:
+def _sorted_versions(
+    versions: list[FabricModelVersion], max_results: int | None, *, descending: bool
+) -> Listing[FabricModelVersion]:
     # The API documents no order for ListModelVersions: the listing reads every page, then sorts here.
-    versions.sort(key=_created_then_id)
-    return versions if max_results is None else versions[:max_results]
+    versions.sort(key=_created_then_id, reverse=descending)
+    return Listing(versions if max_results is None else versions[:max_results], len(versions))
 
 
 def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
@@ -118,6 +134,9 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
                 f"must be one of {', '.join(FABRIC_REGIONS)} (the SDK's known regions), or set endpoint",
                 region,
             )
+        if region is None:
+            found = _REGIONAL_HOST.fullmatch(urlsplit(base_url).hostname or "")
+            region = found.group(1) if found else None
         return base_url, region, extra_str(extras, "workspace_id")
 
     def _auth(self, conn: Connection) -> httpx.Auth:
@@ -179,12 +198,17 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     @property
     def region(self) -> str | None:
+        """Region of the endpoint asked: the ``region`` extra, else the one in a regional endpoint's host."""
         return self._settings(self.connection)[1]
 
     @property
     def workspace_id(self) -> str | None:
         """Default workspace from the connection."""
         return self._settings(self.connection)[2]
+
+    def workspace(self, workspace_id: str | None = None) -> str:
+        """The workspace a call with this ``workspace_id`` argument goes to (else the connection's default)."""
+        return self._workspace(workspace_id, self.connection)
 
     def _workspace(self, workspace_id: str | None, conn: Connection) -> str:
         workspace = workspace_id or self._settings(conn)[2]
@@ -195,10 +219,12 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     # -- request shapes
 
     @staticmethod
-    def _version_params(*, offset: int, limit: int, name: str | None, version_id: str | None) -> list[tuple[str, str]]:
+    def _version_params(
+        *, offset: int, limit: int, name_filter: str | None, version_id: str | None
+    ) -> list[tuple[str, str]]:
         params = [("offset", str(check_fabric_offset(offset))), ("limit", str(check_fabric_limit(limit)))]
-        if name is not None:
-            params.append(("name", check_fabric_name_filter(name)))
+        if name_filter is not None:
+            params.append(("name", check_fabric_name_filter(name_filter, "name_filter")))
         if version_id is not None:
             params.append(("version_id", check_fabric_version_id(version_id)))
         return params
@@ -207,25 +233,25 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     def list_model_versions_page(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
+        workspace_id: str | None = None,
         offset: int = 0,
         limit: int = 10,
-        name: str | None = None,
+        name_filter: str | None = None,
         version_id: str | None = None,
     ) -> FabricModelVersionPage:
         """One page of ListModelVersions as the API returns it (``total`` counts all matches).
 
-        :param workspace_id: workspace (None: the connection's ``workspace_id``).
         :param model_id: model id.
+        :param workspace_id: workspace (None: the connection's ``workspace_id``).
         :param offset: 0-1e9.
         :param limit: 1-100.
-        :param name: fuzzy name filter, 4-32 of letters, digits, ``_``, ``-``.
+        :param name_filter: the API's fuzzy ``name`` filter, 4-32 of letters, digits, ``_``, ``-``.
         :param version_id: exact version id filter.
         """
         path = _versions_path(self._workspace(workspace_id, self.connection), check_fabric_id(model_id, "model_id"))
-        params = self._version_params(offset=offset, limit=limit, name=name, version_id=version_id)
+        params = self._version_params(offset=offset, limit=limit, name_filter=name_filter, version_id=version_id)
         transport = self.transport
         response = transport.request("GET", _target(path, params))
         page = transport.parse(response, FabricModelVersionPage)
@@ -234,18 +260,18 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     async def alist_model_versions_page(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
+        workspace_id: str | None = None,
         offset: int = 0,
         limit: int = 10,
-        name: str | None = None,
+        name_filter: str | None = None,
         version_id: str | None = None,
     ) -> FabricModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
         conn = await self.aconnection()
         path = _versions_path(self._workspace(workspace_id, conn), check_fabric_id(model_id, "model_id"))
-        params = self._version_params(offset=offset, limit=limit, name=name, version_id=version_id)
+        params = self._version_params(offset=offset, limit=limit, name_filter=name_filter, version_id=version_id)
         transport = await self.atransport()
         response = await transport.arequest("GET", _target(path, params))
         page = transport.parse(response, FabricModelVersionPage)
@@ -254,16 +280,18 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     def list_model_versions(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
-        name: str | None = None,
+        workspace_id: str | None = None,
+        name_filter: str | None = None,
         version_id: str | None = None,
+        order: str = "DESC",
         max_results: int | None = None,
         page_size: int = 100,
         concurrency: int = 8,
-    ) -> list[FabricModelVersion]:
-        """Every version exactly once, sorted by ``create_time`` then ``id`` (oldest first).
+    ) -> Listing[FabricModelVersion]:
+        """Every version exactly once, sorted by ``create_time`` then ``id``: newest first (``DESC``, the default,
+        as PAI lists) or oldest first (``ASC``).
 
         The API documents no order for ListModelVersions, so the result does not depend on one: every page is read
         (``concurrency`` in flight after the first, at most ``max_pages`` requests, else
@@ -274,18 +302,30 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         deleted while the listing runs can make it miss others (offset paging); see
         :mod:`airflow_provider_modelreg.paging`.
 
-        :param max_results: keep the first (oldest) this many after sorting (None: all); every page is still read.
+        :param model_id: model id.
+        :param workspace_id: workspace (None: the connection's ``workspace_id``).
+        :param name_filter: the API's fuzzy ``name`` filter.
+        :param version_id: exact version id filter.
+        :param order: ``DESC`` (newest first, default) or ``ASC``.
+        :param max_results: keep the first this many of that order (None: all); every page is still read, and the
+            result's ``total`` counts every version.
         :param page_size: ``limit`` per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
         size = check_fabric_limit(page_size, "page_size")
         limit = check_max_results(max_results)
-        self._version_params(offset=0, limit=size, name=name, version_id=version_id)  # validate before sending
+        descending = check_pai_order(order) == "DESC"
+        self._version_params(offset=0, limit=size, name_filter=name_filter, version_id=version_id)  # validate
         max_pages = self.max_pages(self.connection)
 
         def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
             got = self.list_model_versions_page(
-                workspace_id, model_id, offset=page * size, limit=size, name=name, version_id=version_id
+                model_id,
+                workspace_id=workspace_id,
+                offset=page * size,
+                limit=size,
+                name_filter=name_filter,
+                version_id=version_id,
             )
             return got.versions, got.total
 
@@ -298,28 +338,35 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             total_field="total",
             page_field="offset",
         )
-        return _sorted_versions(versions, limit)
+        return _sorted_versions(versions, limit, descending=descending)
 
     async def alist_model_versions(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
-        name: str | None = None,
+        workspace_id: str | None = None,
+        name_filter: str | None = None,
         version_id: str | None = None,
+        order: str = "DESC",
         max_results: int | None = None,
         page_size: int = 100,
         concurrency: int = 8,
-    ) -> list[FabricModelVersion]:
+    ) -> Listing[FabricModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
         size = check_fabric_limit(page_size, "page_size")
         limit = check_max_results(max_results)
-        self._version_params(offset=0, limit=size, name=name, version_id=version_id)
+        descending = check_pai_order(order) == "DESC"
+        self._version_params(offset=0, limit=size, name_filter=name_filter, version_id=version_id)
         max_pages = self.max_pages(await self.aconnection())
 
         async def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
             got = await self.alist_model_versions_page(
-                workspace_id, model_id, offset=page * size, limit=size, name=name, version_id=version_id
+                model_id,
+                workspace_id=workspace_id,
+                offset=page * size,
+                limit=size,
+                name_filter=name_filter,
+                version_id=version_id,
             )
             return got.versions, got.total
 
@@ -332,100 +379,126 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             total_field="total",
             page_field="offset",
         )
-        return _sorted_versions(versions, limit)
+        return _sorted_versions(versions, limit, descending=descending)
 
     @staticmethod
     def _pick(
-        versions: list[FabricModelVersion], *, version_id: str | None, name: str | None
+        model_id: str,
+        versions: list[FabricModelVersion],
+        *,
+        version_id: str | None,
+        version_name: str | None,
+        pick: str,
     ) -> FabricModelVersion | None:
         if version_id is not None:
             matches = [v for v in versions if v.id == version_id]
         else:
-            matches = [v for v in versions if v.name == name]
+            matches = [v for v in versions if v.name == version_name]
         if not matches:
             return None
-        # Names are not unique in Fabric: the newest wins.
-        return max(matches, key=lambda v: (v.create_time.timestamp() if v.create_time else float("-inf"), v.id))
+        newest = max(matches, key=_created_then_id)
+        if len(matches) > 1 and pick != "newest":
+            # Names are not unique in Fabric: choosing one silently could deploy the wrong weights.
+            raise RegistryAmbiguousVersionError(model_id, version_name or version_id or "", matches)
+        return newest
 
     @staticmethod
-    def _lookup_args(version_id: str | None, name: str | None) -> tuple[str | None, str | None]:
-        if (version_id is None) == (name is None):
-            raise RegistryInputError("version_id", "give exactly one of version_id or name")
+    def _lookup_args(version_id: str | None, version_name: str | None, pick: str) -> tuple[str | None, str | None]:
+        if pick not in PICKS:
+            raise RegistryInputError("pick", "must be 'unique' or 'newest'", pick)
+        if (version_id is None) == (version_name is None):
+            raise RegistryInputError("version_id", "give exactly one of version_id or version_name")
         if version_id is not None:
             return check_fabric_version_id(version_id), None
-        checked = check_fabric_version_name(name)
+        checked = check_fabric_version_name(version_name, "version_name")
         # The API's name filter is fuzzy and stricter than names: use it only when the name is a valid filter.
         fuzzy = checked if check_filterable(checked) else None
         return None, fuzzy
 
     def get_model_version(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
+        workspace_id: str | None = None,
         version_id: str | None = None,
-        name: str | None = None,
+        version_name: str | None = None,
+        pick: str = "unique",
     ) -> FabricModelVersion:
         """One version, by server id or by exact name (Fabric has no "get version" API: list, then match).
 
-        The listing is the checked, capped one of :meth:`list_model_versions`; among versions sharing the name the
-        newest (``create_time``, then ``id``) wins, whatever the server's order.
+        The listing is the checked, capped one of :meth:`list_model_versions`. Names are not unique in Fabric:
+        when several versions carry ``version_name``, :class:`~airflow_provider_modelreg.errors.
+        RegistryAmbiguousVersionError` lists them (ids and creation times), unless ``pick="newest"`` asks for the
+        newest of them (``create_time``, then ``id``).
 
+        :param model_id: model id.
+        :param workspace_id: workspace (None: the connection's ``workspace_id``).
         :param version_id: the version's server id.
-        :param name: the exact version name (``1.0.0`` is matched over the unfiltered list).
+        :param version_name: the exact version name (``1.0.0`` is matched over the unfiltered list).
+        :param pick: ``"unique"`` (default: several versions with the name are an error) or ``"newest"``.
         """
-        vid, fuzzy = self._lookup_args(version_id, name)
-        versions = self.list_model_versions(workspace_id, model_id, version_id=vid, name=fuzzy)
-        found = self._pick(versions, version_id=vid, name=name)
+        vid, fuzzy = self._lookup_args(version_id, version_name, pick)
+        versions = self.list_model_versions(model_id, workspace_id=workspace_id, version_id=vid, name_filter=fuzzy)
+        found = self._pick(model_id, versions, version_id=vid, version_name=version_name, pick=pick)
         if found is None:
-            raise _not_found(f"model {model_id} has no version {version_id or name!r}", None)
+            raise _not_found(f"model {model_id} has no version {version_id or version_name!r}", None)
         return found
 
     async def aget_model_version(
         self,
-        workspace_id: str | None,
         model_id: str,
         *,
+        workspace_id: str | None = None,
         version_id: str | None = None,
-        name: str | None = None,
+        version_name: str | None = None,
+        pick: str = "unique",
     ) -> FabricModelVersion:
         """Async twin of :meth:`get_model_version`."""
-        vid, fuzzy = self._lookup_args(version_id, name)
-        versions = await self.alist_model_versions(workspace_id, model_id, version_id=vid, name=fuzzy)
-        found = self._pick(versions, version_id=vid, name=name)
+        vid, fuzzy = self._lookup_args(version_id, version_name, pick)
+        versions = await self.alist_model_versions(
+            model_id, workspace_id=workspace_id, version_id=vid, name_filter=fuzzy
+        )
+        found = self._pick(model_id, versions, version_id=vid, version_name=version_name, pick=pick)
         if found is None:
-            raise _not_found(f"model {model_id} has no version {version_id or name!r}", None)
+            raise _not_found(f"model {model_id} has no version {version_id or version_name!r}", None)
         return found
 
     def list_models(
         self,
-        workspace_id: str | None = None,
         *,
-        name: str | None = None,
+        workspace_id: str | None = None,
+        name_filter: str | None = None,
         max_results: int | None = None,
         page_size: int = 100,
-    ) -> list[FabricModel]:
-        """ListModels over every page, in the server's documented order (``CREATE_TIME`` descending), paged and
-        checked like :meth:`list_model_versions`.
+    ) -> Listing[FabricModel]:
+        """ListModels over every page, in the server's documented order (``CREATE_TIME`` descending: newest
+        first), paged and checked like :meth:`list_model_versions`; ``total`` is the server's count.
 
-        :param name: fuzzy name filter.
+        :param workspace_id: workspace (None: the connection's ``workspace_id``).
+        :param name_filter: the API's fuzzy ``name`` filter.
+        :param max_results: stop after this many models (None: all).
+        :param page_size: ``limit`` per request, 1-100.
         """
         workspace = self._workspace(workspace_id, self.connection)
         size = check_fabric_limit(page_size, "page_size")
         limit = check_max_results(max_results)
+        if name_filter is not None and not isinstance(name_filter, str):
+            raise RegistryInputError("name_filter", "must be a string", name_filter)
         path = f"/v1/workspaces/{percent_encode(workspace)}/models"
         transport = self.transport
         max_pages = self.max_pages(self.connection)
+        seen = TotalSeen()
 
         def fetch(page: int) -> tuple[list[FabricModel], int]:
             params = [("limit", str(size)), ("offset", str(page * size))]
-            if name is not None:
-                params.append(("name", name))
+            if name_filter is not None:
+                params.append(("name", name_filter))
             response = transport.request("GET", _target(path, params))
             parsed = transport.parse(response, FabricModelPage)
+            seen.note(page, parsed.total)
             return parsed.models, parsed.total
 
-        return collect_pages(
+        models = collect_pages(
             fetch,
             page_size=size,
             key=_model_id,
@@ -434,6 +507,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             total_field="total",
             page_field="offset",
         )
+        return seen.listing(models)
 
     def test_connection(self) -> tuple[bool, str]:
         """List the models of the connection's workspace (``workspace_id`` extra required; one attempt, 10 s)."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import Connection
 
 from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
+    Listing,
     ModelRegistryHookBase,
+    TotalSeen,
     check_credential,
     check_region,
     extra_str,
@@ -19,6 +23,7 @@ from airflow_provider_modelreg.hooks.base import (
 )
 from airflow_provider_modelreg.models import (
     ApprovalStatus,
+    ModelVersionRef,
     PaiModel,
     PaiModelPage,
     PaiModelVersion,
@@ -63,6 +68,10 @@ def pai_host(region: str, network: str | None = None) -> str:
     return f"aiworkspace-{network}.{region}.aliyuncs.com"
 
 
+#: Regional PAI hosts (``aiworkspace[-<network>].<region>.aliyuncs.com``): the region of an endpoint without one.
+_REGIONAL_HOST = re.compile(r"aiworkspace(?:-[a-z]+)?\.([a-z0-9-]+)\.aliyuncs\.com")
+
+
 def _version_key(version: PaiModelVersion) -> str:
     return version.version_name
 
@@ -96,11 +105,13 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
     def __init__(self, pai_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(pai_conn_id, **kwargs)
         self.pai_conn_id = pai_conn_id
+        self._workspaces: dict[str, str | None] = {}  # model id -> WorkspaceId (GetModel), once per hook
 
     # -- connection -> transport
 
     def _settings(self, conn: Connection) -> tuple[str, str | None, str | None]:
-        """(base URL, region, workspace id) from the connection."""
+        """(base URL, region, default workspace id) from the connection; the region is the ``region`` extra, else
+        the one in a regional endpoint's host name (a model lives in the region of the endpoint asked)."""
         extras = conn.extra_dejson
         region = extra_str(extras, "region")
         network = extra_str(extras, "network")
@@ -115,6 +126,9 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             base_url = f"https://{pai_host(region, network)}"
         else:
             raise RegistryConnectionConfigError("region", "is required when no endpoint is set (e.g. cn-hangzhou)")
+        if region is None:
+            found = _REGIONAL_HOST.fullmatch(urlsplit(base_url).hostname or "")
+            region = found.group(1) if found else None
         return base_url, region, extra_str(extras, "workspace_id")
 
     def build_transport(self, conn: Connection) -> RegistryTransport:
@@ -141,13 +155,40 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
     @property
     def region(self) -> str | None:
-        """Region from the connection (None with an explicit endpoint and no region)."""
+        """Region of the endpoint asked: the ``region`` extra, else the one in a regional endpoint's host (None for
+        an endpoint such as a local emulator without a ``region`` extra)."""
         return self._settings(self.connection)[1]
+
+    async def aregion(self) -> str | None:
+        """Async twin of :attr:`region` (reads the connection with the async API)."""
+        return self._settings(await self.aconnection())[1]
 
     @property
     def workspace_id(self) -> str | None:
-        """Default workspace from the connection."""
+        """Default workspace from the connection (``list_models``); a model's own is :meth:`model_workspace`."""
         return self._settings(self.connection)[2]
+
+    def model_workspace(self, model_id: str) -> str | None:
+        """The WorkspaceId of a model, from GetModel: read once per model for the life of this hook."""
+        if model_id not in self._workspaces:
+            self._workspaces[model_id] = self.get_model(model_id).workspace_id
+        return self._workspaces[model_id]
+
+    async def amodel_workspace(self, model_id: str) -> str | None:
+        """Async twin of :meth:`model_workspace` (the same per-hook cache)."""
+        if model_id not in self._workspaces:
+            self._workspaces[model_id] = (await self.aget_model(model_id)).workspace_id
+        return self._workspaces[model_id]
+
+    def version_ref(self, model_id: str, version: PaiModelVersion) -> ModelVersionRef:
+        """The :class:`~airflow_provider_modelreg.models.ModelVersionRef` of a version: the workspace is the
+        model's own (one GetModel per model per hook), the region the endpoint's."""
+        return version.to_ref(model_id=model_id, region=self.region, workspace_id=self.model_workspace(model_id))
+
+    async def aversion_ref(self, model_id: str, version: PaiModelVersion) -> ModelVersionRef:
+        """Async twin of :meth:`version_ref`."""
+        workspace = await self.amodel_workspace(model_id)
+        return version.to_ref(model_id=model_id, region=await self.aregion(), workspace_id=workspace)
 
     # -- request shapes (validated before anything is sent)
 
@@ -156,7 +197,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         *,
         approval_status: str | ApprovalStatus | None,
         version_name: str | None,
-        label: str | None,
+        label_filter: str | None,
         format_type: str | None,
         framework_type: str | None,
         source_type: str | None,
@@ -169,7 +210,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         for name, value in (
             ("FormatType", format_type),
             ("FrameworkType", framework_type),
-            ("Label", label),
+            ("Label", label_filter),
         ):
             if value is not None:
                 params.append((name, str(value)))
@@ -212,7 +253,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         *,
         approval_status: str | ApprovalStatus | None = None,
         version_name: str | None = None,
-        label: str | None = None,
+        label_filter: str | None = None,
         format_type: str | None = None,
         framework_type: str | None = None,
         source_type: str | None = None,
@@ -221,8 +262,10 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         max_results: int | None = None,
         page_size: int = 100,
         concurrency: int = 8,
-    ) -> list[PaiModelVersion]:
-        """ListModelVersions over every page, each version exactly once, in the server's creation-time order.
+    ) -> Listing[PaiModelVersion]:
+        """ListModelVersions over every page, each version exactly once, in the server's creation-time order
+        (newest first by default). The result's ``total`` is the server's ``TotalCount``: more than its length when
+        ``max_results`` cut the listing.
 
         Pages after the first are fetched ``concurrency`` at a time, never more than ``max_pages`` requests (a
         :class:`~airflow_provider_modelreg.errors.RegistryPagingLimitError` instead). Pages that contradict each
@@ -237,7 +280,8 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
         :param model_id: PAI ModelId.
         :param approval_status: Pending, Approved or Rejected.
-        :param label: substring of a label key or value.
+        :param version_name: exact VersionName filter.
+        :param label_filter: ``Label`` filter: substring of a label key or value.
         :param order: ``DESC`` (newest first, default) or ``ASC``.
         :param max_results: stop after this many versions (None: all); only the pages needed are read.
         :param page_size: PageSize per request, 1-100.
@@ -247,7 +291,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         params = self._list_versions_params(
             approval_status=approval_status,
             version_name=version_name,
-            label=label,
+            label_filter=label_filter,
             format_type=format_type,
             framework_type=framework_type,
             source_type=source_type,
@@ -258,6 +302,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         limit = check_max_results(max_results)
         transport = self.transport
         max_pages = self.max_pages(self.connection)
+        seen = TotalSeen()
 
         def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
             response = transport.request(
@@ -267,9 +312,10 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
                 headers={"x-acs-action": "ListModelVersions"},
             )
             parsed = transport.parse(response, PaiModelVersionPage)
+            seen.note(page, parsed.total_count)
             return parsed.versions, parsed.total_count
 
-        return collect_pages(
+        versions = collect_pages(
             fetch,
             page_size=size,
             key=_version_key,
@@ -277,6 +323,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             max_pages=max_pages,
             concurrency=concurrency,
         )
+        return seen.listing(versions)
 
     async def alist_model_versions(
         self,
@@ -284,7 +331,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         *,
         approval_status: str | ApprovalStatus | None = None,
         version_name: str | None = None,
-        label: str | None = None,
+        label_filter: str | None = None,
         format_type: str | None = None,
         framework_type: str | None = None,
         source_type: str | None = None,
@@ -293,13 +340,13 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         max_results: int | None = None,
         page_size: int = 100,
         concurrency: int = 8,
-    ) -> list[PaiModelVersion]:
+    ) -> Listing[PaiModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
         path = _version_path(check_pai_model_id(model_id))
         params = self._list_versions_params(
             approval_status=approval_status,
             version_name=version_name,
-            label=label,
+            label_filter=label_filter,
             format_type=format_type,
             framework_type=framework_type,
             source_type=source_type,
@@ -311,6 +358,8 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         transport = await self.atransport()
         max_pages = self.max_pages(await self.aconnection())
 
+        seen = TotalSeen()
+
         async def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
             response = await transport.arequest(
                 "GET",
@@ -319,9 +368,10 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
                 headers={"x-acs-action": "ListModelVersions"},
             )
             parsed = transport.parse(response, PaiModelVersionPage)
+            seen.note(page, parsed.total_count)
             return parsed.versions, parsed.total_count
 
-        return await acollect_pages(
+        versions = await acollect_pages(
             fetch,
             page_size=size,
             key=_version_key,
@@ -329,34 +379,51 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             max_pages=max_pages,
             concurrency=concurrency,
         )
+        return seen.listing(versions)
 
     def get_model(self, model_id: str) -> PaiModel:
-        """GetModel (with ``LatestVersion``)."""
+        """GetModel (with ``LatestVersion`` and ``WorkspaceId``).
+
+        :param model_id: PAI ModelId.
+        """
         path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
         response = self.transport.request("GET", path, headers={"x-acs-action": "GetModel"})
         return self.transport.parse(response, PaiModel)
+
+    async def aget_model(self, model_id: str) -> PaiModel:
+        """Async twin of :meth:`get_model`."""
+        path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
+        transport = await self.atransport()
+        response = await transport.arequest("GET", path, headers={"x-acs-action": "GetModel"})
+        return transport.parse(response, PaiModel)
 
     def list_models(
         self,
         *,
         workspace_id: str | None = None,
-        model_name: str | None = None,
-        label: str | None = None,
+        name_filter: str | None = None,
+        label_filter: str | None = None,
         provider: str | None = None,
         order: str = "DESC",
         max_results: int | None = None,
         page_size: int = 100,
-    ) -> list[PaiModel]:
-        """ListModels over every page (paged and checked like :meth:`list_model_versions`).
+    ) -> Listing[PaiModel]:
+        """ListModels over every page (paged and checked like :meth:`list_model_versions`), newest first by
+        default; ``total`` is the server's ``TotalCount``.
 
         :param workspace_id: defaults to the connection's ``workspace_id`` extra.
-        :param model_name: fuzzy match; wrap in double quotes for an exact match.
+        :param name_filter: ``ModelName`` filter: fuzzy; wrap in double quotes for an exact match.
+        :param label_filter: ``Label`` filter: substring of a label key or value.
+        :param provider: ``Provider`` filter (exact).
+        :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
+        :param max_results: stop after this many models (None: all).
+        :param page_size: PageSize per request, 1-100.
         """
         workspace = workspace_id or self.workspace_id
         params: list[tuple[str, str]] = [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
         for name, value in (
-            ("Label", label),
-            ("ModelName", model_name),
+            ("Label", label_filter),
+            ("ModelName", name_filter),
             ("Provider", provider),
             ("WorkspaceId", workspace),
         ):
@@ -366,6 +433,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         limit = check_max_results(max_results)
         transport = self.transport
         max_pages = self.max_pages(self.connection)
+        seen = TotalSeen()
 
         def fetch(page: int) -> tuple[list[PaiModel], int]:
             response = transport.request(
@@ -375,9 +443,14 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
                 headers={"x-acs-action": "ListModels"},
             )
             parsed = transport.parse(response, PaiModelPage)
+            seen.note(page, parsed.total_count)
             return parsed.models, parsed.total_count
 
-        return collect_pages(fetch, page_size=size, key=_model_key, max_results=limit, max_pages=max_pages)
+        models = collect_pages(fetch, page_size=size, key=_model_key, max_results=limit, max_pages=max_pages)
+        for model in models:  # the listing says where each model lives: no GetModel needed for these
+            if model.workspace_id is not None:
+                self._workspaces.setdefault(model.model_id, model.workspace_id)
+        return seen.listing(models)
 
     def update_model_version(
         self, model_id: str, version_name: str, *, approval_status: str | ApprovalStatus
@@ -412,7 +485,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         params = self._list_versions_params(
             approval_status=approval_status,
             version_name=None,
-            label=None,
+            label_filter=None,
             format_type=None,
             framework_type=None,
             source_type=None,

@@ -1,32 +1,125 @@
-"""Shared behaviour of the registry operators: XCom shape, console links and asset events."""
+"""Shared behaviour of the registry operators: one hook per task, closed when the task ends; XCom shape, console
+links, bounded listings and asset events."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider_modelreg.hooks.base import extra_str
-from airflow_provider_modelreg.links import _ConsoleLink
+from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str
+from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection, Context
+    from airflow.sdk import Context
 
-__all__ = ["RegistryOperatorBase"]
+    from airflow_provider_modelreg.links import _ConsoleLink
+
+__all__ = ["DEFAULT_MAX_RESULTS", "RegistryOperatorBase", "emit_asset_events", "hook_overrides"]
+
+#: Default ``max_results`` of the list operators: far below ``[core] max_map_length`` (1,024), a small XCom.
+DEFAULT_MAX_RESULTS = 100
+
+H = TypeVar("H", bound=ModelRegistryHookBase)
+V = TypeVar("V")
 
 
-class RegistryOperatorBase(BaseOperator):
-    """Pushes ModelVersionRef dicts to XCom; when the task has Asset outlets, their events carry the ref too."""
+def hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
+    """Hook constructor arguments for the per-task overrides (unset ones leave the connection's settings)."""
+    out: dict[str, Any] = {}
+    if request_attempts is not None:
+        out["max_attempts"] = request_attempts
+    if request_timeout is not None:
+        out["call_timeout"] = request_timeout
+    return out
+
+
+def emit_asset_events(task: BaseOperator, context: Context, key: str, value: Any) -> None:
+    """Attach ``value`` under ``key`` to the extra of every ``Asset`` outlet's event (subclasses included)."""
+    outlet_events = context.get("outlet_events")
+    if outlet_events is None:
+        return
+    for outlet in task.outlets or []:
+        if isinstance(outlet, Asset):
+            outlet_events[outlet].extra.update({key: value})
+
+
+class RegistryOperatorBase(BaseOperator, Generic[H]):
+    """One hook per task (built on first use, its client closed when ``execute`` ends); pushes JSON-safe dicts.
+
+    :param request_attempts: attempts per registry request, the first included (1-20), for this task; default:
+        the connection's ``max_attempts`` (else 5).
+    :param request_timeout: seconds one registry call may take, every attempt and wait included, for this task;
+        default: the connection's ``call_timeout`` (else 120).
+    """
 
     ui_color = "#e8f4ff"
 
-    def publish(
-        self, context: Context, ref: dict[str, Any], link: type[_ConsoleLink], conn: Connection
-    ) -> dict[str, Any]:
-        """Persist the console link for ``ref`` and attach ``ref`` to the outlets' asset events."""
-        link.persist(context, ref, extra_str(conn.extra_dejson, "console_url_template"))
-        outlet_events = context.get("outlet_events")
-        for outlet in self.outlets or []:
-            if outlet_events is not None and type(outlet).__name__ == "Asset":
-                outlet_events[outlet].extra.update({"model_version": ref})
-        return ref
+    def __init__(
+        self,
+        *,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_attempts = check_request_attempts(request_attempts)
+        self.request_timeout = check_request_timeout(request_timeout)
+
+    # -- the hook
+
+    def _make_hook(self, **overrides: Any) -> H:
+        raise NotImplementedError
+
+    @cached_property
+    def hook(self) -> H:
+        """The task's hook (one client, reused by every request of the task; closed when ``execute`` ends)."""
+        return self._make_hook(**hook_overrides(self.request_attempts, self.request_timeout))
+
+    def close_hook(self) -> None:
+        """Close the client of the task's hook, if one was opened (the next use builds a new hook)."""
+        hook = self.__dict__.pop("hook", None)
+        if hook is not None:
+            hook.close()
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.run_registry(context)
+        finally:
+            self.close_hook()
+
+    def run_registry(self, context: Context) -> Any:
+        """The task's work (``execute`` closes the hook afterwards)."""
+        raise NotImplementedError
+
+    # -- outputs
+
+    def _template(self) -> str | None:
+        return extra_str(self.hook.connection.extra_dejson, "console_url_template")
+
+    def persist_link(self, link: type[_ConsoleLink], ref: dict[str, Any]) -> None:
+        """Render the console link for ``ref`` (a version, or the model when it names none) for this try."""
+        link.persist(self, ref, self._template())
+
+    def publish(self, context: Context, key: str, value: V) -> V:
+        """Attach ``value`` to the outlets' asset events under ``key``; returns ``value`` (the XCom)."""
+        emit_asset_events(self, context, key, value)
+        return value
+
+    def report_listing(self, context: Context, what: str, listing: Listing[Any]) -> None:
+        """Push ``total`` and ``truncated`` (XCom keys) and say at WARNING when ``max_results`` cut the listing."""
+        if listing.truncated:
+            self.log.warning(
+                "%s: returning %d of %d (max_results=%d); the XCom key 'truncated' is True. Pass max_results=None "
+                "for all (or a narrower filter)",
+                what,
+                len(listing),
+                listing.total,
+                len(listing),
+            )
+        else:
+            self.log.info("%s: %d listed", what, len(listing))
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key="total", value=listing.total)
+            context["ti"].xcom_push(key="truncated", value=listing.truncated)

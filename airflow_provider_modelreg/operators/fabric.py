@@ -5,113 +5,208 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_modelreg.approval import rendered_optional
-from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
-from airflow_provider_modelreg.links import FabricConsoleLink
+from airflow_provider_modelreg.approval import rendered_optional, rendered_required
+from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.hooks.fabric import PICKS, FabricModelRegistryHook
+from airflow_provider_modelreg.links import FabricModelVersionLink
 from airflow_provider_modelreg.models import FabricModelVersion
-from airflow_provider_modelreg.operators.base import RegistryOperatorBase
-from airflow_provider_modelreg.validation import check_max_results
+from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
+from airflow_provider_modelreg.validation import check_max_results, check_pai_order
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["FabricGetModelVersionOperator", "FabricListModelVersionsOperator"]
+__all__ = ["FabricGetModelVersionOperator", "FabricListModelVersionsOperator", "FabricListModelsOperator"]
+
+_DEFAULT_CONN = FabricModelRegistryHook.default_conn_name
 
 
-class _FabricOperator(RegistryOperatorBase):
-    operator_extra_links = (FabricConsoleLink(),)
+class _FabricOperator(RegistryOperatorBase[FabricModelRegistryHook]):
+    """A Fabric task: the hook of ``fabric_conn_id`` with the task's request overrides."""
+
+    fabric_conn_id: str
+    workspace_id: str | None
+
+    def _make_hook(self, **overrides: Any) -> FabricModelRegistryHook:
+        return FabricModelRegistryHook(self.fabric_conn_id, **overrides)
+
+    def _workspace(self) -> str:
+        """The workspace asked: the rendered argument, else the connection's default."""
+        return self.hook.workspace(rendered_optional(self.workspace_id, "workspace_id"))
+
+    def _ref(self, workspace: str, model_id: str, version: FabricModelVersion) -> dict[str, Any]:
+        return version.to_ref(workspace_id=workspace, model_id=model_id, region=self.hook.region).to_xcom()
+
+
+class FabricListModelVersionsOperator(_FabricOperator):
+    """Lists DataArts Fabric model versions as ``ModelVersionRef`` dicts, ready for ``.expand()``: newest first by
+    create_time, then id (``order="ASC"``: oldest first; the API documents no order, so every page is read and
+    sorted here); ``uri`` is ``config.llm_model_config.model_path``.
+
+    At most ``max_results`` (default 100) are returned: a longer list is cut, never silently: the task logs a
+    WARNING with the total, and pushes the XCom keys ``total`` and ``truncated`` next to the list.
+    ``max_results=None`` returns every version (mind ``[core] max_map_length``, 1,024, with ``.expand()``).
+
+    :param model_id: model id. (templated)
+    :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
+    :param name_filter: the API's fuzzy name filter (4-32 of letters, digits, ``_``, ``-``). (templated)
+    :param version_id: version id filter. (templated)
+    :param order: ``DESC`` (newest first, default) or ``ASC`` by create_time.
+    :param max_results: at most this many versions (default 100; None: all).
+    :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
+    """
+
+    template_fields: Sequence[str] = ("model_id", "workspace_id", "name_filter", "version_id", "fabric_conn_id")
+    operator_extra_links = (FabricModelVersionLink(),)
 
     def __init__(
         self,
         *,
         model_id: str,
         workspace_id: str | None = None,
-        fabric_conn_id: str = FabricModelRegistryHook.default_conn_name,
+        name_filter: str | None = None,
+        version_id: str | None = None,
+        order: str = "DESC",
+        max_results: int | None = DEFAULT_MAX_RESULTS,
+        fabric_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
         self.model_id = model_id
         self.workspace_id = workspace_id
+        self.name_filter = name_filter
+        self.version_id = version_id
+        self.order = check_pai_order(order)
+        self.max_results = check_max_results(max_results)
         self.fabric_conn_id = fabric_conn_id
 
-    @property
-    def hook(self) -> FabricModelRegistryHook:
-        return FabricModelRegistryHook(self.fabric_conn_id)
-
-    def _ref(self, hook: FabricModelRegistryHook, version: FabricModelVersion) -> dict[str, Any]:
-        workspace = self.workspace_id or hook.workspace_id or ""
-        return version.to_ref(workspace_id=workspace, model_id=self.model_id, region=hook.region).to_xcom()
-
-
-class FabricListModelVersionsOperator(_FabricOperator):
-    """Lists DataArts Fabric model versions as ``ModelVersionRef`` dicts, ready for ``.expand()``: every page,
-    oldest first by create_time, then id (the API documents no order); ``uri`` is
-    ``config.llm_model_config.model_path``.
-
-    :param model_id: model id. (templated)
-    :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
-    :param name: fuzzy name filter. (templated)
-    :param version_id: version id filter. (templated)
-    :param max_results: at most this many versions (None: all).
-    :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
-    """
-
-    template_fields: Sequence[str] = ("model_id", "workspace_id", "name", "version_id", "fabric_conn_id")
-
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        version_id: str | None = None,
-        max_results: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.name = name
-        self.version_id = version_id
-        self.max_results = check_max_results(max_results)
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        hook = self.hook
-        versions = hook.list_model_versions(
-            self.workspace_id or None,
-            self.model_id,
-            name=rendered_optional(self.name, "name"),
+    def run_registry(self, context: Context) -> list[dict[str, Any]]:
+        model_id = rendered_required(self.model_id, "model_id")
+        workspace = self._workspace()
+        versions = self.hook.list_model_versions(
+            model_id,
+            workspace_id=workspace,
+            name_filter=rendered_optional(self.name_filter, "name_filter"),
             version_id=rendered_optional(self.version_id, "version_id"),
+            order=self.order,
             max_results=self.max_results,
         )
-        refs = [self._ref(hook, v) for v in versions]
-        self.log.info("Model %s: %d version(s) listed", self.model_id, len(refs))
-        return refs
+        refs = [self._ref(workspace, model_id, v) for v in versions]
+        self.report_listing(context, f"Model {model_id} versions", versions)
+        first = refs[0] if refs else {"model_id": model_id, "workspace_id": workspace, "region": self.hook.region}
+        self.persist_link(FabricModelVersionLink, first)  # the first listed version, else the model
+        return self.publish(context, "model_versions", refs)
 
 
 class FabricGetModelVersionOperator(_FabricOperator):
     """Finds one DataArts Fabric model version, by server id or exact name, and returns its ``ModelVersionRef``.
 
+    Names are not unique in Fabric: when several versions carry ``version_name`` the task fails with
+    :class:`~airflow_provider_modelreg.errors.RegistryAmbiguousVersionError`, which lists them, unless
+    ``pick="newest"`` asks for the newest of them.
+
     :param model_id: model id. (templated)
     :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
     :param version_id: the version's server id. (templated)
     :param version_name: the exact version name (give exactly one of the two). (templated)
+    :param pick: ``"unique"`` (default) or ``"newest"``: what to do when several versions share the name.
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
     """
 
     template_fields: Sequence[str] = ("model_id", "workspace_id", "version_id", "version_name", "fabric_conn_id")
+    operator_extra_links = (FabricModelVersionLink(),)
 
-    def __init__(self, *, version_id: str | None = None, version_name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        workspace_id: str | None = None,
+        version_id: str | None = None,
+        version_name: str | None = None,
+        pick: str = "unique",
+        fabric_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        if pick not in PICKS:
+            raise RegistryInputError("pick", "must be 'unique' or 'newest'", pick)
+        self.model_id = model_id
+        self.workspace_id = workspace_id
         self.version_id = version_id
         self.version_name = version_name
+        self.pick = pick
+        self.fabric_conn_id = fabric_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        hook = self.hook
-        version = hook.get_model_version(
-            self.workspace_id or None,
-            self.model_id,
+    def run_registry(self, context: Context) -> dict[str, Any]:
+        model_id = rendered_required(self.model_id, "model_id")
+        workspace = self._workspace()
+        version = self.hook.get_model_version(
+            model_id,
+            workspace_id=workspace,
             version_id=rendered_optional(self.version_id, "version_id"),
-            name=rendered_optional(self.version_name, "version_name"),
+            version_name=rendered_optional(self.version_name, "version_name"),
+            pick=self.pick,
         )
-        ref = self._ref(hook, version)
-        self.log.info(
-            "Model %s version %s (%s): uri %s", self.model_id, ref["version_name"], ref["version_id"], ref["uri"]
+        ref = self._ref(workspace, model_id, version)
+        self.log.info("Model %s version %s (%s): uri %s", model_id, ref["version_name"], ref["version_id"], ref["uri"])
+        self.persist_link(FabricModelVersionLink, ref)
+        return self.publish(context, "model_version", ref)
+
+
+class FabricListModelsOperator(_FabricOperator):
+    """Lists the DataArts Fabric models of a workspace, newest first (the API's documented order), as small
+    ``ModelRef`` dicts (``registry, region, workspace_id, model_id, model_name, latest_version_name, created_at,
+    labels``): e.g. to resolve a model id by name.
+
+    Bounded like :class:`FabricListModelVersionsOperator`: at most ``max_results`` (default 100; None: all), with
+    the XCom keys ``total`` and ``truncated`` and a WARNING when the list is cut.
+
+    :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
+    :param name_filter: the API's fuzzy name filter. (templated)
+    :param max_results: at most this many models (default 100; None: all).
+    :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
+    """
+
+    template_fields: Sequence[str] = ("workspace_id", "name_filter", "fabric_conn_id")
+
+    def __init__(
+        self,
+        *,
+        workspace_id: str | None = None,
+        name_filter: str | None = None,
+        max_results: int | None = DEFAULT_MAX_RESULTS,
+        fabric_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.workspace_id = workspace_id
+        self.name_filter = name_filter
+        self.max_results = check_max_results(max_results)
+        self.fabric_conn_id = fabric_conn_id
+
+    def run_registry(self, context: Context) -> list[dict[str, Any]]:
+        workspace = self._workspace()
+        models = self.hook.list_models(
+            workspace_id=workspace,
+            name_filter=rendered_optional(self.name_filter, "name_filter"),
+            max_results=self.max_results,
         )
-        return self.publish(context, ref, FabricConsoleLink, hook.connection)
+        region = self.hook.region
+        refs = [m.to_ref(workspace_id=workspace, region=region).to_xcom() for m in models]
+        self.report_listing(context, f"Fabric workspace {workspace} models", models)
+        return self.publish(context, "models", refs)

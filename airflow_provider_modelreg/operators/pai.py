@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_modelreg.approval import check_answer_is_about, rendered_optional
+from airflow_provider_modelreg.approval import check_answer_is_about, rendered_optional, rendered_required
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from airflow_provider_modelreg.links import PaiModelVersionLink
+from airflow_provider_modelreg.links import PaiModelLink, PaiModelVersionLink
 from airflow_provider_modelreg.models import PaiModelVersion
-from airflow_provider_modelreg.operators.base import RegistryOperatorBase
+from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
 from airflow_provider_modelreg.validation import (
     check_max_results,
     check_pai_approval_status,
@@ -23,23 +23,31 @@ from airflow_provider_modelreg.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["PaiGetModelVersionOperator", "PaiListModelVersionsOperator", "PaiUpdateModelVersionApprovalOperator"]
+__all__ = [
+    "PaiGetModelOperator",
+    "PaiGetModelVersionOperator",
+    "PaiListModelVersionsOperator",
+    "PaiListModelsOperator",
+    "PaiUpdateModelVersionApprovalOperator",
+]
+
+_DEFAULT_CONN = PaiModelRegistryHook.default_conn_name
 
 
-class _PaiOperator(RegistryOperatorBase):
-    operator_extra_links = (PaiModelVersionLink(),)
+class _PaiOperator(RegistryOperatorBase[PaiModelRegistryHook]):
+    """A PAI task: the hook of ``pai_conn_id`` with the task's request overrides."""
 
-    def __init__(self, *, model_id: str, pai_conn_id: str = PaiModelRegistryHook.default_conn_name, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.model_id = model_id
-        self.pai_conn_id = pai_conn_id
+    pai_conn_id: str
 
-    @property
-    def hook(self) -> PaiModelRegistryHook:
-        return PaiModelRegistryHook(self.pai_conn_id)
+    def _make_hook(self, **overrides: Any) -> PaiModelRegistryHook:
+        return PaiModelRegistryHook(self.pai_conn_id, **overrides)
 
-    def _ref(self, hook: PaiModelRegistryHook, version: PaiModelVersion) -> dict[str, Any]:
-        return version.to_ref(model_id=self.model_id, region=hook.region, workspace_id=hook.workspace_id).to_xcom()
+    def _ref(self, model_id: str, version: PaiModelVersion) -> dict[str, Any]:
+        return self.hook.version_ref(model_id, version).to_xcom()
+
+    def _publish_version(self, context: Context, ref: dict[str, Any]) -> dict[str, Any]:
+        self.persist_link(PaiModelVersionLink, ref)
+        return self.publish(context, "model_version", ref)
 
 
 class PaiGetModelVersionOperator(_PaiOperator):
@@ -48,28 +56,47 @@ class PaiGetModelVersionOperator(_PaiOperator):
     :param model_id: PAI ModelId. (templated)
     :param version_name: the VersionName. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "pai_conn_id")
+    operator_extra_links = (PaiModelVersionLink(),)
 
-    def __init__(self, *, version_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        version_name: str,
+        pai_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.model_id = model_id
         self.version_name = version_name
+        self.pai_conn_id = pai_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        hook = self.hook
-        found = hook.get_model_version(self.model_id, self.version_name)
-        check_answer_is_about(found, self.version_name)
-        ref = self._ref(hook, found)
-        self.log.info(
-            "Model %s version %s: %s, uri %s", self.model_id, self.version_name, ref["approval_status"], ref["uri"]
-        )
-        return self.publish(context, ref, PaiModelVersionLink, hook.connection)
+    def run_registry(self, context: Context) -> dict[str, Any]:
+        model_id = rendered_required(self.model_id, "model_id")
+        version_name = rendered_required(self.version_name, "version_name")
+        found = self.hook.get_model_version(model_id, version_name)
+        check_answer_is_about(found, version_name)
+        ref = self._ref(model_id, found)
+        self.log.info("Model %s version %s: %s, uri %s", model_id, version_name, ref["approval_status"], ref["uri"])
+        return self._publish_version(context, ref)
 
 
 class PaiListModelVersionsOperator(_PaiOperator):
-    """Lists PAI model versions (every page) and returns a list of ``ModelVersionRef`` dicts, ready for
+    """Lists PAI model versions, newest first by default, as a list of ``ModelVersionRef`` dicts ready for
     ``.expand()``.
+
+    At most ``max_results`` (default 100) are returned: a longer list is cut, never silently: the task logs a
+    WARNING with the total, and pushes the XCom keys ``total`` (how many match) and ``truncated`` (True when cut)
+    next to the list. ``max_results=None`` returns every version (mind ``[core] max_map_length``, 1,024, when the
+    list feeds ``.expand()``).
 
     Filters: a native None is no filter; a filter that renders to ``""`` or ``"None"`` is an error (it would
     otherwise list every version instead of none).
@@ -82,9 +109,12 @@ class PaiListModelVersionsOperator(_PaiOperator):
     :param framework_type: FrameworkType filter. (templated)
     :param source_type: SourceType filter. (templated)
     :param source_id: SourceId filter. (templated)
-    :param order: ``DESC`` (newest first) or ``ASC`` by creation time.
-    :param max_results: at most this many versions (None: all).
+    :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
+    :param max_results: at most this many versions (default 100; None: all).
     :param pai_conn_id: connection of type ``pai``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
     """
 
     template_fields: Sequence[str] = (
@@ -98,10 +128,12 @@ class PaiListModelVersionsOperator(_PaiOperator):
         "source_id",
         "pai_conn_id",
     )
+    operator_extra_links = (PaiModelVersionLink(),)
 
     def __init__(
         self,
         *,
+        model_id: str,
         approval_status: str | None = None,
         version_name: str | None = None,
         label_filter: str | None = None,
@@ -110,10 +142,14 @@ class PaiListModelVersionsOperator(_PaiOperator):
         source_type: str | None = None,
         source_id: str | None = None,
         order: str = "DESC",
-        max_results: int | None = None,
+        max_results: int | None = DEFAULT_MAX_RESULTS,
+        pai_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.model_id = model_id
         self.approval_status = approval_status
         self.version_name = version_name
         self.label_filter = label_filter
@@ -123,14 +159,15 @@ class PaiListModelVersionsOperator(_PaiOperator):
         self.source_id = source_id
         self.order = check_pai_order(order)
         self.max_results = check_max_results(max_results)
+        self.pai_conn_id = pai_conn_id
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        hook = self.hook
-        versions = hook.list_model_versions(
-            self.model_id,
+    def run_registry(self, context: Context) -> list[dict[str, Any]]:
+        model_id = rendered_required(self.model_id, "model_id")
+        versions = self.hook.list_model_versions(
+            model_id,
             approval_status=rendered_optional(self.approval_status, "approval_status"),
             version_name=rendered_optional(self.version_name, "version_name"),
-            label=rendered_optional(self.label_filter, "label_filter"),
+            label_filter=rendered_optional(self.label_filter, "label_filter"),
             format_type=rendered_optional(self.format_type, "format_type"),
             framework_type=rendered_optional(self.framework_type, "framework_type"),
             source_type=rendered_optional(self.source_type, "source_type"),
@@ -138,9 +175,16 @@ class PaiListModelVersionsOperator(_PaiOperator):
             order=self.order,
             max_results=self.max_results,
         )
-        refs = [self._ref(hook, v) for v in versions]
-        self.log.info("Model %s: %d version(s) listed", self.model_id, len(refs))
-        return refs
+        refs = [self._ref(model_id, v) for v in versions]
+        self.report_listing(context, f"Model {model_id} versions", versions)
+        # the link: the first listed version, else the model
+        first = refs[0] if refs else self._model_only(model_id)
+        self.persist_link(PaiModelVersionLink, first)
+        return self.publish(context, "model_versions", refs)
+
+    def _model_only(self, model_id: str) -> dict[str, Any]:
+        hook = self.hook
+        return {"model_id": model_id, "region": hook.region, "workspace_id": hook.model_workspace(model_id)}
 
 
 class PaiUpdateModelVersionApprovalOperator(_PaiOperator):
@@ -153,31 +197,149 @@ class PaiUpdateModelVersionApprovalOperator(_PaiOperator):
     :param version_name: the VersionName. (templated)
     :param approval_status: ``Approved`` or ``Rejected`` (or ``Pending``). (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "approval_status", "pai_conn_id")
+    operator_extra_links = (PaiModelVersionLink(),)
 
-    def __init__(self, *, version_name: str, approval_status: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        version_name: str,
+        approval_status: str,
+        pai_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.model_id = model_id
         self.version_name = version_name
         self.approval_status = approval_status
+        self.pai_conn_id = pai_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_registry(self, context: Context) -> dict[str, Any]:
         wanted = check_pai_approval_status(self.approval_status)
-        check_pai_model_id(self.model_id)
-        check_pai_version_name(self.version_name)
+        model_id = check_pai_model_id(self.model_id)
+        version_name = check_pai_version_name(self.version_name)
         hook = self.hook
-        current = hook.get_model_version(self.model_id, self.version_name)
+        current = hook.get_model_version(model_id, version_name)
         status = current.status
         if status is wanted:
-            self.log.info("Model %s version %s is already %s", self.model_id, self.version_name, wanted.value)
+            self.log.info("Model %s version %s is already %s", model_id, version_name, wanted.value)
         elif status is not None and status.is_terminal():
             raise AirflowFailException(
-                f"Model {self.model_id} version {self.version_name} is {status.value}, which is terminal in PAI: "
+                f"Model {model_id} version {version_name} is {status.value}, which is terminal in PAI: "
                 f"refusing to change it to {wanted.value}"
             )
         else:
-            hook.update_model_version(self.model_id, self.version_name, approval_status=wanted)
-            self.log.info("Model %s version %s set to %s", self.model_id, self.version_name, wanted.value)
-            current = hook.get_model_version(self.model_id, self.version_name)
-        return self.publish(context, self._ref(hook, current), PaiModelVersionLink, hook.connection)
+            hook.update_model_version(model_id, version_name, approval_status=wanted)
+            self.log.info("Model %s version %s set to %s", model_id, version_name, wanted.value)
+            current = hook.get_model_version(model_id, version_name)
+        return self._publish_version(context, self._ref(model_id, current))
+
+
+class PaiGetModelOperator(_PaiOperator):
+    """Reads one PAI model (GetModel) and returns a small ``ModelRef`` dict: ``registry, region, workspace_id,
+    model_id, model_name, latest_version_name, created_at, labels``.
+
+    :param model_id: PAI ModelId. (templated)
+    :param pai_conn_id: connection of type ``pai``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
+    """
+
+    template_fields: Sequence[str] = ("model_id", "pai_conn_id")
+    operator_extra_links = (PaiModelLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        pai_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.model_id = model_id
+        self.pai_conn_id = pai_conn_id
+
+    def run_registry(self, context: Context) -> dict[str, Any]:
+        model_id = rendered_required(self.model_id, "model_id")
+        ref = self.hook.get_model(model_id).to_ref(region=self.hook.region).to_xcom()
+        self.log.info(
+            "Model %s (%s) in workspace %s: latest version %s",
+            model_id,
+            ref["model_name"],
+            ref["workspace_id"],
+            ref["latest_version_name"],
+        )
+        self.persist_link(PaiModelLink, ref)
+        return self.publish(context, "model", ref)
+
+
+class PaiListModelsOperator(_PaiOperator):
+    """Lists PAI models, newest first by default, as small ``ModelRef`` dicts (see :class:`PaiGetModelOperator`):
+    e.g. to resolve a model id by name (``name_filter='"fraud"'`` matches the name exactly).
+
+    Bounded like :class:`PaiListModelVersionsOperator`: at most ``max_results`` (default 100; None: all), with
+    the XCom keys ``total`` and ``truncated`` and a WARNING when the list is cut.
+
+    :param workspace_id: workspace (default: the connection's ``workspace_id``; None there too: every workspace
+        the credentials see). (templated)
+    :param name_filter: ``ModelName`` filter, fuzzy; wrap in double quotes for an exact match. (templated)
+    :param label_filter: ``Label`` filter: substring of a label key or value. (templated)
+    :param provider: ``Provider`` filter (exact), e.g. ``pai``. (templated)
+    :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
+    :param max_results: at most this many models (default 100; None: all).
+    :param pai_conn_id: connection of type ``pai``. (templated)
+    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
+    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
+        connection's ``call_timeout``).
+    """
+
+    template_fields: Sequence[str] = ("workspace_id", "name_filter", "label_filter", "provider", "pai_conn_id")
+
+    def __init__(
+        self,
+        *,
+        workspace_id: str | None = None,
+        name_filter: str | None = None,
+        label_filter: str | None = None,
+        provider: str | None = None,
+        order: str = "DESC",
+        max_results: int | None = DEFAULT_MAX_RESULTS,
+        pai_conn_id: str = _DEFAULT_CONN,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        self.workspace_id = workspace_id
+        self.name_filter = name_filter
+        self.label_filter = label_filter
+        self.provider = provider
+        self.order = check_pai_order(order)
+        self.max_results = check_max_results(max_results)
+        self.pai_conn_id = pai_conn_id
+
+    def run_registry(self, context: Context) -> list[dict[str, Any]]:
+        hook = self.hook
+        models = hook.list_models(
+            workspace_id=rendered_optional(self.workspace_id, "workspace_id"),
+            name_filter=rendered_optional(self.name_filter, "name_filter"),
+            label_filter=rendered_optional(self.label_filter, "label_filter"),
+            provider=rendered_optional(self.provider, "provider"),
+            order=self.order,
+            max_results=self.max_results,
+        )
+        region = hook.region
+        refs = [m.to_ref(region=region).to_xcom() for m in models]
+        self.report_listing(context, "PAI models", models)
+        return self.publish(context, "models", refs)

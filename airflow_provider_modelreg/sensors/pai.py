@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -26,7 +27,9 @@ from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink
-from airflow_provider_modelreg.models import ModelVersionRef, PaiModelVersion
+from airflow_provider_modelreg.models import ModelVersionRef
+from airflow_provider_modelreg.operators.base import emit_asset_events, hook_overrides
+from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,6 +62,10 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         (a scheduled "deploy what is new" DAG whose steady state is "nothing new"). Unlike ``soft_fail``, errors
         and Rejected versions still fail.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param request_attempts: attempts per registry request for this task and its trigger (1-20; default: the
+        connection's ``max_attempts``, else 5). Not the task's ``retries``.
+    :param request_timeout: seconds one registry call may take, every attempt and wait included, for this task
+        and its trigger (default: the connection's ``call_timeout``, else 120). Not the sensor's ``timeout``.
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "after_version", "created_after", "pai_conn_id")
@@ -76,9 +83,13 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         on_rejected: str = "fail",
         skip_on_timeout: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.request_attempts = check_request_attempts(request_attempts)
+        self.request_timeout = check_request_timeout(request_timeout)
         if on_rejected not in ("fail", "skip"):
             raise RegistryInputError("on_rejected", "must be 'fail' or 'skip'", on_rejected)
         if version_name is not None and (after_version is not None or created_after is not None):
@@ -111,9 +122,16 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             created_after=parse_created_after(self.created_after),
         )
 
-    @property
+    @cached_property
     def hook(self) -> PaiModelRegistryHook:
-        return PaiModelRegistryHook(self.pai_conn_id)
+        """The task's hook (one client for every poke of the try; closed when ``execute`` ends)."""
+        return PaiModelRegistryHook(self.pai_conn_id, **hook_overrides(self.request_attempts, self.request_timeout))
+
+    def close_hook(self) -> None:
+        """Close the client of the task's hook, if one was opened (the next use builds a new hook)."""
+        hook = self.__dict__.pop("hook", None)
+        if hook is not None:
+            hook.close()
 
     def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> Decision:
         check = ApprovalCheck(target, anchor=self._anchor)
@@ -125,13 +143,29 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
         return check.decision
 
-    def _ref(self, hook: PaiModelRegistryHook, version: PaiModelVersion) -> dict[str, Any]:
-        return version.to_ref(model_id=self.model_id, region=hook.region, workspace_id=hook.workspace_id).to_xcom()
+    def _persist_link(self, ref: dict[str, Any], *, best_effort: bool = False) -> None:
+        """Keep the console link of ``ref`` for this try. ``best_effort``: a connection that cannot be read (the
+        template lives there) falls back to the default template rather than hiding the outcome being reported."""
+        try:
+            template = extra_str(self.hook.connection.extra_dejson, "console_url_template")
+        except Exception:
+            if not best_effort:
+                raise
+            template = None
+        PaiModelVersionLink.persist(self, ref, template)
 
-    @staticmethod
-    def _persist_link(context: Context, hook: PaiModelRegistryHook, ref: dict[str, Any]) -> None:
-        template = extra_str(hook.connection.extra_dejson, "console_url_template")
-        PaiModelVersionLink.persist(context, ref, template)
+    def _persist_waiting_link(self, target: ApprovalTarget) -> None:
+        """While waiting: link the named version, or the model (its workspace read once per hook)."""
+        hook = self.hook
+        self._persist_link(
+            {
+                "model_id": target.model_id,
+                "region": hook.region,
+                "workspace_id": hook.model_workspace(target.model_id),
+                "version_name": target.version_name,
+                "version_id": target.version_name,
+            }
+        )
 
     @staticmethod
     def _event_ref(event: dict[str, Any]) -> dict[str, Any]:
@@ -151,12 +185,14 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         hook = self.hook
         decision = self._check(hook, target)
         if decision.version is None or decision.outcome is Outcome.WAITING:
+            self._persist_waiting_link(target)
             return False
-        ref = self._ref(hook, decision.version)
+        ref = hook.version_ref(target.model_id, decision.version).to_xcom()
+        self._persist_link(ref, best_effort=decision.outcome is Outcome.REJECTED)
         if decision.outcome is Outcome.REJECTED:
             self._rejected(ref)
-        self._persist_link(context, hook, ref)
         self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
+        emit_asset_events(self, context, "model_version", ref)
         return PokeReturnValue(is_done=True, xcom_value=ref)
 
     def _timed_out(self, message: str) -> None:
@@ -165,6 +201,12 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         raise AirflowSensorTimeout(message)
 
     def execute(self, context: Context) -> Any:
+        try:
+            return self._execute(context)
+        finally:
+            self.close_hook()
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             try:
                 return super().execute(context)
@@ -188,6 +230,8 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
                 created_after=target.created_after.isoformat() if target.created_after else None,
                 poke_interval=float(self.poke_interval),
                 end_time=end_time,
+                request_attempts=self.request_attempts,
+                request_timeout=self.request_timeout,
             ),
             method_name="execute_complete",
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
@@ -196,16 +240,25 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after deferral: validate the trigger's event and return the approved version's ref."""
+        try:
+            return self._complete(context, event)
+        finally:
+            self.close_hook()
+
+    def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(event, dict) or "status" not in event:
             raise AirflowException(f"unexpected trigger event: {event!r}")
         status = event["status"]
         if status == "success":
             ref = self._event_ref(event)
-            self._persist_link(context, self.hook, ref)
+            self._persist_link(ref)
             self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
+            emit_asset_events(self, context, "model_version", ref)
             return ref
         if status == "rejected":
-            self._rejected(self._event_ref(event))
+            ref = self._event_ref(event)
+            self._persist_link(ref, best_effort=True)
+            self._rejected(ref)
         if status == "timeout":
             self._timed_out(str(event.get("message", "sensor timed out")))
         if status == "error":

@@ -6,8 +6,9 @@ async connection pool) that answers each read (a hashable value from the core) o
 it while the answer is younger than that trigger's poll interval. A thousand waits on a few models cost a few
 requests per interval.
 
-Trigger kwargs are stored in plain text by Airflow: they hold ids and the conn id only; credentials are resolved
-inside ``run()`` with the async connection API.
+Trigger kwargs are stored in plain text by Airflow: they hold ids, the conn id and plain numbers (the per-task
+``request_attempts`` / ``request_timeout``) only; credentials are resolved inside ``run()`` with the async
+connection API. Triggers share a hub only when their connection and request settings are equal.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from airflow_provider_modelreg.approval_io import adrive, aread
 from airflow_provider_modelreg.errors import RegistryAuthError, RegistryInputError
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.models import PaiModelVersion
+from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 __all__ = ["PaiApprovedVersionEventTrigger", "PaiModelVersionApprovalTrigger", "PaiPollHub"]
 
@@ -74,6 +76,7 @@ class PaiPollHub:
 
     conn_id: str
     hook: PaiModelRegistryHook
+    overrides: tuple[tuple[str, Any], ...] = ()  # hook arguments: the triggers' request settings
     users: int = 0
     requests: int = 0
     entries: dict[Any, _Entry] = field(default_factory=dict)
@@ -85,11 +88,21 @@ class PaiPollHub:
     # -- lifecycle (class-level registry keyed by loop and conn id)
 
     @classmethod
-    def acquire(cls, conn_id: str, interval: float = 60.0) -> PaiPollHub:
-        key = (id(asyncio.get_running_loop()), conn_id)
+    def acquire(
+        cls,
+        conn_id: str,
+        interval: float = 60.0,
+        *,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+    ) -> PaiPollHub:
+        """The hub of this event loop for ``conn_id`` and these request settings (created with its first user)."""
+        overrides = tuple(sorted(_hook_overrides(request_attempts, request_timeout).items()))
+        key = (id(asyncio.get_running_loop()), conn_id, overrides)
         hub = _HUBS.get(key)
         if hub is None:
-            hub = _HUBS[key] = cls(conn_id=conn_id, hook=PaiModelRegistryHook(conn_id))
+            hook = PaiModelRegistryHook(conn_id, **dict(overrides))
+            hub = _HUBS[key] = cls(conn_id=conn_id, hook=hook, overrides=overrides)
         hub.users += 1
         hub.intervals[interval] += 1
         return hub
@@ -102,7 +115,7 @@ class PaiPollHub:
             del self.intervals[interval]
         if self.users > 0:
             return
-        _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id), None)
+        _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id, self.overrides), None)
         tasks = [e.task for e in self.entries.values() if e.task is not None]
         for task in tasks:
             task.cancel()
@@ -161,7 +174,7 @@ class PaiPollHub:
         """Re-read the connection (a rotated secret) once; the old client closes with the hub."""
         if self.hook is stale:
             self.retired.append(stale)
-            self.hook = PaiModelRegistryHook(self.conn_id)
+            self.hook = PaiModelRegistryHook(self.conn_id, **dict(self.overrides))
 
     async def read(self, what: Read, max_age: float) -> Any:
         """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
@@ -183,6 +196,14 @@ class PaiPollHub:
 
         return await self.shared(what, max_age, fetch)
 
+    async def version_ref(self, model_id: str, version: PaiModelVersion, max_age: float) -> dict[str, Any]:
+        """The ModelVersionRef dict of a version: the model's own workspace (GetModel once per model and hook,
+        shared by every trigger asking at the same time), the endpoint's region."""
+        hook = self.hook
+        if model_id not in hook._workspaces:
+            await self.shared(("GetModel", model_id), max_age, lambda: hook.amodel_workspace(model_id))
+        return (await hook.aversion_ref(model_id, version)).to_xcom()
+
     async def check(self, target: ApprovalTarget, anchor: Anchor | None, max_age: float) -> ApprovalCheck:
         """One poll of one wait, answered from shared reads wherever possible."""
         check = ApprovalCheck(target, anchor=anchor)
@@ -190,13 +211,16 @@ class PaiPollHub:
         return check
 
 
-_HUBS: dict[tuple[int, str], PaiPollHub] = {}
+_HUBS: dict[tuple[int, str, tuple[tuple[str, Any], ...]], PaiPollHub] = {}
 
 
-async def _ref(hub: PaiPollHub, model_id: str, version: PaiModelVersion) -> dict[str, Any]:
-    conn = await hub.hook.aconnection()
-    _, region, workspace = hub.hook._settings(conn)
-    return version.to_ref(model_id=model_id, region=region, workspace_id=workspace).to_xcom()
+def _hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if request_attempts is not None:
+        out["max_attempts"] = request_attempts
+    if request_timeout is not None:
+        out["call_timeout"] = request_timeout
+    return out
 
 
 class PaiModelVersionApprovalTrigger(BaseTrigger):
@@ -215,6 +239,8 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
     :param poke_interval: seconds between polls.
     :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
     :param max_failures: consecutive failed polls tolerated before an ``error`` event.
+    :param request_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param request_timeout: seconds one registry call may take, retries included (None: the connection's).
     """
 
     def __init__(
@@ -228,8 +254,12 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         end_time: float | None = None,
         max_failures: int = 5,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        self.request_attempts = check_request_attempts(request_attempts)
+        self.request_timeout = check_request_timeout(request_timeout)
         self.pai_conn_id = pai_conn_id
         self.model_id = model_id
         self.version_name = version_name
@@ -251,6 +281,8 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "end_time": self.end_time,
                 "max_failures": self.max_failures,
+                "request_attempts": self.request_attempts,
+                "request_timeout": self.request_timeout,
             },
         )
 
@@ -271,7 +303,12 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
         except RegistryInputError as exc:
             yield self._error(exc)
             return
-        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval)
+        hub = PaiPollHub.acquire(
+            self.pai_conn_id,
+            self.poke_interval,
+            request_attempts=self.request_attempts,
+            request_timeout=self.request_timeout,
+        )
         try:
             yield await self._poll(hub, target)
         finally:
@@ -306,7 +343,7 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
                     outlook = decision.outlook
                     self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
                 if decision.version is not None and decision.outcome.is_terminal():
-                    ref = await _ref(hub, self.model_id, decision.version)
+                    ref = await hub.version_ref(self.model_id, decision.version, self.poke_interval)
                     status = "success" if decision.outcome is Outcome.APPROVED else "rejected"
                     return self._event(status, version=ref)
             delay = self.poke_interval
@@ -347,6 +384,8 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
     :param model_id: PAI ModelId.
     :param poke_interval: seconds between polls.
     :param start_after: ISO 8601 time: versions created after it and Approved at the first start are announced.
+    :param request_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param request_timeout: seconds one registry call may take, retries included (None: the connection's).
     """
 
     def __init__(
@@ -356,8 +395,12 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         model_id: str,
         poke_interval: float = 60.0,
         start_after: str | None = None,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        self.request_attempts = check_request_attempts(request_attempts)
+        self.request_timeout = check_request_timeout(request_timeout)
         self.pai_conn_id = pai_conn_id
         self.model_id = model_id
         self.poke_interval = float(poke_interval)
@@ -372,6 +415,8 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
                 "model_id": self.model_id,
                 "poke_interval": self.poke_interval,
                 "start_after": self.start_after,
+                "request_attempts": self.request_attempts,
+                "request_timeout": self.request_timeout,
             },
         )
 
@@ -391,7 +436,12 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
                 "approved while the triggerer restarts are not announced",
                 self.model_id,
             )
-        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval)
+        hub = PaiPollHub.acquire(
+            self.pai_conn_id,
+            self.poke_interval,
+            request_attempts=self.request_attempts,
+            request_timeout=self.request_timeout,
+        )
         failures = 0
         loaded = accessors is None
         try:
@@ -413,7 +463,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
                         except Exception as exc:
                             self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
                             continue
-                        ref = await _ref(hub, self.model_id, version)
+                        ref = await hub.version_ref(self.model_id, version, self.poke_interval)
                         yield TriggerEvent({"status": "approved", "model_id": self.model_id, "version": ref})
                         self.state = ApprovedWatch.announced(self.state, version)
                         await self._save_state(accessors)
