@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, Variable, task
+# Through the compat provider (airflow.sdk on Airflow 3, the Airflow 2 homes on 2.11): this example runs on
+# Airflow 2.11 to 3.3 and is the one `make matrix` runs on every version.
+from airflow.providers.common.compat.sdk import DAG, Param, Variable, task
 
 from airflow_provider_modelreg.deploy import eas_service_spec
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
@@ -50,7 +52,7 @@ with DAG(
         """The version the previous run deployed (None before the first deployment)."""
         if params.get("after_version"):
             return str(params["after_version"])
-        remembered = Variable.get(last_deployed_key(params["model_id"]), default=None)
+        remembered = Variable.get(last_deployed_key(params["model_id"]), None)  # default: `default_var` on Airflow 2
         return str(remembered) if remembered else None
 
     remembered = last_deployed()
