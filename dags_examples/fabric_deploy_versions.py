@@ -1,6 +1,9 @@
-"""(b) DataArts Fabric: list a model's versions; write a *staging* spec for every listed version with dynamic
-task mapping (``.expand()`` over the operator's list of ModelVersionRef dicts), and the *production* spec for the
-newest version by create time (ties: the larger version id).
+"""(b) DataArts Fabric: list a model's versions (newest first, by create time then id); write a *staging* spec
+for every listed version with dynamic task mapping (``.expand()`` over the operator's list of ModelVersionRef
+dicts), and the *production* spec for the newest version, the first of the list.
+
+The list is bounded (``max_results``, default 100, well under ``[core] max_map_length``): a model with more
+versions gets the newest 100, a WARNING in the task log and the XCom key ``truncated`` set.
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ with DAG(
         workspace_id="{{ params.workspace_id }}",
         model_id="{{ params.model_id }}",
         fabric_conn_id="fabric_default",
+        max_results=20,  # staging keeps the 20 newest
     )
 
     @task
     def newest(refs: list[dict[str, Any]]) -> dict[str, Any]:
-        """The newest version by create time."""
+        """The newest version: the list is newest first."""
         if not refs:
             raise ValueError("the model has no versions")
-        best = max(refs, key=lambda r: (r["created_at"] or "", r["version_id"]))
+        best = refs[0]
         print(f"Newest version: {best['version_name']} ({best['version_id']}), uri {best['uri']}")
         return best
 

@@ -66,6 +66,8 @@ with DAG(
         poke_interval=5,
         timeout=55 * 60,
         skip_on_timeout=True,
+        request_attempts=3,  # per registry request, for this task and its trigger (not the task's retries)
+        request_timeout=30,  # seconds per registry call, retries included (not the sensor's timeout)
     )
 
     @task

@@ -93,6 +93,25 @@ def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = No
     return OUTPUTS[-1]
 
 
+def error_lines(out: str) -> list[str]:
+    """Lines logged at ERROR (structlog console format) or naming a missing XCom: none in a successful run."""
+    return [line for line in out.splitlines() if "[error" in line or "XCom not found" in line]
+
+
+def stored_links(env: dict[str, str], dag_id: str) -> dict[tuple[str, str], str]:
+    """{(task_id, link XCom key): value} of the extra links Airflow stored for the DAG's last run."""
+    import sqlite3
+
+    db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    rows = db.execute(
+        "SELECT task_id, key, value FROM xcom WHERE dag_id = ? AND key LIKE '\\_link\\_%' ESCAPE '\\' "
+        "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+        (dag_id, dag_id),
+    ).fetchall()
+    db.close()
+    return {(task, key): json.loads(value) if isinstance(value, str | bytes) else value for task, key, value in rows}
+
+
 def spec(env: dict[str, str], name: str) -> dict[str, Any]:
     return json.loads((Path(env["MODELREG_DEPLOY_DIR"]) / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
@@ -117,6 +136,12 @@ def test_a_next_approved_version_is_deployed(env: dict[str, str], demo_emulator:
     )
     assert remembered.stdout.strip() == "1.1.0"
     assert not any(secret in out for secret in (*SECRETS, "demo-access-key-secret"))
+    # issue 12 (5): the deferring sensor's run logs no error, and its declared link is stored (the model's
+    # workspace, from the model)
+    assert error_lines(out) == [], error_lines(out)
+    links = stored_links(env, "pai_deploy_next_approved")
+    url = links[("wait_for_approval", "_link_PaiModelVersionLink")]
+    assert "workspaceId=ws-demo" in url and "modelId=model-demo-fraud" in url and "versionName=1.1.0" in url
 
 
 def test_named_version_and_rejected(env: dict[str, str], demo_emulator: Any) -> None:
@@ -137,6 +162,10 @@ def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str]) -> None:
         assert written["endpoint_id"] == "ep-demo"
     production = Path(env["MODELREG_DEPLOY_DIR"]) / "production"
     assert [p.name for p in production.iterdir()] == [service_name("fabric-model-demo", "1.0.0", "svc_") + ".json"]
+    # issue 12 (5): the list task stores its declared link (the first, i.e. newest, version) and nothing errs
+    assert error_lines(out) == [], error_lines(out)
+    url = stored_links(env, "fabric_deploy_versions")[("list_versions", "_link_FabricModelVersionLink")]
+    assert "/workspace/ws-demo/models/fabric-model-demo/versions/" in url
 
 
 def test_c_asset_deploy_is_idempotent(tmp_path: Path) -> None:
