@@ -54,6 +54,9 @@ R = TypeVar("R")
 #: per attempt, not across retry waits.
 HUB_MAX_IN_FLIGHT = 8
 
+#: Longest silence of a shared read whose answer does not change (seconds).
+LOG_HEARTBEAT = 600.0
+
 #: Errors that will not go away by polling again.
 _FATAL = (RegistryInputError, RegistryAuthError)
 
@@ -84,6 +87,8 @@ class PaiPollHub:
     intervals: Counter[float] = field(default_factory=Counter)
     retired: list[PaiModelRegistryHook] = field(default_factory=list)
     _swept: float = float("-inf")
+    #: What each shared read last logged, and when (see :meth:`_log_read`).
+    logged: dict[Any, tuple[str, float]] = field(default_factory=dict)
 
     # -- lifecycle (class-level registry keyed by loop and conn id)
 
@@ -133,6 +138,21 @@ class PaiPollHub:
         self._swept = now
         for key in [k for k, e in self.entries.items() if e.task is None and now - e.at > keep]:
             del self.entries[key]
+        for key in [k for k, (_, at) in self.logged.items() if now - at >= LOG_HEARTBEAT]:
+            del self.logged[key]  # it would be logged again anyway
+
+    def _log_read(self, what: Read, answer: Any) -> None:
+        """Log at INFO what a shared read saw, once per model: when it differs from what the last read of that
+        model saw, and at least every :data:`LOG_HEARTBEAT` seconds, so a wait is never silent. (A line on every
+        read would cost a thousand log lines a round with a thousand models: Airflow's log pipeline takes about a
+        millisecond a line.)"""
+        text = describe_page(what, answer)
+        now = asyncio.get_running_loop().time()
+        last = self.logged.get(what)
+        if last is not None and last[0] == text and now - last[1] < LOG_HEARTBEAT:
+            return
+        self.logged[what] = (text, now)
+        log.info("PAI model %s: %s", what.model_id, text)
 
     # -- coalescing
 
@@ -178,6 +198,9 @@ class PaiPollHub:
 
     async def read(self, what: Read, max_age: float) -> Any:
         """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
+        entry = self.entries.get(what)
+        if entry is not None and entry.task is None and asyncio.get_running_loop().time() - entry.at < max_age:
+            return entry.result  # the common case: answered by a read another wait made this round
 
         async def fetch() -> Any:
             hook = self.hook
@@ -191,7 +214,7 @@ class PaiPollHub:
                 (await self.hook.atransport()).attempt_gate = self.gate
                 answer = await aread(self.hook, what)
             if not isinstance(what, ReadVersion):
-                log.info("PAI model %s: %s", what.model_id, describe_page(what, answer))
+                self._log_read(what, answer)
             return answer
 
         return await self.shared(what, max_age, fetch)
@@ -207,7 +230,9 @@ class PaiPollHub:
     async def check(self, target: ApprovalTarget, anchor: Anchor | None, max_age: float) -> ApprovalCheck:
         """One poll of one wait, answered from shared reads wherever possible."""
         check = ApprovalCheck(target, anchor=anchor)
-        await adrive(check, lambda what: self.read(what, max_age))
+        # the async shell (approval_io.adrive), inlined: a thousand waits poll through here every interval
+        while (what := check.next_read()) is not None:
+            check.receive(what, await self.read(what, max_age))
         return check
 
 
@@ -326,7 +351,10 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
             if left is not None and left <= 0:
                 return self._timeout()
             try:
-                check = await asyncio.wait_for(hub.check(target, anchor, self.poke_interval), left)
+                if left is None:
+                    check = await hub.check(target, anchor, self.poke_interval)
+                else:  # the end time also bounds a poll in flight
+                    check = await asyncio.wait_for(hub.check(target, anchor, self.poke_interval), left)
             except asyncio.TimeoutError:
                 return self._timeout()
             except Exception as exc:
