@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench bench-compare e2e constraints clean
+.PHONY: test demo lint typecheck unit bench bench-compare e2e constraints matrix matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench e2e
-	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench e2e
+	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench e2e ci
+	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench e2e ci
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -44,6 +44,17 @@ bench-compare: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
 	$(BIN)/python -m e2e.run
+
+# Airflow version matrix: build and check the wheel and sdist, then for each of Airflow 2.11, 3.0, 3.1 and 3.2 a clean
+# venv with the wheel (pins: constraints/airflow-X.txt), the whole suite and example DAG (a) against the emulator;
+# two cells at a time, results under out/matrix/ (ci/matrix.py). Needs no .venv: it builds its own.
+matrix:
+	$(PYTHON) ci/matrix.py run $(MATRIX_ARGS)
+
+# Refresh constraints/build.txt and constraints/airflow-X.txt: the newest patch of each minor (constraints/airflow-X.in)
+# resolved with the wheel and its test and emulator extras, frozen.
+matrix-constraints:
+	$(PYTHON) ci/matrix.py refresh $(MATRIX_ARGS)
 
 constraints:
 	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints

@@ -1,0 +1,497 @@
+"""The Airflow version matrix: build the wheel and sdist, check them, install the wheel into a clean venv per Airflow
+minor, run the whole test suite and one example DAG end to end there, and print one table.
+
+    python3 ci/matrix.py run [--cells 2.11,3.0] [--jobs 2] [--newest-report FILE] [--update-skips]
+    python3 ci/matrix.py refresh [--cells ...]     # constraints/airflow-X.txt from constraints/airflow-X.in
+
+Standard library only (CI has Python 3.11, pip, git and make). Everything it writes goes under ``out/matrix/``,
+except ``refresh`` (rewrites ``constraints/airflow-*.txt``) and ``--update-skips`` (rewrites ``ci/skips/*.txt``).
+
+A cell is one Airflow minor: a fresh venv, ``pip install -c constraints/airflow-X.txt <wheel>[test,emulator]``
+(exact pins, so reproducible), then
+
+* the whole suite from ``tests/`` against the *installed* wheel (pytest runs outside the source tree, and
+  ``MODELREG_TEST_INSTALLED=1`` makes conftest refuse a package imported from the source tree);
+* ``dags_examples/demo.py`` (example DAG (a) under ``airflow dags test`` against the emulator, whose process comes
+  from the wheel too), run from a copy outside the source tree.
+
+A cell fails when a test fails or errors, when its skipped tests differ from ``ci/skips/airflow-X.txt``, or when
+the DAG fails. The newest Airflow is not a cell: ``make test`` runs the suite there; give its report with
+``--newest-report`` (written by the ``matrix_report`` plugin) and it becomes the table's first row, checked the
+same way against its skip list.
+
+Downloads: pip's HTTP cache is not used on these machines, so wheels are kept in a wheelhouse
+(``$MODELREG_WHEELHOUSE``, default ``~/.cache/modelreg-matrix/wheelhouse``): each pinned file is downloaded once,
+then every install is ``--no-index`` from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "out" / "matrix"
+CONSTRAINTS = ROOT / "constraints"
+SKIPS = ROOT / "ci" / "skips"
+CELLS = ("2.11", "3.0", "3.1", "3.2")
+NEWEST = "3.3"
+WHEELHOUSE = Path(os.environ.get("MODELREG_WHEELHOUSE", Path.home() / ".cache" / "modelreg-matrix" / "wheelhouse"))
+#: the runtime dependencies the wheel may declare (issue 13): nothing else
+RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "pydantic"}
+EXTRAS = "test,emulator"
+TIMEOUTS = {"install": 900, "pytest": 900, "dag": 300}
+_PRINT = threading.Lock()
+_STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    with _PRINT:
+        print(f"[matrix {time.monotonic() - _STARTED:6.0f}s] {message}", flush=True)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def clean_env(venv: Path | None = None, **extra: str) -> dict[str, str]:
+    """The caller's environment without Airflow, venv and Python path settings (a cell sees only its own)."""
+    drop = ("AIRFLOW", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MODELREG_", "PIP_REQUIRE_VIRTUALENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if venv is not None:
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def run(
+    cmd: list[Any], *, log: Path, timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> int:
+    """Run cmd with output to log; on timeout kill its whole process group (it was started in its own session)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(map(str, cmd))}\n")
+        out.flush()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=cwd,
+            env=env if env is not None else clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out.write(f"\n[matrix] TIMEOUT after {timeout:.0f} s: killing process group {proc.pid}\n")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return -9
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ----------------------------------------------------------------------------------------------------- wheelhouse
+
+
+def pins(constraints: Path) -> list[str]:
+    out = []
+    for line in constraints.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and "==" in line and not line.startswith("-"):
+            out.append(line)
+    return out
+
+
+def in_wheelhouse() -> set[tuple[str, str]]:
+    have = set()
+    for f in WHEELHOUSE.glob("*"):
+        name = f.name
+        if name.endswith(".whl"):
+            dist, version = name.split("-")[:2]
+        elif name.endswith((".tar.gz", ".zip")):
+            stem = name.removesuffix(".tar.gz").removesuffix(".zip")
+            dist, _, version = stem.rpartition("-")
+        else:
+            continue
+        have.add((canonical(dist), version.lower()))
+    return have
+
+
+def prefetch(constraint_files: list[Path], log: Path) -> None:
+    """Download every pinned file that the wheelhouse lacks (once per machine), in two parallel batches."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    have = in_wheelhouse()
+    missing = sorted(
+        {
+            p
+            for c in constraint_files
+            for p in pins(c)
+            if (canonical(p.split("==")[0]), p.split("==")[1].lower()) not in have
+        }
+    )
+    if not missing:
+        say(f"wheelhouse {WHEELHOUSE}: every pinned file present")
+        return
+    started = time.monotonic()
+    say(f"wheelhouse {WHEELHOUSE}: downloading {len(missing)} pinned files ...")
+    batches = [missing[0::2], missing[1::2]]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", WHEELHOUSE]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        codes = list(
+            pool.map(lambda b: run([*cmd, *b[1]], log=log.with_suffix(f".{b[0]}.log"), timeout=900), enumerate(batches))
+        )
+    if any(codes):
+        raise SystemExit(f"download into the wheelhouse failed; see {log.with_suffix('.*.log')}")
+    say(f"wheelhouse: {len(missing)} files in {time.monotonic() - started:.0f} s")
+
+
+def pip_install(venv: Path, constraints: Path, requirements: list[str], log: Path) -> int:
+    """Offline from the wheelhouse with exact pins; on a miss (a pin not fetched yet), fetch it and retry once."""
+    py = venv / "bin" / "python"
+    cmd = [py, "-m", "pip", "install", "-q", "--no-index", "--find-links", WHEELHOUSE, "-c", constraints]
+    code = run([*cmd, *requirements], log=log, timeout=TIMEOUTS["install"], env=clean_env(venv))
+    if code != 0:
+        prefetch([constraints], log.with_name("prefetch"))
+        code = run([*cmd, *requirements], log=log, timeout=TIMEOUTS["install"], env=clean_env(venv))
+    return code
+
+
+def make_venv(venv: Path, log: Path) -> None:
+    shutil.rmtree(venv, ignore_errors=True)
+    if run([sys.executable, "-m", "venv", venv], log=log, timeout=120) != 0:
+        raise SystemExit(f"venv {venv} failed: {tail(log)}")
+
+
+# ---------------------------------------------------------------------------------------------------------- build
+
+
+def build() -> Path:
+    """python -m build (sdist, then the wheel from the sdist), twine check, and a look inside both."""
+    started = time.monotonic()
+    venv = OUT / "build-venv"
+    log = OUT / "build.log"
+    log.unlink(missing_ok=True)
+    constraints = CONSTRAINTS / "build.txt"
+    prefetch([constraints], OUT / "prefetch-build")
+    make_venv(venv, log)
+    if pip_install(venv, constraints, ["build", "twine", "setuptools", "wheel"], log) != 0:
+        raise SystemExit(f"build tools did not install:\n{tail(log)}")
+    dist = OUT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # The backend is pinned in constraints/build.txt and installed above: no isolation, so no unpinned download.
+    py = venv / "bin" / "python"
+    if run([py, "-m", "build", "--no-isolation", "--outdir", dist, ROOT], log=log, timeout=300, cwd=ROOT) != 0:
+        raise SystemExit(f"python -m build failed:\n{tail(log)}")
+    files = sorted(dist.iterdir())
+    if run([py, "-m", "twine", "check", "--strict", *files], log=log, timeout=120) != 0:
+        raise SystemExit(f"twine check failed:\n{tail(log)}")
+    wheel = next(f for f in files if f.suffix == ".whl")
+    sdist = next(f for f in files if f.name.endswith(".tar.gz"))
+    check_wheel(wheel)
+    check_sdist(sdist)
+    seconds = time.monotonic() - started
+    say(f"build: {wheel.name} + {sdist.name}, twine check passed, contents checked ({seconds:.0f} s)")
+    return wheel
+
+
+def check_wheel(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = zf.read(metadata_name).decode()
+    problems = [
+        n
+        for n in names
+        if not (n.startswith("airflow_provider_modelreg/") or n.split("/")[0].endswith(".dist-info"))
+        or "/tests/" in n
+        or n.rsplit("/", 1)[-1].startswith(("test_", "conftest"))
+    ]
+    if problems:
+        raise SystemExit(f"the wheel ships files that do not run: {problems[:10]}")
+    runtime = set()
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:") and "extra ==" not in line:
+            runtime.add(canonical(re.split(r"[\s<>=!~;\[(]", line.removeprefix("Requires-Dist:").strip())[0]))
+    if runtime != RUNTIME_DEPENDENCIES:
+        raise SystemExit(f"runtime dependencies {sorted(runtime)} != {sorted(RUNTIME_DEPENDENCIES)}")
+    if "Requires-Python:" not in metadata:
+        raise SystemExit("the wheel declares no Requires-Python")
+
+
+def check_sdist(sdist: Path) -> None:
+    import tarfile
+
+    with tarfile.open(sdist) as tf:
+        names = [n.split("/", 1)[1] for n in tf.getnames() if "/" in n]
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "airflow_provider_modelreg/__init__.py"):
+        if needed not in names:
+            raise SystemExit(f"the sdist lacks {needed}")
+    junk = [n for n in names if n.split("/")[0] in (".venv", "out", ".demo", ".e2e", ".git")]
+    if junk:
+        raise SystemExit(f"the sdist carries local state: {junk[:10]}")
+
+
+# ---------------------------------------------------------------------------------------------------------- cells
+
+
+def expected_skips(cell: str) -> set[str]:
+    path = SKIPS / f"airflow-{cell}.txt"
+    if not path.exists():
+        return set()
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def write_skips(cell: str, report: dict[str, Any]) -> None:
+    by_reason: dict[str, list[str]] = {}
+    for nodeid, result in report["results"].items():
+        if result["outcome"] == "skipped":
+            by_reason.setdefault(result["reason"], []).append(nodeid)
+    lines = [
+        f"# Tests skipped on Airflow {cell} (written by `python3 ci/matrix.py run --update-skips`).",
+        "# The matrix cell fails when the skipped tests differ from this list. One test id a line, grouped by reason.",
+    ]
+    for reason in sorted(by_reason):
+        lines += ["", f"# {reason}", *sorted(by_reason[reason])]
+    SKIPS.mkdir(parents=True, exist_ok=True)
+    (SKIPS / f"airflow-{cell}.txt").write_text("\n".join(lines) + "\n")
+
+
+def summarize(cell: str, report: dict[str, Any] | None, *, update_skips: bool) -> dict[str, Any]:
+    if report is None:
+        return {"cell": cell, "airflow": "?", "passed": 0, "failed": 0, "skipped": 0, "skips": "no report", "ok": False}
+    counts: dict[str, int] = {}
+    for result in report["results"].values():
+        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+    skipped = {n for n, r in report["results"].items() if r["outcome"] == "skipped"}
+    if update_skips:
+        write_skips(cell, report)
+    expected = expected_skips(cell)
+    unexpected, missing = sorted(skipped - expected), sorted(expected - skipped)
+    failed = counts.get("failed", 0) + counts.get("error", 0) + counts.get("xpassed", 0)
+    skips_note = "as listed" if not (unexpected or missing) else f"+{len(unexpected)} -{len(missing)} vs list"
+    return {
+        "cell": cell,
+        "airflow": report["airflow"],
+        "passed": counts.get("passed", 0),
+        "failed": failed,
+        "skipped": len(skipped),
+        "xfailed": counts.get("xfailed", 0),
+        "skips": skips_note,
+        "unexpected_skips": unexpected,
+        "missing_skips": missing,
+        "failures": sorted(n for n, r in report["results"].items() if r["outcome"] in ("failed", "error", "xpassed")),
+        "exitstatus": report["exitstatus"],
+        "ok": failed == 0 and not unexpected and not missing and report["exitstatus"] in (0,),
+    }
+
+
+def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    d = OUT / "cells" / cell
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    venv = d / "venv"
+    py = venv / "bin" / "python"
+    times: dict[str, float] = {}
+
+    t = time.monotonic()
+    make_venv(venv, d / "install.log")
+    code = pip_install(venv, CONSTRAINTS / f"airflow-{cell}.txt", [f"{wheel}[{EXTRAS}]"], d / "install.log")
+    times["install"] = time.monotonic() - t
+    if code != 0:
+        say(f"{cell}: install FAILED\n{tail(d / 'install.log')}")
+        return {
+            "cell": cell,
+            "airflow": "?",
+            "passed": 0,
+            "failed": 0,
+            "skipped": 0,
+            "skips": "-",
+            "dag": "-",
+            "ok": False,
+            "minutes": (time.monotonic() - started) / 60,
+            "times": times,
+            "note": "install failed",
+        }
+    say(f"{cell}: installed {wheel.name}[{EXTRAS}] with constraints/airflow-{cell}.txt ({times['install']:.0f} s)")
+
+    t = time.monotonic()
+    report_path = d / "report.json"
+    env = clean_env(
+        venv,
+        PYTHONPATH=str(ROOT / "ci"),
+        MODELREG_MATRIX_REPORT=str(report_path),
+        MODELREG_TEST_INSTALLED="1",
+    )
+    pytest_cmd = [py, "-m", "pytest", ROOT / "tests", "-c", ROOT / "pyproject.toml", "--rootdir", ROOT]
+    pytest_cmd += ["-p", "matrix_report", "-p", "no:cacheprovider", "-q"]
+    code = run(pytest_cmd, log=d / "pytest.log", timeout=TIMEOUTS["pytest"], cwd=d, env=env)
+    times["pytest"] = time.monotonic() - t
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    result = summarize(cell, report, update_skips=update_skips)
+    if report is not None and ROOT / "airflow_provider_modelreg" in Path(report["package_file"]).parents:
+        result.update(ok=False, note="tests imported the source tree, not the wheel")
+    say(
+        f"{cell}: suite on Airflow {result['airflow']}: {result['passed']} passed, {result['failed']} failed, "
+        f"{result['skipped']} skipped ({result['skips']}), exit {code} ({times['pytest']:.0f} s)"
+    )
+
+    t = time.monotonic()
+    dag_root = d / "dag"
+    examples = dag_root / "dags_examples"
+    examples.mkdir(parents=True)
+    for name in ("__init__.py", "demo.py", "pai_deploy_next_approved.py"):
+        shutil.copy2(ROOT / "dags_examples" / name, examples / name)
+    code = run(
+        [py, examples / "demo.py"],
+        log=d / "dag.log",
+        timeout=TIMEOUTS["dag"],
+        cwd=dag_root,
+        env=clean_env(venv, AIRFLOW_HOME=str(dag_root / "airflow-home")),
+    )
+    times["dag"] = time.monotonic() - t
+    result["dag"] = "ok" if code == 0 else "FAILED"
+    result["ok"] = result["ok"] and code == 0
+    say(f"{cell}: example DAG pai_deploy_next_approved from the wheel: {result['dag']} ({times['dag']:.0f} s)")
+    if code != 0:
+        say(f"{cell}: DAG log tail:\n{tail(d / 'dag.log')}")
+    result["minutes"] = (time.monotonic() - started) / 60
+    result["times"] = times
+    return result
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = "| Airflow | installed | passed | failed | skipped | skips vs ci/skips | example DAG | minutes | cell |"
+    rows = [head, "|---|---|---:|---:|---:|---|---|---:|---|"]
+    for r in results:
+        rows.append(
+            f"| {r['cell']} | {r['airflow']} | {r['passed']} | {r['failed']} | {r['skipped']} | {r['skips']} "
+            f"| {r.get('dag', '-')} | {r.get('minutes', 0):.1f} | {'ok' if r['ok'] else 'FAILED'} |"
+        )
+    return "\n".join(rows)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cells = args.cells.split(",") if args.cells else list(CELLS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    stage = time.monotonic()
+    prefetch([CONSTRAINTS / f"airflow-{c}.txt" for c in cells], OUT / "prefetch")
+    say(f"stage prefetch: {time.monotonic() - stage:.0f} s")
+    stage = time.monotonic()
+    wheel = build()
+    say(f"stage build: {time.monotonic() - stage:.0f} s")
+    stage = time.monotonic()
+    results: list[dict[str, Any]] = []
+    if args.newest_report:
+        path = Path(args.newest_report)
+        report = json.loads(path.read_text()) if path.exists() else None
+        newest = summarize(NEWEST, report, update_skips=args.update_skips)
+        newest.update(dag="in suite", minutes=(report or {}).get("seconds", 0) / 60)
+        results.append(newest)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_cell, c, wheel, update_skips=args.update_skips) for c in cells]
+        results += [f.result() for f in futures]
+    say(f"stage cells ({len(cells)} cells, {args.jobs} at a time): {time.monotonic() - stage:.0f} s")
+    (OUT / "summary.json").write_text(json.dumps(results, indent=1))
+    text = table(results)
+    (OUT / "summary.md").write_text(text + "\n")
+    print(text, flush=True)
+    for r in results:
+        for key in ("failures", "unexpected_skips", "missing_skips"):
+            if r.get(key):
+                print(f"{r['cell']} {key}: " + ", ".join(r[key][:20]), flush=True)
+        if r.get("note"):
+            print(f"{r['cell']}: {r['note']}", flush=True)
+    totals = [sum(r[k] for r in results) for k in ("passed", "failed", "skipped")]
+    bad = [r["cell"] for r in results if not r["ok"]]
+    print(f"matrix: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped", flush=True)
+    say(f"matrix {'FAILED: ' + ', '.join(bad) if bad else 'passed'} in {(time.monotonic() - _STARTED) / 60:.1f} min")
+    return 1 if bad else 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Resolve each constraints/airflow-X.in (newest patch of the minor + the known-breakage pins) with the wheel and
+    its extras in a fresh venv and freeze the result into constraints/airflow-X.txt."""
+    cells = args.cells.split(",") if args.cells else list(CELLS)
+    d = OUT / "refresh" / "build"
+    make_venv(d / "venv", d / "refresh.log")
+    py = d / "venv" / "bin" / "python"
+    if run([py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / "build.in"], log=d / "refresh.log", timeout=600) != 0:
+        raise SystemExit(f"build tools did not resolve:\n{tail(d / 'refresh.log')}")
+    frozen = subprocess.run(
+        [py, "-m", "pip", "freeze", "--all", "--exclude", "pip"], capture_output=True, text=True, check=True
+    ).stdout
+    header = "# Pins for make matrix's build stage, Python 3.11. Generated by `make matrix-constraints` (build.in).\n"
+    (CONSTRAINTS / "build.txt").write_text(header + frozen)
+    wheel = build()
+
+    def refresh(cell: str) -> str:
+        d = OUT / "refresh" / cell
+        venv = d / "venv"
+        log = d / "refresh.log"
+        log.unlink(missing_ok=True)
+        make_venv(venv, log)
+        py = venv / "bin" / "python"
+        cmd = [py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / f"airflow-{cell}.in", f"{wheel}[{EXTRAS}]"]
+        if run(cmd, log=log, timeout=1200, env=clean_env(venv)) != 0:
+            return f"{cell}: FAILED\n{tail(log)}"
+        frozen = subprocess.run(
+            [py, "-m", "pip", "freeze", "--exclude", "airflow-provider-modelreg"],
+            env=clean_env(venv),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        airflow = next(line for line in frozen.splitlines() if line.startswith("apache-airflow=="))
+        header = (
+            f"# Pins for the Airflow {cell} matrix cell ({airflow}), Python {sys.version_info.major}."
+            f"{sys.version_info.minor}.\n"
+            f"# Generated by `make matrix-constraints` from constraints/airflow-{cell}.in; do not edit by hand.\n"
+        )
+        (CONSTRAINTS / f"airflow-{cell}.txt").write_text(header + frozen)
+        return f"{cell}: {airflow}, {len(frozen.splitlines())} pins"
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        lines = list(pool.map(refresh, cells))
+    for line in lines:
+        say(line)
+    return 1 if any("FAILED" in line for line in lines) else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "refresh"):
+        p = sub.add_parser(name)
+        p.add_argument("--cells", help=f"comma-separated Airflow minors (default: {','.join(CELLS)})")
+        p.add_argument("--jobs", type=int, default=2, help="cells at a time (default 2: one per core)")
+        if name == "run":
+            p.add_argument("--newest-report", help="matrix_report JSON of `make test` on the newest Airflow")
+            p.add_argument("--update-skips", action="store_true", help="rewrite ci/skips/*.txt from this run")
+    args = parser.parse_args()
+    return cmd_run(args) if args.command == "run" else cmd_refresh(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
