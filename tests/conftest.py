@@ -59,8 +59,8 @@ def _airflow_minor() -> tuple[int, ...]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requires_airflow(version, reason=...): skip below that Airflow version (e.g. '3.0') with the reason; "
-        "the matrix checks each version's skips against ci/skips/airflow-X.txt",
+        "requires_airflow(version, reason=...): skip below that Airflow version ('3.0'), or from it on ('<3.0'), "
+        "with the reason; the matrix checks each version's skips against ci/skips/airflow-X.txt",
     )
     if os.environ.get("MODELREG_TEST_INSTALLED"):  # set by ci/matrix.py: the suite must test the installed wheel
         from pathlib import Path
@@ -77,5 +77,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for mark in item.iter_markers("requires_airflow"):
             version = str(mark.args[0])
-            if have < tuple(int(part) for part in version.split(".")):
+            below = version.startswith("<")
+            bound = tuple(int(part) for part in version.lstrip("<").split("."))
+            if below and have >= bound:
+                item.add_marker(pytest.mark.skip(reason=f"only below Airflow {version[1:]}: {mark.kwargs['reason']}"))
+            elif not below and have < bound:
                 item.add_marker(pytest.mark.skip(reason=f"needs Airflow >= {version}: {mark.kwargs['reason']}"))
