@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench bench-compare e2e constraints matrix matrix-constraints clean
+.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare e2e docs-screenshots constraints matrix matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,21 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/python -m dags_examples.demo
 
+# Runs write only under out/ (ignored): bench -> out/bench/results.json, e2e -> out/e2e/p5.json and screenshots.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
 	$(BIN)/python -m bench.run
+
+# The only writer of BENCHMARKS.md: records the runs found under out/ that are newer than bench/records.json there,
+# then renders BENCHMARKS.md from bench/records.json (each figure with the date, machine and versions of its run).
+benchmarks-md: $(STAMP)
+	$(BIN)/python -m bench.run --render
+
+# Refresh the committed connection-form screenshots in docs/ from the last make e2e (out/e2e/screenshots/).
+SCREENSHOTS := connection-form-pai.png connection-form-fabric.png connection-form-pai-filled.png connection-saved-pai.png connection-test-pai.png
+docs-screenshots:
+	@for f in $(SCREENSHOTS); do test -f out/e2e/screenshots/$$f || { echo "out/e2e/screenshots/$$f is missing: run make e2e first"; exit 1; }; done
+	cd out/e2e/screenshots && cp $(SCREENSHOTS) ../../../docs/
 
 # Anchor ratios of one benchmark on BASE and on the working tree, alternately, RUNS times each (medians).
 BENCH ?= p3

@@ -1,1 +1,2 @@
-"""Benchmarks of airflow-provider-modelreg (run with `make bench`; results in BENCHMARKS.md)."""
+"""Benchmarks of airflow-provider-modelreg (`make bench` writes out/bench/results.json; `make benchmarks-md`
+renders BENCHMARKS.md from the recorded runs)."""

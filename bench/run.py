@@ -1,18 +1,45 @@
-"""`make bench`: run P1-P4 side by side with their anchors and write BENCHMARKS.md."""
+"""`make bench`: run P1-P4 side by side with their anchors; `make benchmarks-md`: render BENCHMARKS.md.
+
+Runs write only under the ignored results folder: `make bench` writes ``out/bench/results.json`` and `make e2e`
+writes ``out/e2e/p5.json``. Each is a set of *records*, one per figure: ``{"run": <date, machine, versions, git
+revision, command>, "result": {...}}``. `make benchmarks-md` (``python -m bench.run --render``) takes the records
+found there that are newer than the committed ones into ``bench/records.json`` and renders ``BENCHMARKS.md`` from
+that file alone, each figure with the date, machine and versions of the run that measured it (never the machine that
+renders the table).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "out"
+RESULTS = OUT / "bench" / "results.json"
+P5_RESULTS = OUT / "e2e" / "p5.json"
+RECORDS = ROOT / "bench" / "records.json"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+FIGURES = ("p1", "p2", "p3", "p4", "p5")
+#: packages whose versions a run records
+RECORDED_PACKAGES = (
+    "airflow-provider-modelreg",
+    "apache-airflow",
+    "httpx",
+    "pydantic",
+    "alibabacloud-aiworkspace20210204",
+    "huaweicloudsdkdataartsfabric",
+    "apache-airflow-providers-http",
+)
 
 
 def _env() -> None:
@@ -47,135 +74,220 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def render(results: dict[str, Any]) -> str:
-    p1, p2, p3, p4 = results["p1"], results["p2"], results["p3"], results["p4"]
-    versions = ", ".join(
-        f"{pkg} {_version(pkg)}"
-        for pkg in (
-            "apache-airflow",
-            "httpx",
-            "pydantic",
-            "alibabacloud-aiworkspace20210204",
-            "huaweicloudsdkdataartsfabric",
-            "apache-airflow-providers-http",
+def _revision() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, timeout=10
         )
-    )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def run_meta(command: str) -> dict[str, Any]:
+    """What a record keeps about the run that measured it: when, where, with what, by which command."""
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(),
+        "versions": {pkg: _version(pkg) for pkg in RECORDED_PACKAGES if _version(pkg) != "(not installed)"},
+        "revision": _revision(),
+        "command": command,
+    }
+
+
+def run_line(run: dict[str, Any]) -> str:
+    """The line under a figure's heading: the run that produced it."""
+    versions = ", ".join(f"{pkg} {ver}" for pkg, ver in run["versions"].items())
+    line = f"*Run {run['date']} by `{run['command']}` on {run['machine']}; {versions}; revision {run['revision']}.*"
+    if run.get("note"):
+        line += f" *{run['note']}*"
+    return line
+
+
+def render(records: dict[str, Any], notes: str | None = None) -> str:
+    """BENCHMARKS.md from the records (``{"p1": {"run": ..., "result": ...}, ...}``); missing figures say so."""
+
+    def head(figure: str, title: str) -> list[str]:
+        lines = [f"## {title}", ""]
+        if figure in records:
+            lines += [run_line(records[figure]["run"]), ""]
+        return lines
+
+    def missing(figure: str, how: str) -> list[str]:
+        return [f"Not measured yet: run `{how}`, then `make benchmarks-md`.", ""]
+
     lines = [
         "# Benchmarks",
         "",
-        f"Run {results['date']} on {_machine()}.",
-        f"Versions: {versions}.",
         "Each figure is measured side by side with its anchor in the same run, against the emulator on 127.0.0.1 in",
-        "its own process. Ratios are the headline; absolute times are context (shared, noisy machines).",
-        "Reproduce with `make bench`.",
-        "",
-        "## P1 — list all 10,000 versions at 20 ms emulator latency",
-        "",
-        "| registry | ours (s) | official SDK, sequential (s) | speed-up (target >= 8x) | floor (s) | ours / floor (target <= 1.5) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for vendor in ("fabric", "pai"):
-        r = p1[vendor]
-        lines.append(
-            f"| {vendor} | {r['ours_s']:.3f} | {r['sdk_s']:.3f} | {r['speedup']:.1f}x ({_mark(r['speedup'] >= 8)}) | "
-            f"{r['floor_s']:.3f} | {r['vs_floor']:.2f} ({_mark(r['vs_floor'] <= 1.5)}) |"
-        )
-    lines += [
-        "",
-        f"Page size {p1['page']}, {p1['concurrency']} pages in flight after the first; floor = ceil(pages / "
-        f"concurrency) x latency; best of {p1['runs']} runs each.",
-        "",
-        "## P2 — client CPU per PAI GetModelVersion (sign + send + validate)",
-        "",
-        "| ours (ms CPU/call) | official SDK (ms CPU/call) | ratio (target <= 1.0) |",
-        "|---|---|---|",
-        f"| {p2['ours_ms']:.3f} | {p2['sdk_ms']:.3f} | {p2['ratio']:.2f} ({_mark(p2['ratio'] <= 1.0)}) |",
-        "",
-        f"Median of {p2['runs']} interleaved runs of {p2['calls']} calls each.",
-        "",
-        f"## P3 — {p3['triggers']} approval triggers in one event loop vs HttpSensorTrigger x{p3['triggers']}",
-        "",
-        f"Poll interval {p3['interval_s']} s for both.",
-        "",
-        "| scenario | ours CPU/round (ms) | anchor CPU/round (ms) | CPU ratio | ours bytes/trigger | anchor bytes/trigger | memory ratio | ours round (s) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, label, cpu_target, mem_target in (
-        ("spread", "(i) 1,000 waits over 20 models", 0.1, 0.5),
-        ("worst", "(ii) 1,000 waits on 1,000 models", 1.0, 1.0),
-    ):
-        r = p3[name]
-        lines.append(
-            f"| {label} | {r['ours']['cpu_ms_per_round']:.0f} | {r['anchor']['cpu_ms_per_round']:.0f} | "
-            f"{r['cpu_ratio']:.3f} (target <= {cpu_target}: {_mark(r['cpu_ratio'] <= cpu_target)}) | "
-            f"{r['ours']['bytes_per_trigger']:.0f} | {r['anchor']['bytes_per_trigger']:.0f} | "
-            f"{r['memory_ratio']:.2f} (target <= {mem_target}: {_mark(r['memory_ratio'] <= mem_target)}) | "
-            f"{r['ours']['round_s']:.2f} |"
-        )
-    lines += [
-        "",
-        "## P4 — import cost on top of `import airflow.sdk`",
-        "",
-        "| modules | added time (ms, median) | modules added |",
-        "|---|---|---|",
-        f"| ours: operators, sensor, trigger, links | {p4['ours_ms']:.1f} (target <= 25: {_mark(p4['ours_ms'] <= 25)}) | {p4['ours_modules']} |",
-        f"| HTTP provider: operator, sensor, trigger | {p4['anchor_ms']:.1f} | {p4['anchor_modules']} |",
-        "",
-        f"fastapi / uvicorn / aiohttp / emulator modules imported by ours: {p4['heavy_modules'] or 'none'}.",
+        "its own process. Ratios are the headline; absolute times are context (shared, noisy machines). Under each",
+        "heading: the date, machine, package versions and revision of the run that measured that figure.",
+        "Reproduce with `make bench` (P1-P4) and `make e2e` (P5), which write under `out/`; `make benchmarks-md`",
+        "then records the new runs in `bench/records.json` and renders this file from it.",
         "",
     ]
-    p5 = results.get("p5")
-    lines += ["## P5 — approval to deploy-task start, real services (`make e2e`)", ""]
-    if p5:
+    lines += _render_p1_to_p4(records, head, missing)
+    lines += head("p5", "P5 — approval to deploy-task start, real services (`make e2e`)")
+    if "p5" in records:
+        p5 = records["p5"]["result"]
         lines += [
             "| approval -> deploy task start (s) | same, triggerer SIGKILLed and restarted mid-wait (s) | target |",
             "|---|---|---|",
             f"| {p5['latency_s']:.1f} ({_mark(p5['latency_s'] <= p5['target_s'])}) | "
             f"{p5['killed_triggerer_latency_s']:.1f} | <= {p5['target_s']:.0f} s |",
             "",
-            f"Measured {p5['date']} by `make e2e`: PostgreSQL, separate api-server, scheduler (LocalExecutor), "
-            f"dag-processor and triggerer; sensor poke_interval {p5['poke_interval_s']} s; the approval is a signed "
-            f"UpdateModelVersion call to the emulator. Whole e2e run: {p5['e2e_duration_s']} s.",
+            f"PostgreSQL, separate api-server, scheduler (LocalExecutor), dag-processor and triggerer; sensor "
+            f"poke_interval {p5['poke_interval_s']} s; the approval is a signed UpdateModelVersion call to the "
+            f"emulator. Whole e2e run: {p5['e2e_duration_s']} s.",
             "",
         ]
     else:
-        lines += ["Not measured yet: run `make e2e`.", ""]
-    notes = results.get("notes")
+        lines += missing("p5", "make e2e")
     if notes:
         lines += ["## Notes", "", notes, ""]
     return "\n".join(lines)
 
 
-def main() -> int:
+def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
+    lines: list[str] = []
+    lines += head("p1", "P1 — list all 10,000 versions at 20 ms emulator latency")
+    if "p1" not in records:
+        lines += missing("p1", "make bench")
+    else:
+        p1 = records["p1"]["result"]
+        lines += [
+            "| registry | ours (s) | official SDK, sequential (s) | speed-up (target >= 8x) | floor (s) | ours / floor (target <= 1.5) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for vendor in ("fabric", "pai"):
+            r = p1[vendor]
+            lines.append(
+                f"| {vendor} | {r['ours_s']:.3f} | {r['sdk_s']:.3f} | {r['speedup']:.1f}x ({_mark(r['speedup'] >= 8)}) | "
+                f"{r['floor_s']:.3f} | {r['vs_floor']:.2f} ({_mark(r['vs_floor'] <= 1.5)}) |"
+            )
+        lines += [
+            "",
+            f"Page size {p1['page']}, {p1['concurrency']} pages in flight after the first; floor = ceil(pages / "
+            f"concurrency) x latency; best of {p1['runs']} runs each.",
+            "",
+        ]
+    lines += head("p2", "P2 — client CPU per PAI GetModelVersion (sign + send + validate)")
+    if "p2" not in records:
+        lines += missing("p2", "make bench")
+    else:
+        p2 = records["p2"]["result"]
+        lines += [
+            "| ours (ms CPU/call) | official SDK (ms CPU/call) | ratio (target <= 1.0) |",
+            "|---|---|---|",
+            f"| {p2['ours_ms']:.3f} | {p2['sdk_ms']:.3f} | {p2['ratio']:.2f} ({_mark(p2['ratio'] <= 1.0)}) |",
+            "",
+            f"Median of {p2['runs']} interleaved runs of {p2['calls']} calls each.",
+            "",
+        ]
+    triggers = records["p3"]["result"]["triggers"] if "p3" in records else 1000
+    lines += head("p3", f"P3 — {triggers} approval triggers in one event loop vs HttpSensorTrigger x{triggers}")
+    if "p3" not in records:
+        lines += missing("p3", "make bench")
+    else:
+        p3 = records["p3"]["result"]
+        lines += [
+            f"Poll interval {p3['interval_s']} s for both.",
+            "",
+            "| scenario | ours CPU/round (ms) | anchor CPU/round (ms) | CPU ratio | ours bytes/trigger | anchor bytes/trigger | memory ratio | ours round (s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, label, cpu_target, mem_target in (
+            ("spread", "(i) 1,000 waits over 20 models", 0.1, 0.5),
+            ("worst", "(ii) 1,000 waits on 1,000 models", 1.0, 1.0),
+        ):
+            r = p3[name]
+            lines.append(
+                f"| {label} | {r['ours']['cpu_ms_per_round']:.0f} | {r['anchor']['cpu_ms_per_round']:.0f} | "
+                f"{r['cpu_ratio']:.3f} (target <= {cpu_target}: {_mark(r['cpu_ratio'] <= cpu_target)}) | "
+                f"{r['ours']['bytes_per_trigger']:.0f} | {r['anchor']['bytes_per_trigger']:.0f} | "
+                f"{r['memory_ratio']:.2f} (target <= {mem_target}: {_mark(r['memory_ratio'] <= mem_target)}) | "
+                f"{r['ours']['round_s']:.2f} |"
+            )
+        lines.append("")
+    lines += head("p4", "P4 — import cost on top of `import airflow.sdk`")
+    if "p4" not in records:
+        lines += missing("p4", "make bench")
+    else:
+        p4 = records["p4"]["result"]
+        lines += [
+            "| modules | added time (ms, median) | modules added |",
+            "|---|---|---|",
+            f"| ours: operators, sensor, trigger, links | {p4['ours_ms']:.1f} (target <= 25: {_mark(p4['ours_ms'] <= 25)}) | {p4['ours_modules']} |",
+            f"| HTTP provider: operator, sensor, trigger | {p4['anchor_ms']:.1f} | {p4['anchor_modules']} |",
+            "",
+            f"fastapi / uvicorn / aiohttp / emulator modules imported by ours: {p4['heavy_modules'] or 'none'}.",
+            "",
+        ]
+    return lines
+
+
+def write_records(path: Path, records: dict[str, Any]) -> None:
+    """Write run records under the results folder (creating it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=2, default=str) + "\n")
+
+
+def run_benchmarks(modules: Iterable[tuple[str, ModuleType]], out: Path = RESULTS) -> dict[str, Any]:
+    """Measure each ``(figure, module)`` and write the records to ``out`` (nothing else is written)."""
+    meta = run_meta("make bench")
+    records: dict[str, Any] = {}
+    for key, module in modules:
+        print(f"running {key} ...", flush=True)
+        result = module.measure()
+        records[key] = {"run": meta, "result": result}
+        print(json.dumps(result, default=str)[:400], flush=True)
+    write_records(out, records)
+    return records
+
+
+def merge_records(committed: dict[str, Any], *found: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``committed`` with each figure of ``found`` that was measured later; returns the merge and what changed."""
+    merged = dict(committed)
+    taken: list[str] = []
+    for records in found:
+        for figure, record in records.items():
+            if figure not in FIGURES:
+                continue
+            current = merged.get(figure)
+            if current is None or record["run"]["date"] > current["run"]["date"]:
+                merged[figure] = record
+                taken.append(f"{figure} ({record['run']['date']})")
+    return merged, taken
+
+
+def render_file(
+    results: Iterable[Path] = (RESULTS, P5_RESULTS), records_path: Path = RECORDS, target: Path = BENCHMARKS_MD
+) -> list[str]:
+    """`make benchmarks-md`: take newer records from the results folder into ``records_path``, render ``target``."""
+    committed = json.loads(records_path.read_text()) if records_path.exists() else {}
+    found = [json.loads(p.read_text()) for p in results if p.exists()]
+    merged, taken = merge_records(committed, *found)
+    if taken:
+        records_path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    notes_file = ROOT / "bench" / "NOTES.md"
+    notes = notes_file.read_text().strip() if notes_file.exists() else None
+    target.write_text(render(merged, notes))
+    return taken
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--render"]:
+        taken = render_file()
+        print(f"recorded {', '.join(taken) or 'no newer run'} in bench/records.json; wrote BENCHMARKS.md")
+        return 0
     _env()
     sys.path.insert(0, str(ROOT))
     from bench import p1_paging, p2_cpu, p3_triggers, p4_imports
 
-    results: dict[str, Any] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    for key, module in (("p4", p4_imports), ("p2", p2_cpu), ("p1", p1_paging), ("p3", p3_triggers)):
-        print(f"running {key} ...", flush=True)
-        results[key] = module.measure()
-        print(json.dumps(results[key], default=str)[:400], flush=True)
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    render_file()
+    run_benchmarks((("p4", p4_imports), ("p2", p2_cpu), ("p1", p1_paging), ("p3", p3_triggers)))
+    print(f"results in {RESULTS.relative_to(ROOT)}; `make benchmarks-md` renders them into BENCHMARKS.md")
     return 0
-
-
-def render_file() -> None:
-    """Write BENCHMARKS.md from bench/results.json (P1-P4, `make bench`) and bench/p5.json (`make e2e`)."""
-    measured = ROOT / "bench" / "results.json"
-    if not measured.exists():
-        print("bench/results.json is missing: run `make bench` to write BENCHMARKS.md")
-        return
-    results = json.loads(measured.read_text())
-    p5 = ROOT / "bench" / "p5.json"
-    if p5.exists():
-        results["p5"] = json.loads(p5.read_text())
-    notes_file = ROOT / "bench" / "NOTES.md"
-    if notes_file.exists():
-        results["notes"] = notes_file.read_text().strip()
-    (ROOT / "BENCHMARKS.md").write_text(render(results))
-    print("wrote BENCHMARKS.md")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
 3. The asset-scheduled DAG (c): an approval makes the watcher fire and the deploy DAG run once; after a triggerer
    restart the version is not deployed again.
 4. The named-version DAG on a version that gets Rejected: fails at the sensor, once, quickly.
-5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``docs/``.
+5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
-Every process started here is stopped by pid at the end, also on failure.
+Every process started here is stopped by pid at the end, also on failure. Nothing tracked by git is written: P5
+goes to ``out/e2e/p5.json`` (a run record; ``make benchmarks-md`` puts it into BENCHMARKS.md), screenshots to
+``out/e2e/screenshots/`` (``make docs-screenshots`` refreshes ``docs/`` from there).
 """
 
 from __future__ import annotations
@@ -304,10 +306,10 @@ def secret_scan(db_url: str, secrets: list[str], stack: Stack) -> dict[str, Any]
 
 
 def write_p5(result: dict[str, Any]) -> None:
-    (ROOT / "bench" / "p5.json").write_text(json.dumps(result, indent=2))
-    from bench.run import render_file
+    """P5 as a run record (date, machine, versions of this run) under the results folder."""
+    from bench.run import P5_RESULTS, run_meta, write_records
 
-    render_file()
+    write_records(P5_RESULTS, {"p5": {"run": run_meta("make e2e"), "result": result}})
 
 
 def main() -> int:
@@ -347,7 +349,9 @@ def main() -> int:
             from e2e.ui_check import run_ui_check
 
             say("Connection form in headless Chromium ...")
-            results["ui"] = run_ui_check(api_url, emulator_url, ROOT / "docs")
+            from e2e.ui_check import SCREENSHOTS
+
+            results["ui"] = run_ui_check(api_url, emulator_url, SCREENSHOTS)
 
         secrets = [seed["pai"]["credentials"][0]["access_key_secret"], seed["fabric"]["credentials"][0]["sk"]]
         results["scan"] = secret_scan(db_url, secrets, stack)
@@ -355,7 +359,6 @@ def main() -> int:
         latency = results["a"]["latency_s"]
         write_p5(
             {
-                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "latency_s": round(latency, 2),
                 "killed_triggerer_latency_s": round(results["b"]["approval_to_deploy_s"], 2),
                 "target_s": LATENCY_TARGET_S,

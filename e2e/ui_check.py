@@ -7,7 +7,8 @@ dropdowns with their options, number bounds, defaults) and that ``ui-field-behav
 placeholder Login/Password, hidden Host/Port/Schema). It then fills and saves a ``pai`` connection pointing at the
 registry emulator, reads it back (REST and the Edit dialog), clicks the row's Test button and calls
 ``POST /api/v2/connections/test``: the saved connection must pass and a wrong secret must fail with the emulator's
-signature error. Screenshots go to ``docs/``; on failure ``docs/ui-failure.png`` and the page source are kept.
+signature error. Screenshots go to ``out/e2e/screenshots/`` (the results folder; the committed ones in ``docs/``
+change only through ``make docs-screenshots``); on failure ``ui-failure.png`` and the page source are kept there.
 
 Standalone (emulator + SQLite api-server in a temp AIRFLOW_HOME, all stopped at the end)::
 
@@ -43,6 +44,8 @@ from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
 from airflow_provider_modelreg.get_provider_info import get_provider_info
 
 ROOT = Path(__file__).resolve().parents[1]
+#: where the connection-form screenshots are written (results folder, ignored by git)
+SCREENSHOTS = ROOT / "out" / "e2e" / "screenshots"
 VIEWPORT = (1400, 1000)
 WAIT_S = 20.0
 PAGE_WAIT_S = 45.0
@@ -728,7 +731,7 @@ def main() -> int:
         api = procs.start("api-server", [airflow, "api-server", "-H", "127.0.0.1", "-p", str(port)], env)
         _wait_healthy(api_url, api, 120)
         _log(f"api-server healthy at {api_url} ({time.monotonic() - started:.0f} s)")
-        result = run_ui_check(api_url, emulator_url, ROOT / "docs")
+        result = run_ui_check(api_url, emulator_url, SCREENSHOTS)
         print(json.dumps(result, indent=2))
         ok = True
     finally:
