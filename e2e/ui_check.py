@@ -261,7 +261,7 @@ class _Page:
         )
 
     def screenshot(self, name: str, fit: WebElement | None = None) -> str:
-        """Save ``<screenshots dir>/<name>``; with ``fit`` the viewport grows so the whole element (a dialog) is in the picture."""
+        """Save ``<screenshots>/<name>``; with ``fit`` the viewport grows to show the whole element (a dialog)."""
         path = self.docs_dir / name
         if fit is not None:
             height = int(self.driver.execute_script("return Math.ceil(arguments[0].scrollHeight)", fit))
