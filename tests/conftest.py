@@ -59,8 +59,9 @@ def _airflow_minor() -> tuple[int, ...]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requires_airflow(version, reason=...): skip below that Airflow version ('3.0'), or from it on ('<3.0'), "
-        "with the reason; the matrix checks each version's skips against ci/skips/airflow-X.txt",
+        "requires_airflow(*versions, reason=...): run only on Airflow at or above a version ('3.2') or below one "
+        "('<3.0'), any of those given; else skip with the reason. The matrix checks each version's skips against "
+        "ci/skips/airflow-X.txt",
     )
     if os.environ.get("MODELREG_TEST_INSTALLED"):  # set by ci/matrix.py: the suite must test the installed wheel
         from pathlib import Path
@@ -74,12 +75,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     have = _airflow_minor()
+
+    def applies(spec: str) -> bool:
+        bound = tuple(int(part) for part in spec.lstrip("<").split("."))
+        return have < bound if spec.startswith("<") else have >= bound
+
     for item in items:
         for mark in item.iter_markers("requires_airflow"):
-            version = str(mark.args[0])
-            below = version.startswith("<")
-            bound = tuple(int(part) for part in version.lstrip("<").split("."))
-            if below and have >= bound:
-                item.add_marker(pytest.mark.skip(reason=f"only below Airflow {version[1:]}: {mark.kwargs['reason']}"))
-            elif not below and have < bound:
-                item.add_marker(pytest.mark.skip(reason=f"needs Airflow >= {version}: {mark.kwargs['reason']}"))
+            specs = [str(spec) for spec in mark.args]
+            if not any(applies(spec) for spec in specs):
+                wanted = " or ".join(spec if spec.startswith("<") else f">= {spec}" for spec in specs)
+                item.add_marker(pytest.mark.skip(reason=f"needs Airflow {wanted}: {mark.kwargs['reason']}"))
