@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
