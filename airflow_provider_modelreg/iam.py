@@ -58,7 +58,7 @@ redact_subject_tokens()
 
 
 def _mask(token: str) -> None:
-    from airflow.sdk.log import mask_secret
+    from airflow.providers.common.compat.sdk import mask_secret
 
     mask_secret(token)
 

@@ -196,14 +196,45 @@ class Stack:
         say(f"stopped PostgreSQL (pid {pid})")
         self.pg_data = None
 
+    # -- Redis (the Celery broker of `make e2e-scale`)
+
+    def start_redis(self) -> str:
+        """Debian's redis-server on 127.0.0.1 (no persistence), in the foreground; returns the broker URL."""
+        server = shutil.which("redis-server")
+        if server is None:
+            apt_install(["redis-server"])
+            server = shutil.which("redis-server")
+        assert server is not None
+        port = free_port()
+        args = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+        self.start("redis", [*args, "--dir", str(self.workdir), "--protected-mode", "yes"], dict(os.environ))
+
+        def pong() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        wait_for(pong, 30, "redis-server")
+        return f"redis://127.0.0.1:{port}/0"
+
     # -- the emulator
 
-    def start_emulator(self, seed: dict[str, Any], env: dict[str, str]) -> str:
+    def start_emulator(self, seed: dict[str, Any], env: dict[str, str], *flags: str) -> str:
+        """Start the emulator (``flags``: extra CLI options such as ``--latency-ms 20``); returns its URL."""
         seed_file = self.workdir / "seed.json"
         seed_file.write_text(json.dumps(seed))
         log = (self.logs / "emulator.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", str(seed_file)],
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_modelreg.emulator",
+                "--port",
+                "0",
+                "--seed",
+                str(seed_file),
+                *flags,
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,

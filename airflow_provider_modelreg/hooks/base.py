@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook, Connection
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.common.compat.sdk import BaseHook, Connection
 
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
 from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES, MAX_PAGES_LIMIT, acollect_pages, collect_pages
@@ -174,7 +175,7 @@ def check_ca_bundle(value: Any, field: str = "ca_bundle") -> str:
 
 def mask_secrets(*secrets: str | None) -> None:
     """Register secrets with Airflow's log masker (task logs, rendered fields)."""
-    from airflow.sdk.log import mask_secret
+    from airflow.providers.common.compat.sdk import mask_secret
 
     for secret in secrets:
         if secret:
@@ -263,7 +264,8 @@ class ModelRegistryHookBase(BaseHook):
     async def aconnection(self) -> Connection:
         """The Airflow connection, fetched once with the async API (safe inside a triggerer's event loop)."""
         if self._conn is None:
-            self._conn = await self.aget_connection(self.conn_id)
+            # BaseHook.aget_connection where it masks asynchronously (3.3.2+), else get_connection in a thread
+            self._conn = await get_async_connection(conn_id=self.conn_id, hook=self)
         return self._conn
 
     def _timeouts(self) -> dict[str, Any]:

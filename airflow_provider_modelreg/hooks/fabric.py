@@ -7,8 +7,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from airflow.sdk import Connection
+from airflow.providers.common.compat.sdk import Connection
 
+from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_canonical_query
 from airflow_provider_modelreg.errors import (
     RegistryAmbiguousVersionError,
@@ -88,6 +89,7 @@ def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
     return RegistryNotFoundError(status_code=404, code=None, message=what, request_id=request_id)
 
 
+@with_connection_form  # the connection form of UIs before Airflow 3.2, from the same conn-fields
 class FabricModelRegistryHook(ModelRegistryHookBase):
     """Talks to the DataArts Fabric model registry, signed with AK/SK or authorised by an IAM token.
 

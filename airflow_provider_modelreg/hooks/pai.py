@@ -7,8 +7,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import Connection
+from airflow.providers.common.compat.sdk import Connection
 
+from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
@@ -85,6 +86,7 @@ def _version_path(model_id: str, version_name: str | None = None) -> str:
     return path if version_name is None else f"{path}/{percent_encode(version_name)}"
 
 
+@with_connection_form  # the connection form of UIs before Airflow 3.2, from the same conn-fields
 class PaiModelRegistryHook(ModelRegistryHookBase):
     """Talks to the PAI model registry with ACS3-HMAC-SHA256 signed requests.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.providers.common.compat.sdk import Asset, BaseOperator  # Asset: Dataset on Airflow 2
 
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_modelreg.approval import check_answer_is_about, rendered_optional, rendered_required
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
