@@ -584,9 +584,9 @@ def test_iam_token_is_retried_masked_and_redacted_in_debug_logs(
                         retry_after_ms=5)  # fmt: skip
     fabric_conn(monkeypatch, emu.url, auth_type="token")
     masked: list[Any] = []
-    import airflow.sdk.log
+    import airflow.providers.common.compat.sdk as compat_sdk  # where the package imports mask_secret from
 
-    monkeypatch.setattr(airflow.sdk.log, "mask_secret", lambda value, name=None: masked.append(value))
+    monkeypatch.setattr(compat_sdk, "mask_secret", lambda value, name=None: masked.append(value))
     hook = FabricModelRegistryHook(retry=FAST)
     with caplog.at_level(logging.DEBUG):
         page = hook.list_model_versions_page("fm-1", workspace_id="ws-1")
