@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task  # airflow.sdk on Airflow 3; runs on 2.11 too
 
 from airflow_provider_modelreg.deploy import fabric_service_spec
 from airflow_provider_modelreg.operators.fabric import FabricListModelVersionsOperator
