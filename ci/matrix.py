@@ -139,7 +139,7 @@ def in_wheelhouse() -> set[tuple[str, str]]:
 
 
 def prefetch(constraint_files: list[Path], log: Path) -> None:
-    """Download every pinned file that the wheelhouse lacks (once per machine), in two parallel batches."""
+    """Download every pinned file that the wheelhouse lacks (once per machine)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     have = in_wheelhouse()
     missing = sorted(
@@ -155,7 +155,17 @@ def prefetch(constraint_files: list[Path], log: Path) -> None:
         return
     started = time.monotonic()
     say(f"wheelhouse {WHEELHOUSE}: downloading {len(missing)} pinned files ...")
-    batches = [missing[0::2], missing[1::2]]
+    # one version of a distribution per pip call (pip refuses two pins of one name), two calls at a time
+    batches: list[list[str]] = []
+    for pin in missing:
+        name = canonical(pin.split("==")[0])
+        batch = next((b for b in batches if name not in {canonical(p.split("==")[0]) for p in b}), None)
+        if batch is None:
+            batches.append([pin])
+        else:
+            batch.append(pin)
+    if len(batches) == 1:
+        batches = [batches[0][0::2], batches[0][1::2]]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", WHEELHOUSE]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         codes = list(
