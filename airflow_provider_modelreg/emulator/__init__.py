@@ -58,4 +58,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
+    if name == "RegistryEmulator":
+        from airflow_provider_modelreg._compat import require_emulator_server
+
+        require_emulator_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
     return getattr(importlib.import_module(module), name)

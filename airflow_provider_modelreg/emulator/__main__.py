@@ -61,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return admin_main(argv)
     args = build_parser().parse_args(argv)
+    from airflow_provider_modelreg._compat import require_emulator_server
+
+    try:
+        require_emulator_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
+    except ModuleNotFoundError as exc:
+        print(f"modelreg-emulator: {exc}", file=sys.stderr)
+        return 2
     from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry
     from airflow_provider_modelreg.emulator.faults import FaultConfig
     from airflow_provider_modelreg.emulator.server import bind_socket, make_server, url_of
