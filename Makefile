@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare e2e docs-screenshots constraints matrix matrix-constraints clean
+.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare e2e e2e-scale docs-screenshots constraints matrix matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench-compare: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
 	$(BIN)/python -m e2e.run
+
+# Airflow's distributed engine (README "Running at scale"): PostgreSQL, Redis (Debian's redis-server), CeleryExecutor with
+# two workers, two triggerers, 500 mapped deferrable waits, a SIGKILLed triggerer, the asset watcher's deploys and
+# burst latency; about 10 min on 2 cores. Figures under out/e2e-scale/ (`make benchmarks-md` puts them in BENCHMARKS.md).
+e2e-scale: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
+	$(BIN)/python -m e2e.scale
 
 # Airflow version matrix: build and check the wheel and sdist, then for each of Airflow 2.11, 3.0, 3.1 and 3.2 a clean
 # venv with the wheel (pins: constraints/airflow-X.txt), the whole suite and example DAG (a) against the emulator;

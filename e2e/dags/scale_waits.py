@@ -1,9 +1,11 @@
 """`make e2e-scale` (e2e/scale.py): many deferrable approval waits and an asset watcher, on CeleryExecutor.
 
-``modelreg_scale_waits``: a mapped task group, one index per wait: ``wait`` (a deferrable named-version sensor,
-poke_interval 5 s) then ``deploy``, which logs one ``MODELREG_SCALE_DEPLOY`` line. In a mapped task group each
-index's ``deploy`` depends on its own ``wait`` only, so a deploy starts as soon as its version is approved.
-Waits are ``MODELREG_SCALE_MODELS`` models x ``MODELREG_SCALE_WAITS_PER_MODEL`` waits on version 2.0.0 of each.
+``modelreg_scale_waits``: a task group mapped over ``MODELREG_SCALE_MODELS`` models (``.expand(model_id=...)``); in
+each, ``MODELREG_SCALE_WAITS_PER_MODEL`` deferrable named-version sensors (``wait_0`` ...; version 2.0.0 of the
+model, poke_interval 5 s), then ``deploy``, which takes every wait's ref and logs one ``MODELREG_SCALE_DEPLOY`` line.
+In a mapped task group each index's ``deploy`` depends on its own waits only: it starts once the model's version is
+approved and all of that model's waits have ended. (One deploy per model rather than per wait: on 2 cores every
+task run costs about a second of CPU, and the waits already cost two runs each: defer and resume.)
 
 ``modelreg_scale_asset_deploy``: scheduled on an asset whose ``AssetWatcher`` runs
 :class:`PaiApprovedVersionEventTrigger` on ``scale-watch``; ``deploy`` logs one ``MODELREG_SCALE_ASSET_DEPLOY`` line
@@ -32,39 +34,38 @@ def scale_models(n: int = N_MODELS) -> list[str]:
     return [f"scale-{i:03d}" for i in range(n)]
 
 
-def wait_models() -> list[str]:
-    """The model of each map index: index i waits on model i // WAITS_PER_MODEL."""
-    return [model for model in scale_models() for _ in range(WAITS_PER_MODEL)]
-
-
 with DAG(
     dag_id="modelreg_scale_waits",
     schedule=None,
     start_date=START,
     catchup=False,
-    max_active_tasks=1024,  # deferred waits count as active: let every index defer
+    max_active_tasks=1024,  # deferred waits count as active: let every wait defer
     default_args={"retries": 0},
     tags=["modelreg", "e2e-scale"],
 ):
 
     @task
-    def deploy(ref: dict[str, Any]) -> str:
-        print(f"MODELREG_SCALE_DEPLOY model={ref['model_id']} version={ref['version_name']} uri={ref['uri']}")
-        return str(ref["version_name"])
+    def deploy(model_id: str, refs: list[dict[str, Any]]) -> list[str]:
+        assert all(ref["model_id"] == model_id for ref in refs), refs
+        print(f"MODELREG_SCALE_DEPLOY model={model_id} version={refs[0]['version_name']} waits={len(refs)}")
+        return [f"{ref['model_id']}@{ref['version_name']}" for ref in refs]
 
     @task_group
-    def wait_and_deploy(model_id: str) -> None:
-        wait = PaiModelVersionApprovedSensor(
-            task_id="wait",
-            model_id=model_id,
-            version_name=VERSION,
-            deferrable=True,
-            poke_interval=5,
-            timeout=3600,
-        )
-        deploy(wait.output)
+    def model_waits(model_id: str) -> None:
+        waits = [
+            PaiModelVersionApprovedSensor(
+                task_id=f"wait_{i}",
+                model_id=model_id,
+                version_name=VERSION,
+                deferrable=True,
+                poke_interval=5,
+                timeout=3600,
+            )
+            for i in range(WAITS_PER_MODEL)
+        ]
+        deploy(model_id, [wait.output for wait in waits])
 
-    wait_and_deploy.expand(model_id=wait_models())
+    model_waits.expand(model_id=scale_models())
 
 
 watched = Asset(
