@@ -109,7 +109,7 @@ def check_region(value: Any, field: str = "region") -> str:
 
 
 def extra_str(extras: dict[str, Any], key: str) -> str | None:
-    """A string extra; empty strings count as unset. ``http`` values are refused except in endpoints."""
+    """A string extra, stripped; a missing or empty value counts as unset, anything but a string is refused."""
     value = extras.get(key)
     if value is None or value == "":
         return None

@@ -45,7 +45,8 @@ __all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
 
 PAI_API_VERSION = "2021-02-04"
 
-#: Regions the official SDK maps to the central host (PROTOCOL.md A.2), whatever the network.
+#: Regions the official SDK (alibabacloud-aiworkspace20210204's endpoint map) sends to the central host, whatever
+#: the network.
 PAI_CENTRAL_REGIONS = frozenset(
     "ap-northeast-2-pop ap-southeast-2 cn-beijing-finance-1 cn-beijing-finance-pop cn-beijing-gov-1 "
     "cn-beijing-nu16-b01 cn-edge-1 cn-fujian cn-haidian-cm12-c01 cn-hangzhou-bj-b01 cn-hangzhou-finance "
