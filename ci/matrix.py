@@ -54,6 +54,8 @@ RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compa
 EXTRAS = "test,emulator"
 TIMEOUTS = {"install": 900, "pytest": 900, "dag": 300}
 _PRINT = threading.Lock()
+#: process groups started and still running: killed if the matrix itself is stopped
+_RUNNING: set[int] = set()
 _STARTED = time.monotonic()
 
 
@@ -95,6 +97,7 @@ def run(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        _RUNNING.add(proc.pid)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -102,6 +105,17 @@ def run(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             return -9
+        finally:
+            _RUNNING.discard(proc.pid)
+
+
+def stop_running(*_: Any) -> None:
+    """Kill the process groups this run started (cells run in their own sessions, so they would outlive it)."""
+    for pgid in list(_RUNNING):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def tail(path: Path, lines: int = 25) -> str:
@@ -355,8 +369,16 @@ def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
         MODELREG_TEST_INSTALLED="1",
     )
     pytest_cmd = [py, "-m", "pytest", ROOT / "tests", "-c", ROOT / "pyproject.toml", "--rootdir", ROOT]
-    pytest_cmd += ["-p", "matrix_report", "-p", "no:cacheprovider", "-q"]
-    code = run(pytest_cmd, log=d / "pytest.log", timeout=TIMEOUTS["pytest"], cwd=d, env=env)
+    pytest_cmd += ["-p", "matrix_report", "-p", "no:cacheprovider", "-q", "--continue-on-collection-errors"]
+    # Tests import the repository's own modules (bench, e2e, dags_examples): the source tree goes on sys.path
+    # *after* site-packages (a .pth file), so the package itself still comes from the wheel (conftest checks).
+    site_packages = next((venv / "lib").glob("python3*/site-packages"))
+    repo_path = site_packages / "modelreg_matrix_repo.pth"
+    repo_path.write_text(f"{ROOT}\n")
+    try:
+        code = run(pytest_cmd, log=d / "pytest.log", timeout=TIMEOUTS["pytest"], cwd=d, env=env)
+    finally:
+        repo_path.unlink()  # the DAG step below sees the wheel alone, as a user's install
     times["pytest"] = time.monotonic() - t
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     result = summarize(cell, report, update_skips=update_skips)
@@ -490,6 +512,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _main()
+    finally:
+        stop_running()
+
+
+def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "refresh"):
