@@ -25,8 +25,8 @@ OUT = ROOT / "out" / "compare"
 
 #: The figures an issue bounds, per benchmark: name -> path into the benchmark's result.
 RATIOS: dict[str, dict[str, tuple[str, ...]]] = {
-    "p1": {"pai_vs_sdk": ("pai", "speedup_vs_sdk"), "fabric_vs_sdk": ("fabric", "speedup_vs_sdk")},
-    "p2": {"pai_cpu_vs_sdk": ("pai", "ratio"), "fabric_cpu_vs_sdk": ("fabric", "ratio")},
+    "p1": {"pai_speedup_vs_sdk": ("pai", "speedup"), "fabric_speedup_vs_sdk": ("fabric", "speedup")},
+    "p2": {"cpu_per_call_vs_sdk": ("ratio",)},
     "p3": {"spread_cpu_ratio": ("spread", "cpu_ratio"), "worst_cpu_ratio": ("worst", "cpu_ratio")},
 }
 
