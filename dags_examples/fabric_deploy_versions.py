@@ -42,7 +42,9 @@ with DAG(
         max_results=20,  # staging keeps the 20 newest
     )
 
-    @task
+    # one XCom for the whole ref: a dict return annotation would make Airflow push each key separately, and
+    # Airflow 3.0.6 refuses an XCom whose value is None (HTTP 422), as a ref's region is for Fabric
+    @task(multiple_outputs=False)
     def newest(refs: list[dict[str, Any]]) -> dict[str, Any]:
         """The newest version: the list is newest first."""
         if not refs:
