@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +18,16 @@ from airflow_provider_modelreg.emulator.__main__ import main as cli
 
 PAI = AcsV3Auth("LTAIemulatorDemoKey01", "emulator-demo-secret-pai")
 MODEL = "model-demo-fraud"
+
+
+@pytest.fixture(autouse=True)
+def _httpx_quiet() -> Iterator[None]:
+    """Airflow 2 and 3.0 log INFO on stdout: httpx's request lines would mix with the command output read here."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 def _demo_seed() -> dict[str, Any]:

@@ -117,6 +117,7 @@ def approve(fake: FakePai, *versions: dict[str, Any]) -> None:
 
 
 @ISSUE_10
+@pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 async def test_4_out_of_order_and_many_approvals_are_each_announced_once(fake: FakePai) -> None:
     store = FakeStore("prod")
     watcher = Watcher(store).start()
@@ -135,6 +136,7 @@ async def test_4_out_of_order_and_many_approvals_are_each_announced_once(fake: F
 
 
 @ISSUE_10
+@pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 async def test_5_two_watched_assets_both_keep_the_state_across_a_restart(fake: FakePai) -> None:
     store = FakeStore("staging", "prod")
     first = Watcher(store).start()
@@ -158,6 +160,7 @@ def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 
 
 @ISSUE_10
+@pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 async def test_5_without_a_state_store_the_watcher_warns(
     fake: FakePai, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -168,6 +171,7 @@ async def test_5_without_a_state_store_the_watcher_warns(
 
 
 @ISSUE_10
+@pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 async def test_a_failing_watcher_logs_errors_and_backs_off(
     fake: FakePai, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -115,6 +115,7 @@ def test_checked_script_stops_at_the_failing_command(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ the walkthrough
 
 
+@pytest.mark.requires_airflow("3.0", reason="the walkthrough is written for Airflow 3 (its DAG imports airflow.sdk)")
 def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = walkthrough_block(readme)
