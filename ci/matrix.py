@@ -3,11 +3,12 @@ minor, run the whole test suite and one example DAG end to end there, and print 
 
     python3 ci/matrix.py run [--cells 2.11,3.0] [--jobs 2] [--newest-report FILE] [--update-skips]
     python3 ci/matrix.py refresh [--cells ...]     # constraints/airflow-X.txt from constraints/airflow-X.in
+    python3 ci/matrix.py skips [--cells ...]       # ci/skips/airflow-X.txt from the cells' venvs (collection only)
 
 Standard library only (CI has Python 3.11, pip, git and make). Everything it writes goes under ``out/matrix/``,
 except ``refresh`` (rewrites ``constraints/airflow-*.txt``) and ``--update-skips`` (rewrites ``ci/skips/*.txt``).
 
-A cell is one Airflow minor: a fresh venv, ``pip install -c constraints/airflow-X.txt <wheel>[test,emulator]``
+A cell is one Airflow minor: a fresh venv, ``pip install -c constraints/airflow-X.txt <wheel>[test,emulator,e2e]``
 (exact pins, so reproducible), then
 
 * the whole suite from ``tests/`` against the *installed* wheel (pytest runs outside the source tree, and
@@ -51,7 +52,8 @@ NEWEST = "3.3"
 WHEELHOUSE = Path(os.environ.get("MODELREG_WHEELHOUSE", Path.home() / ".cache" / "modelreg-matrix" / "wheelhouse"))
 #: the runtime dependencies the wheel may declare (issue 13): nothing else
 RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "pydantic"}
-EXTRAS = "test,emulator"
+#: the whole suite needs the test extra, the emulator extra (Airflow 2) and the e2e extra (its scripts' own tests)
+EXTRAS = "test,emulator,e2e"
 TIMEOUTS = {"install": 900, "pytest": 900, "dag": 300}
 _PRINT = threading.Lock()
 #: process groups started and still running: killed if the matrix itself is stopped
@@ -210,18 +212,18 @@ def make_venv(venv: Path, log: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------- build
 
 
-def build() -> Path:
+def build(where: Path = OUT) -> Path:
     """python -m build (sdist, then the wheel from the sdist), twine check, and a look inside both."""
     started = time.monotonic()
-    venv = OUT / "build-venv"
-    log = OUT / "build.log"
+    venv = where / "build-venv"
+    log = where / "build.log"
     log.unlink(missing_ok=True)
     constraints = CONSTRAINTS / "build.txt"
-    prefetch([constraints], OUT / "prefetch-build")
+    prefetch([constraints], where / "prefetch-build")
     make_venv(venv, log)
     if pip_install(venv, constraints, ["build", "twine", "setuptools", "wheel"], log) != 0:
         raise SystemExit(f"build tools did not install:\n{tail(log)}")
-    dist = OUT / "dist"
+    dist = where / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     # The backend is pinned in constraints/build.txt and installed above: no isolation, so no unpinned download.
     py = venv / "bin" / "python"
@@ -292,7 +294,7 @@ def write_skips(cell: str, report: dict[str, Any]) -> None:
         if result["outcome"] == "skipped":
             by_reason.setdefault(result["reason"], []).append(nodeid)
     lines = [
-        f"# Tests skipped on Airflow {cell} (written by `python3 ci/matrix.py run --update-skips`).",
+        f"# Tests skipped on Airflow {cell} (written by `python3 ci/matrix.py skips` or `run --update-skips`).",
         "# The matrix cell fails when the skipped tests differ from this list. One test id a line, grouped by reason.",
     ]
     for reason in sorted(by_reason):
@@ -462,6 +464,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_skips(args: argparse.Namespace) -> int:
+    """Rewrite ci/skips/airflow-X.txt from collection alone in the venvs of the last run (and .venv for the newest):
+    the requires_airflow markers decide every skip when the tests are collected."""
+    cells = args.cells.split(",") if args.cells else [*CELLS, NEWEST]
+    for cell in cells:
+        d = OUT / "cells" / cell
+        venv = ROOT / ".venv" if cell == NEWEST else d / "venv"
+        report_path = d / "skips.json"
+        report_path.unlink(missing_ok=True)
+        env = clean_env(venv, PYTHONPATH=str(ROOT / "ci"), MODELREG_MATRIX_REPORT=str(report_path))
+        env["MODELREG_MATRIX_SKIPS_ONLY"] = "1"
+        cmd = [venv / "bin" / "python", "-m", "pytest", ROOT / "tests", "-c", ROOT / "pyproject.toml"]
+        cmd += ["--rootdir", ROOT, "-p", "matrix_report", "-p", "no:cacheprovider", "-q"]
+        cmd += ["--continue-on-collection-errors"]
+        pth = (
+            None if cell == NEWEST else next((venv / "lib").glob("python3*/site-packages")) / "modelreg_matrix_repo.pth"
+        )
+        if pth is not None:
+            pth.write_text(f"{ROOT}\n")
+        try:
+            run(cmd, log=d / "skips.log", timeout=600, cwd=ROOT if cell == NEWEST else d, env=env)
+        finally:
+            if pth is not None:
+                pth.unlink()
+        report = json.loads(report_path.read_text())
+        write_skips(cell, report)
+        say(f"{cell}: {sum(r['outcome'] == 'skipped' for r in report['results'].values())} skips -> ci/skips")
+    return 0
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Resolve each constraints/airflow-X.in (newest patch of the minor + the known-breakage pins) with the wheel and
     its extras in a fresh venv and freeze the result into constraints/airflow-X.txt."""
@@ -476,7 +508,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     ).stdout
     header = "# Pins for make matrix's build stage, Python 3.11. Generated by `make matrix-constraints` (build.in).\n"
     (CONSTRAINTS / "build.txt").write_text(header + frozen)
-    wheel = build()
+    wheel = build(OUT / "refresh")
 
     def refresh(cell: str) -> str:
         d = OUT / "refresh" / cell
@@ -522,7 +554,7 @@ def main() -> int:
 def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "refresh"):
+    for name in ("run", "refresh", "skips"):
         p = sub.add_parser(name)
         p.add_argument("--cells", help=f"comma-separated Airflow minors (default: {','.join(CELLS)})")
         p.add_argument("--jobs", type=int, default=2, help="cells at a time (default 2: one per core)")
@@ -530,7 +562,7 @@ def _main() -> int:
             p.add_argument("--newest-report", help="matrix_report JSON of `make test` on the newest Airflow")
             p.add_argument("--update-skips", action="store_true", help="rewrite ci/skips/*.txt from this run")
     args = parser.parse_args()
-    return cmd_run(args) if args.command == "run" else cmd_refresh(args)
+    return {"run": cmd_run, "refresh": cmd_refresh, "skips": cmd_skips}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Loaded with ``-p matrix_report`` (``ci/`` on ``PYTHONPATH``); writes to ``$MODELREG_MATRIX_REPORT`` at session end.
 Outcomes: passed, failed, error (setup/teardown/collection), skipped, xfailed, xpassed.
+With ``MODELREG_MATRIX_SKIPS_ONLY=1`` it records the tests that carry a skip marker once collected and runs none
+(every skip of this suite is a ``requires_airflow`` marker, decided at collection): ``ci/matrix.py skips``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 _RESULTS: dict[str, dict[str, str]] = {}
 _STARTED = time.monotonic()
 
@@ -22,6 +26,17 @@ def _reason(report: Any) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)[-500:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    if not os.environ.get("MODELREG_MATRIX_SKIPS_ONLY"):
+        return
+    for item in items:
+        mark = item.get_closest_marker("skip")
+        if mark is not None:
+            _RESULTS[item.nodeid] = {"outcome": "skipped", "reason": str(mark.kwargs.get("reason", ""))}
+    items[:] = []
 
 
 def pytest_runtest_logreport(report: Any) -> None:
