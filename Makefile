@@ -71,7 +71,7 @@ matrix:
 	$(PYTHON) ci/matrix.py run $(MATRIX_ARGS)
 
 # Refresh constraints/build.txt and constraints/airflow-X.txt: the newest patch of each minor (constraints/airflow-X.in)
-# resolved with the wheel and its test and emulator extras, frozen.
+# resolved with the wheel and its test, emulator and e2e extras, frozen.
 matrix-constraints:
 	$(PYTHON) ci/matrix.py refresh $(MATRIX_ARGS)
 
