@@ -58,6 +58,8 @@ TIMEOUTS = {"install": 900, "pytest": 900, "dag": 300}
 _PRINT = threading.Lock()
 #: process groups started and still running: killed if the matrix itself is stopped
 _RUNNING: set[int] = set()
+#: set when the matrix is told to stop: no new process starts
+_STOPPING = threading.Event()
 _STARTED = time.monotonic()
 
 
@@ -87,6 +89,8 @@ def run(
 ) -> int:
     """Run cmd with output to log; on timeout kill its whole process group (it was started in its own session)."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    if _STOPPING.is_set():
+        return -15
     with log.open("a") as out:
         out.write(f"$ {' '.join(map(str, cmd))}\n")
         out.flush()
@@ -544,7 +548,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def stop(*_: Any) -> None:
+        _STOPPING.set()
+        stop_running()
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         return _main()
     finally:
