@@ -204,20 +204,28 @@ class PaiPollHub:
 
         async def fetch() -> Any:
             hook = self.hook
-            # the hub's slots are held per attempt on the wire (retry waits hold none): one throttled model
-            # cannot delay the polls of the others
-            (await hook.atransport()).attempt_gate = self.gate
+            await self._gated_transport(hook)
             try:
                 answer = await aread(hook, what)
             except RegistryAuthError:
                 await self._renew_hook(hook)
-                (await self.hook.atransport()).attempt_gate = self.gate
+                await self._gated_transport(self.hook)
                 answer = await aread(self.hook, what)
             if not isinstance(what, ReadVersion):
                 self._log_read(what, answer)
             return answer
 
         return await self.shared(what, max_age, fetch)
+
+    async def _gated_transport(self, hook: PaiModelRegistryHook) -> None:
+        """Build the hook's async client once, whatever number of reads start at the same moment (a thousand
+        models' first reads would otherwise each look the connection up and build a client), and give it the
+        hub's slots: held per attempt on the wire, not across retry waits, so one throttled model cannot delay
+        the polls of the others."""
+        if hook._atransport is None:
+            await self.shared(("atransport", id(hook)), float("inf"), hook.atransport)
+        transport = await hook.atransport()
+        transport.attempt_gate = self.gate
 
     async def version_ref(self, model_id: str, version: PaiModelVersion, max_age: float) -> dict[str, Any]:
         """The ModelVersionRef dict of a version: the model's own workspace (GetModel once per model and hook,
