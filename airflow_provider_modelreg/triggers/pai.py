@@ -223,7 +223,11 @@ class PaiPollHub:
         hub's slots: held per attempt on the wire, not across retry waits, so one throttled model cannot delay
         the polls of the others."""
         if hook._atransport is None:
-            await self.shared(("atransport", id(hook)), float("inf"), hook.atransport)
+            key = ("atransport", id(hook))
+            await self.shared(key, float("inf"), hook.atransport)
+            entry = self.entries.get(key)
+            if entry is not None and entry.task is None:
+                del self.entries[key]  # the client lives on the hook; nothing to keep here
         transport = await hook.atransport()
         transport.attempt_gate = self.gate
 
