@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out"
 RESULTS = OUT / "bench" / "results.json"
 P5_RESULTS = OUT / "e2e" / "p5.json"
+SCALE_RESULTS = OUT / "e2e-scale" / "records.json"
 RECORDS = ROOT / "bench" / "records.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-FIGURES = ("p1", "p2", "p3", "p4", "p5")
+FIGURES = ("p1", "p2", "p3", "p4", "p5", "p6", "scale")
 #: packages whose versions a run records
 RECORDED_PACKAGES = (
     "airflow-provider-modelreg",
@@ -122,7 +123,8 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
         "Each figure is measured side by side with its anchor in the same run, against the emulator on 127.0.0.1 in",
         "its own process. Ratios are the headline; absolute times are context (shared, noisy machines). Under each",
         "heading: the date, machine, package versions and revision of the run that measured that figure.",
-        "Reproduce with `make bench` (P1-P4) and `make e2e` (P5), which write under `out/`; `make benchmarks-md`",
+        "Reproduce with `make bench` (P1-P4, P6), `make e2e` (P5) and `make e2e-scale` (SCALE), which write under",
+        "`out/`; `make benchmarks-md`",
         "then records the new runs in `bench/records.json` and renders this file from it.",
         "",
     ]
@@ -143,6 +145,8 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
         ]
     else:
         lines += missing("p5", "make e2e")
+    lines += _render_p6(records, head, missing)
+    lines += _render_scale(records, head, missing)
     if notes:
         lines += ["## Notes", "", notes, ""]
     return "\n".join(lines)
@@ -226,6 +230,99 @@ def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[s
     return lines
 
 
+def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
+    triggers = records["p6"]["result"]["triggers"] if "p6" in records else 10_000
+    lines: list[str] = head("p6", f"P6 — one triggerer's capacity: {triggers:,} waits in one event loop")
+    if "p6" not in records:
+        return lines + missing("p6", "make bench")
+    p6 = records["p6"]["result"]
+    spread, wide = p6["spread"], p6["wide"]
+    ours, anchor = spread["ours"], spread["anchor"]
+    lines += [
+        f"Emulator latency {p6['latency_ms']} ms; CPU per round = process CPU / rounds completed after a warm-up round; "
+        "lag = the largest overshoot of a 10 ms `asyncio.sleep` monitor; bytes per trigger from tracemalloc.",
+        "",
+        "| scenario | CPU/round ours (s) | CPU/round HttpSensorTrigger (s) | CPU ratio (target <= 0.1) "
+        "| bytes/trigger (target <= 3 KB) | round (s) | loop lag (s) | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| (i) {triggers:,} waits over {spread['models']} models, {spread['interval_s']:.0f} s | "
+        f"{ours['cpu_s_per_round']:.2f} | {anchor['cpu_s_per_round']:.2f} | {spread['cpu_ratio']:.3f} | "
+        f"{ours['bytes_per_trigger']:.0f} | {ours['round_s']:.1f} | {ours['loop_lag_s']:.3f} (target < 0.1) | "
+        f"{_mark(spread['met'])} |",
+        f"| (ii) {triggers:,} waits over {wide['models']:,} models, {wide['interval_s']:.0f} s | "
+        f"{wide['ours']['cpu_s_per_round']:.2f} | — | — | {wide['ours']['bytes_per_trigger']:.0f} | "
+        f"{wide['ours']['round_s']:.1f} (within the interval: {_mark(bool(wide['ours']['rounds_kept_up']))}) | "
+        f"{wide['ours']['loop_lag_s']:.3f} (target < 0.2) | {_mark(wide['met'])} |",
+        "",
+    ]
+    for name, shape in (("(i)", spread), ("(ii)", wide)):
+        if shape.get("profile"):
+            lines += [
+                f"Missed {name}: {shape.get('miss', '')}. Profile of one round (cProfile, top functions by own time):",
+                "",
+                "```",
+                *shape["profile"],
+                "```",
+                "",
+            ]
+    return lines
+
+
+def _render_scale(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
+    lines: list[str] = head("scale", "SCALE — CeleryExecutor, two workers, two triggerers (`make e2e-scale`)")
+    if "scale" not in records:
+        return lines + missing("scale", "make e2e-scale")
+    r = records["scale"]["result"]
+    cfg, spread, fo, dep = r["settings"], r["spread"], r["failover"], r["deploys"]
+    held = ", ".join(
+        f"{name} {h['triggers']} waits on {h['models']} models" for name, h in spread["per_triggerer"].items()
+    )
+    poll = spread["polling"]
+    lat = r["latency"]
+
+    dups = "; ".join(f"{d['version']}: {d['deploys']} deploys ({d['why']})" for d in dep["duplicates"]) or "none"
+    lines += [
+        f"{cfg['waits']} deferrable waits (a mapped task group over {cfg['models']} models, poke_interval "
+        f"{cfg['poke_interval_s']:.0f} s) and one asset watcher; emulator latency {cfg['emulator_latency_ms']} ms; "
+        f"{cfg['celery_workers']} Celery workers x {cfg['celery_concurrency']}, Redis broker, PostgreSQL; triggerer "
+        f"capacity {cfg['triggerer_capacity']}, max_trigger_to_select_per_loop {cfg['max_trigger_to_select_per_loop']}, "
+        f"job_heartbeat_sec {cfg['job_heartbeat_sec']}, triggerer_health_check_threshold "
+        f"{cfg['triggerer_health_check_threshold']} s. Whole run: {r['duration_s']} s.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| spread (trigger table) | {held} |",
+        f"| registry reads per {cfg['poke_interval_s']:.0f} s round | {poll['reads_per_round']:.1f} for "
+        f"{poll['waits']} waits (models held per triggerer, summed: {poll['distinct_models_per_triggerer_sum']}) |",
+        f"| failover: SIGKILL -> orphans reassigned | {fo['reassigned_s']:.1f} s ({fo['orphaned_triggers']} triggers) |",
+        f"| failover: SIGKILL -> last orphan running again | {fo['last_orphan_running_again_s']:.1f} s |",
+        f"| asset watcher: deploys per version | {dep['deploys_per_version']} (missing: {dep['missing'] or 'none'}) |",
+        f"| second deploys (at-least-once window) | {dups} |",
+        "",
+        f"Versions approved in bursts of {cfg.get('burst_models', 10)} models ({cfg.get('burst_models', 10) * 10} "
+        "waits); seconds from the approval to: the trigger firing (the provider's part), the resumed wait ending (a "
+        "worker ran it), the model's deploy task starting (after all 10 waits of the model ended):",
+        "",
+        "| from approval to | waits | n | p50 (s) | p95 (s) | max (s) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {what} | {which} | {s['n']} | {s['p50_s']:.1f} | {s['p95_s']:.1f} | {s['max_s']:.1f} |"
+            for what, key, key_without in (
+                ("trigger fired", "approval_to_trigger_fired", "approval_to_trigger_fired_excluding_failover_burst"),
+                ("wait ended", "approval_to_wait_end", "approval_to_wait_end_excluding_failover_burst"),
+                ("**deploy task started**", "all_waits", "excluding_failover_burst"),
+            )
+            for which, s in (
+                ("all", lat.get(key)),
+                ("without the burst approved while a triggerer was dead", lat.get(key_without)),
+            )
+            if s
+        ),
+        "",
+    ]
+    return lines
+
+
 def write_records(path: Path, records: dict[str, Any]) -> None:
     """Write run records under the results folder (creating it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,9 +358,11 @@ def merge_records(committed: dict[str, Any], *found: dict[str, Any]) -> tuple[di
 
 
 def render_file(
-    results: Iterable[Path] = (RESULTS, P5_RESULTS), records_path: Path = RECORDS, target: Path = BENCHMARKS_MD
+    results: Iterable[Path] | None = None, records_path: Path = RECORDS, target: Path = BENCHMARKS_MD
 ) -> list[str]:
     """`make benchmarks-md`: take newer records from the results folder into ``records_path``, render ``target``."""
+    if results is None:  # the runs' records: make bench (all, or --only some), make e2e, make e2e-scale
+        results = (RESULTS, P5_RESULTS, SCALE_RESULTS, *sorted(RESULTS.parent.glob("results-*.json")))
     committed = json.loads(records_path.read_text()) if records_path.exists() else {}
     found = [json.loads(p.read_text()) for p in results if p.exists()]
     merged, taken = merge_records(committed, *found)
@@ -283,10 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _env()
     sys.path.insert(0, str(ROOT))
-    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports
+    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports, p6_capacity
 
-    run_benchmarks((("p4", p4_imports), ("p2", p2_cpu), ("p1", p1_paging), ("p3", p3_triggers)))
-    print(f"results in {RESULTS.relative_to(ROOT)}; `make benchmarks-md` renders them into BENCHMARKS.md")
+    figures = (("p4", p4_imports), ("p2", p2_cpu), ("p1", p1_paging), ("p3", p3_triggers), ("p6", p6_capacity))
+    if argv[:1] == ["--only"]:  # e.g. `python -m bench.run --only p6`: those figures only (the others keep theirs)
+        figures = tuple(f for f in figures if f[0] in argv[1:])
+    out = RESULTS if len(figures) == 5 else RESULTS.with_name(f"results-{'-'.join(f[0] for f in figures)}.json")
+    run_benchmarks(figures, out)
+    print(f"results in {out.relative_to(ROOT)}; `make benchmarks-md` renders them into BENCHMARKS.md")
     return 0
 
 
