@@ -47,6 +47,7 @@ N_WAITS = N_MODELS * WAITS_PER_MODEL
 POKE_INTERVAL = 5.0
 EMULATOR_LATENCY_MS = 20
 BURST = 10  # models approved at once (100 waits)
+BURST_EVERY_S = 25  # after the takeover: one burst every 25 s
 # Triggerer settings (see README "Running at scale"):
 HEARTBEAT_SEC = 2  # [triggerer] job_heartbeat_sec: how often a triggerer proves it is alive
 HEALTH_THRESHOLD = 10  # [triggerer] triggerer_health_check_threshold: silence after which its triggers are taken
@@ -57,6 +58,7 @@ CELERY_CONCURRENCY = 4  # per worker: 2 workers x 4 task processes on 2 cores (t
 WAITS_DAG = "modelreg_scale_waits"
 ASSET_DAG = "modelreg_scale_asset_deploy"
 WATCHED = "scale-watch"
+VERSION = "2.0.0"  # the version every wait waits for
 ADMIN = {"X-Modelreg-Admin": "1"}
 
 
@@ -227,7 +229,7 @@ def spread(api: Api, db_url: str, emu: Emulator, jobs: dict[str, int]) -> dict[s
             say(f"(1) waits: {ti_states(db_url, 'model_waits.wait_%')}")
         return done
 
-    wait_for(progress, 420, f"all {N_WAITS} waits to defer", interval=2)
+    wait_for(progress, 720, f"all {N_WAITS} waits to defer", interval=2)
     deferred_s = time.monotonic() - started
     say(f"(1) all {N_WAITS} waits deferred after {deferred_s:.0f} s")
     wait_for(
@@ -323,6 +325,23 @@ def trigger_starts(logs: Path, ids: set[int], since: datetime) -> dict[int, date
     return found
 
 
+def trigger_fired(home: Path) -> list[tuple[int, datetime]]:
+    """When each wait's trigger fired (map index, time): the first line of its trigger logs (one file per triggerer
+    that ran it) saying the version is Approved, or Airflow's "Trigger fired event"."""
+    fired: dict[Path, tuple[int, datetime]] = {}
+    folder = home / "logs" / f"dag_id={WAITS_DAG}"
+    for path in folder.rglob("attempt=*.log.trigger.*.log"):
+        index = int(next(p for p in path.parts if p.startswith("map_index=")).split("=", 1)[1])
+        for line in path.read_text(errors="replace").splitlines():
+            # the trigger's own line as it decides (Airflow's "Trigger fired event" right after it is sometimes absent)
+            if "Trigger fired event" in line or f"{VERSION} is Approved" in line:
+                at = datetime.fromisoformat(json.loads(line)["timestamp"].replace("Z", "+00:00"))
+                if path.parent not in fired or at < fired[path.parent][1]:
+                    fired[path.parent] = (index, at)
+                break
+    return list(fired.values())
+
+
 def failover_and_events(
     api: Api, db_url: str, emu: Emulator, stack: Stack, jobs: dict[str, int], home: Path
 ) -> dict[str, Any]:
@@ -344,7 +363,7 @@ def failover_and_events(
     )
     watched_approved["2.0.0"] = emu.approve(WATCHED, "2.0.0")
     approve_burst(emu, bursts[0], approved, "(4) burst 1 (both triggerers alive)")
-    wait_for(lambda: asset_events(db_url), 60, "the watcher's event for 2.0.0")
+    wait_for(lambda: asset_events(db_url), 90, "the watcher's event for 2.0.0")
 
     # (2) failover: SIGKILL the triggerer that holds the watcher and part of the waits
     watched_approved["3.0.0"] = emu.approve(WATCHED, "3.0.0")  # approved just before the kill: may be in flight
@@ -372,7 +391,7 @@ def failover_and_events(
         starts.update(trigger_starts(stack.logs, held, killed_at))
         return starts if alive <= set(starts) else None
 
-    starts = wait_for(restarted, 60, "the orphaned triggers to start again in the survivor", interval=1)
+    starts = wait_for(restarted, 120, "the orphaned triggers to start again in the survivor", interval=1)
     running_again_s = (max(starts.values()) - killed_at).total_seconds() if starts else reassigned_s
     say(f"(2) last orphaned trigger running again {running_again_s:.1f} s after the kill ({len(starts)} restarts seen)")
     result["failover"] = {
@@ -387,7 +406,7 @@ def failover_and_events(
     }
     watched_approved["5.0.0"] = emu.approve(WATCHED, "5.0.0")  # after the takeover
     for n, burst in enumerate(bursts[2:], start=3):
-        time.sleep(3 * POKE_INTERVAL)
+        time.sleep(BURST_EVERY_S)
         approve_burst(emu, burst, approved, f"(4) burst {n} (after the takeover)")
 
     # every wait ends with its version; every deploy starts
@@ -402,7 +421,7 @@ def failover_and_events(
         return done == N_MODELS
 
     all_deployed.last = 0.0  # type: ignore[attr-defined]
-    wait_for(all_deployed, 600, f"all {N_MODELS} deploy tasks", interval=3)
+    wait_for(all_deployed, 720, f"all {N_MODELS} deploy tasks", interval=3)
     versions = db_rows(
         db_url,
         f"SELECT x.map_index, x.value::text FROM xcom x WHERE x.dag_id = '{WAITS_DAG}' "
@@ -423,7 +442,13 @@ def failover_and_events(
     wait_normal = [
         (end - approved[models[i]]).total_seconds() for (i, _), end in ends.items() if i not in failover_models
     ]
+    fired = trigger_fired(home)
+    assert len(fired) == N_WAITS, f"{len(fired)} trigger logs say 'Approved' or 'fired' for {N_WAITS} waits"
+    trigger_all = [(at - approved[models[i]]).total_seconds() for i, at in fired]
+    trigger_normal = [(at - approved[models[i]]).total_seconds() for i, at in fired if i not in failover_models]
     result["latency"] = {
+        "approval_to_trigger_fired": summary(trigger_all),
+        "approval_to_trigger_fired_excluding_failover_burst": summary(trigger_normal),
         "all_waits": summary(deploy_all),
         "excluding_failover_burst": summary(deploy_normal),
         "approval_to_wait_end": summary(wait_all),
@@ -489,7 +514,7 @@ def count_asset_deploys(
         duplicates.append({"version": version, "deploys": n, "events": len(emitted), "why": why, "accepted": in_window})
     report = {
         "approved": sorted(approved),
-        "deploys_per_version": counts,
+        "deploys_per_version": dict(sorted(counts.items())),
         "asset_events": len(events),
         "deploy_runs": len(runs),
         "missing": missing,
@@ -536,6 +561,8 @@ def main() -> int:
             "models": N_MODELS,
             "poke_interval_s": POKE_INTERVAL,
             "emulator_latency_ms": EMULATOR_LATENCY_MS,
+            "burst_models": BURST,
+            "burst_every_s": BURST_EVERY_S,
             "celery_workers": 2,
             "celery_concurrency": CELERY_CONCURRENCY,
             "triggerers": 2,

@@ -43,8 +43,8 @@ with DAG(
     default_args={"retries": 0},
     tags=["modelreg", "e2e-scale"],
 ):
-
-    @task
+    # a model's deploy goes ahead of other models' resuming waits (Airflow's default weights rank upstream tasks first)
+    @task(priority_weight=10, weight_rule="absolute")
     def deploy(model_id: str, refs: list[dict[str, Any]]) -> list[str]:
         assert all(ref["model_id"] == model_id for ref in refs), refs
         print(f"MODELREG_SCALE_DEPLOY model={model_id} version={refs[0]['version_name']} waits={len(refs)}")
@@ -60,6 +60,8 @@ with DAG(
                 deferrable=True,
                 poke_interval=5,
                 timeout=3600,
+                priority_weight=1,
+                weight_rule="absolute",
             )
             for i in range(WAITS_PER_MODEL)
         ]
