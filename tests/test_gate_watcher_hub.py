@@ -236,8 +236,13 @@ async def test_hub_renews_a_rotated_credential(fake: FakePai, monkeypatch: pytes
 async def test_hub_state_is_bounded_and_nothing_is_left_behind(fake: FakePai) -> None:
     fake.hang.set()  # every read hangs: all waits are in flight
     pending = await waits(20, "1.0.0")
-    await asyncio.sleep(0.3)
-    hub = next(iter(triggers_pai._HUBS.values()))
+    # every read in flight: up to 5 s on a loaded machine (before Airflow 3.3.2 the connection is read in a thread)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        hub = next(iter(triggers_pai._HUBS.values()), None)
+        if hub is not None and hub.entries and all(e.task is not None for e in hub.entries.values()):
+            break
+    assert hub is not None
     assert hub.entries and all(e.task is not None for e in hub.entries.values())
     closed: list[bool] = []
     close = hub.hook.aclose
