@@ -163,12 +163,6 @@ def with_connection_form(hook_class: H) -> H:
 
 def require_emulator_server() -> None:
     """Raise a clear error when the emulator's server packages are missing (Airflow 2 does not ship them)."""
-    from importlib.util import find_spec
+    from airflow_provider_modelreg.emulator import require_server
 
-    missing = [name for name in ("fastapi", "uvicorn") if find_spec(name) is None]
-    if missing:
-        raise ModuleNotFoundError(
-            f"The registry emulator needs {' and '.join(missing)}, which Airflow 3 ships and Airflow 2 does not "
-            f"(installed: Airflow {AIRFLOW_VERSION}): pip install 'airflow-provider-modelreg[emulator]'",
-            name=missing[0],
-        )
+    require_server()

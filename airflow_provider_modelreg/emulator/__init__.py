@@ -52,6 +52,28 @@ _LAZY = {
 }
 
 
+def require_server() -> None:
+    """Raise a clear error when the emulator's server packages are missing (Airflow 2 does not ship them).
+
+    Imports nothing of Airflow: the emulator stays apart from the runtime path, and its command line prints only
+    its own lines.
+    """
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    missing = [name for name in ("fastapi", "uvicorn") if find_spec(name) is None]
+    if missing:
+        try:
+            airflow = metadata.version("apache-airflow")
+        except metadata.PackageNotFoundError:
+            airflow = "not installed"
+        raise ModuleNotFoundError(
+            f"The registry emulator needs {' and '.join(missing)}, which Airflow 3 ships and Airflow 2 does not "
+            f"(installed: Airflow {airflow}): pip install 'airflow-provider-modelreg[emulator]'",
+            name=missing[0],
+        )
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
@@ -59,7 +81,5 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name == "RegistryEmulator":
-        from airflow_provider_modelreg._compat import require_emulator_server
-
-        require_emulator_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
+        require_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
     return getattr(importlib.import_module(module), name)

@@ -61,10 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return admin_main(argv)
     args = build_parser().parse_args(argv)
-    from airflow_provider_modelreg._compat import require_emulator_server
+    from airflow_provider_modelreg.emulator import require_server
 
     try:
-        require_emulator_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
+        require_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
     except ModuleNotFoundError as exc:
         print(f"modelreg-emulator: {exc}", file=sys.stderr)
         return 2
