@@ -11,7 +11,8 @@ checks a version:
 * the asset state store that the triggerer injects into watcher triggers (Airflow >= 3.3):
   :func:`asset_state_accessors` (None before; the watcher then keeps its state in memory and says so);
 * the emulator's server (fastapi, uvicorn): shipped with Airflow 3, not with Airflow 2, where the ``emulator``
-  extra brings it; :func:`require_emulator_server` says so instead of a bare ImportError;
+  extra brings it; ``emulator.require_server`` says so instead of a bare ImportError (it lives with the
+  emulator, which must not import Airflow);
 * declarative connection-form fields (``conn-fields``, read from Airflow 3.2): UIs before 3.2 read the hook's
   ``get_connection_form_widgets`` / ``get_ui_field_behaviour``, which :func:`with_connection_form` builds from the
   same ``get_provider_info()`` entry (one source for both).
@@ -32,7 +33,6 @@ __all__ = [
     "UnsupportedOnThisAirflowError",
     "asset_state_accessors",
     "connection_form_widgets",
-    "require_emulator_server",
     "ui_field_behaviour",
     "with_connection_form",
 ]
@@ -156,13 +156,3 @@ def with_connection_form(hook_class: H) -> H:
     setattr(hook_class, "get_connection_form_widgets", classmethod(get_connection_form_widgets))  # noqa: B010
     setattr(hook_class, "get_ui_field_behaviour", classmethod(get_ui_field_behaviour))  # noqa: B010
     return hook_class
-
-
-# ------------------------------------------------------------------------------------------- the emulator's server
-
-
-def require_emulator_server() -> None:
-    """Raise a clear error when the emulator's server packages are missing (Airflow 2 does not ship them)."""
-    from airflow_provider_modelreg.emulator import require_server
-
-    require_server()

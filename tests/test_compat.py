@@ -88,7 +88,9 @@ def test_the_event_trigger_is_an_event_trigger_from_airflow_3() -> None:
 def test_the_emulator_server_is_there_or_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    _compat.require_emulator_server()  # the suite runs the emulator: its server packages are installed
+    from airflow_provider_modelreg.emulator import require_server
+
+    require_server()  # the suite runs the emulator: its server packages are installed
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else object())
     with pytest.raises(ModuleNotFoundError, match=r"needs uvicorn.*airflow-provider-modelreg\[emulator\]"):
-        _compat.require_emulator_server()
+        require_server()
