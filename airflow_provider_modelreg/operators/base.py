@@ -70,7 +70,8 @@ class RegistryOperatorBase(BaseOperator, Generic[H]):
     # -- the hook
 
     def _make_hook(self, **overrides: Any) -> H:
-        raise NotImplementedError
+        """The vendor's hook for this task's connection (each vendor's operator base defines it)."""
+        raise TypeError(f"{type(self).__name__} must define _make_hook")
 
     @cached_property
     def hook(self) -> H:
@@ -90,8 +91,8 @@ class RegistryOperatorBase(BaseOperator, Generic[H]):
             self.close_hook()
 
     def run_registry(self, context: Context) -> Any:
-        """The task's work (``execute`` closes the hook afterwards)."""
-        raise NotImplementedError
+        """The task's work (``execute`` closes the hook afterwards); each operator defines it."""
+        raise TypeError(f"{type(self).__name__} must define run_registry")
 
     # -- outputs
 
