@@ -751,6 +751,8 @@ class RegistryTransport:
     :param transport: an ``httpx`` transport to use instead of the network (tests); ``async_transport`` likewise.
     :param sleep: injectable for tests (sync); ``asleep`` likewise for async; ``clock`` is the monotonic clock.
     :param max_connections: size of each connection pool (listing fetches 8 pages at once by default).
+    :param metadata_service: the endpoint is a cloud instance metadata service (``http://169.254.169.254``,
+        ``http://100.100.100.200``): plain ``http://`` is allowed to any host, and no proxy is ever used.
     """
 
     def __init__(
@@ -773,13 +775,14 @@ class RegistryTransport:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_connections: int = 16,
+        metadata_service: bool = False,
     ) -> None:
         self.vendor: Vendor = vendor
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("base_url must be https://host[:port]")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
+        if parts.scheme == "http" and not (metadata_service or is_loopback(parts.hostname)):
             raise ValueError("plain http:// is only allowed to a loopback host (a local emulator)")
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be at least 1")
@@ -796,6 +799,8 @@ class RegistryTransport:
         self._extensions = {"timeout": self.timeout.as_dict()}
         self.max_response_bytes = max_response_bytes
         #: the proxy in use, resolved once (None: direct)
+        if metadata_service:  # instance metadata is link-local: a proxy could not reach it, or would see the keys
+            proxy, trust_env = None, False
         self.proxy = proxy if proxy is not None else (environment_proxy(self.base_url) if trust_env else None)
         self.ca_bundle = ca_bundle
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-seed", type=int, default=0, help="seed of the deterministic fault decisions")
     parser.add_argument("--retry-after-ms", type=int, default=1000, help="wait asked for by throttle answers")
     parser.add_argument("--token-lifetime", type=float, default=86400, help="IAM token lifetime in seconds")
+    parser.add_argument(
+        "--credential-lifetime",
+        type=float,
+        default=3600,
+        help="lifetime in seconds of temporary keys from STS, instance metadata and IAM security tokens",
+    )
     return parser
 
 
@@ -83,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             retry_after_ms=args.retry_after_ms,
         )
         config = EmulatorConfig(
-            seed=args.seed, host=args.host, port=args.port, token_lifetime=args.token_lifetime, faults=faults
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            token_lifetime=args.token_lifetime,
+            credential_lifetime=args.credential_lifetime,
+            faults=faults,
         )
         registry = Registry(config)
     except SeedError as exc:

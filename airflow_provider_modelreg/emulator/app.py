@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider_modelreg.emulator.admin import ADMIN_PREFIX, handle_admin
+from airflow_provider_modelreg.emulator.credential_services import match_credential_service
 from airflow_provider_modelreg.emulator.fabric import IamError, issue_token, match_fabric
 from airflow_provider_modelreg.emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
 from airflow_provider_modelreg.emulator.pai import match_pai
@@ -41,6 +42,8 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     token_lifetime: float = 86400
+    #: lifetime in seconds of temporary keys issued by the credential services (STS, metadata, IAM)
+    credential_lifetime: float = 3600
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class EmulatorConfig:
             self.seed = str(self.seed)
         if self.token_lifetime <= 0:
             raise ValueError("token_lifetime must be > 0")
+        if self.credential_lifetime <= 0:
+            raise ValueError("credential_lifetime must be > 0")
 
 
 class ConnectionResetFault(Exception):
@@ -133,7 +138,21 @@ class Registry:
         fault = Fault.NONE
         authenticated = False
         latency = self.config.faults.latency_ms / 1000.0
-        if path.startswith("/v3/auth/tokens") and req.method == "POST":
+        service = match_credential_service(req)
+        if service is not None:
+            route, serve_credentials = service
+            if latency:
+                await asyncio.sleep(latency)
+            if self.config.faults.iam_faults:
+                fault = self.faults.decide(req.method, req.target)
+            if fault in (Fault.ERROR, Fault.THROTTLE):
+                answer = self._iam_fault_answer(fault)
+            else:
+                answer = serve_credentials(self, req)
+                authenticated = answer.status < 400
+                if not authenticated:
+                    fault = Fault.NONE
+        elif path.startswith("/v3/auth/tokens") and req.method == "POST":
             route = "iam.CreateToken"
             if self.config.faults.iam_faults:
                 fault = self.faults.decide(req.method, req.target)

@@ -85,6 +85,7 @@ class RegistryEmulator:
     :param tls_certfile: PEM certificate to serve HTTPS with (with ``tls_keyfile``); plain HTTP without.
     :param tls_keyfile: PEM private key of ``tls_certfile``.
     :param token_lifetime: IAM token lifetime in seconds.
+    :param credential_lifetime: lifetime in seconds of temporary keys issued by the credential services.
     :raises SeedError: for an invalid seed (raised by the constructor, with the JSON path).
     """
 
@@ -101,6 +102,7 @@ class RegistryEmulator:
         random_seed: int = 0,
         retry_after_ms: int = 1000,
         token_lifetime: float = 86400,
+        credential_lifetime: float = 3600,
         iam_faults: bool = False,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
@@ -115,7 +117,14 @@ class RegistryEmulator:
             retry_after_ms=retry_after_ms,
             iam_faults=iam_faults,
         )
-        self.config = EmulatorConfig(seed=seed, host=host, port=port, token_lifetime=token_lifetime, faults=faults)
+        self.config = EmulatorConfig(
+            seed=seed,
+            host=host,
+            port=port,
+            token_lifetime=token_lifetime,
+            credential_lifetime=credential_lifetime,
+            faults=faults,
+        )
         self.registry = Registry(self.config)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

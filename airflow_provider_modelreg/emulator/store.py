@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -61,6 +62,7 @@ __all__ = [
     "PaiVersionState",
     "SeedError",
     "Store",
+    "TemporaryKeyState",
     "load_seed",
 ]
 
@@ -295,6 +297,20 @@ def load_seed(seed: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------- store
 
 
+@dataclass
+class TemporaryKeyState:
+    """A temporary key issued by one of the emulator's credential services."""
+
+    vendor: str
+    key_id: str
+    secret: str
+    token: str
+    issued_at: float
+    expires_at: float
+    #: which service issued it (e.g. ``sts.AssumeRole``, ``ecs.metadata``)
+    issuer: str
+
+
 class Store:
     """All registry state of one emulator; thread-safe (tests mutate it while the server runs).
 
@@ -313,6 +329,8 @@ class Store:
         self.fabric_users: list[dict[str, str | None]] = []
         self.workspaces: dict[str, dict[str, FabricModelState]] = {}
         self.tokens: dict[str, IamTokenState] = {}
+        #: temporary keys issued by the credential services (STS, metadata, IAM securitytokens): id -> state
+        self.temporary_keys: dict[str, TemporaryKeyState] = {}
         self._schedule: list[_Scheduled] = []
         self._seq = 0
         self._load(load_seed(seed))
@@ -636,6 +654,28 @@ class Store:
         """Copies of all versions of a Fabric model, in server order."""
         with self.lock:
             return [json.loads(v.json()) for v in self.workspaces[workspace_id][model_id].versions]
+
+    def issue_temporary_key(self, vendor: str, lifetime: float, *, issuer: str) -> TemporaryKeyState:
+        """Issue a temporary key of ``vendor`` (``pai``/``fabric``) valid for ``lifetime`` seconds."""
+        prefix = "STS." if vendor == "pai" else "TMP"
+        state = TemporaryKeyState(
+            vendor=vendor,
+            key_id=prefix + secrets.token_hex(10).upper(),
+            secret=secrets.token_urlsafe(24),
+            token=secrets.token_urlsafe(48),
+            issued_at=time.time(),
+            expires_at=time.time() + lifetime,
+            issuer=issuer,
+        )
+        with self.lock:
+            self.temporary_keys[state.key_id] = state
+        return state
+
+    def temporary_key(self, vendor: str, key_id: str) -> TemporaryKeyState | None:
+        """An issued temporary key of ``vendor`` by id, expired or not."""
+        with self.lock:
+            state = self.temporary_keys.get(key_id)
+        return state if state is not None and state.vendor == vendor else None
 
     def expire_tokens(self) -> None:
         """Make every issued IAM token expired now."""

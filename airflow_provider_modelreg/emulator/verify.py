@@ -95,7 +95,15 @@ def verify_acs3(req: Req, store: Store, nonces: NonceCache) -> str:
         )
     secret = store.pai_credentials.get(key_id)
     if secret is None:
-        raise ApiError(400, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        temporary = store.temporary_key("pai", key_id)
+        if temporary is None:
+            raise ApiError(400, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        token = req.headers.get("x-acs-security-token")
+        if not token or not hmac.compare_digest(token, temporary.token):
+            raise ApiError(400, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch.")
+        if temporary.expires_at <= time.time():
+            raise ApiError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+        secret = temporary.secret
     signed_names = signed.lower().split(";")
     now = time.time()
     raw_date = req.headers.get("x-acs-date")
@@ -150,7 +158,15 @@ def verify_huawei(req: Req, store: Store) -> str:
             raise ApiError(401, "APIG.0301", _APIG_0301 + "unsupported or malformed Authorization header")
         cred = store.fabric_credentials.get(ak)
         if cred is None:
-            raise ApiError(401, "APIG.0301", _APIG_0301 + "AK does not exist")
+            temporary = store.temporary_key("fabric", ak)
+            if temporary is None:
+                raise ApiError(401, "APIG.0301", _APIG_0301 + "AK does not exist")
+            token = req.headers.get("x-security-token")
+            if not token or not hmac.compare_digest(token, temporary.token):
+                raise ApiError(401, "APIG.0301", _APIG_0301 + "security token does not match the AK")
+            if temporary.expires_at <= time.time():
+                raise ApiError(401, "APIG.0301", _APIG_0301 + "the temporary AK/SK has expired")
+            cred = (temporary.secret, None)
         sdk_date = req.headers.get("x-sdk-date", "")
         try:
             moment = datetime.strptime(sdk_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
