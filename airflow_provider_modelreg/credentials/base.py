@@ -182,49 +182,49 @@ def _wrap(source: str, call: Call, exc: ModelRegistryError) -> CredentialSourceE
 def run_flow(source: CredentialSource) -> TemporaryKey:
     """Drive a source's flow synchronously."""
     flow = source.flow()
-    call = next(flow)
-    while True:
-        try:
-            response = call.transport.request(
-                call.method,
-                call.target,
-                params=call.params,
-                content=call.content,
-                headers=call.headers,
-                idempotent=True,
-            )
-        except ModelRegistryError as exc:
-            flow.close()
-            raise _wrap(source.name, call, exc) from exc
-        try:
+    try:
+        call = next(flow)
+        while True:
+            try:
+                response = call.transport.request(
+                    call.method,
+                    call.target,
+                    params=call.params,
+                    content=call.content,
+                    headers=call.headers,
+                    idempotent=True,
+                )
+            except ModelRegistryError as exc:
+                flow.close()
+                raise _wrap(source.name, call, exc) from exc
             call = flow.send(response)
-        except StopIteration as done:
-            key: TemporaryKey = done.value
-            return key
+    except StopIteration as done:
+        key: TemporaryKey = done.value
+        return key
 
 
 async def arun_flow(source: CredentialSource) -> TemporaryKey:
     """Drive a source's flow asynchronously (the same generator as :func:`run_flow`)."""
     flow = source.flow()
-    call = next(flow)
-    while True:
-        try:
-            response = await call.transport.arequest(
-                call.method,
-                call.target,
-                params=call.params,
-                content=call.content,
-                headers=call.headers,
-                idempotent=True,
-            )
-        except ModelRegistryError as exc:
-            flow.close()
-            raise _wrap(source.name, call, exc) from exc
-        try:
+    try:
+        call = next(flow)
+        while True:
+            try:
+                response = await call.transport.arequest(
+                    call.method,
+                    call.target,
+                    params=call.params,
+                    content=call.content,
+                    headers=call.headers,
+                    idempotent=True,
+                )
+            except ModelRegistryError as exc:
+                flow.close()
+                raise _wrap(source.name, call, exc) from exc
             call = flow.send(response)
-        except StopIteration as done:
-            key: TemporaryKey = done.value
-            return key
+    except StopIteration as done:
+        key: TemporaryKey = done.value
+        return key
 
 
 class RefreshingCredential:
