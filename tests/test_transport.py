@@ -748,3 +748,57 @@ def test_secrets_never_appear_in_response_errors() -> None:
     with pytest.raises(RegistryResponseError) as err:
         parse_model("pai", response, PaiModelVersion)
     assert SECRET not in str(err.value) and SECRET not in repr(err.value)
+
+
+def test_liveness_check_matches_httpcore() -> None:
+    """Our cached-socket liveness test answers as httpcore's own (which it replaces for async keep-alive pools)."""
+    import socket
+
+    from httpcore._utils import is_socket_readable as httpcore_readable
+
+    from airflow_provider_modelreg.transport import is_socket_readable
+
+    a, b = socket.socketpair()
+    try:
+        assert is_socket_readable(a) is httpcore_readable(a) is False
+        b.sendall(b"x")
+        assert is_socket_readable(a) is httpcore_readable(a) is True
+    finally:
+        a.close()
+        b.close()
+    assert is_socket_readable(a) is True  # closed: fileno() is -1, the next read would be EOF
+    assert is_socket_readable(None) is True
+
+
+def test_async_pool_reuses_a_live_connection_and_drops_a_dead_one(emulator: Any) -> None:
+    """Keep-alive through the deadline stream wrapper: a live idle connection is reused, a closed one replaced."""
+    import asyncio
+
+    from airflow_provider_modelreg.auth import AcsV3Auth
+    from airflow_provider_modelreg.transport import RegistryTransport, RetryPolicy
+
+    transport = RegistryTransport(
+        vendor="pai",
+        base_url=emulator.url,
+        auth=AcsV3Auth("LTAIemulatorDemoKey01", "emulator-demo-secret-pai"),
+        headers={"x-acs-version": "2021-02-04"},
+        retry=RetryPolicy(max_attempts=1),  # reusing the dead connection would fail the call, not be retried
+    )
+
+    async def three_calls() -> list[Any]:
+        peers = []
+        for _ in range(2):
+            await transport.arequest("GET", "/api/v1/models", params=[("PageSize", "1")])
+            conns = transport.ahttp._pool.connections  # type: ignore[attr-defined]
+            peers.append([c._connection._network_stream for c in conns])
+        stream = peers[-1][0]
+        stream._stream._stream._transport.close()  # the server side would look the same: EOF waiting
+        await asyncio.sleep(0.05)
+        await transport.arequest("GET", "/api/v1/models", params=[("PageSize", "1")])
+        peers.append([c._connection._network_stream for c in transport.ahttp._pool.connections])  # type: ignore[attr-defined]
+        await transport.aclose()
+        return peers
+
+    first, second, third = asyncio.run(three_calls())
+    assert len(first) == 1 and second[0] is first[0]  # reused while alive
+    assert third[0] is not first[0]  # the dead one was noticed and replaced
