@@ -57,7 +57,8 @@ _TRANSPORT_FIELDS: dict[str, Any] = {
     "proxy": _field(
         "Proxy",
         "http://[user:password@]host:port for every request; empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY. "
-        "A password in it is masked in logs.",
+        "Masked in the form and in logs (it may carry a password).",
+        secret=True,
     ),
     "ca_bundle": _field(
         "CA bundle",
