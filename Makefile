@@ -50,7 +50,7 @@ BENCH ?= p3
 RUNS ?= 3
 bench-compare: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
-	$(BIN)/python -m bench.compare --base $(BASE) --bench $(BENCH) --runs $(RUNS)
+	$(BIN)/python -m bench.compare --base $(BASE) --bench $(BENCH) --runs $(RUNS) --head $(or $(HEAD),WORKTREE)
 
 # Real services end to end (PostgreSQL, scheduler, triggerer, browser); installs Debian packages as root if missing.
 e2e: $(STAMP)

@@ -85,8 +85,9 @@ def main() -> int:
     parser.add_argument("--base", required=True, help="commit to compare against (e.g. main before a change)")
     parser.add_argument("--bench", choices=sorted(RATIOS), required=True)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--head", default="WORKTREE", help="commit to measure (default: the working tree)")
     args = parser.parse_args()
-    trees = {"base": _tree(args.base), "head": _tree("WORKTREE")}
+    trees = {"base": _tree(args.base), "head": _tree(args.head)}
     runs: dict[str, list[dict[str, Any]]] = {"base": [], "head": []}
     for i in range(args.runs):
         for side in ("base", "head"):  # alternate, so drift on the machine hits both sides alike
