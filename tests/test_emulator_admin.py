@@ -210,3 +210,23 @@ def test_wire_fields_stay_free_form() -> None:
     store = Store(seed)
     assert store.get_pai_version(MODEL, "0.9.0")["SomeFutureField"] == {"x": 1}
     assert Store(None).pai_models  # the built-in demo seed passes the stricter check
+
+
+async def test_admin_lists_issued_temporary_keys_to_loopback_clients_only() -> None:
+    """``GET /_emulator/credentials``: what the credential services issued (for leak scans), loopback only."""
+    from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
+
+    registry = Registry(EmulatorConfig(seed=_demo_seed(), credential_lifetime=60))
+    issued = registry.store.issue_temporary_key("pai", 60, issuer="sts.AssumeRole")
+    app = direct_asgi(create_app(registry=registry))
+    answers = {}
+    for client in (("127.0.0.1", 5000), ("10.0.0.1", 5000)):
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as http:
+            answers[client[0]] = await http.get("/_emulator/credentials", headers={"X-Modelreg-Admin": "1"})
+    assert answers["10.0.0.1"].status_code == 403
+    keys = answers["127.0.0.1"].json()["temporary_keys"]
+    assert [(k["key_id"], k["secret"], k["token"], k["issuer"]) for k in keys] == [
+        (issued.key_id, issued.secret, issued.token, "sts.AssumeRole")
+    ]
+    assert keys[0]["expires_at"] - keys[0]["issued_at"] == pytest.approx(60)

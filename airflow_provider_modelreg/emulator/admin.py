@@ -6,6 +6,9 @@ them. Requests are served only from a loopback client address (127.0.0.0/8, ``::
 anything else is answered 403.
 
 * ``GET /_emulator/requests`` — ``{"requests": [{"route", "authenticated", "count"}, ...]}`` (sorted by route).
+* ``GET /_emulator/credentials`` — ``{"temporary_keys": [{"vendor", "key_id", "secret", "token", "issuer",
+  "issued_at", "expires_at"}, ...]}``: every temporary key the credential services issued, secrets included (a
+  loopback test harness uses them to scan logs and databases for leaks).
 * ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
   "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
   Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
@@ -71,6 +74,21 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
         counts = Counter((e.route, e.authenticated) for e in registry.request_log.entries)
         rows = [{"route": r, "authenticated": a, "count": n} for (r, a), n in sorted(counts.items())]
         return _answer(200, {"requests": rows})
+    if parts == ["credentials"] and req.method == "GET":
+        with registry.store.lock:
+            keys = [
+                {
+                    "vendor": k.vendor,
+                    "key_id": k.key_id,
+                    "secret": k.secret,
+                    "token": k.token,
+                    "issuer": k.issuer,
+                    "issued_at": k.issued_at,
+                    "expires_at": k.expires_at,
+                }
+                for k in registry.store.temporary_keys.values()
+            ]
+        return _answer(200, {"temporary_keys": keys})
     if (
         len(parts) == 6
         and parts[0] == "pai"
