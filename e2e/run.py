@@ -96,7 +96,7 @@ def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, A
             "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
             "MODELREG_DEPLOY_DIR": str(WORKDIR / "deploy"),
             "MODELREG_ASSET_MODEL_ID": WATCHED_MODEL,
             "AIRFLOW_CONN_PAI_DEFAULT": json.dumps(
