@@ -96,9 +96,11 @@ PAI_CONN_FIELDS: dict[str, Any] = {
 FABRIC_CONN_FIELDS: dict[str, Any] = {
     "auth_type": _field(
         "Auth type",
-        "aksk: Login/Password are AK/SK. token: Login/Password are an IAM user's name/password, "
-        "exchanged for a project-scoped IAM token.",
-        enum=["aksk", "token"],
+        "aksk: Login/Password are AK/SK. token: Login/Password are an IAM user's name/password, exchanged for a "
+        "project-scoped IAM token. metadata: the ECS/CCE node agency's temporary key from the instance metadata "
+        "service. oidc: CCE workload identity (OIDC id token exchanged at STS). agency: Login/Password AK/SK assume "
+        "an agency (IAM securitytokens). env: HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN/PROJECT_ID of the worker.",
+        enum=["aksk", "token", "metadata", "oidc", "agency", "env"],
         default="aksk",
     ),
     "region": _field("Region", "cn-north-4 or cn-southwest-2; optional when Endpoint is set."),
@@ -106,13 +108,62 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
         "Endpoint",
         "Full URL, e.g. https://fabric.cn-north-4.myhuaweicloud.com (http:// only to a loopback host).",
     ),
-    "project_id": _field("Project ID", "Sent as X-Project-Id (AK/SK) and used as the token scope."),
+    "project_id": _field(
+        "Project ID",
+        "Sent as X-Project-Id when signing and used as the token scope (oidc/env: default HUAWEICLOUD_SDK_PROJECT_ID).",
+    ),
     "workspace_id": _field("Workspace ID", "Default workspace; required by the connection test."),
-    "security_token": _field("Security token", "Temporary AK/SK only (X-Security-Token).", secret=True),
+    "security_token": _field(
+        "Security token", "aksk/agency: the security token of a temporary Login/Password AK/SK.", secret=True
+    ),
     "iam_domain": _field("IAM account (domain) name", "Token auth: the account the IAM user belongs to."),
     "iam_endpoint": _field(
         "IAM endpoint",
-        "Token auth: default https://iam.<region>.myhuaweicloud.com (http:// only to a loopback host).",
+        "token/agency: default https://iam.<region>.myhuaweicloud.com (http:// only to a loopback host).",
+    ),
+    "metadata_endpoint": _field(
+        "Metadata endpoint", "metadata: the instance metadata service, default http://169.254.169.254."
+    ),
+    "oidc_provider_urn": _field(
+        "OIDC provider URN",
+        "oidc: iam::<account id>:identity-provider:<name>; default HUAWEICLOUD_OIDC_PROVIDER_URN.",
+    ),
+    "oidc_agency_urn": _field(
+        "OIDC agency URN", "oidc: iam::<account id>:agency:<name>; default HUAWEICLOUD_OIDC_AGENCY_URN."
+    ),
+    "oidc_token_file": _field(
+        "OIDC token file",
+        "oidc: path of the id token file, read again at each renewal; default HUAWEICLOUD_OIDC_TOKEN_FILE "
+        "(HUAWEICLOUD_OIDC_ID_TOKEN, when set, wins). A path, not a secret: masked because Airflow treats "
+        "extras named *token* as sensitive.",
+        secret=True,
+    ),
+    "oidc_session_name": _field(
+        "OIDC session name", "oidc: agency session name; default HUAWEICLOUD_OIDC_SESSION_NAME, else oidc-sts-session."
+    ),
+    "oidc_duration_seconds": _field(
+        "OIDC key lifetime (s)",
+        "oidc: 900-43200; default HUAWEICLOUD_OIDC_DURATION_SECONDS, else 3600.",
+        type=["integer", "null"],
+        minimum=900,
+        maximum=43200,
+    ),
+    "sts_endpoint": _field(
+        "STS endpoint",
+        "oidc: default HUAWEICLOUD_SDK_STS_ENDPOINT, else https://sts.<region>.myhuaweicloud.com (cn-north-4 when "
+        "the region has none).",
+    ),
+    "agency_name": _field("Agency name", "agency: the agency to assume."),
+    "agency_domain_name": _field(
+        "Agency account name", "agency: the account (domain) owning the agency; or Agency account ID."
+    ),
+    "agency_domain_id": _field("Agency account ID", "agency: the account (domain) ID owning the agency."),
+    "duration_seconds": _field(
+        "Agency key lifetime (s)",
+        "agency: 900-86400, default 3600.",
+        type=["integer", "null"],
+        minimum=900,
+        maximum=86400,
     ),
     "max_attempts": _RETRY_FIELD,
     "max_pages": _PAGES_FIELD,
@@ -180,7 +231,10 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": FABRIC_CONN_FIELDS,
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "host"],
-                    "relabeling": {"login": "AK (or IAM user name)", "password": "SK (or IAM password)"},
+                    "relabeling": {
+                        "login": "AK (or IAM user name; empty for metadata/oidc/env)",
+                        "password": "SK (or IAM password)",
+                    },
                     "placeholders": {"extra": '{"region": "cn-north-4", "project_id": "..."}'},
                 },
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,18 @@ from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_canonical_query
+from airflow_provider_modelreg.credentials.base import RefreshingCredential, shared_credential
+from airflow_provider_modelreg.credentials.huawei import (
+    DEFAULT_METADATA_ENDPOINT,
+    DEFAULT_OIDC_SESSION_NAME,
+    HuaweiSourceSettings,
+    build_huawei_source,
+    check_agency_urn,
+    check_provider_urn,
+    check_session_name,
+    sts_endpoint_for,
+)
+from airflow_provider_modelreg.credentials.signing import HuaweiCredentialAuth
 from airflow_provider_modelreg.errors import (
     RegistryAmbiguousVersionError,
     RegistryConnectionConfigError,
@@ -42,7 +55,7 @@ from airflow_provider_modelreg.validation import (
     check_pai_order,
 )
 
-__all__ = ["FABRIC_REGIONS", "FabricModelRegistryHook"]
+__all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
 
 #: Regions in the official SDK's table (``DataArtsFabricRegion``).
 FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
@@ -50,6 +63,103 @@ FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
 PICKS = ("unique", "newest")
 #: Regional Fabric hosts: the region of an endpoint set without a ``region`` extra.
 _REGIONAL_HOST = re.compile(r"fabric\.([a-z0-9-]+)\.myhuaweicloud\.com")
+#: ``auth_type`` values: where the signing key comes from.
+AUTH_TYPES = ("aksk", "token", "metadata", "oidc", "agency", "env")
+
+# EnvCredentialProvider's variables (huaweicloudsdkcore/auth/provider.py)
+_AK_ENV = "HUAWEICLOUD_SDK_AK"
+_SK_ENV = "HUAWEICLOUD_SDK_SK"
+_TOKEN_ENV = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a variable name
+_PROJECT_ID_ENV = "HUAWEICLOUD_SDK_PROJECT_ID"
+# OidcStsCredentialProvider's variables
+_OIDC_ENV = {
+    "provider_urn": "HUAWEICLOUD_OIDC_PROVIDER_URN",
+    "agency_urn": "HUAWEICLOUD_OIDC_AGENCY_URN",
+    "id_token": "HUAWEICLOUD_OIDC_ID_TOKEN",
+    "token_file": "HUAWEICLOUD_OIDC_TOKEN_FILE",
+    "session_name": "HUAWEICLOUD_OIDC_SESSION_NAME",
+    "duration_seconds": "HUAWEICLOUD_OIDC_DURATION_SECONDS",
+}
+#: values a form or a template leaves behind when nothing was meant
+_PLACEHOLDERS = ("None", "none", "null", "NULL")
+
+
+def _checked(value: str, field: str, *, secret: bool) -> str:
+    if value in _PLACEHOLDERS:
+        raise RegistryConnectionConfigError(field, "holds a placeholder ('None'/'null'): leave it empty or set a value")
+    return check_credential(value, field, secret=secret)
+
+
+def _env_setting(name: str, *, secret: bool = False) -> str | None:
+    """An environment variable (unset or empty: None), checked like an extra; a secret is masked at once."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    if secret:
+        mask_secrets(value)
+    return _checked(value, name, secret=secret)
+
+
+def _lookup(extras: dict[str, Any], key: str, env: str | None = None) -> tuple[str | None, str]:
+    """(value, the field it came from): the extra, else the environment variable ``env``."""
+    raw = extras.get(key)
+    if raw is not None and raw != "":
+        if not isinstance(raw, str):
+            raise RegistryConnectionConfigError(key, "must be a string", raw)
+        return _checked(raw, key, secret=False), key
+    if env is not None:
+        return _env_setting(env), env
+    return None, key
+
+
+def _setting(extras: dict[str, Any], key: str, env: str | None = None) -> str | None:
+    return _lookup(extras, key, env)[0]
+
+
+def _field_of(extras: dict[str, Any], key: str, env: str | None = None) -> str:
+    return _lookup(extras, key, env)[1]
+
+
+def _duration(extras: dict[str, Any], key: str, env: str | None, low: int, high: int) -> int:
+    """Seconds asked for a temporary key (default 3600, as the SDK's OIDC provider)."""
+    raw: Any = extras.get(key)
+    field = key
+    if (raw is None or raw == "") and env is not None:
+        raw, field = os.environ.get(env), env
+    if raw is None or raw == "":
+        return 3600
+    rule = f"must be an integer from {low} to {high}"
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise RegistryConnectionConfigError(field, rule, raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RegistryConnectionConfigError(field, rule, raw) from None
+    if not low <= value <= high:
+        raise RegistryConnectionConfigError(field, rule, raw)
+    return value
+
+
+def _metadata_url(value: str) -> str:
+    """``http://host[:port]`` of a metadata service (link-local: plain http to any host is expected)."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port_ok = True
+    except ValueError:
+        port_ok = False
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.username
+        or not port_ok
+    ):
+        raise RegistryConnectionConfigError(
+            "metadata_endpoint", "must be scheme://host[:port] such as http://169.254.169.254", value
+        )
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _target(path: str, params: list[tuple[str, str]]) -> str:
@@ -93,15 +203,40 @@ def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
 class FabricModelRegistryHook(ModelRegistryHookBase):
     """Talks to the DataArts Fabric model registry, signed with AK/SK or authorised by an IAM token.
 
-    Connection (type ``huaweicloud_fabric``):
+    Connection (type ``huaweicloud_fabric``); ``auth_type`` says where the signing key comes from:
 
-    * ``auth_type`` ``aksk`` (default): login = AK, password = SK; extras ``project_id`` (sent as
-      ``X-Project-Id``), ``security_token`` (temporary AK/SK).
-    * ``auth_type`` ``token``: login = IAM user name, password = IAM password; extras ``iam_domain`` (account
-      name, required), ``project_id`` (token scope; else the region's project by name), ``iam_endpoint``
-      (default ``https://iam.<region>.myhuaweicloud.com``).
-    * both: ``region`` (cn-north-4, cn-southwest-2), ``endpoint`` (full URL; ``http://`` only for an emulator),
-      ``workspace_id`` (default workspace, needed by the connection test), ``max_attempts``, ``max_pages``.
+    * ``aksk`` (default): login = AK, password = SK; extra ``security_token`` for a temporary AK/SK.
+    * ``token``: login = IAM user name, password = IAM password; extras ``iam_domain`` (account name, required),
+      ``project_id`` (token scope; else the region's project by name), ``iam_endpoint`` (default
+      ``https://iam.<region>.myhuaweicloud.com``).
+    * ``metadata`` (ECS, CCE node): the node agency's temporary key from the instance metadata service
+      (``GET /openstack/latest/securitykey``, metadata token mode when the service offers it); extra
+      ``metadata_endpoint`` (default ``http://169.254.169.254``). Renewed before expiry.
+    * ``oidc`` (CCE workload identity): the pod's OIDC id token exchanged at STS (``POST
+      /v5/agencies/assume-with-oidc``). Extras or environment variables (an extra wins): ``oidc_provider_urn`` /
+      ``HUAWEICLOUD_OIDC_PROVIDER_URN``, ``oidc_agency_urn`` / ``HUAWEICLOUD_OIDC_AGENCY_URN``, ``oidc_token_file`` /
+      ``HUAWEICLOUD_OIDC_TOKEN_FILE`` (read again at each renewal), ``oidc_session_name`` /
+      ``HUAWEICLOUD_OIDC_SESSION_NAME`` (default ``oidc-sts-session``), ``oidc_duration_seconds`` /
+      ``HUAWEICLOUD_OIDC_DURATION_SECONDS`` (900-43200, default 3600); the token itself only from
+      ``HUAWEICLOUD_OIDC_ID_TOKEN`` (it wins over a file, as in the SDK); extra ``sts_endpoint`` (default:
+      ``HUAWEICLOUD_SDK_STS_ENDPOINT``, else ``https://sts.<region>.myhuaweicloud.com`` for the SDK's STS regions,
+      else cn-north-4's). ``project_id`` extra, else ``HUAWEICLOUD_SDK_PROJECT_ID``. Nothing secret in the
+      connection.
+    * ``agency``: an agency's temporary key (possibly in another account) from IAM (``POST
+      /v3.0/OS-CREDENTIAL/securitytokens``, ``assume_role``), signed with login/password AK/SK (+
+      ``security_token``); extras ``agency_name``, ``agency_domain_name`` or ``agency_domain_id``,
+      ``duration_seconds`` (900-86400, default 3600), ``iam_endpoint`` (as with ``token``). Renewed before expiry.
+    * ``env``: ``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_SDK_SK``, ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` and
+      ``HUAWEICLOUD_SDK_PROJECT_ID`` as the SDK's ``EnvCredentialProvider`` reads them, when the hook builds its
+      transport; a ``project_id`` extra wins over ``HUAWEICLOUD_SDK_PROJECT_ID`` (like ``with_project_id`` on the
+      SDK's credentials).
+    * all: ``region`` (cn-north-4, cn-southwest-2), ``endpoint`` (full URL; ``http://`` only for an emulator),
+      ``project_id`` (sent as ``X-Project-Id`` when signing), ``workspace_id`` (default workspace, needed by the
+      connection test), ``max_attempts``, ``max_pages``.
+
+    Temporary keys are shared by every hook of the process with the same source settings: one renewal in flight
+    (:func:`~airflow_provider_modelreg.credentials.base.shared_credential`). Their transports live as long as the
+    process; :meth:`close` closes the hook's own pools (and the IAM token pool of ``auth_type`` token).
 
     :param fabric_conn_id: Airflow connection id.
     :param max_pages: requests one listing may send at most (default: extra ``max_pages``, else 1,000).
@@ -144,13 +279,38 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     def _auth(self, conn: Connection) -> httpx.Auth:
         extras = conn.extra_dejson
         auth_type = extra_str(extras, "auth_type") or "aksk"
+        if auth_type not in AUTH_TYPES:
+            raise RegistryConnectionConfigError("auth_type", f"must be one of {', '.join(AUTH_TYPES)}", auth_type)
+        project_id = extra_str(extras, "project_id")
+        if project_id is not None:
+            check_credential(extras.get("project_id"), "project_id", secret=False)
+        if auth_type == "env":
+            return self._env_auth(project_id)
+        if auth_type in ("metadata", "oidc"):
+            if auth_type == "oidc" and project_id is None:
+                project_id = _env_setting(_PROJECT_ID_ENV)  # OidcStsCredentialProvider reads it too
+            source = build_huawei_source(
+                auth_type, self._source_settings(conn, auth_type), self.transport_options(conn)
+            )
+            return HuaweiCredentialAuth(shared_credential(source), project_id=project_id)
+        login, secret, token = self._login_password(conn)
+        if auth_type == "aksk":
+            return HuaweiAkSkAuth(login, secret, project_id=project_id, security_token=token)
+        if auth_type == "agency":
+            settings = self._agency_settings(conn, login, secret, token)
+            source = build_huawei_source("agency", settings, self.transport_options(conn))
+            return HuaweiCredentialAuth(shared_credential(source), project_id=project_id)
+        return self._token_auth(conn, login, secret, project_id)
+
+    def _login_password(self, conn: Connection) -> tuple[str, str, str | None]:
+        """(AK or IAM user name, SK or IAM password, security token), checked and masked."""
+        extras = conn.extra_dejson
         if not conn.login:
             raise RegistryConnectionConfigError("login", "must hold the AK (or the IAM user name with auth_type token)")
         if not conn.password:
             raise RegistryConnectionConfigError(
                 "password", "must hold the SK (or the IAM password with auth_type token)"
             )
-        project_id = extra_str(extras, "project_id")
         token = extra_str(extras, "security_token")
         mask_secrets(conn.password, token)
         # Checked before anything is sent: a pasted newline would otherwise reach h11 inside a header.
@@ -158,23 +318,27 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         secret = check_credential(conn.password, "password")
         if token is not None:
             check_credential(extras.get("security_token"), "security_token")
-        if project_id is not None:
-            check_credential(extras.get("project_id"), "project_id", secret=False)
-        if auth_type == "aksk":
-            return HuaweiAkSkAuth(login, secret, project_id=project_id, security_token=token)
-        if auth_type != "token":
-            raise RegistryConnectionConfigError("auth_type", "must be 'aksk' or 'token'", auth_type)
+        return login, secret, token
+
+    def _iam_url(self, extras: dict[str, Any], auth_type: str) -> str:
+        """``iam_endpoint``, else ``https://iam.<region>.myhuaweicloud.com``."""
+        region = extra_str(extras, "region")
+        iam_endpoint = extra_str(extras, "iam_endpoint")
+        if iam_endpoint is not None:
+            return parse_endpoint(iam_endpoint, "iam_endpoint")
+        if region is not None:
+            return f"https://iam.{check_region(region)}.myhuaweicloud.com"
+        raise RegistryConnectionConfigError(
+            "iam_endpoint", f"is required with auth_type {auth_type} when region is unset"
+        )
+
+    def _token_auth(self, conn: Connection, login: str, secret: str, project_id: str | None) -> IamTokenAuth:
+        extras = conn.extra_dejson
         domain = extra_str(extras, "iam_domain")
         if domain is None:
             raise RegistryConnectionConfigError("iam_domain", "is required with auth_type token (the account name)")
         region = extra_str(extras, "region")
-        iam_endpoint = extra_str(extras, "iam_endpoint")
-        if iam_endpoint is not None:
-            iam_url = parse_endpoint(iam_endpoint, "iam_endpoint")
-        elif region is not None:
-            iam_url = f"https://iam.{check_region(region)}.myhuaweicloud.com"
-        else:
-            raise RegistryConnectionConfigError("iam_endpoint", "is required with auth_type token when region is unset")
+        iam_url = self._iam_url(extras, "token")
         if project_id is None and region is None:
             raise RegistryConnectionConfigError("project_id", "or region is required to scope the IAM token")
         self.iam_auth = IamTokenAuth(
@@ -187,6 +351,79 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             **self.transport_options(conn),  # the token request: same retries, deadlines, cap, proxy and CA
         )
         return self.iam_auth
+
+    def _env_auth(self, project_id: str | None) -> HuaweiAkSkAuth:
+        """``EnvCredentialProvider``'s variables, read now (when the transport is built)."""
+        if _env_setting("HUAWEICLOUD_SDK_IDP_ID") and _env_setting("HUAWEICLOUD_SDK_ID_TOKEN_FILE"):
+            # the SDK would federate with the id token first: refuse rather than sign with another identity
+            raise RegistryConnectionConfigError(
+                "HUAWEICLOUD_SDK_IDP_ID", "federation by id token file is not supported; use auth_type oidc"
+            )
+        ak = _env_setting(_AK_ENV, secret=False)
+        sk = _env_setting(_SK_ENV, secret=True)
+        token = _env_setting(_TOKEN_ENV, secret=True)
+        if ak is None or sk is None:
+            raise RegistryConnectionConfigError(_AK_ENV if ak is None else _SK_ENV, "must be set with auth_type env")
+        return HuaweiAkSkAuth(ak, sk, project_id=project_id or _env_setting(_PROJECT_ID_ENV), security_token=token)
+
+    def _source_settings(self, conn: Connection, auth_type: str) -> HuaweiSourceSettings:
+        """Settings of ``metadata`` and ``oidc`` from the extras (and, for oidc, the SDK's environment variables)."""
+        extras = conn.extra_dejson
+        if auth_type == "metadata":
+            endpoint = _setting(extras, "metadata_endpoint")
+            url = DEFAULT_METADATA_ENDPOINT if endpoint is None else _metadata_url(endpoint)
+            return HuaweiSourceSettings(metadata_endpoint=url)
+        provider = _setting(extras, "oidc_provider_urn", _OIDC_ENV["provider_urn"])
+        agency = _setting(extras, "oidc_agency_urn", _OIDC_ENV["agency_urn"])
+        if provider is None:
+            raise RegistryConnectionConfigError("oidc_provider_urn", f"or {_OIDC_ENV['provider_urn']} is required")
+        if agency is None:
+            raise RegistryConnectionConfigError("oidc_agency_urn", f"or {_OIDC_ENV['agency_urn']} is required")
+        # OidcStsCredentialProvider._resolve_id_token: the token in the environment wins over a token file
+        id_token = _env_setting(_OIDC_ENV["id_token"], secret=True)
+        token_file = _setting(extras, "oidc_token_file", _OIDC_ENV["token_file"])
+        if id_token is None and token_file is None:
+            raise RegistryConnectionConfigError(
+                "oidc_token_file", f"or {_OIDC_ENV['token_file']} or {_OIDC_ENV['id_token']} is required"
+            )
+        session = _setting(extras, "oidc_session_name", _OIDC_ENV["session_name"])
+        sts = _setting(extras, "sts_endpoint")
+        sts_url = sts_endpoint_for(extra_str(extras, "region")) if sts is None else sts
+        return HuaweiSourceSettings(
+            sts_endpoint=parse_endpoint(sts_url, "sts_endpoint"),
+            provider_urn=check_provider_urn(
+                provider, _field_of(extras, "oidc_provider_urn", _OIDC_ENV["provider_urn"])
+            ),
+            agency_urn=check_agency_urn(agency, _field_of(extras, "oidc_agency_urn", _OIDC_ENV["agency_urn"])),
+            id_token=id_token,
+            token_file=None if id_token is not None else token_file,
+            session_name=DEFAULT_OIDC_SESSION_NAME
+            if session is None
+            else check_session_name(session, "oidc_session_name"),
+            duration_seconds=_duration(extras, "oidc_duration_seconds", _OIDC_ENV["duration_seconds"], 900, 43200),
+        )
+
+    def _agency_settings(self, conn: Connection, login: str, secret: str, token: str | None) -> HuaweiSourceSettings:
+        extras = conn.extra_dejson
+        name = _setting(extras, "agency_name")
+        if name is None:
+            raise RegistryConnectionConfigError("agency_name", "is required with auth_type agency")
+        domain_name = _setting(extras, "agency_domain_name")
+        domain_id = _setting(extras, "agency_domain_id")
+        if (domain_name is None) == (domain_id is None):
+            raise RegistryConnectionConfigError(
+                "agency_domain_name", "set exactly one of agency_domain_name or agency_domain_id (the agency's account)"
+            )
+        return HuaweiSourceSettings(
+            iam_endpoint=self._iam_url(extras, "agency"),
+            access_key=login,
+            secret_key=secret,
+            security_token=token,
+            agency_name=name,
+            agency_domain_name=domain_name,
+            agency_domain_id=domain_id,
+            duration_seconds=_duration(extras, "duration_seconds", None, 900, 86400),
+        )
 
     def build_transport(self, conn: Connection) -> RegistryTransport:
         base_url, _, _ = self._settings(conn)
@@ -511,16 +748,58 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         )
         return seen.listing(models)
 
+    def close(self) -> None:
+        """Close the sync client and, with ``auth_type`` token, its IAM token pool."""
+        transport = self._transport
+        super().close()
+        if transport is not None and isinstance(transport.auth, IamTokenAuth):
+            transport.auth.close()
+
+    async def aclose(self) -> None:
+        """Close the async client and, with ``auth_type`` token, its IAM token pool."""
+        transport = self._atransport
+        await super().aclose()
+        if transport is not None and isinstance(transport.auth, IamTokenAuth):
+            await transport.auth.aclose()
+
     def test_connection(self) -> tuple[bool, str]:
-        """List the models of the connection's workspace (``workspace_id`` extra required; one attempt, 10 s)."""
+        """List the models of the connection's workspace (``workspace_id`` extra required; one attempt, 10 s), and
+        say which credential source signed and when its key expires."""
+        probe: RegistryTransport | None = None
         try:
             if self.workspace_id is None:
                 return False, "Set the workspace_id extra: the connection test lists the models of that workspace"
             with self.probing():
-                models = self.list_models(max_results=1, page_size=1)
+                try:
+                    models = self.list_models(max_results=1, page_size=1)
+                finally:
+                    probe = self._transport
+                    if probe is not None and isinstance(probe.auth, IamTokenAuth):
+                        probe.auth.close()  # probing() closes the transport, not the IAM token pool
         except Exception as exc:
             return False, str(exc)
-        return True, f"Connection OK: workspace {self.workspace_id} reachable ({len(models)} model(s) listed)"
+        auth_type = extra_str(self.connection.extra_dejson, "auth_type") or "aksk"
+        credential = _credential_summary(probe.auth if probe is not None else None, auth_type)
+        return (
+            True,
+            f"Connection OK: workspace {self.workspace_id} reachable ({len(models)} model(s) listed); {credential}",
+        )
+
+
+def _credential_summary(auth: httpx.Auth | None, auth_type: str) -> str:
+    """Which source signed and when its key expires (for ``test_connection``)."""
+    if isinstance(auth, HuaweiCredentialAuth):
+        credential: RefreshingCredential = auth.credential
+        key = credential.current
+        expires = key.expires_at.isoformat() if key is not None and key.expires_at is not None else "unknown"
+        return f"credential source {credential.source.name}, temporary key expires {expires}"
+    if isinstance(auth, IamTokenAuth):
+        token = auth._token
+        expires = token.expires_at.isoformat() if token is not None else "unknown"
+        return f"credential source token (IAM token), expires {expires}"
+    if isinstance(auth, HuaweiAkSkAuth):
+        return f"credential source {auth_type} (AK/SK, no expiry known)"
+    return "credential source unknown"
 
 
 def check_filterable(name: str) -> bool:
