@@ -85,7 +85,67 @@ PAI_CONN_FIELDS: dict[str, Any] = {
         "(http:// only to a loopback host, for a local emulator).",
     ),
     "network": _field("Network", "public or vpc (aiworkspace-vpc.<region> host).", enum=["public", "vpc"]),
-    "security_token": _field("STS security token", "Only for temporary (STS) credentials.", secret=True),
+    "credential_source": _field(
+        "Credential source",
+        "access_key: Login/Password are an AccessKey. sts: plus the STS security token. ram_role_arn: "
+        "Login/Password assume Role ARN (STS AssumeRole). oidc_role_arn: RRSA on ACK (STS AssumeRoleWithOIDC; "
+        "default ALIBABA_CLOUD_ROLE_ARN/_OIDC_PROVIDER_ARN/_OIDC_TOKEN_FILE). ecs_ram_role: the ECS instance's "
+        "RAM role (metadata service). credentials_uri: a URI serving temporary keys. default_chain: the "
+        "official credentials library's order (environment, OIDC, CLI profile, profile file, ECS, URI).",
+        enum=["access_key", "sts", "ram_role_arn", "oidc_role_arn", "ecs_ram_role", "credentials_uri", "default_chain"],
+        default="access_key",
+    ),
+    "security_token": _field(
+        "STS security token", "sts (and ram_role_arn with a temporary base key): the STS token.", secret=True
+    ),
+    "role_arn": _field(
+        "Role ARN",
+        "ram_role_arn, oidc_role_arn: acs:ram::<account id>:role/<name> (oidc: default ALIBABA_CLOUD_ROLE_ARN).",
+    ),
+    "role_session_name": _field(
+        "Role session name",
+        "ram_role_arn, oidc_role_arn: 2-64 of A-Z a-z 0-9 . @ - _; default ALIBABA_CLOUD_ROLE_SESSION_NAME, "
+        "else credentials-python-<unix time>.",
+    ),
+    "duration_seconds": _field(
+        "Key lifetime (s)",
+        "ram_role_arn, oidc_role_arn: DurationSeconds of the assumed role's key, 900-43200 (default 3600).",
+        type=["integer", "null"],
+        minimum=900,
+        maximum=43200,
+    ),
+    "policy": _field("Session policy", "ram_role_arn, oidc_role_arn: optional policy JSON narrowing the role."),
+    "external_id": _field("External ID", "ram_role_arn: optional ExternalId the role's trust policy requires."),
+    "oidc_provider_arn": _field(
+        "OIDC provider ARN",
+        "oidc_role_arn: acs:ram::<account id>:oidc-provider/<name>; default ALIBABA_CLOUD_OIDC_PROVIDER_ARN.",
+    ),
+    "oidc_token_file": _field(
+        "OIDC token file",
+        "oidc_role_arn: path of the OIDC token, read again at each renewal; default "
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE. A path, not a secret: masked because Airflow treats extras named "
+        "*token* as sensitive.",
+        secret=True,
+    ),
+    "sts_endpoint": _field(
+        "STS endpoint",
+        "ram_role_arn, oidc_role_arn, default_chain: default https://sts.aliyuncs.com (or sts.<region> from "
+        "ALIBABA_CLOUD_STS_REGION); http:// only to a loopback host.",
+    ),
+    "role_name": _field(
+        "ECS RAM role name",
+        "ecs_ram_role: the instance's role; default ALIBABA_CLOUD_ECS_METADATA, else discovered from metadata.",
+    ),
+    "metadata_endpoint": _field(
+        "Metadata endpoint",
+        "ecs_ram_role, default_chain: the instance metadata service, default http://100.100.100.200.",
+    ),
+    "credentials_uri": _field(
+        "Credentials URI",
+        "credentials_uri: URL answering {Code, AccessKeyId, AccessKeySecret, SecurityToken, Expiration}; default "
+        "ALIBABA_CLOUD_CREDENTIALS_URI (http:// only to a loopback or link-local host). Masked: it may carry a token.",
+        secret=True,
+    ),
     "workspace_id": _field("Workspace ID", "Default workspace for list_models and console links."),
     "max_attempts": _RETRY_FIELD,
     "max_pages": _PAGES_FIELD,

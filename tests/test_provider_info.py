@@ -44,7 +44,10 @@ PROVIDER_YAML_URI = "urn:airflow-core:provider.yaml.schema.json"
 CONN_TYPE_ITEM_POINTER = "/properties/connection-types/items"
 
 # conn-field names that would hold a credential; such a field must be rendered masked and flagged sensitive
-SECRET_NAME = re.compile(r"secret|token|password|passwd|credential|private|(^|_)sk$|access_?key", re.IGNORECASE)
+# (``credential_source`` names a kind of credential, it holds none)
+SECRET_NAME = re.compile(
+    r"secret|token|password|passwd|credential(?!_source$)|private|(^|_)sk$|access_?key", re.IGNORECASE
+)
 #: extras that are not named like secrets but may carry one (a proxy URL with user:password@)
 MAY_HOLD_A_SECRET = frozenset({"proxy"})
 

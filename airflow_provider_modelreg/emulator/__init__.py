@@ -23,6 +23,9 @@ Built-in demo seed (``demo_seed.json``) and its demo credentials — fake, for l
   ``emulator-demo-project`` (name ``cn-north-4``). Workspace ``ws-demo``, model ``fabric-model-demo``
   ("support-assistant") with versions ``v1``, ``v2``, ``1.0.0`` (``obs://`` model paths), model
   ``fabric-model-big`` with 250 generated versions.
+* Alibaba credential services (:mod:`.ali_credentials`): STS ``AssumeRole`` with the PAI key above,
+  ``AssumeRoleWithOIDC`` with a JWT signed by the demo key ``emulator-demo-oidc-signing-key`` (``make_oidc_token()``
+  mints one), ECS metadata role ``EmulatorEcsRole``, credentials URI ``/ecs-credentials-uri``.
 
 Importing this package is cheap: FastAPI and uvicorn are imported only when :class:`RegistryEmulator` (or another
 name below) is first used.

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
-from airflow_provider_modelreg.auth import AcsV3Auth, percent_encode
+from airflow_provider_modelreg.auth import percent_encode
+from airflow_provider_modelreg.credentials.alibaba import PaiAuth, build_pai_auth, credential_config
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
     Listing,
     ModelRegistryHookBase,
     TotalSeen,
-    check_credential,
     check_region,
     extra_str,
     mask_secrets,
@@ -95,6 +95,12 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
     ``endpoint`` (full URL; ``http://`` only for a local emulator), ``security_token`` (STS), ``network``
     (``public``/``vpc``), ``workspace_id``, ``max_attempts``, ``max_pages``, ``console_url_template``.
 
+    Extra ``credential_source`` picks where the signing key comes from: ``access_key`` (default), ``sts``,
+    ``ram_role_arn``, ``oidc_role_arn`` (RRSA on ACK), ``ecs_ram_role``, ``credentials_uri`` or ``default_chain``
+    (the official credentials library's order); the extras of each are listed in
+    :mod:`airflow_provider_modelreg.credentials.alibaba`. Short-lived keys are shared by every hook of the process
+    on the same settings and renewed once, before they expire.
+
     :param pai_conn_id: Airflow connection id.
     :param retry: retry budget override (:class:`~airflow_provider_modelreg.transport.RetryPolicy`).
     :param max_pages: requests one listing may send at most (default: extra ``max_pages``, else 1,000).
@@ -109,6 +115,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         super().__init__(pai_conn_id, **kwargs)
         self.pai_conn_id = pai_conn_id
         self._workspaces: dict[str, str | None] = {}  # model id -> WorkspaceId (GetModel), once per hook
+        self._pai_auth: PaiAuth | None = None
 
     # -- connection -> transport
 
@@ -135,26 +142,28 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         return base_url, region, extra_str(extras, "workspace_id")
 
     def build_transport(self, conn: Connection) -> RegistryTransport:
-        if not conn.login:
-            raise RegistryConnectionConfigError("login", "must hold the AccessKey ID")
-        if not conn.password:
-            raise RegistryConnectionConfigError("password", "must hold the AccessKey secret")
+        """The signed transport; the credential source (extra ``credential_source``, default ``access_key``) is
+        checked before anything is sent, and chosen once here (``default_chain`` decides which provider applies)."""
         extras = conn.extra_dejson
-        token = extra_str(extras, "security_token")
-        mask_secrets(conn.password, token)
+        mask_secrets(conn.password, extra_str(extras, "security_token"))
         # Checked before anything is sent: a pasted newline would otherwise reach h11 inside a signed header.
-        login = check_credential(conn.login, "login")
-        secret = check_credential(conn.password, "password")
-        if token is not None:
-            check_credential(extras.get("security_token"), "security_token")
+        config = credential_config(conn.login, conn.password, extras)
         base_url, _, _ = self._settings(conn)
+        options = self.transport_options(conn)
+        self._pai_auth = build_pai_auth(config, options)
         return RegistryTransport(
             vendor="pai",
             base_url=base_url,
-            auth=AcsV3Auth(login, secret, security_token=token),
+            auth=self._pai_auth.auth,
             headers={"x-acs-version": PAI_API_VERSION},
-            **self.transport_options(conn),
+            **options,
         )
+
+    @property
+    def credential_source(self) -> str | None:
+        """Where the key signing this hook's requests comes from (for ``default_chain``, the provider it picked
+        and why), once the transport is built."""
+        return None if self._pai_auth is None else self._pai_auth.label
 
     @property
     def region(self) -> str | None:
@@ -471,13 +480,16 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         return self.transport.request_id(response)
 
     def test_connection(self) -> tuple[bool, str]:
-        """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline)."""
+        """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline); the message says
+        which credential source signed and when its key expires."""
         try:
             with self.probing():
                 models = self.list_models(max_results=1, page_size=1)
+                auth = self._pai_auth
         except Exception as exc:
             return False, str(exc)
-        return True, f"Connection OK: PAI registry reachable ({len(models)} model(s) in the first page)"
+        credentials = "" if auth is None else f"; credentials from {auth.label}, {auth.expiry_text()}"
+        return True, f"Connection OK: PAI registry reachable ({len(models)} model(s) in the first page){credentials}"
 
     # -- single pages (the approval gate pages itself; see approval.py)
 
