@@ -705,7 +705,10 @@ def test_default_chain_order_is_the_librarys(tmp_path: Path, token_file: Path) -
     assert found.label.startswith("default_chain -> access_key (profile [default]")
     assert found.key is not None and (found.key.access_key_id, found.key.access_key_secret) == ("INIKEY", "s2")
     (home / ".alibabacloud" / "credentials.ini").unlink()
-    assert _chain(env).label == "default_chain -> ecs_ram_role (instance metadata)"
+    assert _chain(env).label == ("default_chain -> ecs_ram_role, else credentials_uri (instance metadata, environment)")
+    assert _chain({k: v for k, v in env.items() if k != "ALIBABA_CLOUD_CREDENTIALS_URI"}).label == (
+        "default_chain -> ecs_ram_role (instance metadata)"
+    )
     env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "TRUE"
     assert _chain(env).label == "default_chain -> credentials_uri (environment)"
     del env["ALIBABA_CLOUD_CREDENTIALS_URI"]
@@ -845,3 +848,34 @@ def test_oidc_role_arn_takes_the_rrsa_environment(emu: Any, monkeypatch: pytest.
     assert PaiModelRegistryHook("pai_rrsa2").get_model_version("m-main", "1.0.0").version_name == "1.0.0"
     target = next(e.target for e in emu.request_log.entries if e.route == "sts.AssumeRoleWithOIDC")
     assert "RoleSessionName=from-env" in target
+
+
+@pytest.mark.parametrize("metadata_answers", [True, False])
+def test_default_chain_falls_back_from_ecs_to_the_uri_as_the_library_does(
+    emu: Any, monkeypatch: pytest.MonkeyPatch, metadata_answers: bool
+) -> None:
+    """One probe of the metadata service at the first fetch decides, then the choice sticks."""
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on: connection refused at once
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_URI", emu.url + "/ecs-credentials-uri")
+    pai_conn(
+        monkeypatch,
+        emu.url,
+        "pai_fallback",
+        login="",
+        password="",
+        credential_source="default_chain",
+        metadata_endpoint=emu.url if metadata_answers else dead,
+    )
+    hook = PaiModelRegistryHook("pai_fallback")
+    hook.get_model_version("m-main", "1.0.0")
+    hook.get_model_version("m-main", "1.1.0")
+    auth = hook.transport.auth
+    assert isinstance(auth, AcsCredentialAuth)
+    picked = "ecs_ram_role" if metadata_answers else "credentials_uri"
+    assert auth.credential.source.name == f"default_chain/{picked}"
+    assert emu.request_log.count("ecs.RoleCredentials") == (1 if metadata_answers else 0)
+    assert emu.request_log.count("uri.Credentials") == (0 if metadata_answers else 1)

@@ -21,7 +21,8 @@ The connection extra ``credential_source`` selects one (default ``access_key``):
                     once when the hook builds its transport: environment AccessKey, OIDC environment, CLI
                     profile (``~/.aliyun/config.json``), profile file (``~/.alibabacloud/credentials.ini`` or
                     ``ALIBABA_CLOUD_CREDENTIALS_FILE``), ECS RAM role (unless
-                    ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``), credentials URI.
+                    ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``), credentials URI (when the metadata
+                    service does not answer, one probe at the first fetch).
 ==================  ===========================================================================================
 
 Request shapes, parameters, the RPC signature (``SignatureVersion=1.0``, HMAC-SHA1 with ``secret + "&"``) and
@@ -65,7 +66,7 @@ from airflow_provider_modelreg.credentials.base import (
 )
 from airflow_provider_modelreg.credentials.rpc import rpc_signature, rpc_string_to_sign
 from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
-from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+from airflow_provider_modelreg.errors import ModelRegistryError, RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RegistryTransport, RetryPolicy, is_loopback
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "AlibabaCredentialConfig",
     "CredentialsUriSource",
     "EcsRamRoleSource",
+    "EcsThenUriSource",
     "OidcRoleArnSource",
     "PaiAuth",
     "RamRoleArnSource",
@@ -593,6 +595,57 @@ class CredentialsUriSource:
         return f"{self.name}|{self.service.base_url}|{self._digest}"
 
 
+class _ProbeTransport(RegistryTransport):
+    """A transport whose failures come back as a 599 answer instead of an error: a probe's outcome is data."""
+
+    def request(self, method: str, target: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return super().request(method, target, **kwargs)
+        except ModelRegistryError:
+            return httpx.Response(599)
+
+    async def arequest(self, method: str, target: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await super().arequest(method, target, **kwargs)
+        except ModelRegistryError:
+            return httpx.Response(599)
+
+
+class EcsThenUriSource:
+    """The library's last two providers when both apply: ECS metadata first, the credentials URI when the metadata
+    service does not answer a token request (one probe, at the first fetch; the choice then sticks, as the
+    library's ``reuse_last_provider``).
+
+    :param ecs: the ECS source.
+    :param uri: the credentials URI source.
+    :param probe: transport to the metadata service that never raises (:class:`_ProbeTransport`).
+    """
+
+    def __init__(self, *, ecs: EcsRamRoleSource, uri: CredentialsUriSource, probe: RegistryTransport) -> None:
+        self.ecs = ecs
+        self.uri = uri
+        self.probe = probe
+        self.chosen: EcsRamRoleSource | CredentialsUriSource | None = None
+        self.name = "default_chain/ecs_ram_role"
+
+    def flow(self) -> CredentialFlow:
+        if self.chosen is None:
+            answer = yield Call(
+                self.probe,
+                "PUT",
+                "/latest/api/token",
+                headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
+                step="ECS metadata probe",
+            )
+            self.chosen = self.ecs if answer.status_code == 200 else self.uri
+            self.name = self.chosen.name
+        key: TemporaryKey = yield from self.chosen.flow()
+        return key
+
+    def cache_key(self) -> str:
+        return f"{self.ecs.cache_key()}||{self.uri.cache_key()}"
+
+
 # ----------------------------------------------------------------------------------------------------- config
 
 
@@ -708,6 +761,15 @@ class _Transports:
         base, _, _ = parse_service_url(endpoint or DEFAULT_METADATA_ENDPOINT, "metadata_endpoint", any_http=True)
         return RegistryTransport(vendor="pai", base_url=base, auth=_UNSIGNED, metadata_service=True, **self._local())
 
+    def probe(self, config: AlibabaCredentialConfig) -> RegistryTransport:
+        """A single short attempt at the metadata service (the library waits 1 s), never raising."""
+        base, _, _ = parse_service_url(
+            config.metadata_endpoint or DEFAULT_METADATA_ENDPOINT, "metadata_endpoint", any_http=True
+        )
+        options = self._local()
+        options["retry"] = dataclasses.replace(options["retry"], max_attempts=1, attempt_timeout=1.0, call_timeout=2.0)
+        return _ProbeTransport(vendor="pai", base_url=base, auth=_UNSIGNED, metadata_service=True, **options)
+
     def service(self, uri: str, field_name: str) -> tuple[RegistryTransport, str, list[tuple[str, str]]]:
         base, path, params = parse_service_url(uri, field_name, with_path=True)
         if base.startswith("http://"):  # a sidecar or link-local service: never through a proxy
@@ -796,13 +858,23 @@ class _Chain:
             raise self._fail(f"{where}: {exc.rule}") from None
 
     def resolve(self) -> Resolved:
-        for step in (self._environment, self._oidc_environment, self._cli_profile, self._profile_file, self._ecs):
+        for step in (self._environment, self._oidc_environment, self._cli_profile, self._profile_file):
             found = step()
             if found is not None:
                 return found
-        uri = self._env("ALIBABA_CLOUD_CREDENTIALS_URI")
+        ecs = self._ecs()
+        uri_value = self._env("ALIBABA_CLOUD_CREDENTIALS_URI")
+        uri = None if uri_value is None else self._uri(uri_value, "ALIBABA_CLOUD_CREDENTIALS_URI", "environment")
+        if ecs is not None and uri is not None:
+            # the library tries ECS and moves on to the URI when it fails: decided by one probe at the first fetch
+            source = EcsThenUriSource(ecs=ecs.source, uri=uri.source, probe=self.transports.probe(self.config))
+            return Resolved(
+                self._label("ecs_ram_role, else credentials_uri", "instance metadata, environment"), source=source
+            )
+        if ecs is not None:
+            return ecs
         if uri is not None:
-            return self._uri(uri, "ALIBABA_CLOUD_CREDENTIALS_URI", "environment")
+            return uri
         raise self._fail(
             "unable to load credentials from any of the providers in the chain: " + "; ".join(self.skipped)
         )
