@@ -144,9 +144,10 @@ def connect(monkeypatch: pytest.MonkeyPatch, emu: Any, conn_id: str, extras: dic
     )
 
 
-def preset_clock(conn_id: str, clock: Clock) -> RefreshingCredential:
-    """Create the process-wide credential of a connection with a test clock (the hook then shares it)."""
-    hook = PaiModelRegistryHook(conn_id)
+def preset_clock(conn_id: str, clock: Clock, **hook_kwargs: Any) -> RefreshingCredential:
+    """Create the process-wide credential of a connection with a test clock (a hook with the same request
+    settings then shares it)."""
+    hook = PaiModelRegistryHook(conn_id, **hook_kwargs)
     conn = hook.connection
     config = credential_config(conn.login, conn.password, conn.extra_dejson)
     made = build_pai_auth(config, hook.transport_options(conn), clock=clock)
@@ -418,7 +419,8 @@ def test_first_key_signs_a_pai_call_and_test_connection_names_the_source(
     ok, message = hook.test_connection()
     assert ok, message
     assert f"credentials from {kind}, the key expires at 20" in message
-    assert emu.request_log.count(ISSUING_ROUTE[kind]) == 1  # shared: the probe reused the key
+    # the test's single short attempt is its own request setting: it obtains its own key, proving the source
+    assert emu.request_log.count(ISSUING_ROUTE[kind]) == 2
 
 
 def test_access_key_and_sts_stay_static(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -599,7 +601,7 @@ def test_a_failed_renewal_keeps_the_valid_key_and_logs_no_secret(
     caplog.set_level(logging.DEBUG)
     connect(monkeypatch, emu, "pai_keep", source_extras("oidc_role_arn", emu, token_file))
     clock = Clock()
-    credential = preset_clock("pai_keep", clock)
+    credential = preset_clock("pai_keep", clock, max_attempts=1)
     hook = PaiModelRegistryHook("pai_keep", max_attempts=1)
     hook.get_model_version("m-main", "1.0.0")
     good_token = token_file.read_text()

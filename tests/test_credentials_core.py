@@ -7,6 +7,7 @@ tested against the emulator in ``test_credentials_alibaba.py`` and ``test_creden
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ from airflow_provider_modelreg.credentials.base import (
     shared_credential,
 )
 from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
-from airflow_provider_modelreg.errors import RegistryAuthError
+from airflow_provider_modelreg.errors import RegistryAPIError, RegistryAuthError
 from airflow_provider_modelreg.transport import RegistryTransport, RetryPolicy
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -262,9 +263,12 @@ def test_a_cancelled_renewal_lets_the_waiting_caller_renew(issuer: FakeIssuer, c
 
 
 def test_shared_credential_is_one_per_configuration(issuer: FakeIssuer) -> None:
-    a = shared_credential(FakeSource(issuer, "role-a"))
-    assert shared_credential(FakeSource(issuer, "role-a")) is a
-    assert shared_credential(FakeSource(issuer, "role-b")) is not a
+    first = FakeSource(issuer, "role-a")
+    a = shared_credential(first)
+    again, other = FakeSource(issuer, "role-a"), FakeSource(issuer, "role-b")
+    again.transport = other.transport = first.transport  # the same request settings
+    assert shared_credential(again) is a
+    assert shared_credential(other) is not a
     assert digest("secret") != digest("secret2") and "secret" not in digest("secret")
 
 
@@ -323,3 +327,62 @@ def test_long_lived_keys_are_not_renewed_on_refusal(status: int, clock: Clock) -
     with pytest.raises(RegistryAuthError):
         transport.request("GET", "/x")
     assert len(calls) == 1 and credential.fetch_count == 1
+
+
+def test_sources_with_other_request_settings_do_not_share(issuer: FakeIssuer) -> None:
+    """A connection test's one short attempt must not become the renewal policy of the process's other hooks."""
+    import dataclasses
+
+    normal = FakeSource(issuer)
+    probing = FakeSource(issuer)
+    probing.transport = RegistryTransport(
+        vendor="pai",
+        base_url="https://sts.example.test",
+        auth=httpx.Auth(),
+        retry=dataclasses.replace(FAST, max_attempts=1, attempt_timeout=10, call_timeout=10),
+        transport=normal.transport._given,
+        async_transport=normal.transport._agiven,
+    )
+    assert shared_credential(normal) is not shared_credential(probing)
+    assert shared_credential(FakeSource(issuer)) is not shared_credential(normal)  # other test transports
+    twin = FakeSource(issuer)
+    twin.transport = normal.transport
+    assert shared_credential(twin) is shared_credential(normal)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "renewed"),
+    [
+        (400, "InvalidSecurityToken.Expired", True),
+        (400, "InvalidAccessKeyId.NotFound", True),
+        (400, "InvalidParameter", False),
+        (401, None, True),
+    ],
+)
+def test_pai_answers_about_the_key_renew_it_once(
+    status: int, code: str | None, renewed: bool, issuer: FakeIssuer, clock: Clock
+) -> None:
+    """Alibaba answers an expired STS key with 400 InvalidSecurityToken.Expired, not 401: renew and retry once."""
+    credential = RefreshingCredential(FakeSource(issuer), clock=clock)
+    seen: list[str] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["x-acs-accesskey-id"])
+        if len(seen) == 1:
+            return httpx.Response(status, json={"Code": code, "Message": "m", "RequestId": "r"})
+        return httpx.Response(200, json={"RequestId": "r"})
+
+    transport = RegistryTransport(
+        vendor="pai",
+        base_url="https://pai.example.test",
+        auth=AcsCredentialAuth(credential),
+        retry=dataclasses.replace(FAST, max_attempts=1),
+        transport=httpx.MockTransport(registry),
+    )
+    if renewed:
+        assert transport.request("GET", "/api/v1/models").status_code == 200
+        assert seen == ["STS.key1", "STS.key2"]
+    else:
+        with pytest.raises(RegistryAPIError):
+            transport.request("GET", "/api/v1/models")
+        assert seen == ["STS.key1"] and credential.fetch_count == 1

@@ -362,9 +362,26 @@ def digest(*parts: str | None) -> str:
     return h.hexdigest()[:24]
 
 
+def _transport_settings(source: CredentialSource) -> str:
+    """The request settings of a source's transports, so that hooks with other retry budgets, deadlines, proxies
+    or CA bundles (a connection test's single short attempt among them) never share a renewal path."""
+    parts = []
+    for name, value in sorted(getattr(source, "__dict__", {}).items()):
+        if hasattr(value, "flow") and hasattr(value, "cache_key"):  # a source made of sources
+            parts.append(f"{name}=({_transport_settings(value)})")
+        elif isinstance(value, RegistryTransport):
+            given = (id(value._given), id(value._agiven))  # injected test transports are distinct identities
+            parts.append(
+                f"{name}={value.base_url}|{value.retry}|{value.max_response_bytes}|{value.ca_bundle}|{given}|"
+                + digest(value.proxy)
+            )
+    return ";".join(parts)
+
+
 def shared_credential(source: CredentialSource, **kwargs: Any) -> RefreshingCredential:
-    """The process-wide :class:`RefreshingCredential` of a source configuration (created on first use)."""
-    key = f"{type(source).__module__}.{type(source).__qualname__}:{source.cache_key()}"
+    """The process-wide :class:`RefreshingCredential` of a source configuration and its request settings (created
+    on first use)."""
+    key = f"{type(source).__module__}.{type(source).__qualname__}:{source.cache_key()}:{_transport_settings(source)}"
     with _SHARED_LOCK:
         credential = _SHARED.get(key)
         if credential is None:
