@@ -331,7 +331,6 @@ def test_long_lived_keys_are_not_renewed_on_refusal(status: int, clock: Clock) -
 
 def test_sources_with_other_request_settings_do_not_share(issuer: FakeIssuer) -> None:
     """A connection test's one short attempt must not become the renewal policy of the process's other hooks."""
-    import dataclasses
 
     normal = FakeSource(issuer)
     probing = FakeSource(issuer)
