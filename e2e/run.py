@@ -9,6 +9,9 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
 3. The asset-scheduled DAG (c): an approval makes the watcher fire and the deploy DAG run once; after a triggerer
    restart the version is not deployed again.
 4. The named-version DAG on a version that gets Rejected: fails at the sensor, once, quickly.
+   (e) registry traffic through a real proxy to the emulator over HTTPS with a private CA (``e2e.proxy_check``);
+   (f) a deferrable wait on a PAI connection with no secret stored (OIDC role, token file rotated mid-wait) and a
+   worker task on Fabric metadata credentials, keys living 20 s so both renew mid-run (``e2e.credentials_check``).
 5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
@@ -29,18 +32,22 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from e2e import proxy_check
+from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
+from e2e import credentials_check, proxy_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
 MODEL = "model-demo-fraud"
 WATCHED_MODEL = "model-e2e-watch"
 LATENCY_TARGET_S = 10.0
+#: the OIDC tokens of check (f): the first in the token file at start, the second after the rotation mid-wait
+OIDC_TOKENS = [make_oidc_token(subject="system:serviceaccount:airflow:triggerer") for _ in range(2)]
 
 
 def e2e_seed() -> dict[str, Any]:
@@ -72,7 +79,20 @@ def e2e_seed() -> dict[str, Any]:
         variant("3.0.0", "oss://e2e-models/watch/3.0.0/", "2024-07-01T08:00:00.000Z"),
     ]
     seed["pai"]["models"].append(watched)
+    fraud["Versions"].append(credentials_check.seed_version(template))
     return seed
+
+
+def dags_folder() -> Path:
+    """The example DAGs plus the credentials check's DAG, linked into one folder under the work directory."""
+    folder = WORKDIR / "dags"
+    folder.mkdir(exist_ok=True)
+    sources = [ROOT / "dags_examples", ROOT / "e2e" / "credential_dags"]
+    for dag_file in [path for source in sources for path in sorted(source.glob("*.py"))]:
+        link = folder / dag_file.name
+        if not link.exists():
+            link.symlink_to(dag_file)
+    return folder
 
 
 def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, Any]) -> dict[str, str]:
@@ -86,7 +106,7 @@ def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, A
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags_examples"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -323,9 +343,10 @@ def main() -> int:
     try:
         db_url = stack.start_postgres()
         seed = e2e_seed()
-        emulator_url = stack.start_emulator(seed, dict(os.environ))
+        emulator_url = stack.start_emulator(seed, dict(os.environ), *credentials_check.emulator_flags())
         api_port = free_port()
         env = airflow_env(db_url, api_port, emulator_url, seed)
+        env.update(credentials_check.connections(WORKDIR, emulator_url, seed, OIDC_TOKENS[0]))
         os.environ.update({k: v for k, v in env.items() if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_HOME"))})
         say("airflow db migrate (PostgreSQL) ...")
         subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -335,7 +356,13 @@ def main() -> int:
         api_url = f"http://127.0.0.1:{api_port}"
         wait_for(lambda: httpx.get(f"{api_url}/api/v2/monitor/health").status_code == 200, 120, "the api-server")
         api = Api(api_url)
-        dags = ("pai_deploy_next_approved", "pai_deploy_named_version", "pai_asset_deploy", "pai_asset_deploy_staging")
+        dags = (
+            "pai_deploy_next_approved",
+            "pai_deploy_named_version",
+            "pai_asset_deploy",
+            "pai_asset_deploy_staging",
+            credentials_check.DAG_ID,
+        )
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
 
@@ -344,6 +371,7 @@ def main() -> int:
         results["c"] = scenario_c(api, stack, env, db_url)
         results["d"] = scenario_d(api)
         results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
+        results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status, OIDC_TOKENS[1])
 
         if "--no-browser" not in sys.argv:
             from e2e.ui_check import run_ui_check
@@ -353,7 +381,12 @@ def main() -> int:
 
             results["ui"] = run_ui_check(api_url, emulator_url, SCREENSHOTS)
 
-        secrets = [seed["pai"]["credentials"][0]["access_key_secret"], seed["fabric"]["credentials"][0]["sk"]]
+        secrets = [
+            seed["pai"]["credentials"][0]["access_key_secret"],
+            seed["fabric"]["credentials"][0]["sk"],
+            *OIDC_TOKENS,
+            *credentials_check.issued_secrets(emulator_url),
+        ]
         results["scan"] = secret_scan(db_url, secrets, stack)
         results["duration_s"] = round(time.monotonic() - started)
         latency = results["a"]["latency_s"]
