@@ -62,6 +62,7 @@ from airflow_provider_modelreg.credentials.base import (
     TemporaryKey,
     digest,
     mask_derived,
+    read_token_file,
     shared_credential,
 )
 from airflow_provider_modelreg.credentials.rpc import rpc_signature, rpc_string_to_sign
@@ -452,14 +453,7 @@ class OidcRoleArnSource:
     def read_token(self) -> str:
         """The current token (read afresh: the file rotates); masked as soon as it is read."""
         path = self.oidc_token_file
-        try:
-            with open(path, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CredentialSourceError(
-                self.name, f"OIDC token file not readable: {path} ({type(exc).__name__})"
-            ) from None
-        mask_derived(token)
+        token = read_token_file(self.name, path)
         if _PRINTABLE.fullmatch(token) is None:
             raise CredentialSourceError(self.name, f"OIDC token file is empty or not printable ASCII: {path}")
         return token

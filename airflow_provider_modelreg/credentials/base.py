@@ -45,6 +45,7 @@ __all__ = [
     "arun_flow",
     "clear_shared_credentials",
     "mask_derived",
+    "read_token_file",
     "run_flow",
     "shared_credential",
 ]
@@ -65,6 +66,22 @@ def mask_derived(*secrets: str | None) -> None:
     for secret in secrets:
         if secret:
             mask_secret(secret)
+
+
+def read_token_file(source: str, path: str) -> str:
+    """An OIDC token file's stripped content, read afresh (the kubelet rotates it) and masked at once.
+
+    :raises CredentialSourceError: the file cannot be read or is empty (naming the source and the path).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialSourceError(source, f"OIDC token file not readable: {path} ({type(exc).__name__})") from None
+    if not token:
+        raise CredentialSourceError(source, f"OIDC token file is empty: {path}")
+    mask_derived(token)
+    return token
 
 
 class CredentialSourceError(RegistryAuthError):

@@ -45,6 +45,7 @@ from airflow_provider_modelreg.credentials.base import (
     TemporaryKey,
     digest,
     mask_derived,
+    read_token_file,
 )
 from airflow_provider_modelreg.errors import RegistryAPIError, RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RegistryTransport
@@ -374,17 +375,7 @@ class OidcSource:
         path = self.token_file
         if path is None:
             raise CredentialSourceError(self.name, "no OIDC id token: set HUAWEICLOUD_OIDC_ID_TOKEN or a token file")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                content = handle.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CredentialSourceError(
-                self.name, f"OIDC token file not readable: {path} ({type(exc).__name__})"
-            ) from None
-        if not content:
-            raise CredentialSourceError(self.name, f"OIDC token file is empty: {path}")
-        mask_derived(content)
-        return content
+        return read_token_file(self.name, path)
 
     def flow(self) -> CredentialFlow:
         payload = {
