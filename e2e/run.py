@@ -38,7 +38,6 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
 from e2e import credentials_check, proxy_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
@@ -46,8 +45,6 @@ WORKDIR = ROOT / ".e2e"
 MODEL = "model-demo-fraud"
 WATCHED_MODEL = "model-e2e-watch"
 LATENCY_TARGET_S = 10.0
-#: the OIDC tokens of check (f): the first in the token file at start, the second after the rotation mid-wait
-OIDC_TOKENS = [make_oidc_token(subject="system:serviceaccount:airflow:triggerer") for _ in range(2)]
 
 
 def e2e_seed() -> dict[str, Any]:
@@ -346,7 +343,7 @@ def main() -> int:
         emulator_url = stack.start_emulator(seed, dict(os.environ), *credentials_check.emulator_flags())
         api_port = free_port()
         env = airflow_env(db_url, api_port, emulator_url, seed)
-        env.update(credentials_check.connections(WORKDIR, emulator_url, seed, OIDC_TOKENS[0]))
+        env.update(credentials_check.connections(WORKDIR, emulator_url, seed))
         os.environ.update({k: v for k, v in env.items() if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_HOME"))})
         say("airflow db migrate (PostgreSQL) ...")
         subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -371,7 +368,7 @@ def main() -> int:
         results["c"] = scenario_c(api, stack, env, db_url)
         results["d"] = scenario_d(api)
         results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
-        results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status, OIDC_TOKENS[1])
+        results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status)
 
         if "--no-browser" not in sys.argv:
             from e2e.ui_check import run_ui_check
@@ -384,7 +381,7 @@ def main() -> int:
         secrets = [
             seed["pai"]["credentials"][0]["access_key_secret"],
             seed["fabric"]["credentials"][0]["sk"],
-            *OIDC_TOKENS,
+            *credentials_check.TOKENS_WRITTEN,
             *credentials_check.issued_secrets(emulator_url),
         ]
         results["scan"] = secret_scan(db_url, secrets, stack)

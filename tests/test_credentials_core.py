@@ -280,7 +280,7 @@ def test_credential_auth_signs_with_the_current_key_and_renews_after_a_refusal(
 
     def registry(request: httpx.Request) -> httpx.Response:
         seen.append((request.headers["x-acs-accesskey-id"], request.headers["x-acs-security-token"]))
-        return httpx.Response(403 if len(seen) == 1 else 200, json={"RequestId": "r"})
+        return httpx.Response(401 if len(seen) == 1 else 200, json={"RequestId": "r"})
 
     transport = RegistryTransport(
         vendor="pai",
@@ -356,6 +356,7 @@ def test_sources_with_other_request_settings_do_not_share(issuer: FakeIssuer) ->
         (400, "InvalidAccessKeyId.NotFound", True),
         (400, "InvalidParameter", False),
         (401, None, True),
+        (403, "Forbidden.RAM", False),  # permissions: a new key of the same role would not change them
     ],
 )
 def test_pai_answers_about_the_key_renew_it_once(
@@ -385,3 +386,92 @@ def test_pai_answers_about_the_key_renew_it_once(
         with pytest.raises(RegistryAPIError):
             transport.request("GET", "/api/v1/models")
         assert seen == ["STS.key1"] and credential.fetch_count == 1
+
+
+def test_a_cancelled_waiter_does_not_disturb_the_renewal_the_others_wait_for(issuer: FakeIssuer, clock: Clock) -> None:
+    credential = RefreshingCredential(FakeSource(issuer), clock=clock)
+    issuer.gate.clear()
+
+    async def scenario() -> list[Any]:
+        leader = asyncio.create_task(credential.aget())
+        while not issuer.entered.is_set():  # noqa: ASYNC110 (a threading.Event, set by the transport)
+            await asyncio.sleep(0.005)
+        quitter = asyncio.create_task(credential.aget())
+        stayer = asyncio.create_task(credential.aget())
+        await asyncio.sleep(0.02)
+        quitter.cancel()
+        await asyncio.sleep(0.02)
+        issuer.gate.set()
+        return await asyncio.gather(leader, quitter, stayer, return_exceptions=True)
+
+    leader, quitter, stayer = asyncio.run(scenario())
+    assert isinstance(quitter, asyncio.CancelledError)
+    assert isinstance(leader, TemporaryKey) and stayer is leader
+    assert issuer.issued == 1 == credential.fetch_count
+
+
+def test_a_refused_key_is_no_fallback_when_its_renewal_fails(issuer: FakeIssuer, clock: Clock) -> None:
+    credential = RefreshingCredential(FakeSource(issuer), clock=clock)
+    first = credential.get()
+    issuer.fail_with = 503
+    with pytest.raises(CredentialSourceError):
+        credential.get(failed=first)
+
+
+def test_sts_string_to_sign_never_reaches_the_error(clock: Clock) -> None:
+    """STS answers SignatureDoesNotMatch with the string it signed: the base SecurityToken, twice encoded."""
+
+    def sts(request: httpx.Request) -> httpx.Response:
+        message = (
+            "Specified signature is not matched with our calculation. "
+            "server string to sign is:GET&%2F&AccessKeyId%3DLTAI%26SecurityToken%3DCAIS-base-token"
+        )
+        return httpx.Response(400, json={"Code": "SignatureDoesNotMatch", "Message": message, "RequestId": "r-9"})
+
+    source = FakeSource(FakeIssuer(clock))
+    source.transport = RegistryTransport(
+        vendor="pai",
+        base_url="https://sts.example.test",
+        auth=httpx.Auth(),
+        retry=FAST,
+        transport=httpx.MockTransport(sts),
+    )
+    with pytest.raises(CredentialSourceError) as caught:
+        RefreshingCredential(source, clock=clock).get()
+    text = str(caught.value)
+    assert "SignatureDoesNotMatch" in text and "r-9" in text
+    assert "CAIS-base-token" not in text and "SecurityToken" not in text and "string to sign is not repeated" in text
+
+
+@pytest.mark.parametrize("field", ["login", "password", "security_token", "project_id"])
+@pytest.mark.parametrize("placeholder", ["None", "null"])
+def test_placeholder_credentials_are_refused_before_any_request(
+    field: str, placeholder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form or template that leaves 'None' in a field: a typed error naming it, for both connection types."""
+    from helpers import fabric_conn, pai_conn
+
+    from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+    from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+    from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+
+    fabric_conn(monkeypatch, "https://fabric.example.test", **{field: placeholder})
+    hooks: list[Any] = [FabricModelRegistryHook(transport=httpx.MockTransport(lambda r: pytest.fail("sent")))]
+    if field != "project_id":
+        pai_conn(monkeypatch, "https://pai.example.test", **{field: placeholder})
+        hooks.append(PaiModelRegistryHook(transport=httpx.MockTransport(lambda r: pytest.fail("sent"))))
+    for hook in hooks:
+        with pytest.raises(RegistryConnectionConfigError) as caught:
+            hook.get_conn()
+        assert caught.value.field == field and "'None'" in str(caught.value)
+
+
+def test_fabric_keys_with_control_characters_are_a_typed_error() -> None:
+    from airflow_provider_modelreg.credentials.huawei import parse_credential
+
+    body = {
+        "credential": {"access": "AK1", "secret": "s\nx", "securitytoken": "t", "expires_at": "2030-01-01T00:00:00Z"}
+    }
+    response = httpx.Response(200, content=json.dumps(body).encode())
+    with pytest.raises(CredentialSourceError, match=r"credential.secret .*not printable"):
+        parse_credential(response, source="metadata", step="securitykey", now=T0)

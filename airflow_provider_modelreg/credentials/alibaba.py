@@ -575,6 +575,8 @@ class CredentialsUriSource:
         self.path = path
         self.params = params
         self._digest = uri_digest
+        # the transport logs a retried request's path at WARNING: a credential in the path or query stays masked
+        mask_derived(path, *(value for _, value in params))
         self._clock = clock or _utcnow
 
     def flow(self) -> CredentialFlow:

@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +180,11 @@ class CredentialSource(Protocol):
         ...
 
 
+#: STS answers a bad signature with the string it signed, which holds the request's parameters (a base
+#: SecurityToken among them, percent-encoded twice so no masker would match it): never repeated
+_STRING_TO_SIGN = re.compile(r"(?is)(server\s*)?string\s*to\s*sign.*")
+
+
 def _wrap(source: str, call: Call, exc: ModelRegistryError) -> CredentialSourceError:
     if isinstance(exc, CredentialSourceError):
         return exc
@@ -186,9 +192,10 @@ def _wrap(source: str, call: Call, exc: ModelRegistryError) -> CredentialSourceE
     code = getattr(exc, "code", None)
     rid = getattr(exc, "request_id", None)
     attempts = getattr(exc, "attempts", 1) or 1
+    text = _STRING_TO_SIGN.sub("(the service's string to sign is not repeated)", str(exc))
     return CredentialSourceError(
         source,
-        f"{call.step or call.target} failed: {exc}",
+        f"{call.step or call.target} failed: {text}",
         status_code=status,
         code=code,
         request_id=rid,
@@ -244,6 +251,10 @@ async def arun_flow(source: CredentialSource) -> TemporaryKey:
         return key
 
 
+class _Abandoned(Exception):
+    """The caller renewing a key was cancelled: whoever waited for it claims the renewal afresh."""
+
+
 class RefreshingCredential:
     """The cached key of one source, renewed before expiry, one renewal in flight for the whole process.
 
@@ -282,11 +293,18 @@ class RefreshingCredential:
                     return None, False
             if self._inflight is not None:
                 return self._inflight, False
-            self._inflight = concurrent.futures.Future()
-            return self._inflight, True
+            future: concurrent.futures.Future[TemporaryKey] = concurrent.futures.Future()
+            # running: a waiter that is cancelled can no longer cancel the renewal the others wait for
+            future.set_running_or_notify_cancel()
+            self._inflight = future
+            return future, True
 
     def _settle(
-        self, future: concurrent.futures.Future[TemporaryKey], key: TemporaryKey | None, exc: BaseException | None
+        self,
+        future: concurrent.futures.Future[TemporaryKey],
+        key: TemporaryKey | None,
+        exc: BaseException | None,
+        failed: TemporaryKey | None = None,
     ) -> TemporaryKey:
         with self._lock:
             self._inflight = None
@@ -302,6 +320,7 @@ class RefreshingCredential:
             if (
                 isinstance(exc, Exception)
                 and stale is not None
+                and stale is not failed  # a key the service refused is no fallback
                 and stale.usable(self._clock())
                 and isinstance(exc, ModelRegistryError)
             ):
@@ -318,10 +337,8 @@ class RefreshingCredential:
                 )
                 future.set_result(stale)
                 return stale
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-            else:  # cancelled leader: followers claim afresh
-                future.cancel()
+            # the waiters share the error; if the renewer was cancelled instead, they claim afresh
+            future.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
             raise exc
 
     def get(self, failed: TemporaryKey | None = None) -> TemporaryKey:
@@ -338,11 +355,11 @@ class RefreshingCredential:
                 try:
                     key = run_flow(self.source)
                 except BaseException as exc:
-                    return self._settle(future, None, exc)
+                    return self._settle(future, None, exc, failed)
                 return self._settle(future, key, None)
             try:
                 return future.result()
-            except concurrent.futures.CancelledError:
+            except _Abandoned:
                 continue
 
     async def aget(self, failed: TemporaryKey | None = None) -> TemporaryKey:
@@ -356,15 +373,12 @@ class RefreshingCredential:
                 try:
                     key = await arun_flow(self.source)
                 except BaseException as exc:
-                    return self._settle(future, None, exc)
+                    return self._settle(future, None, exc, failed)
                 return self._settle(future, key, None)
             try:
                 return await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if future.cancelled() and not (task is not None and task.cancelling()):
-                    continue  # the leader was cancelled, not us
-                raise
+            except _Abandoned:
+                continue
 
 
 _SHARED: dict[str, RefreshingCredential] = {}

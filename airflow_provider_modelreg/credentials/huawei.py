@@ -50,6 +50,9 @@ from airflow_provider_modelreg.credentials.base import (
 from airflow_provider_modelreg.errors import RegistryAPIError, RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RegistryTransport
 
+#: what a key, secret or token must be to go into a header: printable ASCII, no spaces
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]+")
+
 __all__ = [
     "AGENCY_NOT_CONFIGURED",
     "DEFAULT_METADATA_ENDPOINT",
@@ -195,12 +198,12 @@ def parse_credential(response: httpx.Response, *, source: str, step: str, now: d
     missing = [
         name
         for name, value in (("access", access), ("secret", secret), ("securitytoken", token))
-        if not isinstance(value, str)
+        if not isinstance(value, str) or _HEADER_VALUE.fullmatch(value) is None  # each goes into a header
     ]
     if missing:
         raise CredentialSourceError(
             source,
-            f"{step}: answer lacks credential.{', credential.'.join(missing)}",
+            f"{step}: answer lacks credential.{', credential.'.join(missing)} (or it is not printable ASCII)",
             status_code=response.status_code,
             request_id=rid,
         )

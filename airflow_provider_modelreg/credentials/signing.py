@@ -3,8 +3,9 @@
 A long-lived key keeps using :class:`~airflow_provider_modelreg.auth.AcsV3Auth` /
 :class:`~airflow_provider_modelreg.auth.HuaweiAkSkAuth` directly (no per-request overhead). A temporary key
 signs with the same code; a request refused because of its key is signed once more with a renewed key (the key
-may have been revoked early, or the clock may be off): 401 or 403, and for PAI also 400 with an
-``InvalidSecurityToken.*`` or ``InvalidAccessKeyId.*`` code (how Alibaba answers an expired STS key).
+may have been revoked early, or the clock may be off): 401, and for PAI also 400 with an
+``InvalidSecurityToken.*`` or ``InvalidAccessKeyId.*`` code (how Alibaba answers an expired STS key). A 403 is
+about permissions, which a new key of the same identity would not change: it is not renewed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from airflow_provider_modelreg.credentials.base import RefreshingCredential, Tem
 
 __all__ = ["AcsCredentialAuth", "HuaweiCredentialAuth"]
 
-_REFUSED = (401, 403)
+_REFUSED = (401,)
 #: PAI answers 400 with these codes for an expired, revoked or unknown temporary key
 _KEY_CODES = ("InvalidSecurityToken.", "InvalidAccessKeyId.")
 

@@ -118,9 +118,15 @@ def extra_str(extras: dict[str, Any], key: str) -> str | None:
     return value.strip()
 
 
+#: what a form or a template leaves in a field that was meant to be empty
+PLACEHOLDERS = frozenset({"None", "none", "null", "NULL"})
+
+
 def check_credential(value: Any, field: str, *, secret: bool = True) -> str:
     """A credential that can go into an HTTP header: printable ASCII, no control characters (a pasted newline), no
-    surrounding spaces. The value is never shown when ``secret``."""
+    surrounding spaces, not a placeholder (``'None'``, ``'null'``). The value is never shown when ``secret``."""
+    if isinstance(value, str) and value in PLACEHOLDERS:
+        raise RegistryConnectionConfigError(field, "holds a placeholder ('None'/'null'): leave it empty or set a value")
     if not isinstance(value, str) or _CREDENTIAL.fullmatch(value) is None:
         raise RegistryConnectionConfigError(
             field,

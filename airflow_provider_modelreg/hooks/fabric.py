@@ -81,12 +81,9 @@ _OIDC_ENV = {
     "duration_seconds": "HUAWEICLOUD_OIDC_DURATION_SECONDS",
 }
 #: values a form or a template leaves behind when nothing was meant
-_PLACEHOLDERS = ("None", "none", "null", "NULL")
 
 
 def _checked(value: str, field: str, *, secret: bool) -> str:
-    if value in _PLACEHOLDERS:
-        raise RegistryConnectionConfigError(field, "holds a placeholder ('None'/'null'): leave it empty or set a value")
     return check_credential(value, field, secret=secret)
 
 
