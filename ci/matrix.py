@@ -54,7 +54,7 @@ WHEELHOUSE = Path(os.environ.get("MODELREG_WHEELHOUSE", Path.home() / ".cache" /
 RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "pydantic"}
 #: the whole suite needs the test extra, the emulator extra (Airflow 2) and the e2e extra (its scripts' own tests)
 EXTRAS = "test,emulator,e2e"
-TIMEOUTS = {"install": 900, "pytest": 900, "dag": 300}
+TIMEOUTS = {"install": 900, "pytest": 1500, "dag": 300}
 _PRINT = threading.Lock()
 #: process groups started and still running: killed if the matrix itself is stopped
 _RUNNING: set[int] = set()
