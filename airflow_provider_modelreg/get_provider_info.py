@@ -218,6 +218,11 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
         "Agency account name", "agency: the account (domain) owning the agency; or Agency account ID."
     ),
     "agency_domain_id": _field("Agency account ID", "agency: the account (domain) ID owning the agency."),
+    "domain_id": _field(
+        "Own account ID",
+        "agency: the base key's own account (domain) ID, sent as X-Domain-Id; empty: looked up once "
+        "(GET /v3/auth/domains, needs iam:users:getUser).",
+    ),
     "duration_seconds": _field(
         "Agency key lifetime (s)",
         "agency: 900-86400, default 3600.",

@@ -28,6 +28,7 @@ from airflow_provider_modelreg.credentials.base import (
     run_flow,
 )
 from airflow_provider_modelreg.credentials.huawei import (
+    AgencySource,
     HuaweiSourceSettings,
     MetadataSource,
     build_huawei_source,
@@ -388,19 +389,36 @@ def test_agency_by_domain_id_and_with_a_temporary_base_key(emu: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("over", "status", "text"),
+    ("over", "status", "text", "step"),
     [
-        ({"secret_key": "wrong-secret-key-0001"}, 401, "APIG.0301"),
-        ({"agency_name": "someone-elses-agency"}, 403, "does not exist"),
+        ({"secret_key": "wrong-secret-key-0001"}, 401, "APIG.0301", "GET /v3/auth/domains"),
+        ({"agency_name": "someone-elses-agency"}, 403, "does not exist", "assume_role"),
     ],
     ids=["bad-signature", "unknown-agency"],
 )
-def test_agency_failures_name_the_step(over: dict[str, Any], status: int, text: str, emu: Any) -> None:
+def test_agency_failures_name_the_step(over: dict[str, Any], status: int, text: str, step: str, emu: Any) -> None:
     with pytest.raises(CredentialSourceError) as caught:
         run_flow(direct_source("agency", emu.url, Clock(), **over))
     err = caught.value
-    assert err.source == "agency" and "assume_role" in err.step and err.http_status == status
+    assert err.source == "agency" and step in err.step and err.http_status == status
     assert text in str(err)
+
+
+def test_agency_sends_its_account_in_x_domain_id_looked_up_once(emu: Any) -> None:
+    """GlobalCredentials: AK/SK-signed IAM calls carry X-Domain-Id, looked up with GET /v3/auth/domains if not set."""
+    source = direct_source("agency", emu.url, Clock())
+    assert isinstance(source, AgencySource) and source.caller_domain_id is None
+    for _ in range(2):
+        run_flow(source)
+    assert emu.request_log.count("hw.iam.ListAuthDomains") == 1
+    assert emu.request_log.count("hw.iam.AssumeRole", authenticated=True) == 2
+    assert source.caller_domain_id == hc.DEMO_CALLER_DOMAIN_ID
+    given = direct_source("agency", emu.url, Clock(), caller_domain_id=hc.DEMO_CALLER_DOMAIN_ID)
+    run_flow(given)
+    assert emu.request_log.count("hw.iam.ListAuthDomains") == 1  # given: no lookup
+    wrong = direct_source("agency", emu.url, Clock(), caller_domain_id="someone-else")
+    with pytest.raises(CredentialSourceError, match="X-Domain-Id"):
+        run_flow(wrong)
 
 
 def test_stale_key_serves_while_a_renewal_fails(emu: Any, token_file: Path, caplog: pytest.LogCaptureFixture) -> None:

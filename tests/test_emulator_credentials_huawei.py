@@ -141,7 +141,12 @@ def test_answers_are_read_as_the_sdk_reads_them(route: str, sdk: Any, emu: Any) 
         elif route == "agency":
             role = {"agency_name": hc.DEMO_AGENCY, "domain_name": hc.DEMO_DOMAIN_NAME}
             payload = {"auth": {"identity": {"methods": ["assume_role"], "assume_role": role}}}
-            request = client.build_request("POST", "/v3.0/OS-CREDENTIAL/securitytokens", content=json.dumps(payload))
+            request = client.build_request(
+                "POST",
+                "/v3.0/OS-CREDENTIAL/securitytokens",
+                content=json.dumps(payload),
+                headers={"X-Domain-Id": hc.DEMO_CALLER_DOMAIN_ID},  # as GlobalCredentials sends it
+            )
             HuaweiAkSkAuth(FABRIC_AK, FABRIC_SK).sign(request)
             response = client.send(request)
         else:
@@ -190,8 +195,9 @@ def test_iam_assume_role_errors(emu: Any) -> None:
     url = f"{emu.url}/v3.0/OS-CREDENTIAL/securitytokens"
     role = {"agency_name": hc.DEMO_AGENCY, "domain_name": hc.DEMO_DOMAIN_NAME}
 
-    def send(payload: Any, *, signed: bool = True) -> httpx.Response:
-        request = httpx.Request("POST", url, content=json.dumps(payload))
+    def send(payload: Any, *, signed: bool = True, domain: str | None = hc.DEMO_CALLER_DOMAIN_ID) -> httpx.Response:
+        headers = {} if domain is None else {"X-Domain-Id": domain}
+        request = httpx.Request("POST", url, content=json.dumps(payload), headers=headers)
         if signed:
             HuaweiAkSkAuth(FABRIC_AK, FABRIC_SK).sign(request)
         with httpx.Client() as client:
@@ -206,6 +212,9 @@ def test_iam_assume_role_errors(emu: Any) -> None:
     assert send({"auth": {"identity": {"methods": ["assume_role"], "assume_role": long}}}).status_code == 400
     other = {**role, "agency_name": "other"}
     assert send({"auth": {"identity": {"methods": ["assume_role"], "assume_role": other}}}).status_code == 403
+    no_domain = send(good, domain=None)  # GlobalCredentials always sends it with AK/SK
+    assert no_domain.status_code == 400 and "X-Domain-Id" in no_domain.json()["error"]["message"]
+    assert send(good, domain="another-account").status_code == 401
     ok = send(good)
     assert ok.status_code == 201 and ok.json()["credential"]["expires_at"].endswith("Z")
 

@@ -83,6 +83,7 @@ _NO_TOKEN_MODE = (404, 405, 503)
 
 OIDC_PATH = "/v5/agencies/assume-with-oidc"
 SECURITYTOKENS_PATH = "/v3.0/OS-CREDENTIAL/securitytokens"
+AUTH_DOMAINS_PATH = "/v3/auth/domains"
 #: ``StsHelper.DEFAULT_STS_ENDPOINT``
 DEFAULT_STS_ENDPOINT = "https://sts.cn-north-4.myhuaweicloud.com"
 #: ``StsHelper.STS_ENDPOINT_ENV_NAME``
@@ -410,6 +411,9 @@ class AgencySource:
     :param domain_id: the account (domain) id that owns the agency.
     :param duration_seconds: lifetime asked for (900-86400).
     :param base_identity: digest of the base key, for :meth:`cache_key`.
+    :param caller_domain_id: the base key's own account id, sent as ``X-Domain-Id`` (IAM is a global service: the
+        SDK's ``GlobalCredentials`` adds it to every AK/SK-signed IAM call). None: looked up once with ``GET
+        /v3/auth/domains``, as ``GlobalCredentials`` does when it is not given.
     :param clock: aware UTC now (tests).
     """
 
@@ -419,6 +423,7 @@ class AgencySource:
     domain_id: str | None = None
     duration_seconds: int = DEFAULT_DURATION_SECONDS
     base_identity: str = ""
+    caller_domain_id: str | None = None
     clock: Clock = _utcnow
     name: str = "agency"
 
@@ -444,16 +449,39 @@ class AgencySource:
         return {"auth": {"identity": {"methods": ["assume_role"], "assume_role": role}}}
 
     def flow(self) -> CredentialFlow:
+        caller = self.caller_domain_id
+        if caller is None:
+            # GlobalCredentials.__auto_get_domain_id: the first domain the base key may see is its own account
+            step = "the base key's account id (GET /v3/auth/domains; or set the domain_id extra)"
+            answer = yield Call(self.transport, "GET", AUTH_DOMAINS_PATH, step=step)
+            caller = self.caller_domain_id = _first_domain_id(self.name, step, answer)
         call = Call(
             self.transport,
             "POST",
             SECURITYTOKENS_PATH,
             content=json.dumps(self.body()).encode(),
-            headers={"Content-Type": "application/json;charset=utf8"},
+            headers={"Content-Type": "application/json;charset=utf8", "X-Domain-Id": caller},
             step="assume_role (POST /v3.0/OS-CREDENTIAL/securitytokens)",
         )
         response = yield call
         return parse_credential(response, source=self.name, step=call.step, now=self.clock())
+
+
+def _first_domain_id(source: str, step: str, response: httpx.Response) -> str:
+    """``domains[0].id`` of a ``GET /v3/auth/domains`` answer."""
+    try:
+        body = json.loads(response.content)
+        value = body["domains"][0]["id"]
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError):
+        value = None
+    if not isinstance(value, str) or _HEADER_VALUE.fullmatch(value) is None:
+        raise CredentialSourceError(
+            source,
+            f"{step}: no domain in the answer (the key needs iam:users:getUser, or set domain_id)",
+            status_code=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        )
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ factory
@@ -478,6 +506,7 @@ class HuaweiSourceSettings:
     :param agency_name: ``agency``.
     :param agency_domain_name: ``agency``: the account owning the agency (or ``agency_domain_id``).
     :param agency_domain_id: ``agency``.
+    :param caller_domain_id: ``agency``: the base key's own account id (``X-Domain-Id``); None: looked up.
     """
 
     metadata_endpoint: str = DEFAULT_METADATA_ENDPOINT
@@ -495,6 +524,7 @@ class HuaweiSourceSettings:
     agency_name: str = ""
     agency_domain_name: str | None = None
     agency_domain_id: str | None = None
+    caller_domain_id: str | None = None
 
 
 def _transport(base_url: str, auth: httpx.Auth, options: Mapping[str, Any], **kwargs: Any) -> RegistryTransport:
@@ -544,6 +574,7 @@ def build_huawei_source(
             agency_name=settings.agency_name,
             domain_name=settings.agency_domain_name,
             domain_id=settings.agency_domain_id,
+            caller_domain_id=settings.caller_domain_id,
             duration_seconds=settings.duration_seconds,
             base_identity=f"{settings.access_key}:{digest(settings.secret_key, settings.security_token)}",
             clock=now,

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_AGENCY",
     "DEMO_AGENCY_URN",
+    "DEMO_CALLER_DOMAIN_ID",
+    "DEMO_CALLER_DOMAIN_NAME",
     "DEMO_DOMAIN_ID",
     "DEMO_ID_TOKEN",
     "DEMO_PROVIDER_URN",
@@ -72,6 +74,9 @@ DEMO_AGENCY_URN = "iam::emulatordemoaccount:agency:emulator-demo-agency"
 DEMO_DOMAIN_NAME = "emulator-demo-domain"
 DEMO_DOMAIN_ID = "emulatordemodomainid0001"
 DEMO_AGENCY = "emulator-demo-agency"
+#: the account every seed key belongs to (``GET /v3/auth/domains``; ``X-Domain-Id`` of AK/SK-signed IAM calls)
+DEMO_CALLER_DOMAIN_ID = "emulatordemocalleraccount01"
+DEMO_CALLER_DOMAIN_NAME = "emulator-demo-caller"
 
 METADATA_TOKEN_MODES = ("optional", "required", "unsupported")
 _REQUIRED, _UNSUPPORTED = METADATA_TOKEN_MODES[1:]
@@ -223,12 +228,32 @@ def _assume_role_fields(body: dict[str, Any] | None) -> tuple[str, str, int] | s
     return domain, agency, duration or 900
 
 
-def assume_role(registry: Registry, req: Req) -> Answer:
-    """``POST /v3.0/OS-CREDENTIAL/securitytokens`` with ``methods: ["assume_role"]``."""
+def auth_domains(registry: Registry, req: Req) -> Answer:
+    """``GET /v3/auth/domains``: the accounts the caller may see (with AK/SK: its own), as keystone answers it."""
     try:
         verify_huawei(req, registry.store)
     except ApiError as err:
         return hw_error(err)
+    domain = {"id": DEMO_CALLER_DOMAIN_ID, "name": DEMO_CALLER_DOMAIN_NAME, "enabled": True}
+    return hw_ok({"domains": [domain], "links": {"self": "https://iam.myhuaweicloud.com/v3/auth/domains"}})
+
+
+def assume_role(registry: Registry, req: Req) -> Answer:
+    """``POST /v3.0/OS-CREDENTIAL/securitytokens`` with ``methods: ["assume_role"]``.
+
+    Signed with AK/SK, IAM (a global service) needs the caller's account in ``X-Domain-Id``, as the SDK's
+    ``GlobalCredentials`` sends it.
+    """
+    try:
+        verify_huawei(req, registry.store)
+    except ApiError as err:
+        return hw_error(err)
+    if req.headers.get("authorization") is not None:
+        caller = req.headers.get("x-domain-id")
+        if caller is None:
+            return _iam_error(400, "X-Domain-Id is required for an AK/SK-signed request to IAM (a global service)")
+        if caller != DEMO_CALLER_DOMAIN_ID:
+            return _iam_error(401, "the AK does not belong to the account in X-Domain-Id")
     fields = _assume_role_fields(_json_body(req))
     if isinstance(fields, str):
         return _iam_error(400, fields)
@@ -303,6 +328,7 @@ _ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("PUT", "/meta-data/latest/api/token"): ("hw.metadata.Token", metadata_token),
     ("GET", "/openstack/latest/securitykey"): ("hw.metadata.SecurityKey", metadata_securitykey),
     ("POST", "/v3.0/OS-CREDENTIAL/securitytokens"): ("hw.iam.AssumeRole", assume_role),
+    ("GET", "/v3/auth/domains"): ("hw.iam.ListAuthDomains", auth_domains),
     ("POST", "/v5/agencies/assume-with-oidc"): ("hw.sts.AssumeAgencyWithOIDC", assume_with_oidc),
 }
 

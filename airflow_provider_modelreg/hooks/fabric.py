@@ -419,6 +419,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             agency_name=name,
             agency_domain_name=domain_name,
             agency_domain_id=domain_id,
+            caller_domain_id=_setting(extras, "domain_id"),
             duration_seconds=_duration(extras, "duration_seconds", None, 900, 86400),
         )
 
