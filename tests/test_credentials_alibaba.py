@@ -881,3 +881,20 @@ def test_default_chain_falls_back_from_ecs_to_the_uri_as_the_library_does(
     assert auth.credential.source.name == f"default_chain/{picked}"
     assert emu.request_log.count("ecs.RoleCredentials") == (1 if metadata_answers else 0)
     assert emu.request_log.count("uri.Credentials") == (0 if metadata_answers else 1)
+
+
+@pytest.mark.parametrize("region", ["None", "cn-hangzhou\nx", "cn hangzhou", "../evil"])
+def test_default_chain_refuses_an_sts_region_that_is_no_region(region: str, tmp_path: Path, token_file: Path) -> None:
+    """``ALIBABA_CLOUD_STS_REGION`` becomes a host name: 'None' or a pasted newline is a typed error naming it."""
+    env = {
+        "HOME": str(tmp_path),
+        "ALIBABA_CLOUD_ROLE_ARN": ROLE_ARN,
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER_ARN,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file),
+        "ALIBABA_CLOUD_STS_REGION": region,
+    }
+    with pytest.raises(RegistryConnectionConfigError) as caught:
+        _chain(env)
+    assert caught.value.field == "ALIBABA_CLOUD_STS_REGION"
+    env["ALIBABA_CLOUD_STS_REGION"] = "cn-shanghai"
+    assert _chain(env).label.startswith("default_chain -> oidc_role_arn")

@@ -789,16 +789,24 @@ class _Transports:
         return options
 
 
-def _sts_region_endpoint(region: str | None, vpc: bool) -> str | None:
-    """The library's regional rule: ``sts[-vpc].<region>.aliyuncs.com`` (None without a region)."""
+_STS_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+
+
+def _sts_region_endpoint(region: str | None, vpc: bool, field_name: str = "sts_region") -> str | None:
+    """The library's regional rule: ``sts[-vpc].<region>.aliyuncs.com`` (None without a region).
+
+    The region becomes a host name: anything but a region id (``'None'``, a pasted newline) is refused here.
+    """
     if not region:
         return None
+    if _STS_REGION.fullmatch(region) is None:
+        raise RegistryConnectionConfigError(field_name, "must be a region id like cn-hangzhou", region)
     return f"https://{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com"
 
 
 def _env_sts_endpoint(env: Mapping[str, str]) -> str | None:
     vpc = env.get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "false").lower() == "true"
-    return _sts_region_endpoint(env.get("ALIBABA_CLOUD_STS_REGION"), vpc)
+    return _sts_region_endpoint(env.get("ALIBABA_CLOUD_STS_REGION"), vpc, "ALIBABA_CLOUD_STS_REGION")
 
 
 # ------------------------------------------------------------------------------------------- default chain
