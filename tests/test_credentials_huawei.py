@@ -594,3 +594,32 @@ def test_close_closes_the_iam_token_pool(emu: Any, monkeypatch: pytest.MonkeyPat
     hook.close()
     asyncio.run(run())
     assert closed == ["sync", "async"]
+
+
+def test_metadata_token_503_means_no_token_mode_without_retries() -> None:
+    """MetadataAccessor._try_update_token: one PUT; a 503 means the service has no token mode (no retry budget
+    spent on it), and the securitykey GET goes without a token."""
+    seen: list[tuple[str, str | None]] = []
+    body = {
+        "credential": {
+            "access": "TMPAK",
+            "secret": "tmp-sk",
+            "securitytoken": "tok",
+            "expires_at": "2030-01-01T00:00:00Z",
+        }
+    }
+
+    def metadata(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.headers.get("x-metadata-token")))
+        if request.method == "PUT":
+            return httpx.Response(503, text="service unavailable")
+        return httpx.Response(200, json=body)
+
+    options = {
+        "retry": RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=0.001),
+        "transport": httpx.MockTransport(metadata),
+    }
+    source = build_huawei_source("metadata", HuaweiSourceSettings(metadata_endpoint="http://169.254.169.254"), options)
+    key = run_flow(source)
+    assert key.access_key_id == "TMPAK"
+    assert seen == [("PUT", None), ("GET", None)]

@@ -160,6 +160,8 @@ class Call:
     headers: Mapping[str, str] | None = None
     #: what this request is for, named in errors (e.g. ``AssumeRole``)
     step: str = ""
+    #: retried by the transport's policy (False: one attempt, e.g. a probe whose failure is itself an answer)
+    retried: bool = True
 
 
 CredentialFlow = Generator[Call, httpx.Response, TemporaryKey]
@@ -216,7 +218,7 @@ def run_flow(source: CredentialSource) -> TemporaryKey:
                     params=call.params,
                     content=call.content,
                     headers=call.headers,
-                    idempotent=True,
+                    idempotent=call.retried,
                 )
             except ModelRegistryError as exc:
                 flow.close()
@@ -240,7 +242,7 @@ async def arun_flow(source: CredentialSource) -> TemporaryKey:
                     params=call.params,
                     content=call.content,
                     headers=call.headers,
-                    idempotent=True,
+                    idempotent=call.retried,
                 )
             except ModelRegistryError as exc:
                 flow.close()

@@ -298,6 +298,8 @@ class MetadataSource:
             METADATA_TOKEN_PATH,
             headers={"X-Metadata-Token-Ttl-Seconds": str(METADATA_TOKEN_TTL_SECONDS)},
             step="metadata token (PUT /meta-data/latest/api/token)",
+            # one attempt, as MetadataAccessor: a 503 here means "no token mode", not "try again"
+            retried=False,
         )
 
     def _key_call(self, token: str | None) -> Call:
