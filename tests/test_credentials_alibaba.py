@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from helpers import PAI_KEY, PAI_SECRET, build_seed, pai_conn
 
 from airflow_provider_modelreg.auth import AcsV3Auth
 from airflow_provider_modelreg.credentials import alibaba
@@ -40,7 +41,6 @@ from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
 from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from tests.helpers import PAI_KEY, PAI_SECRET, build_seed, pai_conn
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-pai"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"
