@@ -222,6 +222,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     * ``agency``: an agency's temporary key (possibly in another account) from IAM (``POST
       /v3.0/OS-CREDENTIAL/securitytokens``, ``assume_role``), signed with login/password AK/SK (+
       ``security_token``); extras ``agency_name``, ``agency_domain_name`` or ``agency_domain_id``,
+      ``domain_id`` (the base key's own account, sent as ``X-Domain-Id``; else looked up once),
       ``duration_seconds`` (900-86400, default 3600), ``iam_endpoint`` (as with ``token``). Renewed before expiry.
     * ``env``: ``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_SDK_SK``, ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` and
       ``HUAWEICLOUD_SDK_PROJECT_ID`` as the SDK's ``EnvCredentialProvider`` reads them, when the hook builds its
