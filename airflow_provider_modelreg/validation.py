@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
 from airflow_provider_modelreg.models import ApprovalStatus
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_pai_version_name",
     "check_request_attempts",
     "check_request_timeout",
+    "setting_number",
 ]
 
 _PAI_MODEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -142,3 +143,23 @@ def check_fabric_limit(value: Any, field: str = "limit") -> int:
 def check_fabric_offset(value: Any, field: str = "offset") -> int:
     """offset 0-1e9."""
     return _int_range(field, value, 0, 10**9)
+
+
+def setting_number(raw: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | None:
+    """A numeric connection setting (an extra, an environment variable, a profile value; strings from the
+    connection form included): None when unset, else a number within ``[low, high]`` (whole with ``integer``).
+
+    :raises RegistryConnectionConfigError: naming ``field``, for booleans, non-numbers and values out of range.
+    """
+    if raw is None or raw == "":
+        return None
+    rule = f"must be {'an integer' if integer else 'a number'} from {low:g} to {high:g}"
+    if isinstance(raw, bool):
+        raise RegistryConnectionConfigError(field, rule, raw)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RegistryConnectionConfigError(field, rule, raw) from None
+    if not (low <= value <= high) or (integer and not value.is_integer()):
+        raise RegistryConnectionConfigError(field, rule, raw)
+    return value

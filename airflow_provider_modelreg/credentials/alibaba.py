@@ -69,6 +69,7 @@ from airflow_provider_modelreg.credentials.rpc import rpc_signature, rpc_string_
 from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RegistryTransport, RetryPolicy, is_loopback
+from airflow_provider_modelreg.validation import setting_number
 
 __all__ = [
     "DEFAULT_METADATA_ENDPOINT",
@@ -176,18 +177,8 @@ def check_session_name(value: str | None, field_name: str = "role_session_name")
 
 def check_duration(value: Any, field_name: str = "duration_seconds") -> int:
     """Seconds of an assumed role's key: 900 (STS's minimum, as the library checks) to 43200; default 3600."""
-    if value is None or value == "":
-        return DEFAULT_DURATION
-    rule = f"must be an integer from {MIN_DURATION} to {MAX_DURATION} (seconds)"
-    if isinstance(value, bool):
-        raise RegistryConnectionConfigError(field_name, rule, value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RegistryConnectionConfigError(field_name, rule, value) from None
-    if not number.is_integer() or not MIN_DURATION <= number <= MAX_DURATION:
-        raise RegistryConnectionConfigError(field_name, rule, value)
-    return int(number)
+    seconds = setting_number(value, field_name, MIN_DURATION, MAX_DURATION, integer=True)
+    return DEFAULT_DURATION if seconds is None else int(seconds)
 
 
 def _http_allowed(host: str) -> bool:

@@ -26,7 +26,8 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -205,24 +206,29 @@ def _wrap(source: str, call: Call, exc: ModelRegistryError) -> CredentialSourceE
     )
 
 
+def _options(call: Call) -> dict[str, Any]:
+    """The transport arguments of a call (the same for the sync and the async shell)."""
+    return {"params": call.params, "content": call.content, "headers": call.headers, "idempotent": call.retried}
+
+
+@contextmanager
+def _naming(source: CredentialSource, call: Call, flow: CredentialFlow) -> Iterator[None]:
+    """A failed request ends the flow and becomes a :class:`CredentialSourceError` naming the source and step."""
+    try:
+        yield
+    except ModelRegistryError as exc:
+        flow.close()
+        raise _wrap(source.name, call, exc) from exc
+
+
 def run_flow(source: CredentialSource) -> TemporaryKey:
     """Drive a source's flow synchronously."""
     flow = source.flow()
     try:
         call = next(flow)
         while True:
-            try:
-                response = call.transport.request(
-                    call.method,
-                    call.target,
-                    params=call.params,
-                    content=call.content,
-                    headers=call.headers,
-                    idempotent=call.retried,
-                )
-            except ModelRegistryError as exc:
-                flow.close()
-                raise _wrap(source.name, call, exc) from exc
+            with _naming(source, call, flow):
+                response = call.transport.request(call.method, call.target, **_options(call))
             call = flow.send(response)
     except StopIteration as done:
         key: TemporaryKey = done.value
@@ -235,18 +241,8 @@ async def arun_flow(source: CredentialSource) -> TemporaryKey:
     try:
         call = next(flow)
         while True:
-            try:
-                response = await call.transport.arequest(
-                    call.method,
-                    call.target,
-                    params=call.params,
-                    content=call.content,
-                    headers=call.headers,
-                    idempotent=call.retried,
-                )
-            except ModelRegistryError as exc:
-                flow.close()
-                raise _wrap(source.name, call, exc) from exc
+            with _naming(source, call, flow):
+                response = await call.transport.arequest(call.method, call.target, **_options(call))
             call = flow.send(response)
     except StopIteration as done:
         key: TemporaryKey = done.value

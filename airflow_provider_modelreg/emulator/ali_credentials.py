@@ -43,7 +43,6 @@ import secrets
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -162,16 +161,8 @@ class _State:
         self.metadata_tokens: dict[str, float] = {}
 
 
-_STATES: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
-
-
 def _state(registry: Registry) -> _State:
-    with _STATES_LOCK:
-        state = _STATES.get(registry)
-        if state is None:
-            state = _STATES[registry] = _State()
-        return state
+    return registry.service_state("alibaba", _State)
 
 
 def _iso(epoch: float) -> str:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
@@ -30,6 +32,8 @@ from airflow_provider_modelreg.emulator.pai import match_pai
 from airflow_provider_modelreg.emulator.store import Store
 from airflow_provider_modelreg.emulator.verify import NonceCache, verify_acs3, verify_huawei
 from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, ali_error, hw_error, hw_ok
+
+S = TypeVar("S")
 
 __all__ = ["ConnectionResetFault", "EmulatorConfig", "Registry", "create_app", "direct_asgi"]
 
@@ -90,8 +94,19 @@ class Registry:
         self.config = config
         self.store = Store(config.seed, token_lifetime=config.token_lifetime)
         self.faults = FaultInjector(config.faults)
+        self._services: dict[str, Any] = {}
+        self._services_lock = threading.Lock()
         self.request_log = RequestLog()
         self.nonces = NonceCache()
+
+    def service_state(self, name: str, factory: Callable[[], S]) -> S:
+        """The state of one credential service of this emulator (metadata tokens, accepted OIDC tokens ...),
+        made by ``factory`` on first use and kept as long as the emulator."""
+        with self._services_lock:
+            state = self._services.get(name)
+            if state is None:
+                state = self._services[name] = factory()
+            return state
 
     def _fault_answer(self, vendor: str, fault: Fault) -> ApiError:
         retry_ms = self.config.faults.retry_after_ms

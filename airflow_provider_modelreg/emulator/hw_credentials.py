@@ -40,7 +40,6 @@ import re
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -110,17 +109,9 @@ class HwCredentialSettings:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-_SETTINGS: weakref.WeakKeyDictionary[Any, HwCredentialSettings] = weakref.WeakKeyDictionary()
-_SETTINGS_LOCK = threading.Lock()
-
-
 def settings(registry: Registry) -> HwCredentialSettings:
     """The settings of one emulator (``RegistryEmulator.registry``), created with the demo defaults on first use."""
-    with _SETTINGS_LOCK:
-        found = _SETTINGS.get(registry)
-        if found is None:
-            found = _SETTINGS[registry] = HwCredentialSettings()
-        return found
+    return registry.service_state("huawei", HwCredentialSettings)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -28,6 +28,7 @@ from airflow_provider_modelreg.transport import (
     is_loopback,
     shared_ssl_context,
 )
+from airflow_provider_modelreg.validation import setting_number
 
 __all__ = ["Listing", "ModelRegistryHookBase", "TotalSeen", "acollect_pages", "collect_pages", "parse_endpoint"]
 
@@ -133,22 +134,6 @@ def check_credential(value: Any, field: str, *, secret: bool = True) -> str:
             "must be printable ASCII with no control characters (a pasted newline?) and no surrounding spaces",
             None if secret else value,
         )
-    return value
-
-
-def _number(raw: Any, key: str, low: float, high: float, *, integer: bool = False) -> float | None:
-    """A numeric extra (strings from the connection form included); None when unset."""
-    if raw is None or raw == "":
-        return None
-    rule = f"must be {'an integer' if integer else 'a number'} from {low:g} to {high:g}"
-    if isinstance(raw, bool):
-        raise RegistryConnectionConfigError(key, rule, raw)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise RegistryConnectionConfigError(key, rule, raw) from None
-    if not (low <= value <= high) or (integer and not value.is_integer()):
-        raise RegistryConnectionConfigError(key, rule, raw)
     return value
 
 
@@ -288,13 +273,13 @@ class ModelRegistryHookBase(BaseHook):
         policy = self._retry
         if policy is None:
             settings: dict[str, Any] = {}
-            attempts = _number(extras.get("max_attempts"), "max_attempts", 1, 20, integer=True)
+            attempts = setting_number(extras.get("max_attempts"), "max_attempts", 1, 20, integer=True)
             if attempts is not None:
                 settings["max_attempts"] = int(attempts)
-            attempt_timeout = _number(extras.get("attempt_timeout"), "attempt_timeout", 0.1, 3600)
+            attempt_timeout = setting_number(extras.get("attempt_timeout"), "attempt_timeout", 0.1, 3600)
             if attempt_timeout is not None:
                 settings["attempt_timeout"] = attempt_timeout
-            call_timeout = _number(extras.get("call_timeout"), "call_timeout", 0.1, 86400)
+            call_timeout = setting_number(extras.get("call_timeout"), "call_timeout", 0.1, 86400)
             if call_timeout is not None:
                 settings["call_timeout"] = call_timeout
             policy = dataclasses.replace(DEFAULT_RETRY, **settings) if settings else DEFAULT_RETRY
@@ -306,7 +291,7 @@ class ModelRegistryHookBase(BaseHook):
         extras = conn.extra_dejson
         cap = self._max_response_bytes
         if cap is None:
-            raw = _number(extras.get("max_response_bytes"), "max_response_bytes", 1024, 2**31, integer=True)
+            raw = setting_number(extras.get("max_response_bytes"), "max_response_bytes", 1024, 2**31, integer=True)
             cap = DEFAULT_MAX_RESPONSE_BYTES if raw is None else int(raw)
         proxy = extra_str(extras, "proxy")
         ca_bundle = extra_str(extras, "ca_bundle")

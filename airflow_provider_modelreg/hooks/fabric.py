@@ -53,6 +53,7 @@ from airflow_provider_modelreg.validation import (
     check_fabric_version_name,
     check_max_results,
     check_pai_order,
+    setting_number,
 )
 
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
@@ -123,18 +124,8 @@ def _duration(extras: dict[str, Any], key: str, env: str | None, low: int, high:
     field = key
     if (raw is None or raw == "") and env is not None:
         raw, field = os.environ.get(env), env
-    if raw is None or raw == "":
-        return 3600
-    rule = f"must be an integer from {low} to {high}"
-    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise RegistryConnectionConfigError(field, rule, raw)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RegistryConnectionConfigError(field, rule, raw) from None
-    if not low <= value <= high:
-        raise RegistryConnectionConfigError(field, rule, raw)
-    return value
+    seconds = setting_number(raw, field, low, high, integer=True)
+    return 3600 if seconds is None else int(seconds)
 
 
 def _metadata_url(value: str) -> str:
