@@ -226,8 +226,10 @@ class PaiPollHub:
             key = ("atransport", id(hook))
             await self.shared(key, float("inf"), hook.atransport)
             entry = self.entries.get(key)
-            if entry is not None and entry.task is None:
-                del self.entries[key]  # the client lives on the hook; nothing to keep here
+            # The client lives on the hook; nothing to keep here. A waiter that joined after the build finished but
+            # before its done-callback ran resumes while entry.task is still set: done() counts as finished too.
+            if entry is not None and (entry.task is None or entry.task.done()):
+                del self.entries[key]
         transport = await hook.atransport()
         transport.attempt_gate = self.gate
 
