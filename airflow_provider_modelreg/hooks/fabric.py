@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -12,18 +12,6 @@ from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth, percent_encode, sdk_canonical_query
-from airflow_provider_modelreg.credentials.base import RefreshingCredential, shared_credential
-from airflow_provider_modelreg.credentials.huawei import (
-    DEFAULT_METADATA_ENDPOINT,
-    DEFAULT_OIDC_SESSION_NAME,
-    HuaweiSourceSettings,
-    build_huawei_source,
-    check_agency_urn,
-    check_provider_urn,
-    check_session_name,
-    sts_endpoint_for,
-)
-from airflow_provider_modelreg.credentials.signing import HuaweiCredentialAuth
 from airflow_provider_modelreg.errors import (
     RegistryAmbiguousVersionError,
     RegistryConnectionConfigError,
@@ -55,6 +43,12 @@ from airflow_provider_modelreg.validation import (
     check_pai_order,
     setting_number,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.credentials.huawei import HuaweiSourceSettings
+
+# The credential sources (and their imports) load when a connection needs them, not when a DAG file imports the
+# hook: DAG parsing pays for hooks, operators and sensors only (benchmark P4).
 
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
 
@@ -266,6 +260,10 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         return base_url, region, extra_str(extras, "workspace_id")
 
     def _auth(self, conn: Connection) -> httpx.Auth:
+        from airflow_provider_modelreg.credentials import base as credentials_base
+        from airflow_provider_modelreg.credentials import huawei as hw
+        from airflow_provider_modelreg.credentials import signing as credentials_signing
+
         extras = conn.extra_dejson
         auth_type = extra_str(extras, "auth_type") or "aksk"
         if auth_type not in AUTH_TYPES:
@@ -278,17 +276,21 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         if auth_type in ("metadata", "oidc"):
             if auth_type == "oidc" and project_id is None:
                 project_id = _env_setting(_PROJECT_ID_ENV)  # OidcStsCredentialProvider reads it too
-            source = build_huawei_source(
+            source = hw.build_huawei_source(
                 auth_type, self._source_settings(conn, auth_type), self.transport_options(conn)
             )
-            return HuaweiCredentialAuth(shared_credential(source), project_id=project_id)
+            return credentials_signing.HuaweiCredentialAuth(
+                credentials_base.shared_credential(source), project_id=project_id
+            )
         login, secret, token = self._login_password(conn)
         if auth_type == "aksk":
             return HuaweiAkSkAuth(login, secret, project_id=project_id, security_token=token)
         if auth_type == "agency":
             settings = self._agency_settings(conn, login, secret, token)
-            source = build_huawei_source("agency", settings, self.transport_options(conn))
-            return HuaweiCredentialAuth(shared_credential(source), project_id=project_id)
+            source = hw.build_huawei_source("agency", settings, self.transport_options(conn))
+            return credentials_signing.HuaweiCredentialAuth(
+                credentials_base.shared_credential(source), project_id=project_id
+            )
         return self._token_auth(conn, login, secret, project_id)
 
     def _login_password(self, conn: Connection) -> tuple[str, str, str | None]:
@@ -357,11 +359,13 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     def _source_settings(self, conn: Connection, auth_type: str) -> HuaweiSourceSettings:
         """Settings of ``metadata`` and ``oidc`` from the extras (and, for oidc, the SDK's environment variables)."""
+        from airflow_provider_modelreg.credentials import huawei as hw
+
         extras = conn.extra_dejson
         if auth_type == "metadata":
             endpoint = _setting(extras, "metadata_endpoint")
-            url = DEFAULT_METADATA_ENDPOINT if endpoint is None else _metadata_url(endpoint)
-            return HuaweiSourceSettings(metadata_endpoint=url)
+            url = hw.DEFAULT_METADATA_ENDPOINT if endpoint is None else _metadata_url(endpoint)
+            return hw.HuaweiSourceSettings(metadata_endpoint=url)
         provider = _setting(extras, "oidc_provider_urn", _OIDC_ENV["provider_urn"])
         agency = _setting(extras, "oidc_agency_urn", _OIDC_ENV["agency_urn"])
         if provider is None:
@@ -377,22 +381,24 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             )
         session = _setting(extras, "oidc_session_name", _OIDC_ENV["session_name"])
         sts = _setting(extras, "sts_endpoint")
-        sts_url = sts_endpoint_for(extra_str(extras, "region")) if sts is None else sts
-        return HuaweiSourceSettings(
+        sts_url = hw.sts_endpoint_for(extra_str(extras, "region")) if sts is None else sts
+        return hw.HuaweiSourceSettings(
             sts_endpoint=parse_endpoint(sts_url, "sts_endpoint"),
-            provider_urn=check_provider_urn(
+            provider_urn=hw.check_provider_urn(
                 provider, _field_of(extras, "oidc_provider_urn", _OIDC_ENV["provider_urn"])
             ),
-            agency_urn=check_agency_urn(agency, _field_of(extras, "oidc_agency_urn", _OIDC_ENV["agency_urn"])),
+            agency_urn=hw.check_agency_urn(agency, _field_of(extras, "oidc_agency_urn", _OIDC_ENV["agency_urn"])),
             id_token=id_token,
             token_file=None if id_token is not None else token_file,
-            session_name=DEFAULT_OIDC_SESSION_NAME
+            session_name=hw.DEFAULT_OIDC_SESSION_NAME
             if session is None
-            else check_session_name(session, "oidc_session_name"),
+            else hw.check_session_name(session, "oidc_session_name"),
             duration_seconds=_duration(extras, "oidc_duration_seconds", _OIDC_ENV["duration_seconds"], 900, 43200),
         )
 
     def _agency_settings(self, conn: Connection, login: str, secret: str, token: str | None) -> HuaweiSourceSettings:
+        from airflow_provider_modelreg.credentials import huawei as hw
+
         extras = conn.extra_dejson
         name = _setting(extras, "agency_name")
         if name is None:
@@ -403,7 +409,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             raise RegistryConnectionConfigError(
                 "agency_domain_name", "set exactly one of agency_domain_name or agency_domain_id (the agency's account)"
             )
-        return HuaweiSourceSettings(
+        return hw.HuaweiSourceSettings(
             iam_endpoint=self._iam_url(extras, "agency"),
             access_key=login,
             secret_key=secret,
@@ -778,8 +784,10 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
 def _credential_summary(auth: httpx.Auth | None, auth_type: str) -> str:
     """Which source signed and when its key expires (for ``test_connection``)."""
-    if isinstance(auth, HuaweiCredentialAuth):
-        credential: RefreshingCredential = auth.credential
+    from airflow_provider_modelreg.credentials import signing as credentials_signing
+
+    if isinstance(auth, credentials_signing.HuaweiCredentialAuth):
+        credential = auth.credential
         key = credential.current
         expires = key.expires_at.isoformat() if key is not None and key.expires_at is not None else "unknown"
         return f"credential source {credential.source.name}, temporary key expires {expires}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.auth import percent_encode
-from airflow_provider_modelreg.credentials.alibaba import PaiAuth, build_pai_auth, credential_config
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
     Listing,
@@ -40,6 +39,9 @@ from airflow_provider_modelreg.validation import (
     check_pai_page_size,
     check_pai_version_name,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.credentials.alibaba import PaiAuth
 
 __all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
 
@@ -144,6 +146,9 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
     def build_transport(self, conn: Connection) -> RegistryTransport:
         """The signed transport; the credential source (extra ``credential_source``, default ``access_key``) is
         checked before anything is sent, and chosen once here (``default_chain`` decides which provider applies)."""
+        # imported here, not with the module: DAG parsing imports the hook, not the credential sources (P4)
+        from airflow_provider_modelreg.credentials.alibaba import build_pai_auth, credential_config
+
         extras = conn.extra_dejson
         mask_secrets(conn.password, extra_str(extras, "security_token"))
         # Checked before anything is sent: a pasted newline would otherwise reach h11 inside a signed header.
