@@ -10,6 +10,8 @@ checks a version:
   (constructing one on Airflow 2 raises :class:`UnsupportedOnThisAirflowError`, which says so);
 * the asset state store that the triggerer injects into watcher triggers (Airflow >= 3.3):
   :func:`asset_state_accessors` (None before; the watcher then keeps its state in memory and says so);
+* shared streams in ack mode for event triggers (Airflow >= 3.3): :data:`HAS_SHARED_STREAMS`,
+  :class:`SharedStreamProducer` (a stand-in before, never instantiated by Airflow there);
 * the emulator's server (fastapi, uvicorn): shipped with Airflow 3, not with Airflow 2, where the ``emulator``
   extra brings it; ``emulator.require_server`` says so instead of a bare ImportError (it lives with the
   emulator, which must not import Airflow);
@@ -29,7 +31,9 @@ from airflow.providers.common.compat.sdk import AirflowException
 __all__ = [
     "AIRFLOW_VERSION",
     "HAS_ASSET_WATCHERS",
+    "HAS_SHARED_STREAMS",
     "BaseEventTrigger",
+    "SharedStreamProducer",
     "UnsupportedOnThisAirflowError",
     "asset_state_accessors",
     "connection_form_widgets",
@@ -74,6 +78,19 @@ def asset_state_accessors(trigger: Any) -> list[Any] | None:
         return None
     per_asset = [*getattr(store, "_by_name", {}).values(), *getattr(store, "_by_uri", {}).values()]
     return per_asset or [store]
+
+
+try:
+    from airflow.triggers.shared_stream import SharedStreamProducer
+
+    #: Airflow >= 3.3: the triggerer runs one poll per shared-stream key and advances it only after the events
+    #: derived from it are stored (ack mode)
+    HAS_SHARED_STREAMS = True
+except ImportError:  # pragma: no cover - Airflow < 3.3
+    HAS_SHARED_STREAMS = False
+
+    class SharedStreamProducer:  # type: ignore[no-redef]
+        """Stand-in below Airflow 3.3: the triggerer never asks for a producer there (it calls ``run()``)."""
 
 
 # ------------------------------------------------------------------------------------ connection form before 3.2

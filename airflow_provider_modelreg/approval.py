@@ -30,8 +30,7 @@ merged by name) but never skip one that stays Approved; the next poll sees anyth
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,15 +43,16 @@ __all__ = [
     "Anchor",
     "ApprovalCheck",
     "ApprovalTarget",
-    "ApprovedWatch",
     "Decision",
     "Outcome",
     "Read",
     "ReadApproved",
+    "ReadPending",
     "ReadRecent",
     "ReadVersion",
     "VersionPage",
-    "WatchState",
+    "check_max_failures",
+    "check_poke_interval",
     "parse_created_after",
     "rendered_optional",
     "rendered_required",
@@ -106,6 +106,20 @@ def rendered_optional(value: Any, field_name: str) -> str | None:
     if value is None:
         return None
     return rendered_required(value, field_name)
+
+
+def check_poke_interval(value: Any, field_name: str = "poke_interval") -> float:
+    """Seconds between polls: a number from 0.1 to 86400 (typed error naming the field otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise RegistryInputError(field_name, "must be a number of seconds, more than 0 and at most 86400", value)
+    return float(value)
+
+
+def check_max_failures(value: Any, field_name: str = "max_failures") -> int:
+    """Consecutive failed polls tolerated: an integer from 1 to 1000 (typed error naming the field otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise RegistryInputError(field_name, "must be an integer from 1 to 1000", value)
+    return value
 
 
 def parse_created_after(value: Any, field_name: str = "created_after") -> datetime | None:
@@ -209,9 +223,11 @@ class ReadVersion:
 
 @dataclass(frozen=True)
 class ReadRecent:
-    """ListModelVersions, unfiltered, newest first by GmtCreateTime, first page. Answer: :class:`VersionPage`."""
+    """ListModelVersions, unfiltered, newest first by GmtCreateTime, page ``page`` (0-based; the gate reads the
+    first only). Answer: :class:`VersionPage`."""
 
     model_id: str
+    page: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,7 +238,15 @@ class ReadApproved:
     page: int = 0
 
 
-Read = ReadVersion | ReadRecent | ReadApproved
+@dataclass(frozen=True)
+class ReadPending:
+    """ListModelVersions with ApprovalStatus=Pending, newest first, page ``page`` (0-based). Answer: a page."""
+
+    model_id: str
+    page: int = 0
+
+
+Read = ReadVersion | ReadRecent | ReadApproved | ReadPending
 
 
 @dataclass(frozen=True)
@@ -319,8 +343,10 @@ class ApprovalCheck:
                 self._on_named_version(answer)
             else:
                 self._on_anchor(answer)
-        else:
+        elif isinstance(read, ReadApproved):
             self._on_approved(read, answer)
+        else:
+            raise RuntimeError(f"the gate never asks {read!r}")
 
     def _decide(self, outcome: Outcome, version: PaiModelVersion | None, outlook: str) -> None:
         self.decision = Decision(outcome, version, outlook)
@@ -437,109 +463,6 @@ def _anchor_text(check: ApprovalCheck) -> str:
     return anchor.created.isoformat()
 
 
-# ------------------------------------------------------------------------------------------------ the watcher
-
-
-@dataclass(frozen=True)
-class WatchState:
-    """What an asset watcher has seen: the names of every version known to be Approved (announced, or Approved
-    already when the watcher started). Approved is terminal, so the set only grows."""
-
-    known: frozenset[str] = frozenset()
-    started: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"v": 2, "known": sorted(self.known)}
-
-    @classmethod
-    def from_json(cls, value: Any) -> WatchState | None:
-        """The stored state, or None when nothing usable is stored."""
-        if isinstance(value, dict) and value.get("v") == 2 and isinstance(value.get("known"), list):
-            return cls(frozenset(str(name) for name in value["known"]), True)
-        return None
-
-    @classmethod
-    def merged(cls, states: Iterable[WatchState | None]) -> WatchState | None:
-        """One state from several stores (one per watched asset): a version known to any is known."""
-        found = [s for s in states if s is not None]
-        if not found:
-            return None
-        return cls(frozenset().union(*(s.known for s in found)), True)
-
-
-@dataclass
-class ApprovedWatch:
-    """One poll of an asset watcher: read every Approved version, announce the ones not known yet.
-
-    Start point: on its first poll with no stored state, the watcher takes every version Approved at that moment
-    as known (not announced) — except those created after ``start_after``, which are announced. From then on
-    every version that becomes Approved is announced once per watcher state, oldest first, whatever its creation
-    time and however many arrived between polls.
-    """
-
-    model_id: str
-    state: WatchState
-    start_after: datetime | None = None
-    seen: dict[str, PaiModelVersion] = field(default_factory=dict)
-    done: bool = False
-    _pending: Read | None = None
-    _last: PaiModelVersion | None = None
-
-    def __post_init__(self) -> None:
-        self._pending = ReadApproved(self.model_id, 0)
-
-    def next_read(self) -> Read | None:
-        return self._pending
-
-    def receive(self, read: Read, page: VersionPage) -> None:
-        if read != self._pending or not isinstance(read, ReadApproved):
-            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
-        self._pending = None
-        _page_in_order(page, self._last)
-        for version in page.versions:
-            if version.status is not ApprovalStatus.APPROVED:
-                raise _bad(
-                    "ApprovalStatus",
-                    f"version {version.version_name} with status {version.approval_status!r} "
-                    "in a listing of Approved versions",
-                    page.request_id,
-                )
-            self.seen.setdefault(version.version_name, version)
-        if page.versions:
-            self._last = page.versions[-1]
-        if len(page.versions) >= RECENT_PAGE_SIZE:
-            if read.page + 1 >= MAX_APPROVED_PAGES:
-                raise _bad(
-                    "TotalCount",
-                    f"more than {MAX_APPROVED_PAGES} pages of Approved versions to read in one poll",
-                    page.request_id,
-                )
-            self._pending = ReadApproved(self.model_id, read.page + 1)
-            return
-        self.done = True
-
-    def baseline(self) -> WatchState | None:
-        """On a first start (no state): the state to store before anything is announced, else None."""
-        if self.state.started:
-            return None
-        start = self.start_after
-        known = {
-            name
-            for name, version in self.seen.items()
-            if start is None or (version.gmt_create_time is not None and version.gmt_create_time <= start)
-        }
-        return WatchState(frozenset(known), True)
-
-    def to_announce(self) -> list[PaiModelVersion]:
-        """Versions to announce, oldest first (store :meth:`baseline` as :attr:`state` first, if it gives one)."""
-        new = [v for name, v in self.seen.items() if name not in self.state.known]
-        return sorted(new, key=order_key)
-
-    @staticmethod
-    def announced(state: WatchState, version: PaiModelVersion) -> WatchState:
-        return WatchState(state.known | {version.version_name}, True)
-
-
 def check_answer_is_about(version: PaiModelVersion, version_name: str) -> None:
     """A GetModelVersion answer must be about the version asked for (raises naming ``VersionName``)."""
     if version.version_name != version_name:
@@ -558,9 +481,13 @@ def check_deployable(version: PaiModelVersion, request_id: str | None = None) ->
 def describe_page(read: Read, answer: Any) -> str:
     """One line on what a shared read saw (the newest version and its status), for the hub's INFO log."""
     if isinstance(answer, VersionPage):
-        kind = "Approved versions" if isinstance(read, ReadApproved) else "versions"
-        newest = answer.versions[0] if answer.versions else None
-        return f"{answer.total} {kind}; newest {_status_text(newest) if newest else 'none'}"
+        kind = {ReadApproved: "Approved versions", ReadPending: "Pending versions"}.get(type(read), "versions")
+        first = answer.versions[0] if answer.versions else None
+        shown = _status_text(first) if first else "none"
+        page = getattr(read, "page", 0)
+        if page:  # a later page's first item is not the model's newest version
+            return f"{answer.total} {kind}; page {page + 1} starts at {shown}"
+        return f"{answer.total} {kind}; newest {shown}"
     if answer is None:
         return "does not exist"
     assert isinstance(answer, PaiModelVersion)

@@ -13,6 +13,7 @@ from airflow_provider_modelreg.approval import (
     RECENT_PAGE_SIZE,
     Read,
     ReadApproved,
+    ReadPending,
     ReadRecent,
     ReadVersion,
     VersionPage,
@@ -25,7 +26,7 @@ __all__ = ["Driven", "adrive", "aread", "drive", "read"]
 
 
 class Driven(Protocol):
-    """What both shells drive: :class:`~airflow_provider_modelreg.approval.ApprovalCheck` and ``ApprovedWatch``."""
+    """What both shells drive: :class:`~airflow_provider_modelreg.approval.ApprovalCheck` and ``watch.WatchPoll``."""
 
     def next_read(self) -> Read | None: ...
 
@@ -41,6 +42,12 @@ def _missing_version(exc: RegistryNotFoundError) -> bool:
     return exc.code != "InvalidModel.NotFound"
 
 
+def _listing(what: ReadApproved | ReadPending | ReadRecent) -> tuple[str | None, int]:
+    """The ApprovalStatus filter and page of a listing read."""
+    status = {ReadApproved: "Approved", ReadPending: "Pending"}.get(type(what))
+    return status, what.page
+
+
 def read(hook: PaiModelRegistryHook, what: Read) -> Any:
     """Perform one read synchronously."""
     if isinstance(what, ReadVersion):
@@ -50,8 +57,7 @@ def read(hook: PaiModelRegistryHook, what: Read) -> Any:
             if _missing_version(exc):
                 return None
             raise
-    status = "Approved" if isinstance(what, ReadApproved) else None
-    page = what.page if isinstance(what, ReadApproved) else 0
+    status, page = _listing(what)
     return _page(
         hook.list_model_versions_page(what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status)
     )
@@ -67,9 +73,7 @@ async def aread(hook: PaiModelRegistryHook, what: Read) -> Any:
                 return None
             raise
         return found
-    status = "Approved" if isinstance(what, ReadApproved) else None
-    page = what.page if isinstance(what, ReadApproved) else 0
-    assert isinstance(what, ReadApproved | ReadRecent)
+    status, page = _listing(what)
     return _page(
         await hook.alist_model_versions_page(
             what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status

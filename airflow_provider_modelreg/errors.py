@@ -12,6 +12,12 @@ while callers can tell them apart:
   or pages of a listing that contradict each other (a total that does not match the pages, a repeated page).
   :class:`RegistryPagingLimitError`, its subclass: a listing would need more than ``max_pages`` requests.
 * :class:`RegistryAmbiguousVersionError` — a lookup by name matched several versions (lists them).
+
+Every error says whether asking again can help: :attr:`ModelRegistryError.retryable`, set where the error is made.
+Retryable: no answer (connection refused or reset, timeouts), HTTP 408, 429 and 5xx, throttling codes, from any
+service (registry, STS, IAM, metadata, credentials URI), and answers cut short on the way. Not retryable: refusals
+(401/403 after a renewal, invalid requests, unknown models), bad input, answers the gate cannot judge. Sensors in
+every mode, the approval trigger and the watcher decide from this attribute alone, within one failure budget.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ __all__ = [
     "RegistryThrottledError",
     "RegistryTransportError",
     "one_line",
+    "retryable_status",
 ]
 
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -49,8 +56,18 @@ def one_line(text: object, limit: int = 500) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def retryable_status(status_code: int | None) -> bool:
+    """True for the HTTP statuses that say "try again later": none at all (no answer), 408, 429 and 5xx."""
+    return not status_code or status_code in (408, 429) or status_code >= 500
+
+
 class ModelRegistryError(AirflowException):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    :attr retryable: True when asking again later can help (see the module docstring); False by default.
+    """
+
+    retryable: bool = False
 
 
 class RegistryInputError(ModelRegistryError, ValueError):
@@ -81,6 +98,7 @@ class RegistryAPIError(ModelRegistryError):
     :param message: vendor error message.
     :param request_id: vendor request id (Alibaba: body ``RequestId``; Huawei: header ``X-Request-Id``).
     :param attempts: how many attempts were made before giving up.
+    :param retryable: whether asking again can help (default: from the status, see :func:`retryable_status`).
     """
 
     def __init__(
@@ -91,7 +109,9 @@ class RegistryAPIError(ModelRegistryError):
         message: str,
         request_id: str | None,
         attempts: int = 1,
+        retryable: bool | None = None,
     ) -> None:
+        self.retryable = retryable_status(status_code) if retryable is None else retryable
         self.http_status = status_code
         self.code = None if code is None else one_line(code, 100)
         self.message = one_line(message)
@@ -113,7 +133,11 @@ class RegistryAuthError(RegistryAPIError):
 
 
 class RegistryThrottledError(RegistryAPIError):
-    """The registry throttled the caller and the retry budget ran out."""
+    """The registry throttled the caller and the retry budget ran out (always retryable)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["retryable"] = True
+        super().__init__(**kwargs)
 
 
 class RegistryInvalidRequestError(RegistryAPIError):
@@ -135,6 +159,8 @@ class RegistryTransportError(ModelRegistryError):
     :param attempts: attempts made.
     """
 
+    retryable = True
+
     def __init__(self, message: str, *, attempts: int = 1) -> None:
         super().__init__(one_line(message, 1000))
         self.attempts = attempts
@@ -148,9 +174,13 @@ class RegistryResponseError(ModelRegistryError):
     :param problem: what is wrong with it.
     :param request_id: vendor request id, when one could be found.
     :param status_code: HTTP status of the answer.
+
+    Retryable unless the answer was a complete 200 the gate cannot judge (asking again repeats it): an HTML page
+    from a proxy's 502 or a body cut short on the way is not the registry's last word.
     """
 
     def __init__(self, *, field: str, problem: str, request_id: str | None, status_code: int | None) -> None:
+        self.retryable = status_code != 200
         self.field = one_line(field, 200)
         self.problem = one_line(problem)
         self.request_id = None if request_id is None else one_line(request_id, 100)
@@ -171,6 +201,7 @@ class RegistryPagingLimitError(RegistryResponseError):
     def __init__(self, *, field: str, problem: str, max_pages: int) -> None:
         self.max_pages = max_pages
         super().__init__(field=field, problem=problem, request_id=None, status_code=None)
+        self.retryable = False  # the next poll needs as many pages
 
 
 class RegistryAmbiguousVersionError(ModelRegistryError, LookupError):

@@ -29,6 +29,7 @@ class FakePai:
         self.fail_with: tuple[int, str] | None = None  # set: every request gets this (status, code)
         self.throttled: set[str] = set()  # models whose reads answer 429 Throttling with Retry-After: 1
         self.workspaces: dict[str, str] = {}  # model -> WorkspaceId answered by GetModel (default "ws-fake")
+        self.fail_next: dict[str, int] = {}  # action -> how many of its next requests answer 503 ServiceUnavailable
 
     def version(self, model: str, name: str) -> dict[str, Any]:
         return next(v for v in self.models[model] if v.get("VersionName") == name)
@@ -91,6 +92,9 @@ def fake_pai_server() -> Iterator[FakePai]:
                 )
             elif any(f"/models/{m}/" in url.path for m in fake.throttled):
                 status, body = 429, {"Code": "Throttling.User", "Message": "slow down"}
+            elif fake.fail_next.get(action, 0) > 0:
+                fake.fail_next[action] -= 1
+                status, body = 503, {"Code": "ServiceUnavailable", "Message": "injected once"}
             elif fake.fail_with is not None:
                 status, body = fake.fail_with[0], {"Code": fake.fail_with[1], "Message": "injected"}
             else:

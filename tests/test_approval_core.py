@@ -12,13 +12,11 @@ from airflow_provider_modelreg.approval import (
     Anchor,
     ApprovalCheck,
     ApprovalTarget,
-    ApprovedWatch,
     Outcome,
     ReadApproved,
     ReadRecent,
     ReadVersion,
     VersionPage,
-    WatchState,
 )
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import PaiModelVersion
@@ -162,37 +160,3 @@ def test_an_answer_to_another_read_is_a_bug_not_a_decision() -> None:
     check = ApprovalCheck(NAMED)
     with pytest.raises(RuntimeError):
         check.receive(ReadApproved("m", 0), page())
-
-
-def test_watch_start_point_then_every_new_approval_oldest_first() -> None:
-    first = ApprovedWatch("m", WatchState())
-    drive(first, {ReadApproved("m", 0): page(ver("1.0.0", minutes=10), ver("0.9.0", minutes=5))})
-    baseline = first.baseline()
-    assert baseline == WatchState(frozenset({"1.0.0", "0.9.0"}), True)
-    first.state = baseline
-    assert first.to_announce() == []
-    later = ApprovedWatch("m", baseline)
-    drive(
-        later,
-        {
-            ReadApproved("m", 0): page(
-                ver("1.2.0", minutes=30), ver("1.0.0", minutes=10), ver("0.9.5", minutes=7), ver("0.9.0", minutes=5)
-            )
-        },
-    )
-    assert later.baseline() is None
-    assert [v.version_name for v in later.to_announce()] == ["0.9.5", "1.2.0"]  # an old version approved late too
-
-
-def test_watch_reads_every_page_and_states_merge_across_assets() -> None:
-    many = [ver(f"2.{i:03d}", minutes=1000 - i) for i in range(150)]
-    watch = ApprovedWatch("m", WatchState(frozenset(), True))
-    asked = drive(
-        watch, {ReadApproved("m", 0): page(*many[:100], total=150), ReadApproved("m", 1): page(*many[100:], total=150)}
-    )
-    assert len(asked) == 2 and len(watch.to_announce()) == 150
-    merged = WatchState.merged([WatchState(frozenset({"a"}), True), None, WatchState(frozenset({"b"}), True)])
-    assert merged == WatchState(frozenset({"a", "b"}), True)
-    assert WatchState.merged([None, None]) is None
-    assert WatchState.from_json(merged.to_json()) == merged
-    assert WatchState.from_json(["2024-01-01", "1.0.0"]) is None  # anything else stored is not a state

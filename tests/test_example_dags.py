@@ -203,7 +203,7 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     from helpers import build_seed, pai_conn, pai_version
 
     from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-    from airflow_provider_modelreg.triggers.pai import STATE_KEY, PaiApprovedVersionEventTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
 
     seed = build_seed()
     seed["pai"]["models"][0]["Versions"].append(pai_version("3.0.0", "Pending", 20))
@@ -227,7 +227,8 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     first = asyncio.ensure_future(anext(events))
     await asyncio.sleep(0.4)
     assert not first.done()  # 1.0.0 was approved before the watcher started: it is the baseline, not announced
-    assert store.data[STATE_KEY]["known"] == ["1.0.0"]
+    (state,) = [value for key, value in store.data.items() if key.startswith("modelreg_pai_watch:m-main:")]
+    assert state["newest"][1] == "1.0.0" and state["identity"]["model_id"] == "m-main"  # the start point
     PaiModelRegistryHook().update_model_version("m-main", "1.1.0", approval_status="Approved")
     event = await asyncio.wait_for(first, 5)
     assert event.payload["version"]["version_name"] == "1.1.0"

@@ -76,8 +76,10 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
 class Watcher:
     """Runs an event trigger as the triggerer does and collects what it announces."""
 
-    def __init__(self, store: Any, interval: float = 0.05) -> None:
-        self.trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=MODEL, poke_interval=interval)
+    def __init__(self, store: Any, interval: float = 0.05, **kwargs: Any) -> None:
+        self.trigger = PaiApprovedVersionEventTrigger(
+            pai_conn_id="pai_default", model_id=MODEL, poke_interval=interval, **kwargs
+        )
         if store is not None:
             self.trigger.asset_state_store = store
         self.events: list[str] = []
@@ -102,13 +104,20 @@ class Watcher:
         """Until the start point is stored (the first poll is done)."""
         accessor = next(iter(store._by_name.values()))
         deadline = time.monotonic() + timeout
-        while triggers_pai.STATE_KEY not in accessor.data and time.monotonic() < deadline:  # noqa: ASYNC110
+        while not state_of(accessor) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         assert self.task is not None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+
+
+def state_of(accessor: FakeAccessor) -> dict[str, Any] | None:
+    """The watcher's state in one asset's store (its key is namespaced by connection, endpoint and model)."""
+    found = [value for key, value in accessor.data.items() if key.startswith(f"modelreg_pai_watch:{MODEL}:")]
+    assert len(found) <= 1, accessor.data
+    return found[0] if found else None
 
 
 def approve(fake: FakePai, *versions: dict[str, Any]) -> None:
@@ -120,12 +129,12 @@ def approve(fake: FakePai, *versions: dict[str, Any]) -> None:
 @pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 async def test_4_out_of_order_and_many_approvals_are_each_announced_once(fake: FakePai) -> None:
     store = FakeStore("prod")
-    watcher = Watcher(store).start()
+    watcher = Watcher(store, announce="every").start()
     await watcher.started(store)  # start point: 0.9.5 and 1.0.0 are Approved already and not announced
     assert watcher.events == []
     approve(fake, v("1.1.0", "Pending", 4), v("1.2.0", "Approved", 5))
     assert await watcher.until(1) == ["1.2.0"]
-    fake.set_status(MODEL, "1.1.0", "Approved")  # older than 1.2.0, approved after it
+    fake.set_status(MODEL, "1.1.0", "Approved")  # older than 1.2.0, approved after it: announced with "every"
     assert await watcher.until(2) == ["1.2.0", "1.1.0"]
     burst = [v(f"2.{i}.0", "Approved", 10 + i // 60, i % 60) for i in range(150)]  # > 100 between two polls
     approve(fake, *burst)
@@ -145,7 +154,8 @@ async def test_5_two_watched_assets_both_keep_the_state_across_a_restart(fake: F
     assert await first.until(1) == ["1.1.0"]
     await first.stop()
     for accessor in store._by_name.values():  # the state is in both assets' stores
-        assert "1.1.0" in accessor.data[triggers_pai.STATE_KEY]["known"]
+        state = state_of(accessor)
+        assert state is not None and state["newest"][1] == "1.1.0", state
     approve(fake, v("1.2.0", "Approved", 5))  # approved while the triggerer restarts
     second = Watcher(store).start()
     assert await second.until(1) == ["1.2.0"]  # not lost, and 1.1.0 not announced again
