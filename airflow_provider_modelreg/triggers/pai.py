@@ -333,7 +333,7 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
         self.version_name = version_name
         self.after_version = after_version
         self.created_after = created_after
-        self.poke_interval = float(poke_interval)
+        self.poke_interval = poke_interval
         self.end_time = end_time
         self.max_failures = max_failures
 

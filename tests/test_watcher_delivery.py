@@ -1,0 +1,294 @@
+"""Issue 19: every approval announced at least once through crashes, outages and shared assets; the triggers decide
+from ``retryable`` alone; nothing raises from a trigger's constructor. Real HTTP against the suite's fake PAI server;
+Airflow's own SharedStreamManager drives the watcher in ack mode (Airflow 3.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fake_pai import FakePai, fake_pai_server
+from helpers import pai_conn
+from test_gate_watcher_hub import FakeAccessor, FakeStore, v
+
+from airflow_provider_modelreg._compat import HAS_SHARED_STREAMS
+from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger, PaiModelVersionApprovalTrigger
+
+pytestmark = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
+shared_streams = pytest.mark.skipif(not HAS_SHARED_STREAMS, reason="shared streams in ack mode exist from Airflow 3.3")
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
+    with fake_pai_server() as server:
+        server.models["m-a"] = [v("1.0.0", "Approved", 1)]
+        server.models["m-b"] = [v("1.0.0", "Approved", 1)]
+        pai_conn(monkeypatch, server.url, max_attempts=1)
+        pai_conn(monkeypatch, server.url, conn_id="pai_second", max_attempts=1)
+        yield server
+
+
+def states(accessor: FakeAccessor, model: str) -> list[dict[str, Any]]:
+    return [value for key, value in accessor.data.items() if key.startswith(f"modelreg_pai_watch:{model}:")]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def first_event(trigger: Any, timeout: float = 10) -> Any:
+    """The first event of a trigger run, then the run closed (its hub released)."""
+    events = trigger.run()
+    try:
+        return await asyncio.wait_for(anext(events), timeout)
+    finally:
+        await events.aclose()
+
+
+async def polls(fake: FakePai, count: int) -> None:
+    """Until the server has answered ``count`` more ListModelVersions requests (a watcher's polls went by)."""
+    start = fake.count("ListModelVersions")
+    await until(lambda: fake.count("ListModelVersions") >= start + count)
+
+
+class Standalone:
+    """A watcher run as the triggerer runs it below Airflow 3.3 (run())."""
+
+    def __init__(self, store: Any, model: str, conn_id: str = "pai_default", **kwargs: Any) -> None:
+        self.trigger = PaiApprovedVersionEventTrigger(pai_conn_id=conn_id, model_id=model, poke_interval=0.05, **kwargs)
+        self.trigger.asset_state_store = store
+        self.events: list[str] = []
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        async for event in self.trigger.run():
+            self.events.append(f"{event.payload['model_id']}:{event.payload['version']['version_name']}")
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_two_models_on_one_asset_each_keep_their_own_state_across_a_restart(fake: FakePai) -> None:
+    store = FakeStore("prod")
+    accessor = store._by_name["prod"]
+    a, b = Standalone(store, "m-a"), Standalone(store, "m-b")
+    await until(lambda: bool(states(accessor, "m-a")) and bool(states(accessor, "m-b")))
+    await a.stop()
+    await b.stop()
+    # approved while the triggerer is down; version names collide across models
+    fake.models["m-a"].append(v("2.0.0", "Approved", 5))
+    fake.models["m-b"].append(v("2.0.0", "Pending", 5))
+    a, b = Standalone(store, "m-a"), Standalone(store, "m-b")
+    await until(lambda: a.events == ["m-a:2.0.0"])
+    fake.set_status("m-b", "2.0.0", "Approved")
+    await until(lambda: b.events == ["m-b:2.0.0"])
+    await polls(fake, 6)
+    await a.stop()
+    await b.stop()
+    assert (a.events, b.events) == (["m-a:2.0.0"], ["m-b:2.0.0"])  # each once, none lost, none repeated
+
+
+async def test_one_model_through_two_connections_on_one_asset(fake: FakePai) -> None:
+    store = FakeStore("prod")
+    accessor = store._by_name["prod"]
+    first, second = Standalone(store, "m-a"), Standalone(store, "m-a", conn_id="pai_second")
+    await until(lambda: len(states(accessor, "m-a")) == 2)  # two states: one per connection
+    await first.stop()
+    await second.stop()
+    fake.models["m-a"].append(v("2.0.0", "Approved", 5))
+    first, second = Standalone(store, "m-a"), Standalone(store, "m-a", conn_id="pai_second")
+    await until(lambda: first.events == ["m-a:2.0.0"] and second.events == ["m-a:2.0.0"])
+    await polls(fake, 6)
+    await first.stop()
+    await second.stop()
+    assert first.events == second.events == ["m-a:2.0.0"]
+
+
+async def test_a_late_approval_of_an_older_version_is_logged_not_announced(
+    fake: FakePai, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.models["m-a"].append(v("1.1.0", "Pending", 2))
+    store = FakeStore("prod")
+    watcher = Standalone(store, "m-a")
+    await until(lambda: bool(states(store._by_name["prod"], "m-a")))
+    fake.models["m-a"].append(v("1.2.0", "Approved", 3))
+    await until(lambda: watcher.events == ["m-a:1.2.0"])
+    fake.set_status("m-a", "1.1.0", "Approved")
+    await polls(fake, 6)
+    await watcher.stop()
+    assert watcher.events == ["m-a:1.2.0"]
+    out = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert "version 1.1.0 was approved after a newer one was announced" in out
+
+
+class AckRun:
+    """A watcher driven as Airflow 3.3's triggerer drives it: Airflow's SharedStreamManager in ack mode; the test
+    plays the supervisor and decides whether the stored-event confirmation arrives."""
+
+    def __init__(self, store: Any, *, confirm: bool, trigger_id: int = 1) -> None:
+        from airflow.triggers.shared_stream import SharedStreamManager
+
+        self.manager = SharedStreamManager(ack_timeout=0.5)
+        self.trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+        self.trigger.asset_state_store = store
+        self.key = self.trigger.shared_stream_key()
+        assert self.key is not None
+        self.trigger_id = trigger_id
+        self.confirm = confirm
+        self.events: list[str] = []
+        self.failure: BaseException | None = None
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        stream = self.manager.subscribe(trigger_id=self.trigger_id, trigger=self.trigger, key=self.key)
+        try:
+            async for event in self.trigger.filter_shared_stream(stream):
+                seq = self.manager.bind_pending_event(trigger_id=self.trigger_id, key=self.key)
+                assert seq is not None  # ack mode: the event is bound to its observation
+                self.events.append(event.payload["version"]["version_name"])
+                if self.confirm:
+                    self.manager.confirm_persisted([seq])
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            await self.manager.unsubscribe(self.trigger_id, self.key)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.manager.stop_all()
+
+
+@shared_streams
+async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_a_restart(fake: FakePai) -> None:
+    store = FakeStore("prod")
+    accessor = store._by_name["prod"]
+    run = AckRun(store, confirm=False)
+    await until(lambda: bool(states(accessor, "m-a")))  # start point stored (no event to wait for)
+    fake.models["m-a"].append(v("2.0.0", "Approved", 5))
+    await until(lambda: run.events == ["2.0.0"])
+    await until(lambda: run.failure is not None)  # Airflow's ack timeout: the event was never stored
+    assert type(run.failure).__name__ == "AckTimeout"
+    assert states(accessor, "m-a")[0]["newest"][1] == "1.0.0"  # the state did not move past it
+    await run.stop()
+    again = AckRun(store, confirm=True, trigger_id=2)  # the restarted triggerer
+    await until(lambda: again.events == ["2.0.0"])  # announced again: at least once
+    await until(lambda: states(accessor, "m-a")[0]["newest"][1] == "2.0.0")  # stored once confirmed
+    await again.stop()
+    third = AckRun(store, confirm=True, trigger_id=3)
+    await polls(fake, 6)
+    await third.stop()
+    assert third.events == [] and third.failure is None  # confirmed: never again
+
+
+@shared_streams
+async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) -> None:
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    manager = SharedStreamManager(ack_timeout=5)
+    triggers = []
+    for name in ("staging", "prod"):
+        trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+        trigger.asset_state_store = FakeStore(name)
+        triggers.append(trigger)
+    keys = {t.shared_stream_key() for t in triggers}
+    assert len(keys) == 1
+    (key,) = keys
+    got: dict[int, list[str]] = {0: [], 1: []}
+
+    async def consume(index: int) -> None:
+        stream = manager.subscribe(trigger_id=index, trigger=triggers[index], key=key)
+        async for event in triggers[index].filter_shared_stream(stream):
+            seq = manager.bind_pending_event(trigger_id=index, key=key)
+            got[index].append(event.payload["version"]["version_name"])
+            manager.confirm_persisted([seq] if seq is not None else [])
+
+    tasks = [asyncio.ensure_future(consume(i)) for i in (0, 1)]
+    await polls(fake, 4)
+    fake.models["m-a"].append(v("2.0.0", "Approved", 5))
+    await until(lambda: got == {0: ["2.0.0"], 1: ["2.0.0"]})
+    before = fake.count("ListModelVersions")
+    await polls(fake, 8)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await manager.stop_all()
+    # one poll = two listings (created since, Pending) whatever the number of watchers
+    assert fake.count("ListModelVersions") - before < 8 + 4
+
+
+async def test_a_503_on_the_workspace_lookup_at_the_approving_poll_does_not_fail_the_wait(fake: FakePai) -> None:
+    fake.models["m-a"].append(v("1.1.0", "Approved", 2))
+    fake.fail_next["GetModel"] = 1
+    trigger = PaiModelVersionApprovalTrigger(
+        pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05
+    )
+    event = await first_event(trigger)
+    assert event.payload["status"] == "success", event.payload
+    assert event.payload["version"]["version_name"] == "1.1.0"
+    assert fake.count("GetModel") == 2
+
+
+async def test_retryable_errors_spend_the_budget_refusals_end_the_wait_at_once(fake: FakePai) -> None:
+    fake.models["m-a"].append(v("1.1.0", "Approved", 2))
+    fake.fail_next["GetModelVersion"] = 3
+    fake.fail_next["ListModelVersions"] = 3
+    trigger = PaiModelVersionApprovalTrigger(
+        pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05, max_failures=5
+    )
+    event = await first_event(trigger)
+    assert event.payload["status"] == "success", event.payload
+    fake.accepted_key = "another-key"  # 403: refused, not retryable
+    before = fake.count()
+    refused = PaiModelVersionApprovalTrigger(
+        pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05, max_failures=5
+    )
+    event = await first_event(refused)
+    assert event.payload["status"] == "error" and event.payload["error_type"] == "RegistryAuthError"
+    assert fake.count() - before <= 2  # one read, and the hub's one renewal of the connection
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"version_name": "None"}, "version_name"),
+        ({"version_name": ""}, "version_name"),
+        ({"model_id": "None"}, "model_id"),
+        ({"poke_interval": "soon"}, "poke_interval"),
+        ({"max_failures": 0}, "max_failures"),
+        ({"request_attempts": 99}, "request_attempts"),
+    ],
+)
+async def test_a_bad_stored_kwarg_is_an_error_event_never_a_constructor_error(
+    fake: FakePai, kwargs: dict[str, Any], field: str
+) -> None:
+    arguments: dict[str, Any] = {"pai_conn_id": "pai_default", "model_id": "m-a", "version_name": "1.1.0", **kwargs}
+    trigger = PaiModelVersionApprovalTrigger(**arguments)  # what the triggerer does with stored kwargs
+    event = await first_event(trigger)
+    assert event.payload["status"] == "error" and event.payload["error_type"] == "RegistryInputError"
+    assert f"invalid {field}" in event.payload["message"]
+    assert fake.count() == 0  # before any request
+
+
+async def test_a_watcher_with_a_bad_stored_kwarg_logs_and_never_raises(
+    fake: FakePai, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", announce="all")
+    assert trigger.shared_stream_key() is None  # run() reports it
+    task = asyncio.ensure_future(anext(trigger.run()))
+    await until(
+        lambda: "invalid announce" in capsys.readouterr().out + " ".join(r.getMessage() for r in caplog.records)
+    )
+    assert not task.done()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert fake.count() == 0
