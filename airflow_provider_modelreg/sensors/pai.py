@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -40,7 +42,28 @@ from airflow_provider_modelreg.validation import check_request_attempts, check_r
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["PaiModelVersionApprovedSensor"]
+__all__ = ["DEFAULT_MAX_FAILURES", "PaiModelVersionApprovedSensor"]
+
+#: Consecutive failed polls a wait tolerates, in every mode (the trigger's default too).
+DEFAULT_MAX_FAILURES = 5
+#: Key of the consecutive-failure count in Airflow's task state store (reschedule mode, Airflow >= 3.3).
+FAILURES_KEY = "modelreg_consecutive_failed_pokes"
+#: The ``error`` Airflow gives a deferral whose backstop timeout fired: 3.x, then 2.x.
+_BACKSTOP_ERRORS = ("Trigger timeout", "Trigger/execution timeout")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """The one rule of every mode: only an error that says asking again can help is worth another poke."""
+    return bool(getattr(exc, "retryable", False))
+
+
+def check_max_failures(value: Any, field: str = "max_failures") -> int:
+    """A failure budget: an integer >= 1 (bool refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistryInputError(field, "must be an integer >= 1", value)
+    if value < 1:
+        raise RegistryInputError(field, "must be >= 1", value)
+    return value
 
 
 class PaiModelVersionApprovedSensor(BaseSensorOperator):
@@ -50,6 +73,18 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
     skipped (``on_rejected="skip"``). Works in poke, reschedule and deferrable modes; in deferrable mode the worker
     checks once, then :class:`~airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovalTrigger` waits, and
     the sensor ``timeout`` still applies.
+
+    Failed polls: an error that says asking again can help (``retryable``: no answer, timeouts, 408/429/5xx,
+    throttling, a credential service that is down) is logged at WARNING and the wait goes on; the
+    ``max_failures``-th failed poll in a row, or any other error (refusals, bad input, answers the gate cannot
+    judge), fails the task with that error. The same budget in every mode: the trigger counts in deferrable
+    mode; in reschedule mode the count survives reschedules in Airflow's task state store (Airflow >= 3.3);
+    below 3.3, where nothing of a try survives a reschedule, a failed poke in reschedule mode is retried in the
+    same run after ``poke_interval`` (the worker slot is held only while polls fail).
+
+    ``soft_fail=True`` (Airflow's convention) skips instead of failing on every timeout: the sensor's own, the
+    trigger's, and Airflow's backstop when the triggerer did not answer in time (Airflow also skips on other
+    failures then, as it does for every sensor).
 
     :param model_id: PAI ModelId. (templated)
     The mode is fixed by the arguments given here, never by what they render to: with ``version_name`` the
@@ -64,9 +99,11 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         (None: no anchor). At most one of ``after_version`` and ``created_after``. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
     :param on_rejected: ``"fail"`` (default) or ``"skip"``.
-    :param skip_on_timeout: when nothing was approved before ``timeout``, skip the task instead of failing it
-        (a scheduled "deploy what is new" DAG whose steady state is "nothing new"). Unlike ``soft_fail``, errors
-        and Rejected versions still fail.
+    :param skip_on_timeout: deprecated, use ``soft_fail=True``. When nothing was approved before ``timeout``
+        (the backstop included), skip the task instead of failing it; unlike ``soft_fail``, errors and Rejected
+        versions still fail.
+    :param max_failures: consecutive failed polls tolerated, in every mode: the ``max_failures``-th retryable
+        failure in a row fails the task (an integer >= 1; default 5). Not the task's ``retries``.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param request_attempts: attempts per registry request for this task and its trigger (1-20; default: the
         connection's ``max_attempts``, else 5). Not the task's ``retries``.
@@ -91,11 +128,21 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         request_attempts: int | None = None,
         request_timeout: float | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.request_attempts = check_request_attempts(request_attempts)
         self.request_timeout = check_request_timeout(request_timeout)
+        self.max_failures = check_max_failures(max_failures)
+        if skip_on_timeout:
+            warnings.warn(
+                "skip_on_timeout is deprecated: pass soft_fail=True (Airflow's convention), which skips on every "
+                "timeout, Airflow's deferral backstop included. Note that soft_fail also skips, rather than fails, "
+                "on the failures Airflow lets it (e.g. a Rejected version).",
+                AirflowProviderDeprecationWarning,
+                stacklevel=2,
+            )
         if on_rejected not in ("fail", "skip"):
             raise RegistryInputError("on_rejected", "must be 'fail' or 'skip'", on_rejected)
         if version_name is not None and (after_version is not None or created_after is not None):
@@ -114,6 +161,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         self._named = version_name is not None
         self._anchor: Anchor | None = None
         self._outlook: str | None = None
+        self._failures = 0  # consecutive failed pokes, where the sensor object lives across pokes
 
     def _target(self) -> ApprovalTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
@@ -186,7 +234,58 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             raise AirflowSkipException(message)
         raise AirflowFailException(message)
 
+    # -- failed polls
+
+    def _failure_store(self, context: Context) -> Any | None:
+        """Where the consecutive-failure count outlives this run: Airflow's task state store (>= 3.3), used in
+        reschedule mode only (in poke and deferrable mode this object lives across the pokes of the try)."""
+        if not self.reschedule:
+            return None
+        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
+        if store is None or not callable(getattr(store, "get", None)) or not callable(getattr(store, "set", None)):
+            return None
+        return store
+
+    def _stored_failures(self, store: Any | None) -> int:
+        if store is None:
+            return self._failures
+        value = store.get(FAILURES_KEY, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    def _store_failures(self, store: Any | None, failures: int, before: int) -> None:
+        self._failures = failures
+        if store is not None and failures != before:
+            store.set(FAILURES_KEY, failures)
+
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One check; a retryable error counts against ``max_failures`` and the wait goes on (False)."""
+        store = self._failure_store(context)
+        stored = failures = self._stored_failures(store)
+        # Below Airflow 3.3 nothing of a try survives a reschedule: retry a failed poke within this run.
+        retry_here = self.reschedule and store is None
+        while True:
+            try:
+                result = self._poke(context)
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                failures += 1
+                self.log.warning(
+                    "Poke %d/%d for model %s failed (retryable): %s", failures, self.max_failures, self.model_id, exc
+                )
+                if failures >= self.max_failures:
+                    self._store_failures(store, 0, stored)
+                    raise
+                if retry_here:
+                    self._failures = failures
+                    time.sleep(float(self.poke_interval))
+                    continue
+                self._store_failures(store, failures, stored)
+                return False
+            self._store_failures(store, 0, stored)
+            return result
+
+    def _poke(self, context: Context) -> PokeReturnValue | bool:
         target = self._target()
         hook = self.hook
         decision = self._check(hook, target)
@@ -236,6 +335,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
                 created_after=target.created_after.isoformat() if target.created_after else None,
                 poke_interval=float(self.poke_interval),
                 end_time=end_time,
+                max_failures=self.max_failures,
                 request_attempts=self.request_attempts,
                 request_timeout=self.request_timeout,
             ),
@@ -243,6 +343,23 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
             timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's resume (its ``soft_fail`` handling included), plus the deprecated ``skip_on_timeout`` on the
+        backstop: Airflow ends a deferral the triggerer did not answer in time with a timeout of its own
+        (``AirflowSensorTimeout`` on Airflow 3, ``TaskDeferralError("Trigger/execution timeout")`` on 2.x)."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            error = str((next_kwargs or {}).get("error", ""))
+            backstop = next_method == "__fail__" and (
+                error in _BACKSTOP_ERRORS or isinstance(exc, AirflowSensorTimeout)
+            )
+            if self.skip_on_timeout and backstop:
+                raise AirflowSkipException(f"Nothing approved in time: the deferral timed out ({error})") from exc
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after deferral: validate the trigger's event and return the approved version's ref."""
