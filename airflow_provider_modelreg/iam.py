@@ -1,24 +1,27 @@
 """Huawei Cloud IAM token authentication for DataArts Fabric, as an :class:`httpx.Auth`.
 
 ``POST /v3/auth/tokens`` (password method, project scope) returns the token in the ``X-Subject-Token`` header and
-``expires_at`` in the body. The token is cached and shared by every request of the hook; it is refreshed when
-less than ``min(300 s, 10 % of its lifetime)`` is left, and once when a request is answered 401 (the token may
-have been revoked early). Concurrent requests never fetch more than one token at a time.
+``expires_at`` in the body. Tokens go through the same refreshing-credential core as every other credential source
+(:mod:`airflow_provider_modelreg.credentials.base`): :class:`IamTokenSource` describes the request, and
+:func:`~airflow_provider_modelreg.credentials.base.shared_credential` keeps one cached token per (IAM endpoint,
+domain, user, password digest, project scope, request settings) for the whole process. Every hook of a mapped task
+of 200, every trigger of a triggerer, shares it: one token request per expiry, one renewal in flight, renewed when
+less than ``min(300 s, 20 % of its lifetime)`` is left, and once when a request is answered 401 (the token may
+have been revoked early). A renewal that fails while the cached token still has time left keeps the cached token.
 
 The token request goes through a :class:`~airflow_provider_modelreg.transport.RegistryTransport` like every other
-call: the same retry policy (a 503 or 429 from IAM is retried), deadlines, body cap, proxy and CA settings. Every
-token obtained is registered with Airflow's secret masker, and httpcore's DEBUG log of the response headers has the
+call: the same retry policy (a 503 or 429 from IAM is retried), deadlines, body cap, proxy and CA settings. A
+failure is a :class:`~airflow_provider_modelreg.credentials.base.CredentialSourceError` naming the source
+(``token``) and the step; retryable for no answer, 408/429/5xx and throttling, not for a 401/403. Every token
+obtained is registered with Airflow's secret masker, and httpcore's DEBUG log of the response headers has the
 ``X-Subject-Token`` value redacted (it is logged before any masker could know it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import threading
-import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,10 +29,19 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_modelreg.credentials.base import (
+    Call,
+    CredentialFlow,
+    RefreshingCredential,
+    TemporaryKey,
+    digest,
+    mask_derived,
+    shared_credential,
+)
 from airflow_provider_modelreg.errors import RegistryResponseError
 from airflow_provider_modelreg.transport import RegistryTransport
 
-__all__ = ["IamToken", "IamTokenAuth", "redact_subject_tokens"]
+__all__ = ["TOKEN_STEP", "IamToken", "IamTokenAuth", "IamTokenSource", "redact_subject_tokens"]
 
 _SUBJECT_TOKEN = re.compile(r"(x-subject-token['\"]?\s*[,:=]\s*b?['\"]?)[^'\"\s,)\]]+", re.IGNORECASE)
 
@@ -57,14 +69,12 @@ def redact_subject_tokens() -> None:
 redact_subject_tokens()
 
 
-def _mask(token: str) -> None:
-    from airflow.providers.common.compat.sdk import mask_secret
-
-    mask_secret(token)
-
-
 class _NoAuth(httpx.Auth):
     """The token request itself carries the password in its body, nothing in its headers."""
+
+
+#: the step named in errors of a token request
+TOKEN_STEP = "IAM token request (POST /v3/auth/tokens)"  # noqa: S105 - a step name, not a secret
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,17 @@ class IamToken:
     def __repr__(self) -> str:
         return f"IamToken(expires_at={self.expires_at.isoformat()})"
 
+    @classmethod
+    def of(cls, key: TemporaryKey) -> IamToken:
+        """The token a :class:`TemporaryKey` of :class:`IamTokenSource` carries."""
+        assert key.expires_at is not None
+        return cls(value=key.access_key_secret, issued_at=key.issued_at or key.expires_at, expires_at=key.expires_at)
+
     def needs_refresh(self, now: datetime) -> bool:
-        lifetime = (self.expires_at - self.issued_at).total_seconds()
-        margin = min(300.0, 0.1 * max(lifetime, 0.0))
-        return (self.expires_at - now).total_seconds() < margin
+        """The credential core's rule: less than ``min(300 s, 20 % of the lifetime)`` left."""
+        return TemporaryKey("token", self.value, expires_at=self.expires_at, issued_at=self.issued_at).needs_refresh(
+            now
+        )
 
 
 def _parse_time(value: Any) -> datetime:
@@ -91,8 +108,110 @@ def _parse_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class IamTokenSource:
+    """The IAM token of one user and project scope, as a credential source of the refreshing core (no I/O).
+
+    The token is returned as a :class:`TemporaryKey` whose ``access_key_secret`` is the token (a secret) and whose
+    ``access_key_id`` names the user (not a secret).
+
+    :param iam: the transport of the token requests.
+    :param user_name: IAM user name; ``password`` its password (secret); ``domain_name`` the account.
+    :param project_id: scope by project id; else ``project_name`` (the region name).
+    :param clock: zero-argument callable returning an aware UTC datetime (when IAM sends no ``issued_at``).
+    """
+
+    name = "token"
+
+    def __init__(
+        self,
+        *,
+        iam: RegistryTransport,
+        user_name: str,
+        password: str,
+        domain_name: str,
+        project_id: str | None = None,
+        project_name: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.iam = iam
+        self.user_name = user_name
+        self._password = password
+        self.domain_name = domain_name
+        self.project_id = project_id
+        self.project_name = project_name
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+
+    def __repr__(self) -> str:
+        return f"IamTokenSource(iam_url={self.iam.base_url!r}, user_name={self.user_name!r})"
+
+    def cache_key(self) -> str:
+        """IAM endpoint, domain, user (and a digest of the password: a changed password is another credential) and
+        project scope."""
+        scope = f"id={self.project_id}" if self.project_id else f"name={self.project_name}"
+        return "|".join((self.iam.base_url, self.domain_name, self.user_name, digest(self._password), scope))
+
+    def _body(self) -> bytes:
+        scope = {"id": self.project_id} if self.project_id else {"name": self.project_name}
+        payload = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": self.user_name,
+                            "password": self._password,
+                            "domain": {"name": self.domain_name},
+                        }
+                    },
+                },
+                "scope": {"project": scope},
+            }
+        }
+        return json.dumps(payload).encode()
+
+    def read_token(self, response: httpx.Response) -> TemporaryKey:
+        """The token of a successful answer (header value masked at once)."""
+        rid = response.headers.get("x-request-id")
+        value = response.headers.get("x-subject-token")
+        if not value:
+            raise RegistryResponseError(
+                field="X-Subject-Token",
+                problem=f"missing token header in the answer to the {TOKEN_STEP}",
+                request_id=rid,
+                status_code=response.status_code,
+            )
+        mask_derived(value)
+        try:
+            body = json.loads(response.content)
+            token_body = body.get("token", body) if isinstance(body, dict) else {}
+            expires_at = _parse_time(token_body.get("expires_at"))
+        except (ValueError, AttributeError, RecursionError):
+            raise RegistryResponseError(
+                field="token.expires_at",
+                problem=f"missing or not an ISO 8601 time in the answer to the {TOKEN_STEP}",
+                request_id=rid,
+                status_code=response.status_code,
+            ) from None
+        try:
+            issued_at = _parse_time(token_body.get("issued_at"))
+        except ValueError:
+            issued_at = self._clock()
+        return TemporaryKey(
+            access_key_id=f"iam-user:{self.user_name}",
+            access_key_secret=value,
+            expires_at=expires_at,
+            source=self.name,
+            issued_at=issued_at,
+        )
+
+    def flow(self) -> CredentialFlow:
+        """One request: the password-method token, project-scoped."""
+        response = yield Call(self.iam, "POST", "/v3/auth/tokens", content=self._body(), step=TOKEN_STEP, retried=True)
+        return self.read_token(response)
+
+
 class IamTokenAuth(httpx.Auth):
-    """Adds ``X-Auth-Token``, fetching and refreshing a project-scoped IAM token as needed.
+    """Adds ``X-Auth-Token``, from the process-wide refreshing IAM token of a user and project scope.
 
     :param iam_url: IAM base URL, e.g. ``https://iam.cn-north-4.myhuaweicloud.com``.
     :param user_name: IAM user name.
@@ -100,7 +219,8 @@ class IamTokenAuth(httpx.Auth):
     :param domain_name: the account (domain) the user belongs to.
     :param project_id: scope by project id; else ``project_name`` (the region name) is used.
     :param project_name: scope by project name.
-    :param clock: zero-argument callable returning an aware UTC datetime.
+    :param clock: zero-argument callable returning an aware UTC datetime; given, the token is this object's own
+        (tests), not the process-wide one.
     :param transport: ``httpx`` transport instead of the network (tests); ``async_transport`` likewise.
     :param transport_options: further :class:`~airflow_provider_modelreg.transport.RegistryTransport` arguments
         (``retry``, ``max_response_bytes``, ``proxy``, ``trust_env``, ``ca_bundle``, ``sleep``, ...).
@@ -122,17 +242,10 @@ class IamTokenAuth(httpx.Auth):
         async_transport: httpx.AsyncBaseTransport | None = None,
         **transport_options: Any,
     ) -> None:
-        self.iam_url = iam_url.rstrip("/")
-        self.user_name = user_name
-        self._password = password
-        self.domain_name = domain_name
-        self.project_id = project_id
-        self.project_name = project_name
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
         #: the transport of the token requests (retries, deadlines, body cap, proxy, CA bundle)
-        self.iam = RegistryTransport(
+        iam = RegistryTransport(
             vendor="fabric",
-            base_url=self.iam_url,
+            base_url=iam_url.rstrip("/"),
             auth=_NoAuth(),
             headers={"Content-Type": "application/json;charset=utf8"},
             transport=transport,
@@ -140,111 +253,78 @@ class IamTokenAuth(httpx.Auth):
             max_connections=2,
             **transport_options,
         )
-        self._token: IamToken | None = None
-        self._lock = threading.Lock()
-        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-        #: how many tokens were fetched (tests assert refresh counts on it)
-        self.fetch_count = 0
+        self.iam_url = iam.base_url
+        self.user_name = user_name
+        self.domain_name = domain_name
+        self.project_id = project_id
+        self.project_name = project_name
+        self.source = IamTokenSource(
+            iam=iam,
+            user_name=user_name,
+            password=password,
+            domain_name=domain_name,
+            project_id=project_id,
+            project_name=project_name,
+            clock=clock,
+        )
+        #: the refreshing token: shared by every hook of the process with the same settings
+        self.credential = (
+            shared_credential(self.source) if clock is None else RefreshingCredential(self.source, clock=clock)
+        )
+        #: the transport that sends the token requests (the shared credential's, which may predate this object)
+        self.iam = self.credential.source.iam if isinstance(self.credential.source, IamTokenSource) else iam
 
     def __repr__(self) -> str:
         return f"IamTokenAuth(iam_url={self.iam_url!r}, user_name={self.user_name!r})"
 
-    def _body(self) -> bytes:
-        scope = {"id": self.project_id} if self.project_id else {"name": self.project_name}
-        payload = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": self.user_name,
-                            "password": self._password,
-                            "domain": {"name": self.domain_name},
-                        }
-                    },
-                },
-                "scope": {"project": scope},
-            }
-        }
-        return json.dumps(payload).encode()
+    @property
+    def fetch_count(self) -> int:
+        """How many tokens the (shared) credential fetched so far (tests assert refresh counts on it)."""
+        return self.credential.fetch_count
 
-    def _read_token(self, response: httpx.Response) -> IamToken:
-        rid = response.headers.get("x-request-id")
-        value = response.headers.get("x-subject-token")
-        if not value:
-            raise RegistryResponseError(
-                field="X-Subject-Token",
-                problem="missing token header",
-                request_id=rid,
-                status_code=response.status_code,
-            )
-        _mask(value)
-        try:
-            body = json.loads(response.content)
-            token_body = body.get("token", body) if isinstance(body, dict) else {}
-            expires_at = _parse_time(token_body.get("expires_at"))
-        except (ValueError, AttributeError, RecursionError):
-            raise RegistryResponseError(
-                field="token.expires_at",
-                problem="missing or not an ISO 8601 time",
-                request_id=rid,
-                status_code=response.status_code,
-            ) from None
-        try:
-            issued_at = _parse_time(token_body.get("issued_at"))
-        except ValueError:
-            issued_at = self._clock()
-        self.fetch_count += 1
-        return IamToken(value=value, issued_at=issued_at, expires_at=expires_at)
+    @property
+    def current(self) -> IamToken | None:
+        """The cached token, fresh or not (None before the first fetch)."""
+        key = self.credential.current
+        return None if key is None else IamToken.of(key)
 
-    def _fresh(self, failed: IamToken | None) -> bool:
-        token = self._token
-        return token is not None and token is not failed and not token.needs_refresh(self._clock())
+    def prepare(self) -> IamTokenAuth:
+        """Build the token request's SSL context now (call off the event loop)."""
+        self.iam.prepare()
+        return self
 
     def token(self, failed: IamToken | None = None) -> IamToken:
         """The cached token, fetched or refreshed when needed (thread-safe)."""
-        with self._lock:
-            if not self._fresh(failed):
-                response = self.iam.request("POST", "/v3/auth/tokens", content=self._body(), idempotent=True)
-                self._token = self._read_token(response)
-            assert self._token is not None
-            return self._token
+        return IamToken.of(self.credential.get(self._failed(failed)))
 
     async def atoken(self, failed: IamToken | None = None) -> IamToken:
-        """Async twin of :meth:`token` (one fetch at a time per event loop)."""
-        loop = asyncio.get_running_loop()
-        lock = self._alocks.get(loop)
-        if lock is None:
-            lock = self._alocks[loop] = asyncio.Lock()
-        async with lock:
-            if not self._fresh(failed):
-                response = await self.iam.arequest("POST", "/v3/auth/tokens", content=self._body(), idempotent=True)
-                self._token = self._read_token(response)
-            assert self._token is not None
-            return self._token
+        """Async twin of :meth:`token` (the same single renewal, awaited)."""
+        return IamToken.of(await self.credential.aget(self._failed(failed)))
+
+    def _failed(self, failed: IamToken | None) -> TemporaryKey | None:
+        key = self.credential.current
+        return key if failed is not None and key is not None and key.access_key_secret == failed.value else None
 
     def close(self) -> None:
-        """Close the token request pool."""
-        self.iam.close()
+        """Nothing to close: the token request pool belongs to the process-wide credential."""
 
     async def aclose(self) -> None:
-        """Close the async token request pool."""
-        await self.iam.aclose()
+        """Nothing to close: the token request pool belongs to the process-wide credential."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.token()
-        request.headers["X-Auth-Token"] = token.value
+        key = self.credential.get()
+        request.headers["X-Auth-Token"] = key.access_key_secret
         response = yield request
         if response.status_code == 401:
-            request.headers["X-Auth-Token"] = self.token(failed=token).value
+            request.headers["X-Auth-Token"] = self.credential.get(failed=key).access_key_secret
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.atoken()
-        request.headers["X-Auth-Token"] = token.value
+        key = await self.credential.aget()
+        request.headers["X-Auth-Token"] = key.access_key_secret
         response = yield request
         if response.status_code == 401:
-            request.headers["X-Auth-Token"] = (await self.atoken(failed=token)).value
+            request.headers["X-Auth-Token"] = (await self.credential.aget(failed=key)).access_key_secret
             yield request
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 from urllib.request import getproxies_environment
 
 import httpcore
@@ -77,6 +77,7 @@ __all__ = [
     "is_loopback",
     "map_error",
     "parse_model",
+    "public_url",
     "shared_ssl_context",
 ]
 
@@ -235,8 +236,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _file_signature(path: str | None) -> tuple[int, int, int] | None:
+    """(mtime in ns, size, inode) of a file, or None when there is none to read: what changes when it is rotated
+    (rewritten in place, replaced by a rename, or a Kubernetes secret's symlink swapped)."""
+    if not path:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # loading it reports the error
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 @functools.lru_cache(maxsize=8)
-def _ssl_context(ca_bundle: str | None, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+def _ssl_context(
+    ca_bundle: str | None,
+    cert_file: str | None,
+    cert_dir: str | None,
+    signature: tuple[int, int, int] | None,  # part of the cache key only: a rotated file is read again
+) -> ssl.SSLContext:
     if ca_bundle is not None:
         return ssl.create_default_context(cafile=ca_bundle)
     if cert_file:
@@ -247,11 +265,26 @@ def _ssl_context(ca_bundle: str | None, cert_file: str | None, cert_dir: str | N
 
 
 def shared_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """One verifying SSL context per CA bundle for the whole process.
+    """One verifying SSL context per CA bundle *content* for the whole process.
+
+    The cache is keyed by the file's path, modification time (ns), size and inode: a rotated private CA is read
+    again by the next transport, without a restart. This reads and parses files (tens of ms for a large bundle):
+    call it off an event loop (:meth:`RegistryTransport.prepare` in a thread).
 
     :param ca_bundle: a PEM file of trusted CAs; None: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else certifi.
     """
-    return _ssl_context(ca_bundle, os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    cert_file = os.environ.get("SSL_CERT_FILE") or None
+    cert_dir = os.environ.get("SSL_CERT_DIR") or None
+    watched = ca_bundle if ca_bundle is not None else cert_file
+    return _ssl_context(ca_bundle, cert_file, cert_dir, _file_signature(watched))
+
+
+def public_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for messages, logs and reprs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
@@ -575,13 +608,16 @@ def map_error(vendor: Vendor, response: httpx.Response, *, attempts: int = 1) ->
         message=message,
         request_id=request_id_of(vendor, response, body),
         attempts=attempts,
+        # the same rule as the retry loop's: a throttling code (or Alibaba's x-acs-retry-after) on a 400 or 403
+        # is retryable although the status alone would not be
+        retryable=_is_retryable(vendor, response, code),
     )
 
 
 def _is_retryable(vendor: Vendor, response: httpx.Response, code: str | None) -> bool:
     if response.status_code in _RETRY_STATUSES or response.status_code >= 500:
         return True
-    if response.status_code in (400, 429) and _is_throttle_code(code):
+    if _is_throttle_code(code):  # whatever the status: the error is a RegistryThrottledError, retryable
         return True
     # Alibaba's SDK treats an x-acs-retry-after header on any 4xx/5xx answer as throttling
     return vendor == "pai" and response.status_code >= 400 and "x-acs-retry-after" in response.headers
@@ -806,7 +842,9 @@ class RegistryTransport:
         metadata_service: bool = False,
     ) -> None:
         self.vendor: Vendor = vendor
-        self.base_url = base_url.rstrip("/")
+        # A user:password@ part is never sent (signing carries the credentials) and never shown: dropped here, so
+        # that no message, log line or repr built from base_url can repeat it.
+        self.base_url = public_url(base_url.rstrip("/"))
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("base_url must be https://host[:port]")
@@ -831,6 +869,7 @@ class RegistryTransport:
             proxy, trust_env = None, False
         self.proxy = proxy if proxy is not None else (environment_proxy(self.base_url) if trust_env else None)
         self.ca_bundle = ca_bundle
+        self._ssl: ssl.SSLContext | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self._given = transport  # injected pools (tests: httpx.MockTransport) are reused after close()
         self._agiven = async_transport
@@ -851,8 +890,19 @@ class RegistryTransport:
     # -- connection pools
 
     def _verify(self) -> ssl.SSLContext:
-        # Verification is always on; for http:// (loopback only) the context is simply never used.
-        return shared_ssl_context(self.ca_bundle)
+        # Verification is always on; for http:// (loopback only) the context is simply never used. Resolved once
+        # per transport (prepare() does it ahead, off the event loop); a rotated CA bundle reaches new transports.
+        if self._ssl is None:
+            self._ssl = shared_ssl_context(self.ca_bundle)
+        return self._ssl
+
+    def prepare(self) -> RegistryTransport:
+        """Do the blocking part of building the connection pools now: read the CA bundle (or the default trust
+        store) and build the SSL context. Async callers run this in a thread (``asyncio.to_thread``) so that the
+        first request never does it on the event loop. Returns the transport."""
+        if self._given is None or self._agiven is None:
+            self._verify()
+        return self
 
     def _proxy(self) -> httpx.Proxy | None:
         if self.proxy is None:

@@ -6,6 +6,7 @@ Paging itself lives in :mod:`airflow_provider_modelreg.paging` (re-exported here
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -26,6 +27,7 @@ from airflow_provider_modelreg.transport import (
     RegistryTransport,
     RetryPolicy,
     is_loopback,
+    public_url,
     shared_ssl_context,
 )
 from airflow_provider_modelreg.validation import setting_number
@@ -85,6 +87,13 @@ def parse_endpoint(value: Any, field: str = "endpoint") -> str:
     if not isinstance(value, str) or not value.strip():
         raise RegistryConnectionConfigError(field, "must be a full URL such as https://host", value)
     parts = urlsplit(value.strip())
+    if "@" in parts.netloc:
+        # https://ak:secret@host: the value is never repeated (it holds a secret), nor used
+        raise RegistryConnectionConfigError(
+            field,
+            f"must not carry user:password@ (got {public_url(value.strip())!r} with the user part removed); put "
+            "credentials in the connection's login/password or its credential extras",
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise RegistryConnectionConfigError(
             field, "must be a full URL starting with https:// (or http:// for a local emulator)", value
@@ -93,7 +102,7 @@ def parse_endpoint(value: Any, field: str = "endpoint") -> str:
         raise RegistryConnectionConfigError(
             field, "must use https://; http:// is only allowed to a loopback host (127.0.0.0/8, ::1, localhost)", value
         )
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise RegistryConnectionConfigError(field, "must be scheme://host[:port] with no path or query", value)
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -171,6 +180,25 @@ def mask_secrets(*secrets: str | None) -> None:
     for secret in secrets:
         if secret:
             mask_secret(secret)
+
+
+def _transports_of(transport: RegistryTransport) -> list[RegistryTransport]:
+    """The transport and those of the credential sources behind its auth (``auth.credential.source``, sources made of
+    sources): everything whose first request would otherwise build an SSL context on the event loop."""
+    found: list[RegistryTransport] = [transport]
+    credential = getattr(transport.auth, "credential", None)
+    pending: list[tuple[Any, int]] = [(getattr(credential, "source", None), 0)]
+    while pending:
+        source, depth = pending.pop()
+        if source is None or depth > 4:
+            continue
+        for value in vars(source).values() if hasattr(source, "__dict__") else ():
+            if isinstance(value, RegistryTransport):
+                if all(value is not seen for seen in found):
+                    found.append(value)
+            elif hasattr(value, "flow") and hasattr(value, "cache_key"):
+                pending.append((value, depth + 1))
+    return found
 
 
 class ModelRegistryHookBase(BaseHook):
@@ -322,20 +350,9 @@ class ModelRegistryHookBase(BaseHook):
         """The paging cap: the hook's ``max_pages`` argument, else the connection extra, else 1,000."""
         if self._max_pages is not None:
             return self._max_pages
-        extras = conn.extra_dejson
-        raw = extras.get("max_pages")
-        if raw is None or raw == "":
-            return DEFAULT_MAX_PAGES
-        rule = f"must be an integer from 1 to {MAX_PAGES_LIMIT:,}"
-        if isinstance(raw, bool):
-            raise RegistryConnectionConfigError("max_pages", rule, raw)
-        try:
-            pages = int(raw)
-        except (TypeError, ValueError):
-            raise RegistryConnectionConfigError("max_pages", rule, raw) from None
-        if not 1 <= pages <= MAX_PAGES_LIMIT:
-            raise RegistryConnectionConfigError("max_pages", rule, raw)
-        return pages
+        # the same parser as every other numeric setting: 1.9, true, 'None' and '10 pages' are refused, not cut
+        pages = setting_number(conn.extra_dejson.get("max_pages"), "max_pages", 1, MAX_PAGES_LIMIT, integer=True)
+        return DEFAULT_MAX_PAGES if pages is None else int(pages)
 
     def build_transport(self, conn: Connection) -> RegistryTransport:
         """Create the vendor transport from a connection (implemented per vendor)."""
@@ -352,10 +369,23 @@ class ModelRegistryHookBase(BaseHook):
         """The sync transport (Airflow's hook protocol): signs, retries and maps errors; closed by :meth:`close`."""
         return self.transport
 
+    def _build_prepared(self, conn: Connection) -> RegistryTransport:
+        transport = self.build_transport(conn)
+        for each in _transports_of(transport):
+            each.prepare()
+        return transport
+
     async def atransport(self) -> RegistryTransport:
-        """The async transport (one keep-alive connection pool per hook)."""
+        """The async transport (one keep-alive connection pool per hook).
+
+        Built in a thread: building reads the environment, files (the CA bundle, its SSL context, a credential
+        profile) and may take tens of milliseconds, which must not stall a triggerer's event loop.
+        """
         if self._atransport is None:
-            self._atransport = self.build_transport(await self.aconnection())
+            conn = await self.aconnection()
+            built = await asyncio.to_thread(self._build_prepared, conn)
+            if self._atransport is None:  # another task of this hook may have finished first: keep its transport
+                self._atransport = built
         return self._atransport
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +18,7 @@ from airflow_provider_modelreg.errors import (
     RegistryConnectionConfigError,
     RegistryInputError,
     RegistryNotFoundError,
+    RegistryResponseError,
 )
 from airflow_provider_modelreg.hooks.base import (
     Listing,
@@ -28,10 +30,9 @@ from airflow_provider_modelreg.hooks.base import (
     mask_secrets,
     parse_endpoint,
 )
-from airflow_provider_modelreg.iam import IamTokenAuth
 from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, FabricModelVersionPage
 from airflow_provider_modelreg.paging import acollect_pages, collect_pages
-from airflow_provider_modelreg.transport import RegistryTransport
+from airflow_provider_modelreg.transport import RegistryTransport, public_url
 from airflow_provider_modelreg.validation import (
     check_fabric_id,
     check_fabric_limit,
@@ -46,6 +47,7 @@ from airflow_provider_modelreg.validation import (
 
 if TYPE_CHECKING:
     from airflow_provider_modelreg.credentials.huawei import HuaweiSourceSettings
+    from airflow_provider_modelreg.iam import IamTokenAuth
 
 # The credential sources (and their imports) load when a connection needs them, not when a DAG file imports the
 # hook: DAG parsing pays for hooks, operators and sensors only (benchmark P4).
@@ -135,11 +137,13 @@ def _metadata_url(value: str) -> str:
         or not parts.hostname
         or parts.path not in ("", "/")
         or parts.query
-        or parts.username
+        or "@" in parts.netloc
         or not port_ok
     ):
         raise RegistryConnectionConfigError(
-            "metadata_endpoint", "must be scheme://host[:port] such as http://169.254.169.254", value
+            "metadata_endpoint",
+            "must be scheme://host[:port] such as http://169.254.169.254 (no user:password@)",
+            public_url(value),  # a user:password@ part is never repeated
         )
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -217,9 +221,10 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
       ``project_id`` (sent as ``X-Project-Id`` when signing), ``workspace_id`` (default workspace, needed by the
       connection test), ``max_attempts``, ``max_pages``.
 
-    Temporary keys are shared by every hook of the process with the same source settings: one renewal in flight
+    Temporary keys and IAM tokens are shared by every hook of the process with the same source settings: one
+    renewal in flight, one token request per expiry
     (:func:`~airflow_provider_modelreg.credentials.base.shared_credential`). Their transports live as long as the
-    process; :meth:`close` closes the hook's own pools (and the IAM token pool of ``auth_type`` token).
+    process; :meth:`close` closes the hook's own pools.
 
     :param fabric_conn_id: Airflow connection id.
     :param max_pages: requests one listing may send at most (default: extra ``max_pages``, else 1,000).
@@ -324,6 +329,8 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         )
 
     def _token_auth(self, conn: Connection, login: str, secret: str, project_id: str | None) -> IamTokenAuth:
+        from airflow_provider_modelreg.iam import IamTokenAuth
+
         extras = conn.extra_dejson
         domain = extra_str(extras, "iam_domain")
         if domain is None:
@@ -339,7 +346,10 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             domain_name=domain,
             project_id=project_id,
             project_name=region,
-            **self.transport_options(conn),  # the token request: same retries, deadlines, cap, proxy and CA
+            # the token request: same retries, deadlines, cap, proxy and CA; the token itself is shared by every
+            # hook of the process with the same IAM endpoint, domain, user, password and scope (one request per
+            # expiry for a mapped task of 200)
+            **self.transport_options(conn),
         )
         return self.iam_auth
 
@@ -631,11 +641,25 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             matches = [v for v in versions if v.name == version_name]
         if not matches:
             return None
-        newest = max(matches, key=_created_then_id)
-        if len(matches) > 1 and pick != "newest":
+        if len(matches) == 1:
+            return matches[0]
+        if pick != "newest":
             # Names are not unique in Fabric: choosing one silently could deploy the wrong weights.
             raise RegistryAmbiguousVersionError(model_id, version_name or version_id or "", matches)
-        return newest
+        undated = [v.id for v in matches if v.create_time is None]
+        if undated:
+            # "newest" must be provable: a version without a creation time could be the newest one
+            raise RegistryResponseError(
+                field="versions[].create_time",
+                problem=(
+                    f"missing on {len(undated)} of the {len(matches)} versions of model {model_id} named "
+                    f"{version_name or version_id!r} ({', '.join(undated[:5])}{', ...' if len(undated) > 5 else ''}): "
+                    "pick='newest' cannot tell which is newest; give version_id"
+                ),
+                request_id=None,
+                status_code=200,
+            )
+        return max(matches, key=_created_then_id)
 
     @staticmethod
     def _lookup_args(version_id: str | None, version_name: str | None, pick: str) -> tuple[str | None, str | None]:
@@ -745,18 +769,26 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         return seen.listing(models)
 
     def close(self) -> None:
-        """Close the sync client and, with ``auth_type`` token, its IAM token pool."""
+        """Close the sync client (an IAM token and its request pool are the process's, shared, and stay)."""
         transport = self._transport
         super().close()
-        if transport is not None and isinstance(transport.auth, IamTokenAuth):
+        if transport is not None and self._is_iam(transport.auth):
             transport.auth.close()
 
     async def aclose(self) -> None:
-        """Close the async client and, with ``auth_type`` token, its IAM token pool."""
+        """Close the async client (an IAM token and its request pool are the process's, shared, and stay)."""
         transport = self._atransport
         await super().aclose()
-        if transport is not None and isinstance(transport.auth, IamTokenAuth):
+        if transport is not None and self._is_iam(transport.auth):
             await transport.auth.aclose()
+
+    @staticmethod
+    def _is_iam(auth: httpx.Auth) -> TypeGuard[IamTokenAuth]:
+        if "airflow_provider_modelreg.iam" not in sys.modules:  # imported only when a connection uses tokens
+            return False
+        from airflow_provider_modelreg.iam import IamTokenAuth
+
+        return isinstance(auth, IamTokenAuth)
 
     def test_connection(self) -> tuple[bool, str]:
         """List the models of the connection's workspace (``workspace_id`` extra required; one attempt, 10 s), and
@@ -770,8 +802,6 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
                     models = self.list_models(max_results=1, page_size=1)
                 finally:
                     probe = self._transport
-                    if probe is not None and isinstance(probe.auth, IamTokenAuth):
-                        probe.auth.close()  # probing() closes the transport, not the IAM token pool
         except Exception as exc:
             return False, str(exc)
         auth_type = extra_str(self.connection.extra_dejson, "auth_type") or "aksk"
@@ -791,8 +821,10 @@ def _credential_summary(auth: httpx.Auth | None, auth_type: str) -> str:
         key = credential.current
         expires = key.expires_at.isoformat() if key is not None and key.expires_at is not None else "unknown"
         return f"credential source {credential.source.name}, temporary key expires {expires}"
+    from airflow_provider_modelreg.iam import IamTokenAuth
+
     if isinstance(auth, IamTokenAuth):
-        token = auth._token
+        token = auth.current
         expires = token.expires_at.isoformat() if token is not None else "unknown"
         return f"credential source token (IAM token), expires {expires}"
     if isinstance(auth, HuaweiAkSkAuth):
