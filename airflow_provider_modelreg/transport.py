@@ -664,6 +664,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen += 1
 
 
+def _cert_failure(exc: BaseException) -> bool:
+    """Whether a failed attempt was a certificate that did not verify."""
+    return any(isinstance(link, ssl.SSLCertVerificationError) for link in _chain(exc))
+
+
 def _exception_failure(exc: Exception, deadline_hit: bool, policy: RetryPolicy) -> tuple[Failure, bool]:
     """(failure, whether ``exc`` may be chained as the cause of the final error: its text carries no header)."""
     if isinstance(exc, httpx.LocalProtocolError):
@@ -870,6 +875,7 @@ class RegistryTransport:
         self.proxy = proxy if proxy is not None else (environment_proxy(self.base_url) if trust_env else None)
         self.ca_bundle = ca_bundle
         self._ssl: ssl.SSLContext | None = None
+        self._ssl_signature: tuple[int, int, int] | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self._given = transport  # injected pools (tests: httpx.MockTransport) are reused after close()
         self._agiven = async_transport
@@ -893,8 +899,26 @@ class RegistryTransport:
         # Verification is always on; for http:// (loopback only) the context is simply never used. Resolved once
         # per transport (prepare() does it ahead, off the event loop); a rotated CA bundle reaches new transports.
         if self._ssl is None:
+            self._ssl_signature = self._trust_signature()
             self._ssl = shared_ssl_context(self.ca_bundle)
         return self._ssl
+
+    def _renew_trust(self) -> bool:
+        """After a certificate verification failure: when the CA bundle changed on disk since this transport's SSL
+        context was built (a rotated private CA), forget the context and the pools built with it, so that the next
+        attempt reads the new bundle (a long-lived transport, such as a credential service's, needs no restart).
+        Returns whether it did. The pools are dropped, not closed: other requests may still be using them."""
+        if self._ssl is None or self._ssl_signature == self._trust_signature():
+            return False
+        self._ssl = None
+        if self._given is None:
+            self._transport = None
+        if self._agiven is None:
+            self._async_transport = None
+        return True
+
+    def _trust_signature(self) -> tuple[int, int, int] | None:
+        return _file_signature(self.ca_bundle if self.ca_bundle is not None else os.environ.get("SSL_CERT_FILE"))
 
     def prepare(self) -> RegistryTransport:
         """Do the blocking part of building the connection pools now: read the CA bundle (or the default trust
@@ -1120,10 +1144,14 @@ class RegistryTransport:
         """(plain-data failure for the plan, the error to raise if we stop, its cause to chain)."""
         if exc is not None:
             failure, chain = _exception_failure(exc, self._clock() >= deadline, self.retry)
+            if not failure.retryable and _cert_failure(exc) and self._renew_trust():
+                # the CA bundle was rotated since this transport read it: the next attempt uses the new one
+                failure = Failure(f"{failure.cause}; the CA bundle changed since it was read", retryable=True)
             error: ModelRegistryError = RegistryTransportError(
                 f"{self.vendor} registry at {self.base_url} unreachable after {attempt} attempt(s): {failure.cause}",
                 attempts=attempt,
             )
+            error.retryable = failure.retryable  # a header HTTP cannot carry, an untrusted certificate: not retryable
             return failure, error, exc if chain else None
         assert response is not None
         try:

@@ -165,3 +165,37 @@ def test_pick_newest_refuses_a_version_without_create_time(
         hook.get_model_version("fm-1", version_name="twin")
     # one version without a creation time is no choice at all: found
     assert hook.get_model_version("fm-1", version_id="00000000-0000-4000-8000-000000000008").name == "twin"
+
+
+# ------------------------------------------------------------------------------------------------ refresh rule
+
+
+def test_the_token_is_renewed_by_the_core_rule_before_it_expires(serve: Callable[..., Server]) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from test_hostile_transport import answer, read_request
+
+    from airflow_provider_modelreg.iam import IamTokenAuth
+
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    issued: list[str] = []
+
+    async def iam(reader: Any, writer: Any) -> None:  # tokens of 1 hour, by the same clock as the client's
+        while True:
+            await read_request(reader)
+            issued.append(f"token-{len(issued) + 1:04d}")
+            body = {"token": {"issued_at": now[0].isoformat(), "expires_at": (now[0] + timedelta(hours=1)).isoformat()}}
+            writer.write(answer(201, json.dumps(body).encode(), {"X-Subject-Token": issued[-1]}))
+            await writer.drain()
+
+    server = serve(iam)
+    auth = IamTokenAuth(
+        iam_url=server.url, user_name="u", password="p", domain_name="d", project_id="p1", clock=lambda: now[0]
+    )
+    assert auth.token().value == "token-0001"
+    now[0] += timedelta(minutes=54)  # 6 min left: outside min(300 s, 20 % of 1 h) = 5 min
+    assert auth.token().value == "token-0001"
+    now[0] += timedelta(minutes=2)  # 4 min left: inside the margin
+    assert auth.token().value == "token-0002"
+    assert auth.fetch_count == 2 and len(issued) == 2
+    assert auth.token(failed=auth.current).value == "token-0003"  # a token the registry refused is renewed at once

@@ -24,6 +24,8 @@ from test_hostile_transport import (  # the tiny servers and the private CA of t
     OK_VERSION,
     Server,
     _cert_pair,
+    answer,
+    read_request,
     responder,
     run,
 )
@@ -91,6 +93,56 @@ def test_a_rotated_ca_bundle_is_read_again_without_a_restart(
     os.utime(bundle, ns=(time.time_ns(), time.time_ns() + 1_000_000))
     pai_conn(monkeypatch, f"https://127.0.0.1:{old_server.port}", ca_bundle=str(bundle))
     assert run(mode, PaiModelRegistryHook(retry=FAST)).version_name == "1.0.0"
+
+
+def test_a_long_lived_transport_follows_a_rotated_ca_bundle(
+    serve: Callable[..., Server], tmp_path: Path, mode: str
+) -> None:
+    """A credential service's transport lives as long as the process: it must not need a restart either."""
+    from airflow_provider_modelreg.auth import AcsV3Auth
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old_ca, context = _cert_pair(tmp_path / "old")
+    new_ca, _ = _cert_pair(tmp_path / "new")
+    bundle = tmp_path / "ca.pem"
+    shutil.copy(old_ca, bundle)
+
+    async def one_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)  # then closed: every request makes a new TLS handshake
+        writer.write(answer(200, OK_VERSION, {"Connection": "close"}))
+        await writer.drain()
+
+    server = serve(one_per_connection, ssl_context=context)
+    transport = RegistryTransport(
+        vendor="pai",
+        base_url=f"https://127.0.0.1:{server.port}",
+        auth=AcsV3Auth("LTAIkey", "secret"),
+        retry=FAST,
+        ca_bundle=str(bundle),
+    )
+
+    def call() -> int:
+        if mode == "sync":
+            return transport.request("GET", "/api/v1/models/m-1/versions/1.0.0").status_code
+
+        async def go() -> int:
+            try:
+                return (await transport.arequest("GET", "/api/v1/models/m-1/versions/1.0.0")).status_code
+            finally:
+                await transport.aclose()
+
+        return asyncio.run(go())
+
+    assert call() == 200
+    context.load_cert_chain(tmp_path / "new" / "server.pem")  # the server now presents the new CA's certificate
+    with pytest.raises(RegistryTransportError) as err:  # ... before the bundle is rotated: not retryable
+        call()
+    assert err.value.retryable is False and err.value.attempts == 1
+    staged = tmp_path / "ca.pem.new"
+    shutil.copy(new_ca, staged)
+    os.replace(staged, bundle)
+    assert call() == 200  # the same transport: one failed handshake, then the new bundle
 
 
 def test_an_unchanged_ca_bundle_is_loaded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
