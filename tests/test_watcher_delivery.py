@@ -292,3 +292,24 @@ async def test_a_watcher_with_a_bad_stored_kwarg_logs_and_never_raises(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert fake.count() == 0
+
+
+async def test_a_watcher_refused_again_and_again_leaves_no_client_open(fake: FakePai) -> None:
+    from airflow_provider_modelreg.triggers.pai import PaiPollHub
+
+    fake.accepted_key = "another-key"  # every read refused: each failed poll renews the connection once
+    hub = PaiPollHub.acquire("pai_default", 0.01)
+    try:
+        for _ in range(50):
+            with contextlib.suppress(Exception):
+                await hub.check(_target(), None, 0.01)
+        assert fake.count() >= 50
+        assert hub.retired == []  # every renewed hook's client was closed, not kept until the hub goes
+    finally:
+        await hub.release(0.01)
+
+
+def _target() -> Any:
+    from airflow_provider_modelreg.approval import ApprovalTarget
+
+    return ApprovalTarget("m-a", version_name="1.1.0")

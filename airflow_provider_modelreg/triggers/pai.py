@@ -214,10 +214,17 @@ class PaiPollHub:
                 running.cancel()  # nobody waits for it any more
 
     async def _renew_hook(self, stale: PaiModelRegistryHook) -> None:
-        """Re-read the connection (a rotated secret) once; the old client closes with the hub."""
+        """Re-read the connection (a rotated secret) once; the old client closes once no read uses it."""
         if self.hook is stale:
             self.retired.append(stale)
             self.hook = PaiModelRegistryHook(self.conn_id, **dict(self.overrides))
+
+    async def _close_retired(self) -> None:
+        """Close the clients of renewed hooks once nothing is in flight (a long-running watcher renews often)."""
+        if self.retired and not any(e.task is not None for e in self.entries.values()):
+            retired, self.retired = self.retired, []
+            for hook in retired:
+                await hook.aclose()
 
     async def read(self, what: Read, max_age: float) -> Any:
         """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
@@ -242,7 +249,10 @@ class PaiPollHub:
                 self._log_read(what, answer)
             return answer
 
-        return await self.shared(what, max_age, fetch)
+        try:
+            return await self.shared(what, max_age, fetch)
+        finally:
+            await self._close_retired()
 
     async def _gated_transport(self, hook: PaiModelRegistryHook) -> None:
         """Build the hook's async client once, whatever number of reads start at the same moment (a thousand
