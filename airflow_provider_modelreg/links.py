@@ -5,11 +5,18 @@ The consoles' URL formats are not documented; the defaults below are the best kn
 ``{version_name}``, ``{version_id}``; for a link to a model rather than a version the version placeholders are
 empty).
 
-Every task that declares a link stores one: the task renders the URL while it runs, from what it read (the model's
-own workspace, the endpoint's region), and keeps it on the operator; Airflow asks :meth:`_ConsoleLink.get_link`
-for it when the try ends (deferred, rescheduled and skipped tries included) and stores it in XCom under
-``xcom_key`` (``_link_<class name>``), where the UI reads it: the UI needs neither the connection nor the
-registry to show it. ``get_link`` never reads XCom itself, so a try that has no link yet logs no "XCom not found".
+Every task that declares a link stores one, in XCom under ``xcom_key`` (``_link_<class name>``), on every Airflow
+version: the task renders the URL while it runs, from what it read (the model's own workspace, the endpoint's
+region), keeps it on the running operator and pushes it to XCom when it changes (deferred, rescheduled and skipped
+tries included). The UI reads it from there without the connection or the registry:
+
+* Airflow 3 asks :meth:`_ConsoleLink.get_link` of the *running* operator when a try ends and stores the answer
+  under the same key; its UI reads that XCom.
+* Airflow 2's webserver asks ``get_link`` of the *deserialized* operator, which never ran and holds nothing:
+  ``get_link`` then reads the XCom the try pushed (``XCom.get_value(ti_key=..., key=xcom_key)``).
+
+The running operator always answers from what it holds (an empty string before the first link of the try), so a
+try that has no link yet reads no XCom and logs no "XCom not found".
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
+    from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey  # type: ignore[attr-defined,unused-ignore]
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "PaiModelLink",
     "PaiModelVersionLink",
     "render_console_url",
+    "track_links",
 ]
 
 PAI_CONSOLE_TEMPLATE = (
@@ -64,22 +72,57 @@ def render_console_url(template: str, ref: dict[str, Any]) -> str:
         return ""
 
 
+def track_links(operator: BaseOperator) -> None:
+    """Mark ``operator`` as one that runs and holds its links (call from its ``__init__``): its ``get_link``
+    answers from what it holds, never from XCom."""
+    if not isinstance(getattr(operator, _URLS_ATTR, None), dict):
+        setattr(operator, _URLS_ATTR, {})
+
+
+def _stored_url(ti_key: TaskInstanceKey, key: str) -> str:
+    """The link a try pushed to XCom ("" when there is none)."""
+    from airflow.providers.common.compat.sdk import XCom  # the SDK's on Airflow 3, airflow.models' on 2
+
+    value = XCom.get_value(ti_key=ti_key, key=key)
+    return value if isinstance(value, str) else ""
+
+
 class _ConsoleLink(BaseOperatorLink):
     default_template: ClassVar[str]
     #: the default for a link to the model itself (no version known, or a listing with no version)
     model_template: ClassVar[str]
 
+    @classmethod
+    def key(cls) -> str:
+        """The XCom key of the link: ``_link_<class name>``, Airflow 3's default, on every version."""
+        return f"_link_{cls.__name__}"
+
+    @property
+    def xcom_key(self) -> str:
+        return self.key()
+
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         urls = getattr(operator, _URLS_ATTR, None)
-        return str(urls.get(type(self).__name__, "")) if isinstance(urls, dict) else ""
+        if isinstance(urls, dict):  # the running task's operator
+            return str(urls.get(type(self).__name__, ""))
+        return _stored_url(ti_key, self.key())  # a deserialized one (Airflow 2's webserver)
 
     @classmethod
-    def persist(cls, operator: BaseOperator, ref: dict[str, Any], template: str | None = None) -> str:
-        """Render the URL for ``ref`` (a version when it names one, else the model) and keep it for this try.
+    def persist(
+        cls,
+        operator: BaseOperator,
+        ref: dict[str, Any],
+        template: str | None = None,
+        *,
+        context: Context | None = None,
+    ) -> str:
+        """Render the URL for ``ref`` (a version when it names one, else the model), keep it for this try and push
+        it to XCom when it changed (a poke that sees the same thing again writes nothing).
 
-        :param operator: the running task's operator (Airflow reads the link from it when the try ends).
+        :param operator: the running task's operator.
         :param ref: a ModelVersionRef or ModelRef dict.
         :param template: the connection's ``console_url_template``, if any.
+        :param context: the task's context (its ``ti`` pushes the XCom); None keeps the link on the operator only.
         """
         default = cls.default_template if ref.get("version_name") or ref.get("version_id") else cls.model_template
         url = render_console_url(template or default, ref)
@@ -87,7 +130,11 @@ class _ConsoleLink(BaseOperatorLink):
         if not isinstance(urls, dict):
             urls = {}
             setattr(operator, _URLS_ATTR, urls)
+        changed = urls.get(cls.__name__) != url
         urls[cls.__name__] = url
+        ti = context.get("ti") if context is not None else None
+        if changed and ti is not None:
+            ti.xcom_push(key=cls.key(), value=url)
         return url
 
     @classmethod

@@ -570,8 +570,11 @@ def test_14_bad_overrides_fail_at_parse_time(kwargs: dict[str, Any], field: str)
     for build in (
         lambda: PaiGetModelVersionOperator(task_id="g", model_id="m", version_name="1", **kwargs),
         lambda: PaiModelVersionApprovedSensor(task_id="w", model_id="m", version_name="1", **kwargs),
-        lambda: PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", **kwargs),
     ):
         with pytest.raises(RegistryInputError) as err:
             build()
         assert err.value.field == field
+    # the trigger is rebuilt from stored kwargs in the triggerer: it keeps them and reports an error event instead
+    trigger = PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", **kwargs)
+    event = asyncio.run(anext(trigger.run())).payload
+    assert event["status"] == "error" and field in event["message"]

@@ -114,7 +114,7 @@ def failed(emu: Any) -> int:
 # ------------------------------------------------------------------------------------------------ the budget
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "5", None])
+@pytest.mark.parametrize("bad", [0, -1, 1001, True, 1.5, "5", None])
 def test_max_failures_is_validated(bad: Any) -> None:
     with pytest.raises(RegistryInputError) as err:
         sensor(max_failures=bad)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from airflow.providers.common.compat.sdk import Asset, BaseOperator  # Asset: Dataset on Airflow 2
 
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str
+from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class RegistryOperatorBase(BaseOperator, Generic[H]):
         super().__init__(**kwargs)
         self.request_attempts = check_request_attempts(request_attempts)
         self.request_timeout = check_request_timeout(request_timeout)
+        track_links(self)
 
     # -- the hook
 
@@ -99,9 +101,10 @@ class RegistryOperatorBase(BaseOperator, Generic[H]):
     def _template(self) -> str | None:
         return extra_str(self.hook.connection.extra_dejson, "console_url_template")
 
-    def persist_link(self, link: type[_ConsoleLink], ref: dict[str, Any]) -> None:
-        """Render the console link for ``ref`` (a version, or the model when it names none) for this try."""
-        link.persist(self, ref, self._template())
+    def persist_link(self, link: type[_ConsoleLink], ref: dict[str, Any], context: Context) -> None:
+        """Render the console link for ``ref`` (a version, or the model when it names none) for this try, and
+        store it in XCom (where the UI reads it, on every Airflow version)."""
+        link.persist(self, ref, self._template(), context=context)
 
     def publish(self, context: Context, key: str, value: V) -> V:
         """Attach ``value`` to the outlets' asset events under ``key``; returns ``value`` (the XCom)."""

@@ -99,7 +99,7 @@ class FabricListModelVersionsOperator(_FabricOperator):
         refs = [self._ref(workspace, model_id, v) for v in versions]
         self.report_listing(context, f"Model {model_id} versions", versions)
         first = refs[0] if refs else {"model_id": model_id, "workspace_id": workspace, "region": self.hook.region}
-        self.persist_link(FabricModelVersionLink, first)  # the first listed version, else the model
+        self.persist_link(FabricModelVersionLink, first, context)  # the first listed version, else the model
         return self.publish(context, "model_versions", refs)
 
 
@@ -159,7 +159,7 @@ class FabricGetModelVersionOperator(_FabricOperator):
         )
         ref = self._ref(workspace, model_id, version)
         self.log.info("Model %s version %s (%s): uri %s", model_id, ref["version_name"], ref["version_id"], ref["uri"])
-        self.persist_link(FabricModelVersionLink, ref)
+        self.persist_link(FabricModelVersionLink, ref, context)
         return self.publish(context, "model_version", ref)
 
 

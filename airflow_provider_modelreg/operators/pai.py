@@ -46,7 +46,7 @@ class _PaiOperator(RegistryOperatorBase[PaiModelRegistryHook]):
         return self.hook.version_ref(model_id, version).to_xcom()
 
     def _publish_version(self, context: Context, ref: dict[str, Any]) -> dict[str, Any]:
-        self.persist_link(PaiModelVersionLink, ref)
+        self.persist_link(PaiModelVersionLink, ref, context)
         return self.publish(context, "model_version", ref)
 
 
@@ -179,7 +179,7 @@ class PaiListModelVersionsOperator(_PaiOperator):
         self.report_listing(context, f"Model {model_id} versions", versions)
         # the link: the first listed version, else the model
         first = refs[0] if refs else self._model_only(model_id)
-        self.persist_link(PaiModelVersionLink, first)
+        self.persist_link(PaiModelVersionLink, first, context)
         return self.publish(context, "model_versions", refs)
 
     def _model_only(self, model_id: str) -> dict[str, Any]:
@@ -280,7 +280,7 @@ class PaiGetModelOperator(_PaiOperator):
             ref["workspace_id"],
             ref["latest_version_name"],
         )
-        self.persist_link(PaiModelLink, ref)
+        self.persist_link(PaiModelLink, ref, context)
         return self.publish(context, "model", ref)
 
 

@@ -26,6 +26,7 @@ from airflow_provider_modelreg.approval import (
     ApprovalTarget,
     Decision,
     Outcome,
+    check_max_failures,
     parse_created_after,
     rendered_optional,
     rendered_required,
@@ -34,7 +35,7 @@ from airflow_provider_modelreg.approval_io import drive, read
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from airflow_provider_modelreg.links import PaiModelVersionLink
+from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.operators.base import emit_asset_events, hook_overrides
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
@@ -55,15 +56,6 @@ _BACKSTOP_ERRORS = ("Trigger timeout", "Trigger/execution timeout")
 def _retryable(exc: BaseException) -> bool:
     """The one rule of every mode: only an error that says asking again can help is worth another poke."""
     return bool(getattr(exc, "retryable", False))
-
-
-def check_max_failures(value: Any, field: str = "max_failures") -> int:
-    """A failure budget: an integer >= 1 (bool refused)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RegistryInputError(field, "must be an integer >= 1", value)
-    if value < 1:
-        raise RegistryInputError(field, "must be >= 1", value)
-    return value
 
 
 class PaiModelVersionApprovedSensor(BaseSensorOperator):
@@ -103,7 +95,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         (the backstop included), skip the task instead of failing it; unlike ``soft_fail``, errors and Rejected
         versions still fail.
     :param max_failures: consecutive failed polls tolerated, in every mode: the ``max_failures``-th retryable
-        failure in a row fails the task (an integer >= 1; default 5). Not the task's ``retries``.
+        failure in a row fails the task (an integer from 1 to 1000; default 5). Not the task's ``retries``.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param request_attempts: attempts per registry request for this task and its trigger (1-20; default: the
         connection's ``max_attempts``, else 5). Not the task's ``retries``.
@@ -162,6 +154,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         self._anchor: Anchor | None = None
         self._outlook: str | None = None
         self._failures = 0  # consecutive failed pokes, where the sensor object lives across pokes
+        track_links(self)
 
     def _target(self) -> ApprovalTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
@@ -197,7 +190,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
         return check.decision
 
-    def _persist_link(self, ref: dict[str, Any], *, best_effort: bool = False) -> None:
+    def _persist_link(self, ref: dict[str, Any], context: Context, *, best_effort: bool = False) -> None:
         """Keep the console link of ``ref`` for this try. ``best_effort``: a connection that cannot be read (the
         template lives there) falls back to the default template rather than hiding the outcome being reported."""
         try:
@@ -206,9 +199,9 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             if not best_effort:
                 raise
             template = None
-        PaiModelVersionLink.persist(self, ref, template)
+        PaiModelVersionLink.persist(self, ref, template, context=context)
 
-    def _persist_waiting_link(self, target: ApprovalTarget) -> None:
+    def _persist_waiting_link(self, target: ApprovalTarget, context: Context) -> None:
         """While waiting: link the named version, or the model (its workspace read once per hook)."""
         hook = self.hook
         self._persist_link(
@@ -218,7 +211,8 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
                 "workspace_id": hook.model_workspace(target.model_id),
                 "version_name": target.version_name,
                 "version_id": target.version_name,
-            }
+            },
+            context,
         )
 
     @staticmethod
@@ -290,10 +284,10 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         hook = self.hook
         decision = self._check(hook, target)
         if decision.version is None or decision.outcome is Outcome.WAITING:
-            self._persist_waiting_link(target)
+            self._persist_waiting_link(target, context)
             return False
         ref = hook.version_ref(target.model_id, decision.version).to_xcom()
-        self._persist_link(ref, best_effort=decision.outcome is Outcome.REJECTED)
+        self._persist_link(ref, context, best_effort=decision.outcome is Outcome.REJECTED)
         if decision.outcome is Outcome.REJECTED:
             self._rejected(ref)
         self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
@@ -374,13 +368,13 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         status = event["status"]
         if status == "success":
             ref = self._event_ref(event)
-            self._persist_link(ref)
+            self._persist_link(ref, context)
             self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
             emit_asset_events(self, context, "model_version", ref)
             return ref
         if status == "rejected":
             ref = self._event_ref(event)
-            self._persist_link(ref, best_effort=True)
+            self._persist_link(ref, context, best_effort=True)
             self._rejected(ref)
         if status == "timeout":
             self._timed_out(str(event.get("message", "sensor timed out")))
