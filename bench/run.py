@@ -30,7 +30,7 @@ P5_RESULTS = OUT / "e2e" / "p5.json"
 SCALE_RESULTS = OUT / "e2e-scale" / "records.json"
 RECORDS = ROOT / "bench" / "records.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-FIGURES = ("p1", "p2", "p3", "p4", "p5", "p6", "scale")
+FIGURES = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "scale")
 #: packages whose versions a run records
 RECORDED_PACKAGES = (
     "airflow-provider-modelreg",
@@ -123,7 +123,7 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
         "Each figure is measured side by side with its anchor in the same run, against the emulator on 127.0.0.1 in",
         "its own process. Ratios are the headline; absolute times are context (shared, noisy machines). Under each",
         "heading: the date, machine, package versions and revision of the run that measured that figure.",
-        "Reproduce with `make bench` (P1-P4, P6), `make e2e` (P5) and `make e2e-scale` (SCALE), which write under",
+        "Reproduce with `make bench` (P1-P4, P6, P7), `make e2e` (P5) and `make e2e-scale` (SCALE), which write under",
         "`out/`; `make benchmarks-md`",
         "then records the new runs in `bench/records.json` and renders this file from it.",
         "",
@@ -146,6 +146,7 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
     else:
         lines += missing("p5", "make e2e")
     lines += _render_p6(records, head, missing)
+    lines += _render_p7(records, head, missing)
     lines += _render_scale(records, head, missing)
     if notes:
         lines += ["## Notes", "", notes, ""]
@@ -268,6 +269,34 @@ def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
     return lines
 
 
+def _render_p7(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
+    lines: list[str] = head("p7", "P7 — the asset watcher's requests per poll and state, by model history")
+    if "p7" not in records:
+        return lines + missing("p7", "make bench")
+    p7 = records["p7"]["result"]
+    lines += [
+        "| Approved versions | requests, first poll | requests per steady poll (target <= 3) | requests, poll with an "
+        "approval | state (bytes, target <= 16 KB) | before issue 19: requests per poll | before: state (bytes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in p7["models"]:
+        anchor = f"{m['anchor_requests_per_poll']:,}" + (" (fails: > 100 pages)" if m["anchor_fails"] else "")
+        lines.append(
+            f"| {m['approved']:,} | {m['first_poll_requests']} | {m['steady_requests_per_poll']} "
+            f"({_mark(m['steady_requests_per_poll'] <= 3)}) | {m['approval_poll_requests']} | {m['state_bytes']} "
+            f"({_mark(m['state_bytes'] <= 16 * 1024)}) | {anchor} | {m['anchor_state_bytes']:,} |"
+        )
+    lines += [
+        "",
+        f"The watcher's own poll against the emulator (no latency), {p7['pending']} Pending versions per model, "
+        f"{p7['steady_polls']} steady polls each; requests from the emulator's request log. The poll with an approval "
+        "adds GetModelVersion for the version that left Pending. The anchor (the design before issue 19) read every "
+        "Approved page each poll and kept every Approved name; it is computed, as it could not run past 10,000.",
+        "",
+    ]
+    return lines
+
+
 def _render_scale(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
     lines: list[str] = head("scale", "SCALE — CeleryExecutor, two workers, two triggerers (`make e2e-scale`)")
     if "scale" not in records:
@@ -382,12 +411,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _env()
     sys.path.insert(0, str(ROOT))
-    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports, p6_capacity
+    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports, p6_capacity, p7_watcher
 
-    figures = (("p4", p4_imports), ("p2", p2_cpu), ("p1", p1_paging), ("p3", p3_triggers), ("p6", p6_capacity))
+    figures = (
+        ("p4", p4_imports),
+        ("p2", p2_cpu),
+        ("p1", p1_paging),
+        ("p3", p3_triggers),
+        ("p6", p6_capacity),
+        ("p7", p7_watcher),
+    )
     if argv[:1] == ["--only"]:  # e.g. `python -m bench.run --only p6`: those figures only (the others keep theirs)
         figures = tuple(f for f in figures if f[0] in argv[1:])
-    out = RESULTS if len(figures) == 5 else RESULTS.with_name(f"results-{'-'.join(f[0] for f in figures)}.json")
+    out = RESULTS if len(figures) == 6 else RESULTS.with_name(f"results-{'-'.join(f[0] for f in figures)}.json")
     run_benchmarks(figures, out)
     print(f"results in {out.relative_to(ROOT)}; `make benchmarks-md` renders them into BENCHMARKS.md")
     return 0
