@@ -267,8 +267,8 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
                 self.log.warning(
                     "Poke %d/%d for model %s failed (retryable): %s", failures, self.max_failures, self.model_id, exc
                 )
-                if failures >= self.max_failures:
-                    self._store_failures(store, 0, stored)
+                if failures >= self.max_failures:  # the try ends here (a retry has a store of its own)
+                    self._failures = 0
                     raise
                 if retry_here:
                     self._failures = failures
