@@ -62,8 +62,11 @@ from airflow_provider_modelreg.credentials.base import (
     TemporaryKey,
     digest,
     mask_derived,
+    parse_json_answer,
+    read_small_file,
     read_token_file,
     shared_credential,
+    shown_url,
 )
 from airflow_provider_modelreg.credentials.rpc import rpc_signature, rpc_string_to_sign
 from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
@@ -112,6 +115,12 @@ DEFAULT_DURATION = 3600
 MIN_DURATION = 900
 MAX_DURATION = 43200
 _STS_TIME = "%Y-%m-%dT%H:%M:%SZ"
+#: how each service is named in errors (with its URL, never its userinfo)
+STS_SERVICE = "STS"
+METADATA_SERVICE = "ECS metadata service"
+URI_SERVICE = "credentials URI"
+#: largest profile file read (``~/.aliyun/config.json``, ``credentials.ini``)
+PROFILE_FILE_CAP = 1024 * 1024
 
 # Same rule as hooks.base.check_credential (credentials/ does not import hooks): a value that can go into a header.
 _PRINTABLE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
@@ -202,7 +211,10 @@ def parse_service_url(
     text = value if "://" in value else f"https://{value}"
     parts = urlsplit(text)
     rule = "must be a URL such as https://host" + ("/path" if with_path else "")
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.fragment:
+    if parts.username is not None or parts.password is not None:
+        # the user:password@ part is never repeated (it is a key and its secret, typically)
+        raise RegistryConnectionConfigError(field_name, "must not carry user:password@ (userinfo)", shown_url(text))
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
         raise RegistryConnectionConfigError(field_name, rule, None if with_path else value)
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -278,12 +290,7 @@ _UNSIGNED = httpx.Auth()  # AssumeRoleWithOIDC, metadata and URI calls carry no 
 
 
 def _json_object(source: str, step: str, response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        raise CredentialSourceError(
-            source, f"{step}: the answer is not JSON", status_code=response.status_code
-        ) from None
+    body = parse_json_answer(source, step, response)  # capped and depth-limited as registry answers
     if not isinstance(body, dict):
         raise CredentialSourceError(
             source, f"{step}: the answer is not a JSON object", status_code=response.status_code
@@ -395,8 +402,12 @@ class RamRoleArnSource:
         return params
 
     def flow(self) -> CredentialFlow:
-        response = yield Call(self.sts, "GET", "/", params=self.params(), step="AssumeRole")
+        response = yield Call(self.sts, "GET", "/", params=self.params(), step="AssumeRole", service=STS_SERVICE)
         return _sts_key(self.name, "AssumeRole", response, self._clock())
+
+    def secrets(self) -> list[str | None]:
+        """Secrets besides the base key (which the transport's signer holds), for scrubbing."""
+        return [self.policy, self.external_id]
 
     def cache_key(self) -> str:
         secrets = digest(self.policy, self.external_id)
@@ -440,14 +451,20 @@ class OidcRoleArnSource:
         self.duration_seconds = duration_seconds
         self.policy = policy
         self._clock = clock or _utcnow
+        self._token: str | None = None
 
     def read_token(self) -> str:
         """The current token (read afresh: the file rotates); masked as soon as it is read."""
         path = self.oidc_token_file
         token = read_token_file(self.name, path)
+        self._token = token
         if _PRINTABLE.fullmatch(token) is None:
             raise CredentialSourceError(self.name, f"OIDC token file is empty or not printable ASCII: {path}")
         return token
+
+    def secrets(self) -> list[str | None]:
+        """What a service must never see repeated (the last token read, the policy), for scrubbing."""
+        return [self._token, self.policy]
 
     def params(self, token: str) -> list[tuple[str, str]]:
         """The query ``_refresh_credentials`` sends (the token goes in it, as the library does)."""
@@ -468,7 +485,9 @@ class OidcRoleArnSource:
 
     def flow(self) -> CredentialFlow:
         token = self.read_token()
-        response = yield Call(self.sts, "GET", "/", params=self.params(token), step="AssumeRoleWithOIDC")
+        response = yield Call(
+            self.sts, "GET", "/", params=self.params(token), step="AssumeRoleWithOIDC", service=STS_SERVICE
+        )
         return _sts_key(self.name, "AssumeRoleWithOIDC", response, self._clock())
 
     def cache_key(self) -> str:
@@ -500,6 +519,11 @@ class EcsRamRoleSource:
         self.metadata = metadata
         self.role_name = role_name
         self._clock = clock or _utcnow
+        self._token: str | None = None
+
+    def secrets(self) -> list[str | None]:
+        """The metadata session token last obtained, for scrubbing."""
+        return [self._token]
 
     def _role_from(self, response: httpx.Response) -> str:
         lines = [line.strip() for line in response.text.splitlines() if line.strip()]
@@ -513,9 +537,10 @@ class EcsRamRoleSource:
             "PUT",
             "/latest/api/token",
             headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
-            step="ECS metadata token (PUT /latest/api/token)",
+            step="ECS metadata token",
+            service=METADATA_SERVICE,
         )
-        token = answer.text.strip()
+        token = self._token = answer.text.strip()
         mask_derived(token)
         if _PRINTABLE.fullmatch(token) is None:
             raise CredentialSourceError(self.name, "ECS metadata token: the answer is empty or not printable")
@@ -523,12 +548,22 @@ class EcsRamRoleSource:
         role = self.role_name
         if role is None:
             listing = yield Call(
-                self.metadata, "GET", METADATA_CREDENTIALS_PATH, headers=headers, step="ECS RAM role discovery"
+                self.metadata,
+                "GET",
+                METADATA_CREDENTIALS_PATH,
+                headers=headers,
+                step="ECS RAM role discovery",
+                service=METADATA_SERVICE,
             )
             role = self._role_from(listing)
         step = f"ECS RAM role credentials ({role})"
         answer = yield Call(
-            self.metadata, "GET", METADATA_CREDENTIALS_PATH + quote(role, safe=""), headers=headers, step=step
+            self.metadata,
+            "GET",
+            METADATA_CREDENTIALS_PATH + quote(role, safe=""),
+            headers=headers,
+            step=step,
+            service=METADATA_SERVICE,
         )
         body = _json_object(self.name, step, answer)
         if body.get("Code") != "Success":
@@ -566,13 +601,17 @@ class CredentialsUriSource:
         self.path = path
         self.params = params
         self._digest = uri_digest
-        # the transport logs a retried request's path at WARNING: a credential in the path or query stays masked
-        mask_derived(path, *(value for _, value in params))
+        # the URI itself is masked where it is read (credential_config, the chain); its path is not: masking
+        # "/api/v1/credentials" would put *** in every log line that names that path
         self._clock = clock or _utcnow
+
+    def secrets(self) -> list[str | None]:
+        """The URI's query values (a token, typically), for scrubbing."""
+        return [value for _, value in self.params]
 
     def flow(self) -> CredentialFlow:
         step = "credentials URI"
-        answer = yield Call(self.service, "GET", self.path, params=self.params or None, step=step)
+        answer = yield Call(self.service, "GET", self.path, params=self.params or None, step=step, service=URI_SERVICE)
         body = _json_object(self.name, step, answer)
         if body.get("Code") != "Success":
             raise CredentialSourceError(self.name, f"{step}: Code is {str(body.get('Code'))!r:.40}, not 'Success'")
@@ -623,6 +662,7 @@ class EcsThenUriSource:
                 "/latest/api/token",
                 headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
                 step="ECS metadata probe",
+                service=METADATA_SERVICE,
             )
             self.chosen = self.ecs if answer.status_code == 200 else self.uri
             self.name = self.chosen.name
@@ -846,6 +886,18 @@ class _Chain:
     def _fail(self, step: str) -> CredentialSourceError:
         return CredentialSourceError(self.NAME, step)
 
+    def _read_profile(self, path: str) -> bytes | None:
+        """A profile file's bytes (None when there is none), capped and opened without blocking.
+
+        :raises CredentialSourceError: the file is a FIFO or device, or larger than :data:`PROFILE_FILE_CAP`.
+        """
+        try:
+            return read_small_file(path, PROFILE_FILE_CAP)
+        except OSError:
+            return None
+        except Exception as exc:  # _FileRefused: not a regular file, or too large
+            raise self._fail(f"profile file refused: {path}: {exc}") from None
+
     def _value(self, value: Any, where: str, *, secret: bool = False) -> str | None:
         try:
             return _text(value, where, secret=secret)
@@ -910,10 +962,12 @@ class _Chain:
             self.skipped.append("CLI profile: disabled")
             return None
         path = os.path.join(_home(self.env), ".aliyun", "config.json")
+        raw = self._read_profile(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except (OSError, ValueError):
+            config = None if raw is None else json.loads(raw)
+        except (ValueError, RecursionError):
+            config = None
+        if config is None:
             self.skipped.append(f"CLI profile: {path} not found or not JSON")
             return None
         wanted = self._env("ALIBABA_CLOUD_PROFILE") or (config.get("current") if isinstance(config, dict) else None)
@@ -977,8 +1031,10 @@ class _Chain:
         )
         section_name = self._env("ALIBABA_CLOUD_PROFILE") or "default"
         parser = configparser.ConfigParser()
+        raw = self._read_profile(path)
         try:
-            parser.read(path, encoding="utf-8")
+            if raw is not None:
+                parser.read_string(raw.decode("utf-8"), path)
         except (configparser.Error, UnicodeDecodeError):
             self.skipped.append(f"profile file: {path} could not be parsed")
             return None

@@ -22,19 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import hashlib
+import json
 import logging
+import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
-from airflow_provider_modelreg.errors import ModelRegistryError, RegistryAuthError, one_line
+from airflow_provider_modelreg.errors import (
+    ModelRegistryError,
+    RegistryAPIError,
+    RegistryAuthError,
+    RegistryResponseError,
+    one_line,
+    retryable_status,
+)
 from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
@@ -42,14 +54,19 @@ __all__ = [
     "CredentialFlow",
     "CredentialSource",
     "CredentialSourceError",
+    "FileRefused",
     "RefreshingCredential",
     "TemporaryKey",
     "arun_flow",
     "clear_shared_credentials",
     "mask_derived",
+    "parse_json_answer",
+    "read_small_file",
     "read_token_file",
     "run_flow",
+    "scrub",
     "shared_credential",
+    "shown_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,20 +87,110 @@ def mask_derived(*secrets: str | None) -> None:
             mask_secret(secret)
 
 
+#: Largest token file read (a Kubernetes service-account token is about 1 KB).
+TOKEN_FILE_CAP = 64 * 1024
+
+
+class FileRefused(Exception):
+    """A credential file that is no regular file, or is larger than its cap."""
+
+
+def read_small_file(path: str, cap: int) -> bytes:
+    """The bytes of a regular file of at most ``cap`` bytes, opened without blocking.
+
+    The open is non-blocking (``O_NONBLOCK``: a FIFO without a writer does not hang it) and the file must be a
+    regular file (``fstat``): FIFOs, sockets and devices (``/dev/zero``) are refused; at most ``cap + 1`` bytes are
+    ever read. Call it off the event loop.
+
+    :raises OSError: the file cannot be opened (missing, no permission).
+    :raises FileRefused: not a regular file, or larger than ``cap`` (the message says which).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused("not a regular file (a FIFO, socket or device?)")
+        if info.st_size > cap:
+            raise FileRefused(f"larger than {cap} bytes ({info.st_size} bytes)")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= cap:
+            try:
+                chunk = os.read(fd, cap + 1 - size)
+            except BlockingIOError:  # pragma: no cover - a regular file never blocks
+                raise OSError(errno.EAGAIN, "read would block") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > cap:
+            raise FileRefused(f"larger than {cap} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_token_file(source: str, path: str) -> str:
     """An OIDC token file's stripped content, read afresh (the kubelet rotates it) and masked at once.
 
-    :raises CredentialSourceError: the file cannot be read or is empty (naming the source and the path).
+    At most :data:`TOKEN_FILE_CAP` bytes of a regular file, opened without blocking (see :func:`read_small_file`).
+
+    :raises CredentialSourceError: the file cannot be read, is no regular file, is too large or is empty (naming
+        the source and the path).
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            token = handle.read().strip()
+        token = read_small_file(path, TOKEN_FILE_CAP).decode("utf-8").strip()
+    except FileRefused as exc:
+        raise CredentialSourceError(source, f"OIDC token file refused: {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CredentialSourceError(source, f"OIDC token file not readable: {path} ({type(exc).__name__})") from None
     if not token:
         raise CredentialSourceError(source, f"OIDC token file is empty: {path}")
     mask_derived(token)
     return token
+
+
+def shown_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of a URL for messages: never its userinfo (``ak:secret@``), query or fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(a URL that cannot be shown)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}"
+
+
+#: secrets shorter than this are not scrubbed (replacing "1" in every message would garble it, and reveal it)
+_SCRUB_MIN = 6
+
+
+#: a message cut short ends a secret's prefix this long or longer: scrubbed too
+_PARTIAL_MIN = 4
+
+
+def scrub(text: str, secrets: Sequence[str | None]) -> str:
+    """``text`` with every secret (and its percent-encoded forms) replaced by ``***``.
+
+    Server text reaches us cut at a few hundred characters, possibly inside a secret: a tail that is the start of
+    a secret is replaced too.
+    """
+    forms: set[str] = set()
+    for secret in {s for s in secrets if s and len(s) >= _SCRUB_MIN}:
+        forms.update({secret, quote(secret, safe=""), quote_plus(secret), quote(quote(secret, safe=""), safe="")})
+    for form in sorted(forms, key=len, reverse=True):
+        if form in text:
+            text = text.replace(form, "***")
+    body, dots = (text[:-3], "...") if text.endswith("...") else (text, "")
+    for form in forms:
+        for size in range(len(form) - 1, _PARTIAL_MIN - 1, -1):
+            if body.endswith(form[:size]):
+                return body[:-size] + "***" + dots
+    return text
 
 
 class CredentialSourceError(RegistryAuthError):
@@ -94,6 +201,9 @@ class CredentialSourceError(RegistryAuthError):
     :param status_code: HTTP status of the answer that failed the step (0 when no answer was involved).
     :param code: vendor error code of that answer, if any.
     :param request_id: vendor request id of that answer, if any.
+    :param retryable: whether asking the source again can help (no answer, timeouts, 408/429/5xx, throttling);
+        default: from ``status_code`` when there was an answer, False when none was involved (a missing file, a
+        malformed setting).
     """
 
     def __init__(
@@ -105,16 +215,43 @@ class CredentialSourceError(RegistryAuthError):
         code: str | None = None,
         request_id: str | None = None,
         attempts: int = 1,
+        retryable: bool | None = None,
     ) -> None:
         self.source = source
         self.step = one_line(step)
+        if retryable is None:
+            retryable = bool(status_code) and retryable_status(status_code)
         super().__init__(
             status_code=status_code,
             code=code,
             message=f"credential source {source}: {self.step}",
             request_id=request_id,
             attempts=attempts,
+            retryable=retryable,
         )
+        self._render()
+
+    def _render(self) -> None:
+        # not the registry's "HTTP 0 -" form: the source and step first, the answer's status and ids after
+        answer = []
+        if self.http_status:
+            answer.append(f"HTTP {self.http_status}")
+        if self.code:
+            answer.append(self.code)
+        if self.request_id:
+            answer.append(f"request id {self.request_id}")
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 and "attempt" not in self.step else ""
+        shown = f" ({', '.join(answer)})" if answer else ""
+        self.args = (f"{self.message}{shown}{tries}",)
+
+    def scrub(self, secrets: Sequence[str | None]) -> CredentialSourceError:
+        """Replace every known secret a server echoed in the step (in place); returns self."""
+        step = scrub(self.step, secrets)
+        if step != self.step:
+            self.step = step
+            self.message = f"credential source {self.source}: {step}"
+            self._render()
+        return self
 
 
 @dataclass(frozen=True)
@@ -163,6 +300,8 @@ class Call:
     step: str = ""
     #: retried by the transport's policy (False: one attempt, e.g. a probe whose failure is itself an answer)
     retried: bool = True
+    #: the service asked, named in errors with its URL (e.g. ``ECS metadata service``)
+    service: str = ""
 
 
 CredentialFlow = Generator[Call, httpx.Response, TemporaryKey]
@@ -188,22 +327,88 @@ class CredentialSource(Protocol):
 _STRING_TO_SIGN = re.compile(r"(?is)(server\s*)?string\s*to\s*sign.*")
 
 
-def _wrap(source: str, call: Call, exc: ModelRegistryError) -> CredentialSourceError:
+_UNREACHABLE = re.compile(r"^\S+ registry at \S+ unreachable after (\d+) attempt\(s\): ", re.S)
+
+
+def _cause(exc: ModelRegistryError) -> str:
+    """What went wrong, in the words of the failed request (no "registry at", no "HTTP 0")."""
+    if isinstance(exc, RegistryAPIError):
+        return exc.message
+    if isinstance(exc, RegistryResponseError):
+        return f"unreadable answer: {exc.field}: {exc.problem}"
+    text = str(exc)
+    found = _UNREACHABLE.match(text)
+    if found is None:
+        return text
+    rest = text[found.end() :]
+    if "refused" in rest.lower():
+        rest = f"connection refused ({rest})"
+    return f"no answer after {found.group(1)} attempt(s): {rest}"
+
+
+def _transport_secrets(transport: RegistryTransport) -> list[str | None]:
+    """The secrets a transport signs with (base keys of STS and IAM calls), for :func:`scrub`."""
+    auth = getattr(transport, "auth", None)
+    return [getattr(auth, name, None) for name in ("_secret", "_token", "_sk", "_security_token")]
+
+
+def known_secrets(source: CredentialSource, *calls: Call) -> list[str | None]:
+    """Every secret a source knows (its ``secrets()``, the signing keys of its transports) for :func:`scrub`."""
+    found: list[str | None] = []
+    own = getattr(source, "secrets", None)
+    if callable(own):
+        found.extend(own())
+    for value in getattr(source, "__dict__", {}).values():
+        if isinstance(value, RegistryTransport):
+            found.extend(_transport_secrets(value))
+        elif value is not source and hasattr(value, "flow") and hasattr(value, "cache_key"):
+            found.extend(known_secrets(value))  # a source made of sources
+    for call in calls:
+        found.extend(_transport_secrets(call.transport))
+    return [s for s in found if isinstance(s, str)]
+
+
+def _where(call: Call) -> str:
+    service = call.service or "service"
+    return f"{service} at {shown_url(call.transport.base_url)}: {call.method} {call.target.partition('?')[0]}"
+
+
+def _wrap(source: CredentialSource, call: Call, exc: ModelRegistryError) -> CredentialSourceError:
     if isinstance(exc, CredentialSourceError):
-        return exc
+        return exc.scrub(known_secrets(source, call))
     status = getattr(exc, "http_status", 0) or 0
     code = getattr(exc, "code", None)
     rid = getattr(exc, "request_id", None)
     attempts = getattr(exc, "attempts", 1) or 1
-    text = _STRING_TO_SIGN.sub("(the service's string to sign is not repeated)", str(exc))
+    text = _STRING_TO_SIGN.sub("(the service's string to sign is not repeated)", _cause(exc))
+    text = scrub(text, known_secrets(source, call))
     return CredentialSourceError(
-        source,
-        f"{call.step or call.target} failed: {text}",
+        source.name,
+        f"{call.step or call.target} failed: {_where(call)}: {text}",
         status_code=status,
         code=code,
         request_id=rid,
         attempts=attempts,
+        retryable=bool(getattr(exc, "retryable", False)),
     )
+
+
+def parse_json_answer(source: str, step: str, response: httpx.Response) -> Any:
+    """The JSON of a credential service's answer, read with the registry's limits.
+
+    The body was already capped by the transport (``max_response_bytes``, as registry answers); JSON nested too
+    deeply to read (``[`` x 100,000) is a typed error, never a ``RecursionError``.
+
+    :raises CredentialSourceError: not JSON, or nested too deeply (naming the source and the step).
+    """
+    rid = response.headers.get("x-request-id") or response.headers.get("x-acs-request-id")
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        problem = "the answer is JSON nested too deeply to read"
+    except ValueError:
+        problem = "the answer is not JSON"
+    raise CredentialSourceError(source, f"{step}: {problem}", status_code=response.status_code, request_id=rid)
 
 
 def _options(call: Call) -> dict[str, Any]:
@@ -218,7 +423,7 @@ def _naming(source: CredentialSource, call: Call, flow: CredentialFlow) -> Itera
         yield
     except ModelRegistryError as exc:
         flow.close()
-        raise _wrap(source.name, call, exc) from exc
+        raise _wrap(source, call, exc) from exc
 
 
 def run_flow(source: CredentialSource) -> TemporaryKey:
@@ -233,20 +438,61 @@ def run_flow(source: CredentialSource) -> TemporaryKey:
     except StopIteration as done:
         key: TemporaryKey = done.value
         return key
+    except CredentialSourceError as exc:  # made by the flow from a server's text: no secret it knows
+        exc.scrub(known_secrets(source))
+        raise
 
 
-async def arun_flow(source: CredentialSource) -> TemporaryKey:
-    """Drive a source's flow asynchronously (the same generator as :func:`run_flow`)."""
-    flow = source.flow()
+def _step(flow: CredentialFlow, response: httpx.Response | None) -> Call | TemporaryKey:
+    """One step of a flow in a worker thread: the next call, or the key (a StopIteration cannot cross threads)."""
     try:
-        call = next(flow)
-        while True:
-            with _naming(source, call, flow):
-                response = await call.transport.arequest(call.method, call.target, **_options(call))
-            call = flow.send(response)
+        return next(flow) if response is None else flow.send(response)
     except StopIteration as done:
         key: TemporaryKey = done.value
         return key
+
+
+async def arun_flow(source: CredentialSource) -> TemporaryKey:
+    """Drive a source's flow asynchronously (the same generator as :func:`run_flow`).
+
+    The flow's own steps (token and profile files read, answers parsed, secrets masked) run in a worker thread,
+    never on the event loop; only the requests are awaited on it.
+    """
+    flow = source.flow()
+    try:
+        step = await asyncio.to_thread(_step, flow, None)
+        while isinstance(step, Call):
+            call = step
+            with _naming(source, call, flow):
+                response = await call.transport.arequest(call.method, call.target, **_options(call))
+            step = await asyncio.to_thread(_step, flow, response)
+        return step
+    except CredentialSourceError as exc:
+        exc.scrub(known_secrets(source))
+        raise
+
+
+#: After a key arrived already expired, no new renewal for this long (seconds; doubled on each repeat, capped).
+ARRIVAL_BACKOFF = 30.0
+ARRIVAL_BACKOFF_MAX = 300.0
+
+
+def _arrival_problem(key: TemporaryKey, now: datetime) -> str | None:
+    """Why a key just obtained is unusable (already expired, or inside its renewal margin), else None."""
+    if key.expires_at is None:
+        return None
+    left = (key.expires_at - now).total_seconds()
+    if left <= 0:
+        state = f"already expired {-left:.0f} s ago"
+    elif key.needs_refresh(now):  # a margin reckoned from the issue time the service gave
+        state = f"expiring in {left:.0f} s, inside the renewal margin"
+    else:
+        return None
+    return (
+        f"the key obtained expires at {key.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, {state} by this machine's "
+        f"clock ({now.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}): check the clock (a clock running "
+        "ahead, or a service handing out stale keys)"
+    )
 
 
 class _Abandoned(Exception):
@@ -270,6 +516,10 @@ class RefreshingCredential:
         self._quiet_until: datetime | None = None
         #: keys obtained so far (tests assert exactly-one renewal on it)
         self.fetch_count = 0
+        #: after keys that arrived unusable: no renewal before this time, the refusal is repeated instead
+        self._refused_until: datetime | None = None
+        self._refusal: CredentialSourceError | None = None
+        self._refusals = 0
 
     def __repr__(self) -> str:
         return f"RefreshingCredential(source={self.source.name!r}, fetched={self.fetch_count})"
@@ -291,6 +541,14 @@ class RefreshingCredential:
                     return None, False
             if self._inflight is not None:
                 return self._inflight, False
+            refusal = self._refusal
+            if refusal is not None and self._refused_until is not None and now < self._refused_until:
+                # keys keep arriving expired: say so again without asking the service on every call
+                if key is not None and key is not failed and key.usable(now):
+                    return None, False
+                raise CredentialSourceError(
+                    refusal.source, refusal.step + " (not asked again before the spacing ends)", retryable=False
+                )
             future: concurrent.futures.Future[TemporaryKey] = concurrent.futures.Future()
             # running: a waiter that is cancelled can no longer cancel the renewal the others wait for
             future.set_running_or_notify_cancel()
@@ -303,18 +561,28 @@ class RefreshingCredential:
         key: TemporaryKey | None,
         exc: BaseException | None,
         failed: TemporaryKey | None = None,
+        *,
+        masked: bool = False,
     ) -> TemporaryKey:
         with self._lock:
             self._inflight = None
             self._quiet_until = None
             if key is not None:
-                mask_derived(key.access_key_secret, key.security_token)
-                self._key = key
-                self.fetch_count += 1
-                future.set_result(key)
-                return key
+                if not masked:
+                    mask_derived(key.access_key_secret, key.security_token)
+                problem = _arrival_problem(key, self._clock())
+                if problem is None:
+                    self._key = key
+                    self._refusal = self._refused_until = None
+                    self._refusals = 0
+                    self.fetch_count += 1
+                    future.set_result(key)
+                    return key
+                exc = self._refuse(CredentialSourceError(self.source.name, problem, retryable=False))
             stale = self._key
             assert exc is not None
+            if isinstance(exc, CredentialSourceError):
+                exc.scrub([*known_secrets(self.source), *(_key_secrets(stale)), *(_key_secrets(key))])
             if (
                 isinstance(exc, Exception)
                 and stale is not None
@@ -338,6 +606,15 @@ class RefreshingCredential:
             # the waiters share the error; if the renewer was cancelled instead, they claim afresh
             future.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
             raise exc
+
+    def _refuse(self, exc: CredentialSourceError) -> CredentialSourceError:
+        """Remember a key that arrived unusable: no new renewal until the spacing ends (logged at ERROR)."""
+        self._refusals += 1
+        spacing = min(ARRIVAL_BACKOFF_MAX, ARRIVAL_BACKOFF * 2 ** (self._refusals - 1))
+        self._refusal = exc
+        self._refused_until = self._clock() + timedelta(seconds=spacing)
+        log.error("%s; the %s source is not asked again for %.0f s", exc, self.source.name, spacing)
+        return exc
 
     def get(self, failed: TemporaryKey | None = None) -> TemporaryKey:
         """The key, obtained or renewed when needed (blocking; thread-safe).
@@ -370,13 +647,19 @@ class RefreshingCredential:
             if leader:
                 try:
                     key = await arun_flow(self.source)
+                    # the sync masker may talk to the supervisor: off the event loop
+                    await asyncio.to_thread(mask_derived, key.access_key_secret, key.security_token)
                 except BaseException as exc:
                     return self._settle(future, None, exc, failed)
-                return self._settle(future, key, None)
+                return self._settle(future, key, None, masked=True)
             try:
                 return await asyncio.wrap_future(future)
             except _Abandoned:
                 continue
+
+
+def _key_secrets(key: TemporaryKey | None) -> list[str | None]:
+    return [] if key is None else [key.access_key_secret, key.security_token]
 
 
 _SHARED: dict[str, RefreshingCredential] = {}

@@ -45,7 +45,9 @@ from airflow_provider_modelreg.credentials.base import (
     TemporaryKey,
     digest,
     mask_derived,
+    parse_json_answer,
     read_token_file,
+    shown_url,
 )
 from airflow_provider_modelreg.errors import RegistryAPIError, RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RegistryTransport
@@ -84,6 +86,10 @@ _NO_TOKEN_MODE = (404, 405, 503)
 OIDC_PATH = "/v5/agencies/assume-with-oidc"
 SECURITYTOKENS_PATH = "/v3.0/OS-CREDENTIAL/securitytokens"
 AUTH_DOMAINS_PATH = "/v3/auth/domains"
+#: how each service is named in errors (with its URL, never its userinfo)
+METADATA_SERVICE = "Huawei metadata service"
+STS_SERVICE = "Huawei STS"
+IAM_SERVICE = "Huawei IAM"
 #: ``StsHelper.DEFAULT_STS_ENDPOINT``
 DEFAULT_STS_ENDPOINT = "https://sts.cn-north-4.myhuaweicloud.com"
 #: ``StsHelper.STS_ENDPOINT_ENV_NAME``
@@ -177,12 +183,7 @@ def parse_credential(response: httpx.Response, *, source: str, step: str, now: d
     :raises CredentialSourceError: when a field is missing or unreadable (no value is shown).
     """
     rid = response.headers.get("x-request-id")
-    try:
-        body = json.loads(response.content)
-    except (ValueError, RecursionError):
-        raise CredentialSourceError(
-            source, f"{step}: answer is not JSON", status_code=response.status_code, request_id=rid
-        ) from None
+    body = parse_json_answer(source, step, response)  # capped and depth-limited as registry answers
     if isinstance(body, dict) and isinstance(body.get("credential"), dict):
         body = body["credential"]
     elif isinstance(body, dict) and isinstance(body.get("credentials"), dict):
@@ -238,6 +239,9 @@ class _NoAuth(httpx.Auth):
     """Metadata and assume-with-oidc requests carry no signature (the SDK signs neither)."""
 
 
+ERROR_KEY = "modelreg_error"
+
+
 class AnsweringTransport(RegistryTransport):
     """A transport that hands error answers back as responses (status and message) instead of raising them.
 
@@ -248,7 +252,8 @@ class AnsweringTransport(RegistryTransport):
     @staticmethod
     def _as_response(exc: RegistryAPIError) -> httpx.Response:
         headers = {"x-request-id": exc.request_id} if exc.request_id else {}
-        return httpx.Response(exc.http_status, text=exc.message, headers=headers)
+        # the typed error rides along: its code (a throttling code on a 400) and whether retrying can help
+        return httpx.Response(exc.http_status, text=exc.message, headers=headers, extensions={ERROR_KEY: exc})
 
     def request(self, method: str, target: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -266,13 +271,17 @@ class AnsweringTransport(RegistryTransport):
 # ------------------------------------------------------------------------------------------------ sources
 
 
-def _failed(source: str, step: str, response: httpx.Response) -> CredentialSourceError:
-    # the error text of a credential service never holds a secret (it is the service's message)
+def _failed(source: str, call: Call, response: httpx.Response) -> CredentialSourceError:
+    # the service's text, scrubbed of every secret the source knows by the flow's driver
+    error = response.extensions.get(ERROR_KEY)
+    where = f"{call.service} at {shown_url(call.transport.base_url)}: {call.method} {call.target}"
     return CredentialSourceError(
         source,
-        f"{step} failed: HTTP {response.status_code}: {response.text[:200]}",
+        f"{call.step} failed: {where}: {response.text[:200]}",
         status_code=response.status_code,
+        code=getattr(error, "code", None),
         request_id=response.headers.get("x-request-id"),
+        retryable=getattr(error, "retryable", None),
     )
 
 
@@ -287,9 +296,14 @@ class MetadataSource:
     transport: RegistryTransport
     clock: Clock = _utcnow
     name: str = "metadata"
+    _token: str | None = field(default=None, repr=False)
 
     def cache_key(self) -> str:
         return self.transport.base_url
+
+    def secrets(self) -> list[str | None]:
+        """The metadata token last obtained, for scrubbing."""
+        return [self._token]
 
     def _token_call(self) -> Call:
         return Call(
@@ -297,7 +311,8 @@ class MetadataSource:
             "PUT",
             METADATA_TOKEN_PATH,
             headers={"X-Metadata-Token-Ttl-Seconds": str(METADATA_TOKEN_TTL_SECONDS)},
-            step="metadata token (PUT /meta-data/latest/api/token)",
+            step="metadata token",
+            service=METADATA_SERVICE,
             # one attempt, as MetadataAccessor: a 503 here means "no token mode", not "try again"
             retried=False,
         )
@@ -308,20 +323,21 @@ class MetadataSource:
             "GET",
             METADATA_SECURITYKEY_PATH,
             headers={"X-Metadata-Token": token} if token else None,
-            step="securitykey (GET /openstack/latest/securitykey)",
+            step="securitykey",
+            service=METADATA_SERVICE,
         )
 
     def _read_token(self, response: httpx.Response, *, required: bool) -> str | None:
-        step = "metadata token (PUT /meta-data/latest/api/token)"
+        call = self._token_call()
         if response.status_code == 200:
-            token = response.text.strip()
+            token = self._token = response.text.strip()
             mask_derived(token)
             if not token:
-                raise CredentialSourceError(self.name, f"{step}: empty token", status_code=200)
+                raise CredentialSourceError(self.name, f"{call.step}: empty token", status_code=200)
             return token
         if response.status_code in _NO_TOKEN_MODE and not required:
             return None
-        raise _failed(self.name, step, response)
+        raise _failed(self.name, call, response)
 
     def flow(self) -> CredentialFlow:
         token = self._read_token((yield self._token_call()), required=False)
@@ -333,7 +349,7 @@ class MetadataSource:
             call = self._key_call(token)
             response = yield call
         if response.status_code >= 300:
-            raise _failed(self.name, call.step, response)
+            raise _failed(self.name, call, response)
         return parse_credential(response, source=self.name, step=call.step, now=self.clock())
 
 
@@ -360,6 +376,11 @@ class OidcSource:
     duration_seconds: int = DEFAULT_DURATION_SECONDS
     clock: Clock = _utcnow
     name: str = "oidc"
+    _file_token: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> list[str | None]:
+        """The id token (given, or last read from the file), for scrubbing."""
+        return [self.id_token, self._file_token]
 
     def cache_key(self) -> str:
         return "|".join(
@@ -381,7 +402,8 @@ class OidcSource:
         path = self.token_file
         if path is None:
             raise CredentialSourceError(self.name, "no OIDC id token: set HUAWEICLOUD_OIDC_ID_TOKEN or a token file")
-        return read_token_file(self.name, path)
+        token = self._file_token = read_token_file(self.name, path)
+        return token
 
     def flow(self) -> CredentialFlow:
         payload = {
@@ -397,7 +419,8 @@ class OidcSource:
             OIDC_PATH,
             content=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json;charset=UTF-8"},
-            step="AssumeAgencyWithOIDC (POST /v5/agencies/assume-with-oidc)",
+            step="AssumeAgencyWithOIDC",
+            service=STS_SERVICE,
         )
         response = yield call
         return parse_credential(response, source=self.name, step=call.step, now=self.clock())
@@ -455,7 +478,7 @@ class AgencySource:
         if caller is None:
             # GlobalCredentials.__auto_get_domain_id: the first domain the base key may see is its own account
             step = "the base key's account id (GET /v3/auth/domains; or set the domain_id extra)"
-            answer = yield Call(self.transport, "GET", AUTH_DOMAINS_PATH, step=step)
+            answer = yield Call(self.transport, "GET", AUTH_DOMAINS_PATH, step=step, service=IAM_SERVICE)
             caller = self.caller_domain_id = _first_domain_id(self.name, step, answer)
         call = Call(
             self.transport,
@@ -463,7 +486,8 @@ class AgencySource:
             SECURITYTOKENS_PATH,
             content=json.dumps(self.body()).encode(),
             headers={"Content-Type": "application/json;charset=utf8", "X-Domain-Id": caller},
-            step="assume_role (POST /v3.0/OS-CREDENTIAL/securitytokens)",
+            step="assume_role",
+            service=IAM_SERVICE,
         )
         response = yield call
         return parse_credential(response, source=self.name, step=call.step, now=self.clock())
@@ -471,10 +495,10 @@ class AgencySource:
 
 def _first_domain_id(source: str, step: str, response: httpx.Response) -> str:
     """``domains[0].id`` of a ``GET /v3/auth/domains`` answer."""
+    body = parse_json_answer(source, step, response)
     try:
-        body = json.loads(response.content)
         value = body["domains"][0]["id"]
-    except (ValueError, RecursionError, KeyError, IndexError, TypeError):
+    except (KeyError, IndexError, TypeError):
         value = None
     if not isinstance(value, str) or _HEADER_VALUE.fullmatch(value) is None:
         raise CredentialSourceError(
