@@ -795,3 +795,32 @@ def test_chaos_connection_refused_then_back(refused_url: str, make_emulator: Cal
     except OSError:  # pragma: no cover - the port was taken meanwhile
         pytest.skip("the refused port was taken by another process")
     assert credential.get().expires_at is not None
+
+
+SHORT = RetryPolicy(max_attempts=1, attempt_timeout=0.5, call_timeout=0.5)
+
+
+@pytest.mark.parametrize("kind", ["ram_role_arn", "ecs_ram_role", "credentials_uri", "oidc", "agency"])
+@pytest.mark.parametrize("how", ["timeout", "reset"])
+def test_a_timeout_or_a_reset_is_retryable_and_named(
+    kind: str, how: str, serve: Callable[[Responder], FakeServer], hw_token_file: Path, oidc_file: Path
+) -> None:
+    """No answer in time, or the connection dropped without an answer: retryable, naming the service and step."""
+
+    def respond(seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if how == "timeout":
+            time.sleep(1.5)
+            return _json(503, {})
+        raise ConnectionResetError("dropped")  # the handler dies: the connection closes with no answer
+
+    server = serve(respond)
+    credential = credential_for(kind, server.url, _token_for(kind, oidc_file, hw_token_file), retry=SHORT)
+    started = time.monotonic()
+    with pytest.raises(CredentialSourceError) as caught:
+        credential.get()
+    assert time.monotonic() - started < 1.4
+    err = caught.value
+    assert err.retryable is True, str(err)
+    assert_shape(err, kind, server.url)
+    if how == "timeout":
+        assert "deadline exceeded" in str(err)
