@@ -16,6 +16,15 @@ and the step.
 hooks (one per task, per trigger) on one connection renew once.
 
 Every secret obtained is registered with Airflow's secret masker the moment it is read.
+
+Failures: every :class:`CredentialSourceError` says whether asking again can help (``retryable``: no answer,
+timeouts, 408/429/5xx and throttling codes; not 401/403, invalid requests, malformed answers or settings) and names
+the source, the step and the service at its URL (never its userinfo). Server text is scrubbed of every secret the
+source knows (base keys, tokens, OIDC and metadata tokens, the cached key) before it enters a message or a log. A
+key that arrives already expired, or inside its renewal margin, is refused ("check the clock") and the source is
+not asked again for 30 s (doubling up to 300 s) unless a still-valid cached key serves meanwhile. Answers are read
+with the registry's body cap and JSON depth limit; token and profile files with a size cap, opened without
+blocking, regular files only; the async driver runs the flows' own steps (file reads, parsing) in a worker thread.
 """
 
 from __future__ import annotations
