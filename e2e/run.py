@@ -11,7 +11,9 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
 4. The named-version DAG on a version that gets Rejected: fails at the sensor, once, quickly.
    (e) registry traffic through a real proxy to the emulator over HTTPS with a private CA (``e2e.proxy_check``);
    (f) a deferrable wait on a PAI connection with no secret stored (OIDC role, token file rotated mid-wait) and a
-   worker task on Fabric metadata credentials, keys living 20 s so both renew mid-run (``e2e.credentials_check``).
+   worker task on Fabric metadata credentials, keys living 20 s so both renew mid-run (``e2e.credentials_check``);
+   (g) two watchers (two models) on one asset and a triggerer SIGKILLed right after an announcement: the version
+   is announced again and deployed once (``e2e.watch_check``).
 5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
@@ -38,7 +40,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from e2e import credentials_check, proxy_check
+from e2e import credentials_check, proxy_check, watch_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -76,6 +78,7 @@ def e2e_seed() -> dict[str, Any]:
         variant("3.0.0", "oss://e2e-models/watch/3.0.0/", "2024-07-01T08:00:00.000Z"),
     ]
     seed["pai"]["models"].append(watched)
+    watch_check.add_models(seed, watched, variant)
     fraud["Versions"].append(credentials_check.seed_version(template))
     return seed
 
@@ -84,7 +87,7 @@ def dags_folder() -> Path:
     """The example DAGs plus the credentials check's DAG, linked into one folder under the work directory."""
     folder = WORKDIR / "dags"
     folder.mkdir(exist_ok=True)
-    sources = [ROOT / "dags_examples", ROOT / "e2e" / "credential_dags"]
+    sources = [ROOT / "dags_examples", ROOT / "e2e" / "credential_dags", ROOT / "e2e" / "watch_dags"]
     for dag_file in [path for source in sources for path in sorted(source.glob("*.py"))]:
         link = folder / dag_file.name
         if not link.exists():
@@ -359,6 +362,7 @@ def main() -> int:
             "pai_asset_deploy",
             "pai_asset_deploy_staging",
             credentials_check.DAG_ID,
+            watch_check.DAG_ID,
         )
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
@@ -367,6 +371,14 @@ def main() -> int:
         results["b"] = scenario_b(api, stack, env)
         results["c"] = scenario_c(api, stack, env, db_url)
         results["d"] = scenario_d(api)
+        results["g"] = watch_check.run(
+            api,
+            stack,
+            env,
+            lambda sql: db_rows(db_url, sql),
+            set_status,
+            WORKDIR / "airflow-home" / "logs",
+        )
         results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
         results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status)
 
