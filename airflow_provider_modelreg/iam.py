@@ -206,7 +206,15 @@ class IamTokenSource:
 
     def flow(self) -> CredentialFlow:
         """One request: the password-method token, project-scoped."""
-        response = yield Call(self.iam, "POST", "/v3/auth/tokens", content=self._body(), step=TOKEN_STEP, retried=True)
+        response = yield Call(
+            self.iam,
+            "POST",
+            "/v3/auth/tokens",
+            content=self._body(),
+            step=TOKEN_STEP,
+            retried=True,
+            service="Huawei IAM",
+        )
         return self.read_token(response)
 
 

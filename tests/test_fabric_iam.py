@@ -110,6 +110,8 @@ def test_iam_outage_or_throttling_is_retryable_and_names_the_step(
     assert err.value.retryable is True
     assert err.value.http_status == status and err.value.source == "token"
     assert "IAM token request (POST /v3/auth/tokens)" in str(err.value)
+    assert f"Huawei IAM at {emu.url}" in str(err.value)  # the service is named, never "service at" or "HTTP 0"
+    assert "HTTP 0" not in str(err.value)
     assert _token_requests(emu) == FAST.max_attempts  # retried by the transport's policy first
     assert emu.request_log.count("fabric.ListModelVersions") == 0
 
