@@ -6,9 +6,11 @@ the string 'None') and waits, in the triggerer (deferrable), for a newer version
 the EAS service spec (service name, ``model_path`` from the version's Uri, ``processor`` from its InferenceSpec) as
 JSON and remembers the version. Running it twice for the same version rewrites the same file: safe.
 
-When nothing new is approved within the hour the run is *skipped*, not failed (``skip_on_timeout``): the steady
-state pages no one. Errors and answers the gate cannot judge still fail. For deploy-on-approval without an hourly
-schedule, prefer the asset-watcher pattern of ``pai_asset_deploy.py``.
+When nothing new is approved within the hour the run is *skipped*, not failed (``soft_fail``, Airflow's
+convention): the steady state pages no one. As for every Airflow sensor, ``soft_fail`` also skips a wait that failed
+(a refused credential, an answer the gate cannot judge): nothing is deployed either way, the next hour tries again,
+and the sensor's log says why at ERROR. Drop ``soft_fail`` to have those runs fail instead. For deploy-on-approval
+without an hourly schedule, prefer the asset-watcher pattern of ``pai_asset_deploy.py``.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ with DAG(
         deferrable=True,
         poke_interval=5,
         timeout=55 * 60,
-        skip_on_timeout=True,
+        soft_fail=True,  # nothing approved within the hour: skipped (see the module docstring)
         request_attempts=3,  # per registry request, for this task and its trigger (not the task's retries)
         request_timeout=30,  # seconds per registry call, retries included (not the sensor's timeout)
     )
