@@ -313,3 +313,32 @@ def _target() -> Any:
     from airflow_provider_modelreg.approval import ApprovalTarget
 
     return ApprovalTarget("m-a", version_name="1.1.0")
+
+
+async def test_an_error_payload_is_masked_before_airflow_stores_it(fake: FakePai) -> None:
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    secret = "leaked-token-5f1b2c9e7a"
+    mask_secret(secret)
+    # a hostile answer that echoes a secret in a field the error message quotes
+    fake.models["m-a"].append(v("1.1.0", f"Weird {secret}", 2))
+    trigger = PaiModelVersionApprovalTrigger(
+        pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05
+    )
+    event = await first_event(trigger)
+    assert event.payload["status"] == "error", event.payload
+    assert "ApprovalStatus" in event.payload["message"]
+    assert secret not in event.payload["message"] and "***" in event.payload["message"]
+
+
+def test_the_hub_log_line_of_a_later_page_does_not_read_like_the_newest_version() -> None:
+    from airflow_provider_modelreg.approval import ReadApproved, VersionPage, describe_page
+    from airflow_provider_modelreg.models import PaiModelVersion
+
+    b049 = PaiModelVersion.model_validate({"VersionName": "b-049", "ApprovalStatus": "Approved"})
+    assert (
+        describe_page(ReadApproved("m", 0), VersionPage((b049,), 151))
+        == "151 Approved versions; newest b-049 (Approved)"
+    )
+    later = describe_page(ReadApproved("m", 1), VersionPage((b049,), 151))
+    assert "newest" not in later and "page 2" in later, later
