@@ -51,6 +51,7 @@ __all__ = [
     "ReadRecent",
     "ReadVersion",
     "VersionPage",
+    "check_listed_status",
     "check_max_failures",
     "check_poke_interval",
     "parse_created_after",
@@ -411,13 +412,7 @@ class ApprovalCheck:
     def _on_approved(self, read: ReadApproved, page: VersionPage) -> None:
         _page_in_order(page, self._last)
         for version in page.versions:
-            if version.status is not ApprovalStatus.APPROVED:
-                raise _bad(
-                    "ApprovalStatus",
-                    f"version {version.version_name} with status {version.approval_status!r} "
-                    "in a listing of Approved versions",
-                    page.request_id,
-                )
+            check_listed_status(version, ApprovalStatus.APPROVED, page.request_id)
             if self.anchor is not None and not self.anchor.precedes(version):
                 continue
             if self._best is None or order_key(version) > order_key(self._best):
@@ -461,6 +456,17 @@ def _anchor_text(check: ApprovalCheck) -> str:
     if anchor.version_name is not None:
         return anchor.version_name
     return anchor.created.isoformat()
+
+
+def check_listed_status(version: PaiModelVersion, status: ApprovalStatus, request_id: str | None) -> None:
+    """A version in a listing filtered by ``status`` must have it (raises naming ``ApprovalStatus``)."""
+    if version.status is not status:
+        raise _bad(
+            "ApprovalStatus",
+            f"version {version.version_name} with status {version.approval_status!r} "
+            f"in a listing of {status.value} versions",
+            request_id,
+        )
 
 
 def check_answer_is_about(version: PaiModelVersion, version_name: str) -> None:

@@ -43,6 +43,7 @@ from airflow_provider_modelreg.approval import (
     _bad,
     _page_in_order,
     check_answer_is_about,
+    check_listed_status,
     order_key,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
@@ -258,13 +259,7 @@ class WatchPoll:
 
     def _on_pending(self, read: ReadPending, page: VersionPage) -> None:
         for version in page.versions:
-            if version.status is not ApprovalStatus.PENDING:
-                raise _bad(
-                    "ApprovalStatus",
-                    f"version {version.version_name} with status {version.approval_status!r} "
-                    "in a listing of Pending versions",
-                    page.request_id,
-                )
+            check_listed_status(version, ApprovalStatus.PENDING, page.request_id)
             self._pending_now.add(version.version_name)
         if self._next_page(read, page, "Pending versions"):
             self._queue.insert(0, ReadPending(self.model_id, read.page + 1))
@@ -279,13 +274,7 @@ class WatchPoll:
     def _on_newest_approved(self, page: VersionPage) -> None:
         _page_in_order(page, None)
         for version in page.versions:
-            if version.status is not ApprovalStatus.APPROVED:
-                raise _bad(
-                    "ApprovalStatus",
-                    f"version {version.version_name} with status {version.approval_status!r} "
-                    "in a listing of Approved versions",
-                    page.request_id,
-                )
+            check_listed_status(version, ApprovalStatus.APPROVED, page.request_id)
         if page.versions:
             self._newest_approved = order_key(page.versions[0])
 

@@ -469,6 +469,20 @@ def _backoff(interval: float, failures: int) -> float:
     return float(min(MAX_WATCH_BACKOFF, max(interval, 1.0) * 2 ** min(failures - 1, 16)))
 
 
+def _watch_failed(logger: Any, model_id: str, failures: int, interval: float, exc: BaseException) -> float:
+    """Log a failed watcher poll at ERROR (model, count, cause) and return the wait before the next one."""
+    delay = _backoff(interval, failures)
+    logger.error(
+        "Watcher of PAI model %s failed (%d in a row; next attempt in %.0f s): %s: %s",
+        model_id,
+        failures,
+        delay,
+        type(exc).__name__,
+        masked(str(exc)),
+    )
+    return delay
+
+
 async def observe(hub: PaiPollHub, model_id: str, cursors: list[WatchCursor | None], max_age: float) -> Observation:
     """One poll of ``model_id`` for watchers at ``cursors`` (shared reads through the hub), with the ModelVersionRef
     of every version found Approved."""
@@ -530,15 +544,7 @@ class PaiWatchProducer(SharedStreamProducer):
                     obs = await observe(hub, model_id, cursors, interval)
                 except Exception as exc:
                     failures += 1
-                    delay = _backoff(interval, failures)
-                    log.error(
-                        "Watcher of PAI model %s failed (%d in a row; next attempt in %.0f s): %s: %s",
-                        model_id,
-                        failures,
-                        delay,
-                        type(exc).__name__,
-                        masked(str(exc)),
-                    )
+                    delay = _watch_failed(log, model_id, failures, interval, exc)
                 else:
                     failures, delay = 0, interval
                     seq += 1
@@ -790,9 +796,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
             interval, start = self._checked()
         except RegistryInputError as exc:
             # a stored bad value: say so at ERROR, slowly, for ever (raising would restart the trigger at once)
-            failures = 0
             while True:
-                failures += 1
                 self.log.error("Watcher of PAI model %r cannot start: %s", self.model_id, exc)
                 await asyncio.sleep(MAX_WATCH_BACKOFF)
         hub = PaiPollHub.acquire(
@@ -818,15 +822,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
                     failures, delay = 0, interval
                 except Exception as exc:
                     failures += 1
-                    delay = _backoff(interval, failures)
-                    self.log.error(
-                        "Watcher of PAI model %s failed (%d in a row; next attempt in %.0f s): %s: %s",
-                        self.model_id,
-                        failures,
-                        delay,
-                        type(exc).__name__,
-                        masked(str(exc)),
-                    )
+                    delay = _watch_failed(self.log, self.model_id, failures, interval, exc)
                 await asyncio.sleep(delay)
         finally:
             await hub.release(interval)
