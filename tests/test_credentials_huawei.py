@@ -562,8 +562,9 @@ def test_no_secret_in_logs_or_errors(
 # ------------------------------------------------------------------------------------------------ closing
 
 
-def test_close_closes_the_iam_token_pool(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-
+def test_close_closes_the_hooks_pool_and_keeps_the_shared_iam_token(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hook's close()/aclose() closes the hook's own connection pool; the IAM token and its request pool belong to
+    the process (shared by every hook with the same settings) and stay usable: the next hook asks IAM nothing."""
     set_conn(
         monkeypatch,
         emu.url,
@@ -576,24 +577,37 @@ def test_close_closes_the_iam_token_pool(emu: Any, monkeypatch: pytest.MonkeyPat
     )
     hook = FabricModelRegistryHook()
     hook.list_models()
-    auth = hook.transport.auth
+    transport = hook.transport
+    auth = transport.auth
     assert isinstance(auth, IamTokenAuth)
-    closed: list[str] = []
-    monkeypatch.setattr(auth, "close", lambda: closed.append("sync"))
-
-    async def aclose() -> None:
-        closed.append("async")
+    pool, iam_pool = transport.http, auth.iam.http
+    assert pool._pool.connections and iam_pool._pool.connections  # type: ignore[attr-defined]  # keep-alive, open
+    hook.close()
+    assert hook._transport is None
+    assert pool._pool.connections == []  # type: ignore[attr-defined]  # the hook's own pool: closed
+    assert auth.iam._transport is iam_pool and iam_pool._pool.connections  # type: ignore[attr-defined]
+    assert emu.request_log.count("iam.CreateToken") == 1
 
     async def run() -> None:
         await hook.alist_model_versions("fm-1")
-        aauth = (await hook.atransport()).auth
-        assert isinstance(aauth, IamTokenAuth) and aauth is not auth
-        monkeypatch.setattr(aauth, "aclose", aclose)
+        atransport = await hook.atransport()
+        aauth = atransport.auth
+        assert isinstance(aauth, IamTokenAuth) and aauth.credential is auth.credential  # one shared token
+        apool = atransport.ahttp
+        assert apool._pool.connections  # type: ignore[attr-defined]
         await hook.aclose()
+        assert hook._atransport is None
+        assert apool._pool.connections == []  # type: ignore[attr-defined]
+        assert aauth.iam._transport is iam_pool and iam_pool._pool.connections  # type: ignore[attr-defined]
+        other = FabricModelRegistryHook()  # a later hook of the process: the shared token, no token request
+        try:
+            assert (await other.alist_model_versions_page("fm-1", workspace_id="ws-1")).total == 3
+        finally:
+            await other.aclose()
 
-    hook.close()
     asyncio.run(run())
-    assert closed == ["sync", "async"]
+    assert {m.id for m in FabricModelRegistryHook().list_models()} == {"fm-1", "fm-big"}
+    assert emu.request_log.count("iam.CreateToken") == 1
 
 
 def test_metadata_token_503_means_no_token_mode_without_retries() -> None:
