@@ -32,13 +32,13 @@ import httpx
 from airflow_provider_modelreg.credentials.base import (
     Call,
     CredentialFlow,
+    CredentialSourceError,
     RefreshingCredential,
     TemporaryKey,
     digest,
     mask_derived,
     shared_credential,
 )
-from airflow_provider_modelreg.errors import RegistryResponseError
 from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = ["TOKEN_STEP", "IamToken", "IamTokenAuth", "IamTokenSource", "redact_subject_tokens"]
@@ -174,11 +174,12 @@ class IamTokenSource:
         rid = response.headers.get("x-request-id")
         value = response.headers.get("x-subject-token")
         if not value:
-            raise RegistryResponseError(
-                field="X-Subject-Token",
-                problem=f"missing token header in the answer to the {TOKEN_STEP}",
-                request_id=rid,
+            raise CredentialSourceError(
+                self.name,
+                f"{TOKEN_STEP}: the answer has no X-Subject-Token header",
                 status_code=response.status_code,
+                request_id=rid,
+                retryable=False,  # a complete answer: asking again repeats it
             )
         mask_derived(value)
         try:
@@ -186,11 +187,12 @@ class IamTokenSource:
             token_body = body.get("token", body) if isinstance(body, dict) else {}
             expires_at = _parse_time(token_body.get("expires_at"))
         except (ValueError, AttributeError, RecursionError):
-            raise RegistryResponseError(
-                field="token.expires_at",
-                problem=f"missing or not an ISO 8601 time in the answer to the {TOKEN_STEP}",
-                request_id=rid,
+            raise CredentialSourceError(
+                self.name,
+                f"{TOKEN_STEP}: token.expires_at is missing or not an ISO 8601 time in the answer",
                 status_code=response.status_code,
+                request_id=rid,
+                retryable=False,
             ) from None
         try:
             issued_at = _parse_time(token_body.get("issued_at"))
