@@ -9,9 +9,11 @@ keyword-only constructors; per-task request_attempts / request_timeout.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -22,6 +24,7 @@ from helpers import build_seed, fabric_conn, fabric_version, pai_conn
 from airflow_provider_modelreg.errors import (
     RegistryAmbiguousVersionError,
     RegistryInputError,
+    RegistryNotFoundError,
     RegistryServerError,
     RegistryTransportError,
 )
@@ -94,6 +97,15 @@ def link(op: Any, cls: Any) -> str:
     return str(cls().get_link(op, ti_key=mock.MagicMock()))
 
 
+def wait_until(condition: Callable[[], bool], what: str, deadline: float = 30.0) -> None:
+    """Wait for an event (e.g. the emulator's request log advancing), with a generous deadline."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        time.sleep(0.01)
+
+
 # -------------------------------------------------------------------------------------- behaviour kept
 
 
@@ -152,18 +164,36 @@ def test_fabric_get(emu: Any) -> None:
     assert by_id == ref
 
 
-def test_template_fields_cover_ids_and_conn_ids() -> None:
-    for op, fields in [
-        (PaiGetModelVersionOperator, {"model_id", "version_name", "pai_conn_id"}),
-        (PaiListModelVersionsOperator, {"model_id", "pai_conn_id", "approval_status", "label_filter"}),
-        (PaiUpdateModelVersionApprovalOperator, {"model_id", "version_name", "pai_conn_id", "approval_status"}),
-        (PaiGetModelOperator, {"model_id", "pai_conn_id"}),
-        (PaiListModelsOperator, {"workspace_id", "name_filter", "label_filter", "pai_conn_id"}),
-        (FabricListModelVersionsOperator, {"model_id", "workspace_id", "name_filter", "version_id", "fabric_conn_id"}),
-        (FabricGetModelVersionOperator, {"model_id", "workspace_id", "version_id", "version_name", "fabric_conn_id"}),
-        (FabricListModelsOperator, {"workspace_id", "name_filter", "fabric_conn_id"}),
-    ]:
-        assert fields <= set(op.template_fields), op
+#: constructor parameters that name what a task reads: each must be templated (a DAG passes them from XCom or params)
+NAMES = ("model_id", "workspace_id", "version_id", "version_name", "after_version", "created_after", "approval_status")
+
+
+def _templated_in_docstring(cls: Any) -> set[str]:
+    text = " ".join((cls.__doc__ or "").split())  # a param's description may wrap over lines
+    return {part.split(":", 1)[0] for part in text.split(":param ")[1:] if "(templated)" in part.split(" :", 1)[0]}
+
+
+@pytest.mark.parametrize("cls", PUBLIC, ids=lambda c: c.__name__)
+def test_template_fields_cover_ids_and_conn_ids_and_render(cls: Any) -> None:
+    params = inspect.signature(cls.__init__).parameters
+    fields = set(cls.template_fields)
+    # every templated field is a constructor parameter; every id, name and conn id parameter is templated
+    assert fields <= set(params), fields - set(params)
+    wanted = {name for name in params if name in NAMES or name.endswith("_conn_id")}
+    assert wanted <= fields, wanted - fields
+    # the docstring says "(templated)" for exactly the template fields
+    assert _templated_in_docstring(cls) == fields
+    # each one renders into the attribute the task reads
+    required = {
+        name: "x"
+        for name, p in params.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+    }
+    for field in sorted(fields):
+        op = cls(task_id="t", **{**required, field: "{{ params.value }}-" + field})
+        assert getattr(op, field) == "{{ params.value }}-" + field
+        op.render_template_fields({"params": {"value": "rendered"}})
+        assert getattr(op, field) == "rendered-" + field, field
 
 
 # -------------------------------------------------------------------------------- 1. workspace, region
@@ -198,17 +228,24 @@ def test_1_region_comes_from_the_endpoint_when_the_extra_has_none(monkeypatch: p
 
 
 def test_1_sensor_polls_cost_no_get_model_after_the_first(emu: Any) -> None:
-    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
-
     task = PaiModelVersionApprovedSensor(
-        task_id="wait", model_id="m-main", version_name="1.1.0", poke_interval=0.05, timeout=0.5, mode="poke"
+        task_id="wait", model_id="m-main", version_name="1.1.0", poke_interval=0.05, timeout=120, mode="poke"
     )
     before_get, before_all = emu.request_log.count("pai.GetModel"), emu.request_log.count("pai")
-    with pytest.raises(AirflowSensorTimeout):
-        task.execute(context())
+
+    def polls() -> int:
+        return emu.request_log.count("pai") - before_all - (emu.request_log.count("pai.GetModel") - before_get)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(task.execute, context())
+        wait_until(lambda: polls() >= 4 or waiting.done(), "4 polls of the waiting sensor")
+        assert not waiting.done(), waiting.exception()  # still waiting: 1.1.0 is Pending
+        assert emu.request_log.count("pai.GetModel") == before_get + 1  # after 4 polls, still the one GetModel
+        assert link(task, PaiModelVersionLink) == "https://console/cn-hangzhou/ws-pai/m-main/1.1.0"  # while waiting
+        emu.store.set_approval("m-main", "1.1.0", "Approved")
+        ref = waiting.result(timeout=60)
+    assert ref["version_name"] == "1.1.0" and ref["approval_status"] == "Approved"
     assert emu.request_log.count("pai.GetModel") == before_get + 1
-    assert emu.request_log.count("pai") - before_all >= 4  # polls: 3 or more, and the one GetModel
-    assert link(task, PaiModelVersionLink) == "https://console/cn-hangzhou/ws-pai/m-main/1.1.0"  # while waiting
 
 
 async def test_1_triggers_share_one_get_model(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -370,10 +407,19 @@ def test_6_every_task_that_yields_a_ref_emits_asset_events_subclasses_included(e
     ]
     for op, key in cases:
         ctx = context()
+        ctx["outlet_events"] = accessors = _outlet_event_accessors()  # Airflow's own, as the task runner passes
         value = op.execute(ctx)
-        update = ctx["outlet_events"].__getitem__.return_value.extra.update
-        assert ctx["outlet_events"].__getitem__.call_args.args[0] is asset, op
-        assert update.call_args.args[0] == {key: value}, op
+        assert value, op
+        assert [a.uri for a in accessors] == [asset.uri], op  # one event: the task's asset
+        assert accessors[asset].extra == {key: value}, op
+
+
+def _outlet_event_accessors() -> Any:
+    try:  # Airflow 3: the task SDK's accessors
+        from airflow.sdk.execution_time.context import OutletEventAccessors
+    except ImportError:  # Airflow 2
+        from airflow.utils.context import OutletEventAccessors  # type: ignore[attr-defined,no-redef]
+    return OutletEventAccessors()
 
 
 # -------------------------------------------------------------------------------- 8. one hook per task
@@ -414,9 +460,11 @@ def test_8_one_hook_per_task_closed_when_the_task_ends(emu: Any, monkeypatch: py
         task.execute(context())  # poke mode: many pokes
     assert len(made) == 1 and made[0]._transport is None
     made.clear()
-    with pytest.raises(RegistryInputError):  # a failing task closes its client too
-        PaiGetModelVersionOperator(task_id="g", model_id="m-main", version_name="bad/name").execute(context())
-    assert all(h._transport is None for h in made)
+    before = emu.request_log.count("pai")
+    with pytest.raises(RegistryNotFoundError):  # a task failing after its client sent a request closes it too
+        PaiGetModelVersionOperator(task_id="g", model_id="m-main", version_name="9.9.9").execute(context())
+    assert emu.request_log.count("pai") > before  # the client existed and was used
+    assert len(made) == 1 and made[0]._transport is None
 
 
 def test_8_deferral_and_resume_close_the_client(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,8 +477,13 @@ def test_8_deferral_and_resume_close_the_client(emu: Any, monkeypatch: pytest.Mo
     assert len(made) == 1 and made[0]._transport is None
     ref = PaiGetModelVersionOperator(task_id="g", model_id="m-main", version_name="1.0.0").execute(context())
     made.clear()
-    task.execute_complete(context(), {"status": "success", "version": ref})
-    assert all(h._transport is None for h in made)  # the resume sends no request, and opens no client
+    clients = _spy_hooks(monkeypatch, RegistryTransport)
+    before = emu.request_log.count()
+    resumed = task.execute_complete(context(), {"status": "success", "version": ref})
+    assert resumed == ref
+    # the resume sends no request, and opens no client (it may read the connection for the link's template)
+    assert clients == [] and emu.request_log.count() == before
+    assert all(h._transport is None for h in made)
 
 
 # --------------------------------------------------------------------------------------- 9. signatures
@@ -460,15 +513,26 @@ def test_9_constructors_list_their_parameters_keyword_only_and_typed(cls: Any) -
 
 
 def test_10_pairs_that_mean_the_same_read_the_same(emu: Any) -> None:
+    # Fabric: the list's name filter and the get's version name find the same version; the model id comes first
     hook = FabricModelRegistryHook()
-    assert [v.name for v in hook.list_model_versions("fm-1", workspace_id="ws-1", name_filter="release")] == [
-        "release-2"
-    ]
-    assert hook.get_model_version("fm-1", version_name="release-2").id.endswith("2")
+    listed = hook.list_model_versions("fm-1", workspace_id="ws-1", name_filter="release-2")
+    got = hook.get_model_version("fm-1", workspace_id="ws-1", version_name="release-2")
+    assert [v.id for v in listed] == [got.id] and got.name == "release-2"
+    everything = FabricListModelVersionsOperator(task_id="f", model_id="fm-1", max_results=None).execute(context())
+    assert len(everything) > 1  # the filter did filter
+    by_operator = FabricGetModelVersionOperator(task_id="g", model_id="fm-1", version_name="release-2")
+    assert by_operator.execute(context())["version_id"] == got.id
+    for cls in (FabricModelRegistryHook, PaiModelRegistryHook):
+        assert list(inspect.signature(cls.list_model_versions).parameters)[1] == "model_id", cls
+    # PAI: the hook's label_filter and name_filter read what the operators' parameters of the same name read
     pai = PaiModelRegistryHook()
-    assert len(pai.list_model_versions("m-main", label_filter="risk")) == 3
-    assert {m.model_id for m in pai.list_models(name_filter='"main"', workspace_id="ws-pai")} == {"m-main"}
-    assert FabricModelVersionLink.name.startswith("DataArts Fabric") and PaiModelVersionLink.name.startswith("PAI")
+    by_hook = [v.version_name for v in pai.list_model_versions("m-main", label_filter="risk")]
+    by_op = PaiListModelVersionsOperator(task_id="l", model_id="m-main", label_filter="risk").execute(context())
+    assert by_hook == [r["version_name"] for r in by_op] and len(by_hook) == 3
+    assert pai.list_model_versions("m-main", label_filter="no-such-label") == []
+    models = [m.model_id for m in pai.list_models(name_filter='"main"', workspace_id="ws-pai")]
+    ops = PaiListModelsOperator(task_id="m", name_filter='"main"', workspace_id="ws-pai").execute(context())
+    assert models == [m["model_id"] for m in ops] == ["m-main"]
 
 
 # --------------------------------------------------------------------------------- 11. model operators
