@@ -128,7 +128,11 @@ def test_max_failures_is_validated(bad: Any) -> None:
 
 def test_max_failures_is_keyword_only_with_default_5() -> None:
     assert sensor().max_failures == 5
-    with pytest.raises(TypeError):
+    # positional arguments are refused: a TypeError (keyword-only signature); Airflow 2's operator metaclass refuses
+    # them first with its own AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    with pytest.raises((TypeError, AirflowException)):
         PaiModelVersionApprovedSensor("wait", "m-main")  # type: ignore[misc]
 
 
@@ -142,7 +146,8 @@ def test_poke_mode_tolerates_retryable_failures_then_succeeds(
     assert failed(emu) == 3
     # task logs: structlog on the console on Airflow 3, the logging module on Airflow 2
     printed = capsys.readouterr()
-    text = caplog.text + printed.out + printed.err
+    # Airflow 2 shows each line twice here (caplog and the console handler): look in one of them
+    text = caplog.text if "Poke 1/5" in caplog.text else printed.out + printed.err
     assert re.findall(r"(?i)warning.*(Poke \d/5) for model m-main failed \(retryable\)", text) == [
         "Poke 1/5",
         "Poke 2/5",
