@@ -10,8 +10,20 @@ os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
-os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+# Hypothesis keeps its caches (and, unless the profile says otherwise, its example database) in ./.hypothesis:
+# under the test home instead, so a run writes nothing into the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(_HOME, ".hypothesis"))
 
+# ------------------------------------------------------------------------------------------------- property tests
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Derandomised (the same examples on every run and machine) and without an example database, wherever the suite
+# runs, not only where CI is set; `--hypothesis-profile=NAME` still overrides it (the plugin loads that later).
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
 
 # ------------------------------------------------------------------------------------------------ emulator fixtures
 

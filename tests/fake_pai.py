@@ -21,7 +21,9 @@ class FakePai:
     def __init__(self) -> None:
         self.models: dict[str, list[dict[str, Any]]] = {}
         self.get_override: dict[tuple[str, str], dict[str, Any]] = {}
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str]] = []  # (action, path) of each request answered (or being answered)
+        self.times: list[float] = []  # time.monotonic() of each entry in ``requests``, in the same order
+        self.arrived = 0  # requests received, hung ones included (``requests`` holds them once ``hang`` clears)
         self.lock = threading.Lock()
         self.url = ""
         self.hang = threading.Event()  # set: every request waits until it is cleared (a silent server)
@@ -79,11 +81,15 @@ def fake_pai_server() -> Iterator[FakePai]:
             pass
 
         def do_GET(self) -> None:
+            with fake.lock:
+                fake.arrived += 1
             while fake.hang.is_set():
                 time.sleep(0.05)
             url = urlsplit(self.path)
             action = self.headers.get("x-acs-action", "")
-            fake.requests.append((action, self.path))
+            with fake.lock:
+                fake.requests.append((action, self.path))
+                fake.times.append(time.monotonic())
             authorization = self.headers.get("Authorization", "")
             if fake.accepted_key is not None and f"Credential={fake.accepted_key}," not in authorization:
                 status, body = (
@@ -112,7 +118,8 @@ def fake_pai_server() -> Iterator[FakePai]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll interval: shutdown() waits for it, and every test using the fake stops a server
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield fake
