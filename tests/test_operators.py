@@ -9,9 +9,9 @@ keyword-only constructors; per-task request_attempts / request_timeout.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -232,18 +232,30 @@ def test_1_sensor_polls_cost_no_get_model_after_the_first(emu: Any) -> None:
         task_id="wait", model_id="m-main", version_name="1.1.0", poke_interval=0.05, timeout=120, mode="poke"
     )
     before_get, before_all = emu.request_log.count("pai.GetModel"), emu.request_log.count("pai")
+    seen: dict[str, Any] = {}
 
     def polls() -> int:
         return emu.request_log.count("pai") - before_all - (emu.request_log.count("pai.GetModel") - before_get)
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(task.execute, context())
-        wait_until(lambda: polls() >= 4 or waiting.done(), "4 polls of the waiting sensor")
-        assert not waiting.done(), waiting.exception()  # still waiting: 1.1.0 is Pending
-        assert emu.request_log.count("pai.GetModel") == before_get + 1  # after 4 polls, still the one GetModel
-        assert link(task, PaiModelVersionLink) == "https://console/cn-hangzhou/ws-pai/m-main/1.1.0"  # while waiting
-        emu.store.set_approval("m-main", "1.1.0", "Approved")
-        ref = waiting.result(timeout=60)
+    def approve_after_4_polls() -> None:  # Airflow 2 runs an operator only on the thread that built it
+        try:
+            wait_until(lambda: polls() >= 4, "4 polls of the waiting sensor")
+            seen["get_model"] = emu.request_log.count("pai.GetModel") - before_get
+            seen["link"] = link(task, PaiModelVersionLink)  # while waiting
+        except AssertionError as exc:
+            seen["error"] = exc
+        finally:
+            emu.store.set_approval("m-main", "1.1.0", "Approved")
+
+    approver = threading.Thread(target=approve_after_4_polls)
+    approver.start()
+    try:
+        ref = task.execute(context())
+    finally:
+        approver.join()
+    assert "error" not in seen, seen["error"]
+    assert seen["get_model"] == 1  # after 4 polls, still the one GetModel
+    assert seen["link"] == "https://console/cn-hangzhou/ws-pai/m-main/1.1.0"
     assert ref["version_name"] == "1.1.0" and ref["approval_status"] == "Approved"
     assert emu.request_log.count("pai.GetModel") == before_get + 1
 
@@ -410,7 +422,7 @@ def test_6_every_task_that_yields_a_ref_emits_asset_events_subclasses_included(e
         ctx["outlet_events"] = accessors = _outlet_event_accessors()  # Airflow's own, as the task runner passes
         value = op.execute(ctx)
         assert value, op
-        assert [a.uri for a in accessors] == [asset.uri], op  # one event: the task's asset
+        assert len(accessors) == 1, op  # one event: the task's asset
         assert accessors[asset].extra == {key: value}, op
 
 
