@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_modelreg.approval import ApprovalTarget, parse_created_after
+from airflow_provider_modelreg.approval import ApprovalTarget
 from airflow_provider_modelreg.deploy import eas_service_spec, fabric_service_spec, normalise_oss_uri, service_name
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryServerError
 from airflow_provider_modelreg.hooks.base import acollect_pages, collect_pages
@@ -124,17 +124,6 @@ def test_approval_target_rejects_bad_input(kwargs: dict[str, object], field: str
     assert err.value.field == field
 
 
-def test_parse_created_after() -> None:
-    assert parse_created_after("2024-01-01T00:00:00Z") == T0
-    assert parse_created_after("2024-01-01T08:00:00+08:00") == T0
-    assert parse_created_after(T0) == T0
-    assert parse_created_after(None) is None
-    for bad in ("2024-01-01", "2024-01-01T00:00:00", "yesterday", 5):
-        with pytest.raises(RegistryInputError) as err:
-            parse_created_after(bad)
-        assert err.value.field == "created_after"
-
-
 def test_eas_spec_from_ref() -> None:
     ref = {
         "model_id": "model-demo",
@@ -168,7 +157,8 @@ def test_service_names_are_unique_per_model_and_version() -> None:
     assert len(alike) == 5
     long_id = "m" * 64
     assert len({service_name(long_id, f"1.{i}.0") for i in range(100)}) == 100
-    assert service_name("model-demo", "1.1.0") == service_name("model-demo", "1.1.0")  # stable
+    # stable across processes and releases: a rerun must find the service it deployed (the README shows this name)
+    assert service_name("model-demo-fraud", "1.1.0") == "model_demo_fraud_1_1_0_223057bc58"
     assert all(len(service_name(long_id, v)) <= 63 for v in ("1", "x" * 64))
 
 
