@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import pytest
 from helpers import build_seed, fabric_conn, pai_conn
 
+from airflow_provider_modelreg.approval import ApprovalCheck, ApprovalTarget, Decision, Outcome
+from airflow_provider_modelreg.approval_io import drive, read
 from airflow_provider_modelreg.emulator.store import Store, parse_time
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 
 
 def _undated_seed() -> dict[str, Any]:
@@ -52,12 +56,33 @@ def test_undated_versions_mix_with_dated_ones_in_seed_order() -> None:
 
 
 def test_created_after_an_undated_version_matches(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """created_after against versions the seed gave no time: the gate reads the emulator's times, strictly."""
     emu = make_emulator(seed=_undated_seed())
     pai_conn(monkeypatch, emu.url)
-    versions = PaiModelRegistryHook().list_model_versions("m-main", order="ASC")
-    anchor = next(v for v in versions if v.version_name == "1.0.0")
-    after = [v.version_name for v in versions if v.gmt_create_time > anchor.gmt_create_time]  # type: ignore[operator]
-    assert after == ["1.1.0", "1.2.0"]
+    hook = PaiModelRegistryHook()
+    created = {v.version_name: v.gmt_create_time for v in hook.list_model_versions("m-main")}
+
+    def decide(created_after: datetime | None) -> Decision:
+        check = ApprovalCheck(ApprovalTarget("m-main", created_after=created_after))
+        drive(check, lambda what: read(hook, what))
+        assert check.decision is not None
+        return check.decision
+
+    after_090 = decide(created["0.9.0"])  # 1.0.0, undated too and Approved, was created after 0.9.0
+    assert after_090.outcome is Outcome.APPROVED and after_090.version is not None
+    assert after_090.version.version_name == "1.0.0"
+    assert decide(created["1.0.0"]).outcome is Outcome.WAITING  # strict: not 1.0.0 itself; 1.1.0, 1.2.0 Pending
+    hook.close()
+
+    emu.store.set_approval("m-main", "1.2.0", "Approved")
+    anchor = created["1.0.0"]
+    assert anchor is not None
+    sensor = PaiModelVersionApprovedSensor(  # the time as the ISO string a DAG renders
+        task_id="wait", model_id="m-main", created_after=anchor.isoformat(), poke_interval=0.05, timeout=60
+    )
+    ti = mock.MagicMock()
+    ref = sensor.execute({"ti": ti, "task_instance": ti})  # type: ignore[arg-type]
+    assert ref["version_name"] == "1.2.0" and ref["approval_status"] == "Approved"
 
 
 def test_ties_in_creation_time_follow_seed_order_and_desc_is_the_reverse(
