@@ -7,10 +7,10 @@ import asyncio
 import json
 import random
 import re
-import statistics
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from airflow_provider_modelreg.auth import AcsV3Auth, HuaweiAkSkAuth
+from airflow_provider_modelreg.emulator.store import iso_ms, parse_time
 
 PAI = AcsV3Auth("LTAIemulatorDemoKey01", "emulator-demo-secret-pai")
 FAB = HuaweiAkSkAuth("EMULATORDEMOFABRICAK01", "emulator-demo-secret-fabric", project_id="emulator-demo-project")
@@ -65,11 +66,18 @@ def test_then_schedules_one_change_counted_from_start(make_emulator: Any) -> Non
     emu = make_emulator(seed=seed)
     emu.store.set_approval("m-main", "2.1.0", "Rejected")  # terminal before the change is due: it stays Rejected
     assert emu.store.get_pai_version("m-main", "2.0.0")["ApprovalStatus"] == "Pending"
-    time.sleep(0.5)
     auth = AcsV3Auth("LTAItestKey0001", "test-secret-pai-0001")
-    with httpx.Client(base_url=emu.url) as client:
-        after = client.get("/api/v1/models/m-main/versions/2.0.0", auth=auth).json()
-    assert after["ApprovalStatus"] == "Approved" and after["GmtModifiedTime"] != after["GmtCreateTime"]
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=emu.url) as client:  # poll until the change is served (0.4 s after the start)
+        while (after := client.get("/api/v1/models/m-main/versions/2.0.0", auth=auth).json())["ApprovalStatus"] == (
+            "Pending"
+        ):
+            assert time.monotonic() < deadline, "the scheduled change was never applied"
+            time.sleep(0.02)
+    assert after["ApprovalStatus"] == "Approved"
+    # counted from the start: the change is dated when it was due, not when a request happened to see it
+    due = iso_ms(emu.store.started_wall + timedelta(seconds=0.4))
+    assert after["GmtModifiedTime"] == due != after["GmtCreateTime"]
     assert emu.store.get_pai_version("m-main", "2.1.0")["ApprovalStatus"] == "Rejected"
 
 
@@ -90,16 +98,18 @@ def test_generate_versions_distinct_and_increasing(make_emulator: Any) -> None:
 
 
 def test_iam_token_flow(make_emulator: Any) -> None:
-    emu = make_emulator(token_lifetime=1)
+    emu = make_emulator(token_lifetime=3600)
     with httpx.Client(base_url=emu.url) as client:
         issued = client.post("/v3/auth/tokens", json=IAM_BODY)
         assert issued.status_code == 201 and issued.headers["X-Request-Id"]
         token = issued.headers["X-Subject-Token"]
         expires = issued.json()["token"]["expires_at"]
-        assert expires.endswith("Z") and expires > issued.json()["token"]["issued_at"]
+        assert expires.endswith("Z")
+        lifetime = parse_time(expires) - parse_time(issued.json()["token"]["issued_at"])  # type: ignore[operator]
+        assert lifetime == timedelta(seconds=3600)  # token_lifetime
         assert client.get(FAB_VERSIONS, headers={"X-Auth-Token": token}).json()["total"] == 3
         assert emu.request_log.count("fabric.ListModelVersions", authenticated=True) == 1
-        time.sleep(1.1)
+        emu.store.expire_tokens()  # as if the lifetime had passed
         for headers in ({"X-Auth-Token": token}, {"X-Auth-Token": "MIIforged"}, {}):
             refused = client.get(FAB_VERSIONS, headers=headers)
             assert refused.status_code == 401 and refused.json()["error_code"] == "APIG.1002"
@@ -115,15 +125,6 @@ def test_iam_token_flow(make_emulator: Any) -> None:
         assert client.post("/v3/auth/tokens", content=b"{").status_code == 400
         scope_less = {"auth": {"identity": IAM_BODY["auth"]["identity"]}}
         assert client.post("/v3/auth/tokens", json=scope_less).status_code == 400
-
-
-def test_store_token_expiry_control(make_emulator: Any) -> None:
-    emu = make_emulator()
-    with httpx.Client(base_url=emu.url) as client:
-        token = client.post("/v3/auth/tokens", json=IAM_BODY).headers["X-Subject-Token"]
-        assert client.get(FAB_VERSIONS, headers={"X-Auth-Token": token}).status_code == 200
-        emu.store.expire_tokens()
-        assert client.get(FAB_VERSIONS, headers={"X-Auth-Token": token}).json()["error_code"] == "APIG.1002"
 
 
 # ------------------------------------------------------------------------------------------------ faults
@@ -240,7 +241,7 @@ def test_latency_is_non_blocking(make_emulator: Any) -> None:
             return time.monotonic() - start
 
     elapsed = asyncio.run(eight())
-    assert 0.3 <= elapsed < 0.9, elapsed
+    assert 0.3 <= elapsed < 8 * 0.3 / 2, elapsed  # overlapped: well under the serial 2.4 s
 
 
 # ------------------------------------------------------------------------------------------------ routing, log, store
@@ -381,11 +382,11 @@ def test_cli_reports_bad_seed(tmp_path: Path) -> None:
     assert "$.pai.models[0].Versions[0].VersionName" in done.stderr
 
 
-# ------------------------------------------------------------------------------------------------ cost
+# ------------------------------------------------------------------------------------------------ large pages
 
 
-def test_page_of_100_costs_under_a_millisecond() -> None:
-    """Emulator CPU per 100-version page (handler + serialisation, signature check excluded)."""
+def test_pages_of_100_over_10000_versions() -> None:
+    """The list handlers page a 10,000-version model: full pages, each version once (CPU cost: bench/)."""
     from helpers import build_seed
     from starlette.datastructures import Headers
 
@@ -395,21 +396,19 @@ def test_page_of_100_costs_under_a_millisecond() -> None:
     from airflow_provider_modelreg.emulator.wire import Req
 
     store = Store(build_seed(pai_generated=10_000, fabric_generated=10_000))
-    costs = {"pai": [], "fabric": []}  # type: dict[str, list[float]]
+    seen: dict[str, list[str]] = {"pai": [], "fabric": []}
     for i in range(60):
         query = f"PageNumber={i + 1}&PageSize=100&Order=DESC"
         req = Req("GET", "/api/v1/models/m-big/versions", query, Headers(), b"")
-        start = time.process_time()
-        answer = pai_list(store, req, ["m-big"])
-        costs["pai"].append(time.process_time() - start)
-        assert len(json.loads(answer.body)["Versions"]) == 100
+        body = json.loads(pai_list(store, req, ["m-big"]).body)
+        assert len(body["Versions"]) == 100 and body["TotalCount"] == 10_000
+        seen["pai"] += [v["VersionName"] for v in body["Versions"]]
         req = Req("GET", "/v1/workspaces/ws-1/models/fm-big/versions", f"offset={i * 100}&limit=100", Headers(), b"")
-        start = time.process_time()
-        answer = fabric_list(store, req, ["ws-1", "fm-big"])
-        costs["fabric"].append(time.process_time() - start)
-        assert len(json.loads(answer.body)["versions"]) == 100
-    for vendor, samples in costs.items():
-        assert statistics.median(samples) < 0.001, (vendor, statistics.median(samples))
+        body = json.loads(fabric_list(store, req, ["ws-1", "fm-big"]).body)
+        assert len(body["versions"]) == 100 and body["total"] == 10_000
+        seen["fabric"] += [v["id"] for v in body["versions"]]
+    for vendor, ids in seen.items():
+        assert len(set(ids)) == 6000, vendor
 
 
 def test_emulator_package_import_is_light() -> None:
