@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,10 +26,10 @@ def _pyproject() -> dict[str, object]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-def _tracked_text_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def _tracked_text_files(root: Path = ROOT) -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
     names = [n for n in listed.splitlines() if re.search(r"\.(py|md|toml|txt|json)$|^Makefile$|^\.ci/run$", n)]
-    return [ROOT / n for n in names if (ROOT / n).is_file()]
+    return [root / n for n in names if (root / n).is_file()]
 
 
 # ------------------------------------------------------------------------------------------------ version
@@ -92,9 +93,10 @@ KNOWN_STALE: set[tuple[str, str]] = set()
 _MD_NAME = re.compile(r"(?<![\w/.-])([\w.-]+/)*([A-Za-z][\w.-]*\.md)\b")
 
 
-def _dangling_references(files: list[Path]) -> set[tuple[str, str]]:
-    """(file, name) for every ``NAME.md`` / ``dir/NAME.md`` mentioned whose file is not in the repository."""
-    existing = {p.relative_to(ROOT).as_posix() for p in _tracked_text_files()}
+def _dangling_references(files: list[Path], root: Path = ROOT) -> set[tuple[str, str]]:
+    """(file, name) for every ``NAME.md`` / ``dir/NAME.md`` mentioned whose file is not in the repository at
+    ``root`` (a git work tree); file names relative to ``root``."""
+    existing = {p.relative_to(root).as_posix() for p in _tracked_text_files(root)}
     existing |= {"CHANGELOG.md", "LICENSE"}  # new files count before they are committed
     basenames = {name.rsplit("/", 1)[-1] for name in existing}
     dangling: set[tuple[str, str]] = set()
@@ -106,9 +108,9 @@ def _dangling_references(files: list[Path]) -> set[tuple[str, str]]:
                 continue  # a file a program writes (``OUT / "summary.md"``), not a reference
             ok = full in existing if "/" in full else full in basenames
             if not ok:
-                dangling.add((path.relative_to(ROOT).as_posix(), full))
+                dangling.add((path.relative_to(root).as_posix(), full))
         if "shared/protocol" in text and path.name != Path(__file__).name:
-            dangling.add((path.relative_to(ROOT).as_posix(), "shared/protocol"))
+            dangling.add((path.relative_to(root).as_posix(), "shared/protocol"))
     return dangling
 
 
@@ -123,15 +125,23 @@ def test_no_reference_to_files_outside_the_repository() -> None:
 
 
 def test_reference_check_catches_a_dangling_name(tmp_path: Path) -> None:
-    probe = ROOT / "tests" / "data" / "_probe_reference.md"
-    probe.write_text('see PROTOCOL.md A.2, docs/GONE.md and README.md; writes OUT / "report.md"\n', encoding="utf-8")
-    try:
-        found = _dangling_references([probe])
-    finally:
-        probe.unlink()
-    assert found == {
-        ("tests/data/_probe_reference.md", "PROTOCOL.md"),
-        ("tests/data/_probe_reference.md", "docs/GONE.md"),
+    """The checker on a small repository of its own under tmp_path (the source tree is only read)."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("# r\n", encoding="utf-8")
+    (tmp_path / "docs" / "HERE.md").write_text("# h\n", encoding="utf-8")
+    probe = tmp_path / "tests" / "data" / "probe.md"
+    probe.write_text(
+        'see PROTOCOL.md A.2, docs/GONE.md, docs/HERE.md, HERE.md, README.md and shared/protocol; OUT / "x.md"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # this repository, not a caller's
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True, env=env)
+    assert _dangling_references([probe], root=tmp_path) == {
+        ("tests/data/probe.md", "PROTOCOL.md"),
+        ("tests/data/probe.md", "docs/GONE.md"),
+        ("tests/data/probe.md", "shared/protocol"),
     }
 
 
