@@ -222,9 +222,10 @@ def test_pai_not_found(emu: Any) -> None:
     assert err.data["HostId"] and err.data["Recommend"] and err.data["Message"]
 
 
-def test_pai_update_model_version_terminal_rule(emu: Any) -> None:
+def test_pai_update_model_version_terminal_rule(make_emulator: Any) -> None:
     from alibabacloud_aiworkspace20210204 import models
 
+    emu = make_emulator(seed=sdk_seed())  # its own: the module's emulator is read-only (the other tests read 1.2.0)
     client = ali_client(emu)
     request = models.UpdateModelVersionRequest
     assert client.update_model_version("m-sdk", "1.2.0", request(approval_status="Approved")).body.request_id
