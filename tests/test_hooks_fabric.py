@@ -104,7 +104,7 @@ def test_token_revoked_mid_run_is_refreshed_once(make_emulator: Any, monkeypatch
     assert hook.iam_auth is not None and hook.iam_auth.fetch_count == 1
     emu.store.tokens.clear()  # IAM revoked the token early: the registry answers 401
     assert len(hook.list_model_versions("fm-big", workspace_id="ws-1", page_size=100)) == 300
-    assert hook.iam_auth.fetch_count == 2  # exactly one refresh, although 3 pages went out concurrently
+    assert hook.iam_auth.fetch_count == 2  # page 0 (sent alone) is refused and resent; pages 1-2 use the new token
     assert emu.request_log.count("iam.CreateToken") == 2
 
 

@@ -256,22 +256,25 @@ def test_malformed_pai_answers_are_typed(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "rid"),
     [
-        b"{not json",
-        b'{"total": "many", "versions": []}',
-        b'{"versions": []}',
-        b'{"total": 1, "versions": [{"name": 1}]}',
+        (b"{not json", "hw-req-9"),
+        (b'{"total": "many", "versions": []}', "hw-req-9"),
+        (b'{"versions": []}', "hw-req-9"),
+        (b'{"total": 1, "versions": [{"name": 1}]}', "hw-req-9"),
+        (b"{not json", "hw-req-9\x1b[2J\x07\x7f"),  # a hostile request id: terminal escapes, a bell, DEL
     ],
 )
-def test_malformed_fabric_answers_carry_the_request_id(monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+def test_malformed_fabric_answers_carry_the_request_id(monkeypatch: pytest.MonkeyPatch, body: bytes, rid: str) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body, headers={"X-Request-Id": "hw-req-9"})
+        return httpx.Response(200, content=body, headers={"X-Request-Id": rid})
 
     fabric_conn(monkeypatch, "http://127.0.0.1:9")
     hook = FabricModelRegistryHook(transport=httpx.MockTransport(answer))
     with pytest.raises(RegistryResponseError) as err:
         hook.list_model_versions_page("fm-1", workspace_id="ws-1")
-    assert err.value.request_id == "hw-req-9"
+    assert err.value.request_id is not None and err.value.request_id.startswith("hw-req-9")
+    if rid == "hw-req-9":
+        assert err.value.request_id == rid
     text = str(err.value)  # one line, no control characters: safe in a log line or an XCom
     assert "\n" not in text and not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text), repr(text)
