@@ -23,13 +23,15 @@ class FakePai:
         self.get_override: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []  # (action, path) of each request answered (or being answered)
         self.times: list[float] = []  # time.monotonic() of each entry in ``requests``, in the same order
+        self.statuses: list[int] = []  # the HTTP status of each answer sent, in the order sent
         self.arrived = 0  # requests received, hung ones included (``requests`` holds them once ``hang`` clears)
         self.lock = threading.Lock()
         self.url = ""
         self.hang = threading.Event()  # set: every request waits until it is cleared (a silent server)
         self.accepted_key: str | None = None  # set: other AccessKey IDs are refused (a rotated credential)
         self.fail_with: tuple[int, str] | None = None  # set: every request gets this (status, code)
-        self.throttled: set[str] = set()  # models whose reads answer 429 Throttling with Retry-After: 1
+        self.throttled: set[str] = set()  # models whose reads answer 429 Throttling with Retry-After
+        self.retry_after = 1  # seconds, sent with each 429
         self.workspaces: dict[str, str] = {}  # model -> WorkspaceId answered by GetModel (default "ws-fake")
         self.fail_next: dict[str, int] = {}  # action -> how many of its next requests answer 503 ServiceUnavailable
 
@@ -105,12 +107,14 @@ def fake_pai_server() -> Iterator[FakePai]:
                 status, body = fake.fail_with[0], {"Code": fake.fail_with[1], "Message": "injected"}
             else:
                 status, body = fake.answer(action, url.path, parse_qs(url.query))
+            with fake.lock:
+                fake.statuses.append(status)
             body.setdefault("RequestId", f"req-{len(fake.requests)}")
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             if status == 429:
-                self.send_header("Retry-After", "1")
+                self.send_header("Retry-After", str(fake.retry_after))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
