@@ -98,3 +98,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if not any(applies(spec) for spec in specs):
                 wanted = " or ".join(spec if spec.startswith("<") else f">= {spec}" for spec in specs)
                 item.add_marker(pytest.mark.skip(reason=f"needs Airflow {wanted}: {mark.kwargs['reason']}"))
+
+
+# ------------------------------------------------------------------------------------------------ secrets masker
+
+
+def _secrets_masker() -> Any:
+    """Airflow's process-wide secrets masker (its home differs by version), or None."""
+    import importlib
+
+    for module in (
+        "airflow.sdk._shared.secrets_masker",
+        "airflow.sdk.execution_time.secrets_masker",
+        "airflow.utils.log.secrets_masker",
+    ):
+        try:
+            found = importlib.import_module(module)._secrets_masker()
+        except (ImportError, AttributeError):
+            continue
+        if hasattr(found, "patterns") and hasattr(found, "replacer"):
+            return found
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_secrets_masker() -> Iterator[None]:
+    """Secrets a test registers are forgotten after it. The masker is process-wide, and Airflow 2 masks secrets of
+    any length: one test's one-letter fake password would otherwise turn every later message's "s" into "***"."""
+    masker = _secrets_masker()
+    if masker is None:
+        yield
+        return
+    patterns, replacer = set(masker.patterns), masker.replacer
+    yield
+    masker.patterns, masker.replacer = patterns, replacer

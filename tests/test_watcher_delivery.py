@@ -18,7 +18,7 @@ from test_gate_watcher_hub import FakeAccessor, FakeStore, v
 from airflow_provider_modelreg._compat import HAS_SHARED_STREAMS
 from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger, PaiModelVersionApprovalTrigger
 
-pytestmark = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
+watchers = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 shared_streams = pytest.mark.skipif(not HAS_SHARED_STREAMS, reason="shared streams in ack mode exist from Airflow 3.3")
 
 
@@ -76,6 +76,7 @@ class Standalone:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+@watchers
 async def test_two_models_on_one_asset_each_keep_their_own_state_across_a_restart(fake: FakePai) -> None:
     store = FakeStore("prod")
     accessor = store._by_name["prod"]
@@ -96,6 +97,7 @@ async def test_two_models_on_one_asset_each_keep_their_own_state_across_a_restar
     assert (a.events, b.events) == (["m-a:2.0.0"], ["m-b:2.0.0"])  # each once, none lost, none repeated
 
 
+@watchers
 async def test_one_model_through_two_connections_on_one_asset(fake: FakePai) -> None:
     store = FakeStore("prod")
     accessor = store._by_name["prod"]
@@ -112,6 +114,7 @@ async def test_one_model_through_two_connections_on_one_asset(fake: FakePai) -> 
     assert first.events == second.events == ["m-a:2.0.0"]
 
 
+@watchers
 async def test_a_late_approval_of_an_older_version_is_logged_not_announced(
     fake: FakePai, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -167,6 +170,7 @@ class AckRun:
         await self.manager.stop_all()
 
 
+@watchers
 @shared_streams
 async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_a_restart(fake: FakePai) -> None:
     store = FakeStore("prod")
@@ -189,6 +193,7 @@ async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_
     assert third.events == [] and third.failure is None  # confirmed: never again
 
 
+@watchers
 @shared_streams
 async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) -> None:
     from airflow.triggers.shared_stream import SharedStreamManager
@@ -278,6 +283,7 @@ async def test_a_bad_stored_kwarg_is_an_error_event_never_a_constructor_error(
     assert fake.count() == 0  # before any request
 
 
+@watchers
 async def test_a_watcher_with_a_bad_stored_kwarg_logs_and_never_raises(
     fake: FakePai, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -339,9 +339,10 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Airflow's resume (its ``soft_fail`` handling included), plus the deprecated ``skip_on_timeout`` on the
-        backstop: Airflow ends a deferral the triggerer did not answer in time with a timeout of its own
-        (``AirflowSensorTimeout`` on Airflow 3, ``TaskDeferralError("Trigger/execution timeout")`` on 2.x)."""
+        """Airflow's resume (its ``soft_fail`` handling included), plus ``soft_fail`` and the deprecated
+        ``skip_on_timeout`` on the backstop: Airflow ends a deferral the triggerer did not answer in time with a
+        timeout of its own (``AirflowSensorTimeout`` on Airflow 3, ``TaskDeferralError("Trigger/execution
+        timeout")`` on 2.x), and Airflow 3.0's sensor re-raises that one without looking at ``soft_fail``."""
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException:
@@ -351,7 +352,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             backstop = next_method == "__fail__" and (
                 error in _BACKSTOP_ERRORS or isinstance(exc, AirflowSensorTimeout)
             )
-            if self.skip_on_timeout and backstop:
+            if (self.skip_on_timeout or self.soft_fail) and backstop:
                 raise AirflowSkipException(f"Nothing approved in time: the deferral timed out ({error})") from exc
             raise
 
