@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +18,14 @@ import pytest
 from fake_pai import FakePai, fake_pai_server
 from helpers import pai_conn
 
+from airflow_provider_modelreg import errors
+from airflow_provider_modelreg.errors import ModelRegistryError, RegistryResponseError
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
 
 MODEL = "m-gate"
 MODES = ("poke", "reschedule", "deferrable", "trigger")
-#: Cases reproduced on the code before issue 10 was fixed (see the history of this file).
-ISSUE_10: Any = ()  # was: pytest.mark.xfail(strict=True) on FAILED_BEFORE, before the fix
+SENSOR_MODES = ("poke", "reschedule", "deferrable")
 
 
 def v(name: str, status: str | None = "Pending", day: int = 1, second: int = 0, **extra: Any) -> dict[str, Any]:
@@ -70,6 +72,12 @@ CASES = [
     # -- behaviour kept from before
     Case("named-approved", {"version_name": "1.0.0"}, ("approved", "1.0.0")),
     Case("named-rejected", {"version_name": "0.9.0"}, ("rejected", "0.9.0")),
+    Case(
+        "named-rejected-on-rejected-skip",
+        {"version_name": "0.9.0", "on_rejected": "skip"},
+        ("rejected", "0.9.0"),
+        modes=SENSOR_MODES,  # a sensor argument: the trigger reports "rejected" either way
+    ),
     Case("named-pending-waits", {"version_name": "1.1.0"}, ("waiting",)),
     Case("named-missing-waits", {"version_name": "7.0.0"}, ("waiting",)),
     Case("named-missing-in-a-big-model-waits", {"version_name": "7.0.0"}, ("waiting",), versions=BASE + many(150)),
@@ -222,61 +230,6 @@ CASES = [
         get_override={"1.0.0": v("6.6.6", "Approved", 3)},
     ),
 ]
-# Case x mode pairs that failed on main before the fix (measured); the others already held.
-FAILED_BEFORE = frozenset(
-    """
-    1-after-version-None-text-deferrable
-    1-after-version-None-text-poke
-    1-after-version-None-text-reschedule
-    1-after-version-empty-deferrable
-    1-after-version-empty-poke
-    1-after-version-empty-reschedule
-    1-created-after-empty-deferrable
-    1-created-after-empty-poke
-    1-created-after-empty-reschedule
-    1-version-name-None-text-deferrable
-    1-version-name-None-text-poke
-    1-version-name-None-text-reschedule
-    1-version-name-empty-deferrable
-    1-version-name-empty-poke
-    1-version-name-empty-reschedule
-    1-version-name-native-none-deferrable
-    1-version-name-native-none-poke
-    1-version-name-native-none-reschedule
-    1-version-name-native-zero-deferrable
-    1-version-name-native-zero-poke
-    1-version-name-native-zero-reschedule
-    2-anchor-without-creation-time-deferrable
-    2-anchor-without-creation-time-poke
-    2-anchor-without-creation-time-reschedule
-    2-anchor-without-creation-time-trigger
-    3-get-answers-another-version-deferrable
-    3-get-answers-another-version-poke
-    3-get-answers-another-version-reschedule
-    3-get-answers-another-version-trigger
-    3-named-approved-without-uri-deferrable
-    3-named-approved-without-uri-poke
-    3-named-approved-without-uri-reschedule
-    3-named-approved-without-uri-trigger
-    3-named-missing-status-deferrable
-    3-named-missing-status-poke
-    3-named-missing-status-reschedule
-    3-named-missing-status-trigger
-    3-named-unknown-status-deferrable
-    3-named-unknown-status-poke
-    3-named-unknown-status-reschedule
-    3-named-unknown-status-trigger
-    3-next-approved-without-uri-deferrable
-    3-next-approved-without-uri-poke
-    3-next-approved-without-uri-reschedule
-    3-next-approved-without-uri-trigger
-    next-ties-in-creation-time-by-name-deferrable
-    next-ties-in-creation-time-by-name-poke
-    next-ties-in-creation-time-by-name-reschedule
-    next-ties-in-creation-time-by-name-trigger
-    """.split()
-)
-
 
 #: the mocked task instance answers the first reschedule date (ti.get_first_reschedule_date, Airflow 3); Airflow 2's
 #: sensor reads it from the metadata DB's task_reschedule table instead, which these DB-less unit tests do not have
@@ -292,24 +245,26 @@ def context(first_reschedule_date: Any = None) -> dict[str, Any]:
     return {"ti": ti, "task_instance": ti}
 
 
-def outcome_of(exc: BaseException) -> tuple[str, ...]:
-    name = type(exc).__name__
-    text = str(exc)
-    if name in ("AirflowSensorTimeout", "AirflowRescheduleException"):
-        return ("waiting",)
-    if name in ("AirflowFailException", "AirflowSkipException") and "Rejected" in text:
-        return ("rejected", text.split(" version ")[1].split(" ")[0])
-    return ("error", f"{name}: {text}")
-
-
 def budget(case: Case) -> float:
     """How long a trigger may wait: short where the case waits, generous where one poll decides (a loaded CI
     machine must not turn a decision into a timeout)."""
     return 0.6 if case.expect == ("waiting",) else 15.0
 
 
-def run_sensor(mode: str, case: Case) -> tuple[str, ...]:
-    from airflow.providers.common.compat.sdk import TaskDeferred
+@dataclass
+class Run:
+    """What a sensor run gave: the ref it returned or the exception it raised, and whether it deferred (then the
+    trigger's event)."""
+
+    ref: dict[str, Any] | None = None
+    exc: BaseException | None = None
+    deferred: bool = False
+    event: dict[str, Any] | None = None
+
+
+def run_sensor(mode: str, case: Case) -> Run:
+    from airflow.exceptions import AirflowRescheduleException
+    from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
     task = PaiModelVersionApprovedSensor(
         task_id="wait",
@@ -322,18 +277,44 @@ def run_sensor(mode: str, case: Case) -> tuple[str, ...]:
     )
     for name, value in case.rendered.items():
         setattr(task, name, value)
-    try:
+    run = Run()
+    try:  # only what a task may end with: anything else (a crash) fails the test with its own traceback
         try:
-            ref = task.execute(context())
+            run.ref = task.execute(context())
         except TaskDeferred as deferred:
+            run.deferred = True
             _, kwargs = deferred.trigger.serialize()
             kwargs = json.loads(json.dumps(kwargs))  # as the triggerer stores and rebuilds it
             kwargs["end_time"] = time.time() + budget(case)
-            event = asyncio.run(_first_event(PaiModelVersionApprovalTrigger(**kwargs)))
-            ref = task.execute_complete(context(), event)
-    except Exception as exc:
-        return outcome_of(exc)
-    return ("approved", ref["version_name"])
+            run.event = asyncio.run(_first_event(PaiModelVersionApprovalTrigger(**kwargs)))
+            run.ref = task.execute_complete(context(), run.event)
+    except (AirflowException, AirflowRescheduleException) as exc:
+        run.exc = exc
+    return run
+
+
+def check_sensor_run(mode: str, case: Case, run: Run) -> None:
+    from airflow.exceptions import AirflowRescheduleException
+    from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+
+    kind = case.expect[0]
+    if mode == "deferrable":  # the worker checks once before deferring: only a wait reaches the triggerer
+        assert run.deferred == (kind == "waiting"), run
+    if kind == "approved":
+        assert run.exc is None and run.ref is not None, run
+        assert run.ref["version_name"] == case.expect[1], run.ref
+    elif kind == "rejected":
+        rejected = AirflowSkipException if case.args.get("on_rejected") == "skip" else AirflowFailException
+        assert type(run.exc) is rejected, run  # terminal: no retry (AirflowFailException), or skipped
+        assert f"version {case.expect[1]} was Rejected" in str(run.exc), run
+    elif kind == "waiting":
+        timed_out = {"poke": AirflowSensorTimeout, "reschedule": AirflowRescheduleException}
+        assert type(run.exc) is timed_out.get(mode, AirflowSensorTimeout), run
+        if mode == "deferrable":
+            assert run.event is not None and run.event["status"] == "timeout", run.event
+    else:  # a typed error of ours, naming what is wrong
+        assert isinstance(run.exc, ModelRegistryError), run
+        assert case.expect[1] in str(run.exc), run
 
 
 async def _first_event(trigger: Any) -> dict[str, Any]:
@@ -341,20 +322,24 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
     return event.payload  # type: ignore[no-any-return]
 
 
-def run_trigger(case: Case) -> tuple[str, ...]:
+def run_trigger(case: Case) -> dict[str, Any]:
     args = {**case.args, **case.rendered}
     trigger = PaiModelVersionApprovalTrigger(
         pai_conn_id="pai_default", model_id=MODEL, poke_interval=0.05, end_time=time.time() + budget(case), **args
     )
-    event = asyncio.run(_first_event(trigger))
-    status = event["status"]
-    if status == "success":
-        return ("approved", event["version"]["version_name"])
-    if status == "rejected":
-        return ("rejected", event["version"]["version_name"])
-    if status == "timeout":
-        return ("waiting",)
-    return ("error", f"{event['error_type']}: {event['message']}")
+    return asyncio.run(_first_event(trigger))
+
+
+def check_trigger_event(case: Case, event: dict[str, Any]) -> None:
+    kind = case.expect[0]
+    status = {"approved": "success", "rejected": "rejected", "waiting": "timeout", "error": "error"}[kind]
+    assert event["status"] == status, event
+    if kind in ("approved", "rejected"):
+        assert event["version"]["version_name"] == case.expect[1], event
+    elif kind == "error":  # a typed error of ours, by name
+        error_type = getattr(errors, event["error_type"], None)
+        assert isinstance(error_type, type) and issubclass(error_type, ModelRegistryError), event
+        assert case.expect[1] in event["message"], event
 
 
 @pytest.fixture
@@ -370,9 +355,7 @@ def _params() -> list[Any]:
         for mode in case.modes:
             if mode == "trigger" and case.rendered:
                 continue  # triggers are not templated: their kwargs come from the validated sensor
-            marks = ISSUE_10 if f"{case.id}-{mode}" in FAILED_BEFORE else ()
-            if mode == "reschedule":
-                marks = (*marks, RESCHEDULE_WITHOUT_DB)
+            marks = (RESCHEDULE_WITHOUT_DB,) if mode == "reschedule" else ()
             out.append(pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks))
     return out
 
@@ -381,12 +364,10 @@ def _params() -> list[Any]:
 def test_gate_case(fake: FakePai, case: Case, mode: str) -> None:
     fake.models[MODEL] = [dict(x) for x in case.versions]
     fake.get_override = {(MODEL, name): body for name, body in case.get_override.items()}
-    got = run_trigger(case) if mode == "trigger" else run_sensor(mode, case)
-    if case.expect[0] == "error":
-        assert got[0] == "error" and case.expect[1] in got[1], got
-        assert "Registry" in got[1], got  # a typed error of ours, by name
+    if mode == "trigger":
+        check_trigger_event(case, run_trigger(case))
     else:
-        assert got == case.expect
+        check_sensor_run(mode, case, run_sensor(mode, case))
     if case.no_requests:
         assert fake.count() == 0, fake.requests
 
@@ -417,27 +398,72 @@ def test_1_list_filters_that_render_empty_are_errors(fake: FakePai, field: str, 
     assert fake.count() == 0
 
 
-def test_skip_on_timeout_skips_only_when_nothing_was_approved(fake: FakePai) -> None:
+def run_to_the_end(task: PaiModelVersionApprovedSensor, fake: FakePai, approve: str | None = None) -> Any:
+    """Execute the sensor; if it defers, run its trigger as the triggerer rebuilds it (the end time the sensor gave
+    it included) and resume with the event. ``approve``: a version to approve once the wait has polled twice
+    and seen nothing (in poke mode from a thread, the sensor blocks; deferrable: in the triggerer)."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    def polled_twice(start: int) -> bool:
+        return fake.count("ListModelVersions") >= start + 2
+
+    approver: threading.Thread | None = None
+    if approve is not None and not task.deferrable:
+
+        def approve_later(start: int) -> None:
+            deadline = time.monotonic() + 15
+            while not polled_twice(start) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            fake.set_status(MODEL, approve, "Approved")
+
+        approver = threading.Thread(target=approve_later, args=(fake.count("ListModelVersions"),), daemon=True)
+        approver.start()
+    try:
+        return task.execute(context())
+    except TaskDeferred as deferred:
+        _, kwargs = deferred.trigger.serialize()
+        trigger = PaiModelVersionApprovalTrigger(**json.loads(json.dumps(kwargs)))
+
+        async def trigger_run() -> dict[str, Any]:
+            if approve is None:
+                return await _first_event(trigger)
+            event = asyncio.ensure_future(_first_event(trigger))
+            start = fake.count("ListModelVersions")
+            while not polled_twice(start):
+                assert not event.done() and time.monotonic() < deadline, "the trigger did not poll twice"
+                await asyncio.sleep(0.01)
+            fake.set_status(MODEL, approve, "Approved")
+            return await event
+
+        deadline = time.monotonic() + 15
+        return task.execute_complete(context(), asyncio.run(trigger_run()))
+    finally:
+        if approver is not None:
+            approver.join(15)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_skip_on_timeout_skips_only_when_nothing_was_approved(fake: FakePai, deferrable: bool) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
     from airflow.providers.common.compat.sdk import AirflowSkipException
 
-    fake.models[MODEL] = list(BASE)
-    for deferrable in (False, True):
-        task = PaiModelVersionApprovedSensor(
-            task_id="wait",
-            model_id=MODEL,
-            after_version="1.0.0",
-            poke_interval=0.05,
-            timeout=0.3,
-            skip_on_timeout=True,
-            deferrable=deferrable,
-        )
-        with pytest.raises(AirflowSkipException, match="Nothing approved"):
-            if deferrable:
-                task.execute_complete(context(), {"status": "timeout", "message": "late"})
-            else:
-                task.execute(context())
+    def gate(timeout: float) -> PaiModelVersionApprovedSensor:
+        with pytest.warns(AirflowProviderDeprecationWarning, match="skip_on_timeout is deprecated"):
+            return PaiModelVersionApprovedSensor(
+                task_id="wait",
+                model_id=MODEL,
+                after_version="1.0.0",
+                poke_interval=0.05,
+                timeout=timeout,
+                skip_on_timeout=True,
+                deferrable=deferrable,
+            )
+
+    fake.models[MODEL] = [dict(x) for x in BASE]
+    with pytest.raises(AirflowSkipException, match="Nothing approved"):  # nothing newer than 1.0.0 approved in time
+        run_to_the_end(gate(0.3), fake)
+    ref = run_to_the_end(gate(30), fake, approve="1.1.0")  # approved while it waits: a ref, not a skip
+    assert ref["version_name"] == "1.1.0" and ref["approval_status"] == "Approved", ref
     fake.get_override = {(MODEL, "1.0.0"): {"VersionName": "1.0.0", "ApprovalStatus": "Approved"}}
-    with pytest.raises(Exception, match="GmtCreateTime"):  # errors still fail
-        PaiModelVersionApprovedSensor(
-            task_id="wait", model_id=MODEL, after_version="1.0.0", timeout=0.3, skip_on_timeout=True
-        ).execute(context())
+    with pytest.raises(RegistryResponseError, match="GmtCreateTime"):  # an error is not a timeout: it fails
+        run_to_the_end(gate(0.3), fake)
