@@ -428,14 +428,13 @@ def run_to_the_end(task: PaiModelVersionApprovedSensor, fake: FakePai, approve: 
             if approve is None:
                 return await _first_event(trigger)
             event = asyncio.ensure_future(_first_event(trigger))
-            start = fake.count("ListModelVersions")
+            start, deadline = fake.count("ListModelVersions"), time.monotonic() + 15
             while not polled_twice(start):
                 assert not event.done() and time.monotonic() < deadline, "the trigger did not poll twice"
                 await asyncio.sleep(0.01)
             fake.set_status(MODEL, approve, "Approved")
             return await event
 
-        deadline = time.monotonic() + 15
         return task.execute_complete(context(), asyncio.run(trigger_run()))
     finally:
         if approver is not None:

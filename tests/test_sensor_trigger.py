@@ -215,7 +215,15 @@ async def test_one_cancelled_trigger_does_not_break_the_others(emu: Any) -> None
 
     keep = [asyncio.ensure_future(wait("2.0.0")) for _ in range(5)]
     doomed = [asyncio.ensure_future(wait("1.1.0")) for _ in range(5)]
-    await asyncio.sleep(0.3)
+
+    def all_polling() -> bool:  # all 10 on the hub, and a shared read answered: they are mid-wait
+        hub = next(iter(triggers_pai._HUBS.values()), None)
+        return hub is not None and hub.users == 10 and any(e.task is None for e in hub.entries.values())
+
+    deadline = time.monotonic() + 10
+    while not all_polling():
+        assert time.monotonic() < deadline, "10 waits polling"
+        await asyncio.sleep(0.01)
     for task in doomed:
         task.cancel()
     events = await asyncio.gather(*keep)
