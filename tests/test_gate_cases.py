@@ -248,7 +248,7 @@ def context(first_reschedule_date: Any = None) -> dict[str, Any]:
 def budget(case: Case) -> float:
     """How long a trigger may wait: short where the case waits, generous where one poll decides (a loaded CI
     machine must not turn a decision into a timeout)."""
-    return 0.6 if case.expect == ("waiting",) else 15.0
+    return 0.25 if case.expect == ("waiting",) else 15.0
 
 
 @dataclass
@@ -270,7 +270,7 @@ def run_sensor(mode: str, case: Case) -> Run:
         task_id="wait",
         model_id=MODEL,
         poke_interval=0.05,
-        timeout=0.6,
+        timeout=budget(case),
         mode="reschedule" if mode == "reschedule" else "poke",
         deferrable=mode == "deferrable",
         **case.args,
