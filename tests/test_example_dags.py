@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,6 @@ from airflow_provider_modelreg.deploy import service_name
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-#: everything the `airflow dags test` runs of this module printed (task logs go to the console there)
-OUTPUTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,47 @@ def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = No
         proc.wait()
     finally:
         timer.cancel()
-    OUTPUTS.append("".join(lines))
-    return OUTPUTS[-1]
+    return "".join(lines)
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline: float = 120.0) -> None:
+    """Wait for an event (the emulator's request log advancing), with a generous deadline."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def runs(env: dict[str, str], demo_emulator: Any) -> dict[str, str]:
+    """Runs the example DAGs once for the module and returns what each run printed (task logs go to the console
+    under `airflow dags test`). The tests read these outputs and what the runs left (DB, specs), so each test passes
+    alone or in any order."""
+    out: dict[str, str] = {}
+
+    # (a) approve 1.1.0 only once the deferred sensor's trigger has polled and seen it Pending, as a reviewer
+    # would, some time later
+    def approve_after_the_triggers_first_poll(before: int) -> None:
+        try:
+            wait_until(lambda: demo_emulator.request_log.count("pai.ListModelVersions") > before, "a trigger poll")
+            out["a: approved"] = "after a trigger poll"
+        except AssertionError as exc:
+            out["a: approved"] = str(exc)
+        finally:  # either way, so that the run ends
+            demo_emulator.store.set_approval("model-demo-fraud", "1.1.0", "Approved")
+
+    def on_line(line: str) -> None:
+        if "Deferring: the triggerer waits" in line:
+            before = demo_emulator.request_log.count("pai.ListModelVersions")
+            threading.Thread(target=approve_after_the_triggers_first_poll, args=(before,), daemon=True).start()
+
+    out["a"] = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"}, on_line=on_line)
+    demo_emulator.store.set_approval("model-demo-fraud", "1.2.0-rc1", "Rejected")
+    out["named approved"] = dags_test(env, "pai_deploy_named_version", {"version_name": "1.0.0"})
+    out["named rejected"] = dags_test(env, "pai_deploy_named_version", {"version_name": "1.2.0-rc1"})
+    out["b"] = dags_test(env, "fabric_deploy_versions")
+    return out
 
 
 def error_lines(out: str) -> list[str]:
@@ -124,14 +163,10 @@ def spec(env: dict[str, str], name: str) -> dict[str, Any]:
     return json.loads((Path(env["MODELREG_DEPLOY_DIR"]) / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
-def test_a_next_approved_version_is_deployed(env: dict[str, str], demo_emulator: Any) -> None:
-    # approve 1.1.0 only once the sensor has checked and deferred, as a reviewer would, some time later
-    def on_line(line: str) -> None:
-        if "Deferring: the triggerer waits" in line:
-            threading.Timer(1, demo_emulator.store.set_approval, ("model-demo-fraud", "1.1.0", "Approved")).start()
-
-    out = dags_test(env, "pai_deploy_next_approved", {"after_version": "1.0.0"}, on_line=on_line)
+def test_a_next_approved_version_is_deployed(env: dict[str, str], runs: dict[str, str]) -> None:
+    out = runs["a"]
     assert "Deferring" in out, out[-3000:]
+    assert runs["a: approved"] == "after a trigger poll"  # the trigger saw 1.1.0 Pending, then Approved
     assert "Spec written for model-demo-fraud 1.1.0" in out, out[-3000:]
     written = spec(env, service_name("model-demo-fraud", "1.1.0"))
     assert written["model_path"] == "oss://demo-models/fraud/1.1.0/"
@@ -149,24 +184,23 @@ def test_a_next_approved_version_is_deployed(env: dict[str, str], demo_emulator:
 
 
 @LINKS_AS_XCOM
-def test_a_the_deferring_sensor_stores_its_link(env: dict[str, str]) -> None:
-    """issue 12 (5): after test_a's run, the sensor's declared link is stored (the model's workspace)."""
+def test_a_the_deferring_sensor_stores_its_link(env: dict[str, str], runs: dict[str, str]) -> None:
+    """issue 12 (5): after run (a), the sensor's declared link is stored (the model's workspace)."""
     links = stored_links(env, "pai_deploy_next_approved")
     url = links[("wait_for_approval", "_link_PaiModelVersionLink")]
     assert "workspaceId=ws-demo" in url and "modelId=model-demo-fraud" in url and "versionName=1.1.0" in url
 
 
-def test_named_version_and_rejected(env: dict[str, str], demo_emulator: Any) -> None:
-    demo_emulator.store.set_approval("model-demo-fraud", "1.2.0-rc1", "Rejected")
-    out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.0.0"})
+def test_named_version_and_rejected(runs: dict[str, str]) -> None:
+    out = runs["named approved"]
     assert "Spec written for model-demo-fraud 1.0.0" in out, out[-3000:]
-    out = dags_test(env, "pai_deploy_named_version", {"version_name": "1.2.0-rc1"})
+    out = runs["named rejected"]
     assert "Rejected (terminal in PAI)" in out, out[-3000:]
     assert "Spec written" not in out
 
 
-def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str]) -> None:
-    out = dags_test(env, "fabric_deploy_versions")
+def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str], runs: dict[str, str]) -> None:
+    out = runs["b"]
     assert "Newest version: 1.0.0" in out, out[-3000:]
     for name in ("v1", "v2", "1.0.0"):
         written = spec(env, "staging/" + service_name("fabric-model-demo", name, "svc_"))
@@ -179,8 +213,8 @@ def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str]) -> None:
 
 
 @LINKS_AS_XCOM
-def test_b_the_list_task_stores_its_link(env: dict[str, str]) -> None:
-    """issue 12 (5): after test_b's run, the list task's declared link is stored (the first, i.e. newest, version)."""
+def test_b_the_list_task_stores_its_link(env: dict[str, str], runs: dict[str, str]) -> None:
+    """issue 12 (5): after run (b), the list task's declared link is stored (the first, i.e. newest, version)."""
     url = stored_links(env, "fabric_deploy_versions")[("list_versions", "_link_FabricModelVersionLink")]
     assert "/workspace/ws-demo/models/fabric-model-demo/versions/" in url
 
@@ -220,20 +254,32 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
         async def aset(self, key: str, value: Any) -> None:
             self.data[key] = value
 
+    async def polls_after(what: str, waiting: asyncio.Future[Any], condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, then until the watcher has listed versions twice more; stop early when
+        ``waiting`` (the next event) is done: the watcher announced something."""
+        end = time.monotonic() + 30
+        while not (condition() or waiting.done()):
+            assert time.monotonic() < end, f"timed out waiting for {what}"
+            await asyncio.sleep(0.01)
+        before = emu.request_log.count("pai.ListModelVersions")
+        while emu.request_log.count("pai.ListModelVersions") < before + 2 and not waiting.done():
+            assert time.monotonic() < end, f"timed out waiting for 2 polls after {what}"
+            await asyncio.sleep(0.01)
+
     store = Store()
     trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
     trigger.asset_state_store = store  # type: ignore[assignment]
     events = trigger.run()
     first = asyncio.ensure_future(anext(events))
-    await asyncio.sleep(0.4)
+    await polls_after("the baseline", first, lambda: bool(store.data))
     assert not first.done()  # 1.0.0 was approved before the watcher started: it is the baseline, not announced
     (state,) = [value for key, value in store.data.items() if key.startswith("modelreg_pai_watch:m-main:")]
     assert state["newest"][1] == "1.0.0" and state["identity"]["model_id"] == "m-main"  # the start point
     PaiModelRegistryHook().update_model_version("m-main", "1.1.0", approval_status="Approved")
-    event = await asyncio.wait_for(first, 5)
+    event = await asyncio.wait_for(first, 30)
     assert event.payload["version"]["version_name"] == "1.1.0"
     second = asyncio.ensure_future(anext(events))
-    await asyncio.sleep(0.4)
+    await polls_after("the announcement", second, lambda: True)
     assert not second.done()  # announced once
     second.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -245,7 +291,7 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     restarted = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
     restarted.asset_state_store = store  # type: ignore[assignment]
     again = restarted.run()
-    event = await asyncio.wait_for(anext(again), 5)
+    event = await asyncio.wait_for(anext(again), 30)
     assert event.payload["version"]["version_name"] == "3.0.0"
     await again.aclose()
 
@@ -256,7 +302,7 @@ def _airflow_masking_request(text: str) -> bool:
     return "msg=MaskSecret(" in text
 
 
-def test_no_secret_in_logs_xcom_or_rendered_fields(env: dict[str, str]) -> None:
+def test_no_secret_in_logs_xcom_or_rendered_fields(env: dict[str, str], runs: dict[str, str]) -> None:
     """After the example DAGs ran: scan task logs, XCom values and rendered template fields for secrets."""
     import sqlite3
 
@@ -272,8 +318,9 @@ def test_no_secret_in_logs_xcom_or_rendered_fields(env: dict[str, str]) -> None:
     xcoms = [str(row[0]) for row in db.execute("SELECT value FROM xcom")]
     rendered = [str(row[0]) for row in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
     db.close()
-    assert len(OUTPUTS) >= 4 and len(xcoms) >= 5 and len(rendered) >= 5, (len(OUTPUTS), len(xcoms), len(rendered))
-    texts = [p.read_text(errors="replace") for p in log_files] + OUTPUTS + xcoms + rendered
+    outputs = [runs[name] for name in ("a", "named approved", "named rejected", "b")]
+    assert len(xcoms) >= 5 and len(rendered) >= 5, (len(xcoms), len(rendered))
+    texts = [p.read_text(errors="replace") for p in log_files] + outputs + xcoms + rendered
     assert any("oss://demo-models" in t for t in texts)  # the scan does read the real content
     for secret in secrets:
         leaks = [
