@@ -25,7 +25,6 @@ from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigge
 
 MODEL = "m-gate"
 MODES = ("poke", "reschedule", "deferrable", "trigger")
-SENSOR_MODES = ("poke", "reschedule", "deferrable")
 
 
 def v(name: str, status: str | None = "Pending", day: int = 1, second: int = 0, **extra: Any) -> dict[str, Any]:
@@ -76,7 +75,8 @@ CASES = [
         "named-rejected-on-rejected-skip",
         {"version_name": "0.9.0", "on_rejected": "skip"},
         ("rejected", "0.9.0"),
-        modes=SENSOR_MODES,  # a sensor argument: the trigger reports "rejected" either way
+        # a sensor argument (the trigger reports "rejected" either way); reschedule pokes as poke mode does
+        modes=("poke", "deferrable"),
     ),
     Case("named-pending-waits", {"version_name": "1.1.0"}, ("waiting",)),
     Case("named-missing-waits", {"version_name": "7.0.0"}, ("waiting",)),
