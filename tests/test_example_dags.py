@@ -258,12 +258,16 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
         """Wait until ``condition()`` holds, then until the watcher has listed versions twice more; stop early when
         ``waiting`` (the next event) is done: the watcher announced something."""
         end = time.monotonic() + 30
+
+        def seen() -> str:  # for a timeout: what the emulator served, what the watcher stored
+            return f"{[(e.route, e.status) for e in emu.request_log.entries][-8:]}, state {list(store.data)}"
+
         while not (condition() or waiting.done()):
-            assert time.monotonic() < end, f"timed out waiting for {what}"
+            assert time.monotonic() < end, f"timed out waiting for {what}: {seen()}"
             await asyncio.sleep(0.01)
         before = emu.request_log.count("pai.ListModelVersions")
         while emu.request_log.count("pai.ListModelVersions") < before + 2 and not waiting.done():
-            assert time.monotonic() < end, f"timed out waiting for 2 polls after {what}"
+            assert time.monotonic() < end, f"timed out waiting for 2 polls after {what}: {seen()}"
             await asyncio.sleep(0.01)
 
     store = Store()
