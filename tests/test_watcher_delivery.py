@@ -15,11 +15,10 @@ from fake_pai import FakePai, fake_pai_server
 from helpers import pai_conn
 from test_gate_watcher_hub import FakeAccessor, FakeStore, v
 
-from airflow_provider_modelreg._compat import HAS_SHARED_STREAMS
 from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger, PaiModelVersionApprovalTrigger
 
 watchers = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
-shared_streams = pytest.mark.skipif(not HAS_SHARED_STREAMS, reason="shared streams in ack mode exist from Airflow 3.3")
+shared_streams = pytest.mark.requires_airflow("3.3", reason="shared streams in ack mode exist from Airflow 3.3")
 
 
 @pytest.fixture
@@ -170,7 +169,6 @@ class AckRun:
         await self.manager.stop_all()
 
 
-@watchers
 @shared_streams
 async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_a_restart(fake: FakePai) -> None:
     store = FakeStore("prod")
@@ -193,7 +191,6 @@ async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_
     assert third.events == [] and third.failure is None  # confirmed: never again
 
 
-@watchers
 @shared_streams
 async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) -> None:
     from airflow.triggers.shared_stream import SharedStreamManager
