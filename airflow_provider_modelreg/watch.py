@@ -176,6 +176,8 @@ class Observation:
     :param approved: versions found Approved (created after the merged ``seen``, or left Pending), oldest first.
     :param newest_approved: the newest Approved version (read only when a watcher starts without state).
     :param refs: ModelVersionRef dicts of ``approved``, by name (filled in by the shell after the poll).
+    :param basis: the merged cursor the poll was made for (None: for watchers without state only).
+    :param read_newest_approved: whether ``newest_approved`` was read (a watcher without state needs it).
     """
 
     seen: Key | None
@@ -183,6 +185,21 @@ class Observation:
     approved: tuple[PaiModelVersion, ...] = ()
     newest_approved: Key | None = None
     refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    basis: WatchCursor | None = None
+    read_newest_approved: bool = True
+
+    def covers(self, cursor: WatchCursor | None) -> bool:
+        """Whether this poll read everything ``cursor`` needs: the versions created after its ``seen`` and every
+        name it knew as Pending. A watcher that joined after the poll was planned (its cursor was not merged in)
+        must not take it: versions it alone was waiting for would be lost. It takes the next one instead."""
+        if cursor is None:
+            return self.read_newest_approved
+        basis = self.basis
+        if basis is None or not cursor.pending <= basis.pending:
+            return False
+        if cursor.seen is None:
+            return basis.seen is None
+        return basis.seen is not None and basis.seen <= cursor.seen
 
 
 @dataclass
@@ -306,7 +323,14 @@ class WatchPoll:
                     version.request_id,
                 )
         approved = tuple(sorted(self._approved.values(), key=order_key))
-        self.observation = Observation(self._newest, frozenset(self._pending_now), approved, self._newest_approved)
+        self.observation = Observation(
+            self._newest,
+            frozenset(self._pending_now),
+            approved,
+            self._newest_approved,
+            basis=self.cursor,
+            read_newest_approved=self.need_newest_approved,
+        )
 
 
 @dataclass(frozen=True)

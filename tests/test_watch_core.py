@@ -231,3 +231,38 @@ def test_unjudgeable_answers_fail_closed() -> None:
     with pytest.raises(RegistryInputError) as bad:
         check_announce("all")
     assert bad.value.field == "announce"
+
+
+def test_a_poll_planned_without_a_watcher_does_not_serve_it() -> None:
+    """A watcher that joins a shared poll late (its cursor was not merged in) takes only a poll that read what it
+    needs: versions created after its own ``seen`` and every name it knew as Pending."""
+    behind = WatchCursor(key(0, "1.0.0"), frozenset({"1.1.0"}), key(0, "1.0.0"))
+    ahead = WatchCursor(key(10, "1.2.0"), frozenset(), key(10, "1.2.0"))
+    poll = WatchPoll("m", merge_cursors([ahead]))
+    run(
+        poll,
+        {
+            ReadRecent("m", 0): page(ver("1.2.0", "Approved", 10)),
+            ReadPending("m", 0): page(),
+        },
+    )
+    obs = poll.observation
+    assert obs is not None
+    assert obs.covers(ahead) and not obs.covers(behind)  # 1.1.0 (Pending for it) was never asked about
+    assert not obs.covers(None)  # nor can it start a watcher: the newest Approved was not read
+    merged = WatchPoll("m", merge_cursors([ahead, behind]), need_newest_approved=True)
+    run(
+        merged,
+        {
+            ReadRecent("m", 0): page(ver("1.2.0", "Approved", 10), ver("1.0.0", "Approved", 0)),
+            ReadPending("m", 0): page(),
+            ReadApproved("m", 0): page(ver("1.2.0", "Approved", 10)),
+            ReadVersion("m", "1.1.0"): ver("1.1.0", "Approved", 5),
+        },
+    )
+    assert merged.observation is not None
+    assert all(merged.observation.covers(c) for c in (ahead, behind, None))
+    assert [v.version_name for v in apply_observation(behind, merged.observation, announce="every").announce] == [
+        "1.1.0",
+        "1.2.0",
+    ]

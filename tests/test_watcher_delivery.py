@@ -191,6 +191,61 @@ async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_
     assert third.events == [] and third.failure is None  # confirmed: never again
 
 
+class SlowAccessor(FakeAccessor):
+    """An asset store that answers reads late: its watcher joins the shared poll after polls were planned."""
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        await asyncio.sleep(0.3)
+        return await super().aget(key, default)
+
+
+@shared_streams
+async def test_ack_mode_a_watcher_joining_late_misses_nothing_it_was_waiting_for(fake: FakePai) -> None:
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    fake.models["m-a"].append(v("2.0.0", "Pending", 5))
+    staging, prod = FakeStore("staging"), FakeStore("prod")
+    first = Standalone(staging, "m-a")  # staging's watcher sees 2.0.0 Pending
+    await until(lambda: bool(states(staging._by_name["staging"], "m-a")))
+    await first.stop()
+    fake.set_status("m-a", "2.0.0", "Approved")
+    second = Standalone(prod, "m-a")  # prod's watcher starts after the approval: 2.0.0 is its start point
+    await until(lambda: bool(states(prod._by_name["prod"], "m-a")))
+    await second.stop()
+    assert first.events == second.events == []
+
+    # the triggerer restarts: prod's watcher subscribes first, staging's joins while polls already run
+    manager = SharedStreamManager(ack_timeout=5)
+    slow = SlowAccessor()
+    slow.data = dict(staging._by_name["staging"].data)
+    staging._by_name["staging"] = slow
+    got: dict[int, list[str]] = {1: [], 2: []}
+    triggers = {1: PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)}
+    triggers[1].asset_state_store = prod
+    key = triggers[1].shared_stream_key()
+
+    async def consume(trigger_id: int) -> None:
+        stream = manager.subscribe(trigger_id=trigger_id, trigger=triggers[trigger_id], key=key)
+        async for event in triggers[trigger_id].filter_shared_stream(stream):
+            seq = manager.bind_pending_event(trigger_id=trigger_id, key=key)
+            got[trigger_id].append(event.payload["version"]["version_name"])
+            manager.confirm_persisted([seq] if seq is not None else [])
+
+    tasks = [asyncio.ensure_future(consume(1))]
+    await polls(fake, 4)
+    triggers[2] = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+    triggers[2].asset_state_store = staging
+    assert triggers[2].shared_stream_key() == key
+    tasks.append(asyncio.ensure_future(consume(2)))
+    await until(lambda: got[2] == ["2.0.0"])  # approved while it was down, though polls were planned without it
+    await polls(fake, 6)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await manager.stop_all()
+    assert got == {1: [], 2: ["2.0.0"]}
+
+
 @shared_streams
 async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) -> None:
     from airflow.triggers.shared_stream import SharedStreamManager

@@ -773,6 +773,8 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
             group.members[me] = self
             group.joined.set()
             async for seq, obs in shared_stream:
+                if not obs.covers(self.cursor):
+                    continue  # planned before this watcher joined: the next poll merges its cursor in
                 cursor, events = self._apply(obs)
                 self.cursor = cursor
                 if events or self._uncommitted:
