@@ -6,9 +6,10 @@ Two watchers (two models whose version names collide) on one asset (DAG ``modelr
 2. model A's 3.0.0 is approved and the triggerer is SIGKILLed as soon as its asset event is stored, before the
    watcher's state could be written (that happens only after Airflow confirms the event and the next poll moves
    past it); model B's 3.0.0 is approved while the triggerer is down;
-3. after the restart, A's 3.0.0 is announced again (at least once: two asset events) and B's 3.0.0 once, and every
-   (model, version) is deployed exactly once, counted from the deploy task's log lines ("DEPLOYED"; a run that
-   sees an announcement again logs "ALREADY").
+3. after the restart, A's 3.0.0 is announced again (at least once: two asset events) and B's 3.0.0 once; then A's
+   4.0.0 is approved (Airflow <= 3.3.2 may hold an asset's event that arrived a moment after another until the
+   asset's next event: apache/airflow#54659), and every (model, version) is deployed exactly once, counted from the
+   deploy task's log lines ("DEPLOYED"; a run that sees an announcement again logs "ALREADY").
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def add_models(seed: dict[str, Any], template: dict[str, Any], variant: Callable
             variant("1.0.0", f"oss://e2e-models/{model}/1.0.0/", ApprovalStatus="Approved"),
             variant("2.0.0", f"oss://e2e-models/{model}/2.0.0/", "2024-06-01T08:00:00.000Z"),
             variant("3.0.0", f"oss://e2e-models/{model}/3.0.0/", "2024-07-01T08:00:00.000Z"),
+            variant("4.0.0", f"oss://e2e-models/{model}/4.0.0/", "2024-08-01T08:00:00.000Z"),
         ]
         seed["pai"]["models"].append(entry)
 
@@ -112,7 +114,9 @@ def run(
     state_a = [stored(v) for k, v in states() if f":{a}:" in k]
     say(f"(g) triggerer (pid {killed_pid}) SIGKILLed right after {a} 3.0.0 was stored ({stored_at}); state: {state_a}")
     newest = state_a[0].get("newest") if state_a else None
-    assert newest and newest[1] == "2.0.0", f"the state moved past 3.0.0 before the kill: {state_a}"
+    # the state may or may not have stored 2.0.0 yet (it is written once the next poll moves past an event), but
+    # never 3.0.0: its event was stored a moment ago
+    assert newest and newest[1] in ("1.0.0", "2.0.0"), f"the state moved past 3.0.0 before the kill: {state_a}"
     set_status("3.0.0", "Approved", model=b)  # while the triggerer is down
     stack.start("triggerer", [AIRFLOW, "triggerer"], env)
 
@@ -124,7 +128,11 @@ def run(
 
     wait_for(again, 180, f"{a} 3.0.0 announced again and {b} 3.0.0 announced after the restart")
     reannounced = time.monotonic() - killed
-    wanted = {f"{m}:{v}" for m in MODELS for v in ("2.0.0", "3.0.0")}
+    # Airflow <= 3.3.2 consumes an asset's events up to its queue row's creation time and then deletes the row:
+    # an event of the same asset stored a moment later (here: the other watcher's, in its own transaction) waits
+    # for the asset's next event (apache/airflow#54659). One more approval is that next event.
+    set_status("4.0.0", "Approved", model=a)
+    wanted = {f"{m}:{v}" for m in MODELS for v in ("2.0.0", "3.0.0")} | {f"{a}:4.0.0"}
 
     def settled() -> bool:
         runs = api.runs(DAG_ID)
@@ -143,7 +151,8 @@ def run(
     assert all(c["DEPLOYED"] == 1 for c in counts.values()), counts  # each (model, version) deployed once
     # announced again after the kill (Airflow may fold the second event into a run, or consume it with another)
     assert per_version[f"{a}:3.0.0"] >= 2, (per_version, counts)
-    assert per_version[f"{a}:2.0.0"] == per_version[f"{b}:2.0.0"] == 1, per_version  # the states did not mix
+    # nothing else was announced: no start point, no version of the other model, nothing not approved
+    assert set(per_version) == wanted, per_version
     say(
         f"(g) announcements per (model, version): {per_version}; deploys: "
         f"{ {k: c['DEPLOYED'] for k, c in counts.items()} }; {a} 3.0.0 announced again {reannounced:.1f} s after "
