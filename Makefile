@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,dev]"
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -77,7 +77,7 @@ matrix-constraints:
 
 constraints:
 	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints
-	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,e2e]" apache-airflow-providers-http
+	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,dev,e2e]" apache-airflow-providers-http
 	/tmp/modelreg-constraints/bin/pip freeze --exclude-editable > constraints.txt
 
 clean:
