@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare e2e e2e-scale docs-screenshots constraints matrix matrix-constraints clean
+.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare mutation e2e e2e-scale docs-screenshots constraints matrix matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ RUNS ?= 3
 bench-compare: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
 	$(BIN)/python -m bench.compare --base $(BASE) --bench $(BENCH) --runs $(RUNS) --head $(or $(HEAD),WORKTREE)
+
+# Mutation testing (mutmut) of the trust cores, module by module, each against its own test selection (ci/mutation.py;
+# docs/TESTING.md). Writes only under out/mutation/; fails when a module scores below 90% of its non-equivalent
+# mutants. MODULES="approval watch" runs a subset.
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,dev,mutation]"
+	$(BIN)/python ci/mutation.py $(MODULES)
 
 # Real services end to end (PostgreSQL, scheduler, triggerer, browser); installs Debian packages as root if missing.
 e2e: $(STAMP)
