@@ -74,11 +74,12 @@ MODULES: dict[str, Module] = {
             "tests/test_watch_core.py",
             "tests/test_validation.py",
             "tests/test_emulator_times.py",
+            "tests/test_mutants_approval.py",
         ),
     ),
     "watch": Module(
         f"{PACKAGE}/watch.py",
-        tests=("tests/test_watch_core.py",),
+        tests=("tests/test_watch_core.py", "tests/test_mutants_watch.py"),
     ),
     # the paging plan (PagePlan, sans-IO); the thread and asyncio shells around it are not mutated
     "paging": Module(
@@ -91,6 +92,7 @@ MODULES: dict[str, Module] = {
             "tests/test_hostile_paging.py::test_async_shell_creates_tasks_window_by_window",
             "tests/test_hostile_paging.py::test_bad_max_pages_argument",
             "tests/test_paging_and_approval.py",
+            "tests/test_mutants_paging.py",
         ),
         names=(f"{PACKAGE}.paging.xǁPagePlanǁ*",),
     ),
