@@ -21,8 +21,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Four workers on two cores: much of the suite waits (on emulators, subprocesses, deadlines) rather than computes.
+# Tests sharing a module-scoped fixture stay on one worker (tests/conftest.py); the order is random per run
+# (pytest-randomly prints the seed: `PYTEST_ARGS=--randomly-seed=N` repeats it, `PYTEST_ARGS="-p no:randomly"` keeps
+# file order). `PYTEST_XDIST=` runs in one process.
+PYTEST_XDIST ?= -n 4
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

@@ -67,7 +67,7 @@ def pytest_collectreport(report: Any) -> None:
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     target = os.environ.get("MODELREG_MATRIX_REPORT")
-    if not target:
+    if not target or hasattr(session.config, "workerinput"):  # under xdist the controller sees every report
         return
     try:
         airflow_version = metadata.version("apache-airflow")

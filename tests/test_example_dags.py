@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,7 +37,7 @@ def demo_emulator() -> Any:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, demo_emulator: Any) -> dict[str, str]:
+def env(tmp_path_factory: pytest.TempPathFactory, demo_emulator: Any, migrated_airflow_db: Path) -> dict[str, str]:
     emulator_url = demo_emulator.url
     home = tmp_path_factory.mktemp("airflow-home")
     seed = demo_seed()
@@ -67,7 +68,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, demo_emulator: Any) -> dict[st
         ),
     }
     environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=environ, check=True, capture_output=True)
+    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
     return environ
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -336,7 +337,7 @@ with DAG(dag_id="budget_reschedule", start_date=datetime(2024, 1, 1), schedule=N
 
 
 @pytest.fixture
-def airflow_env(tmp_path: Path, emu: Any) -> dict[str, str]:
+def airflow_env(tmp_path: Path, emu: Any, migrated_airflow_db: Path) -> dict[str, str]:
     home = tmp_path / "home"
     dags = tmp_path / "dags"
     dags.mkdir(parents=True)
@@ -357,7 +358,7 @@ def airflow_env(tmp_path: Path, emu: Any) -> dict[str, str]:
         ),
     }
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
     return env
 
 
