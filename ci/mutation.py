@@ -96,6 +96,37 @@ MODULES: dict[str, Module] = {
         ),
         names=(f"{PACKAGE}.paging.xǁPagePlanǁ*",),
     ),
+    # the retry plan (RetryPolicy, RetryPlan: plain data); the request loops around it are not mutated
+    "retry": Module(
+        f"{PACKAGE}/transport.py",
+        tests=(
+            "tests/test_transport.py",
+            "tests/test_untested_transport_settings.py::test_retry_policy_refuses_bad_budgets_delays_and_deadlines",
+            "tests/test_untested_transport_settings.py::test_retry_policy_accepts_its_bounds",
+            "tests/test_mutants_retry.py",
+        ),
+        names=(f"{PACKAGE}.transport.xǁRetryPolicyǁ*", f"{PACKAGE}.transport.xǁRetryPlanǁ*"),
+    ),
+    # the refreshing-credential core; over httpx.MockTransport only (the emulator's threaded servers can hang in
+    # mutmut's forked children: a timeout would count as a kill)
+    "credentials": Module(
+        f"{PACKAGE}/credentials/base.py",
+        tests=(
+            "tests/test_credentials_core.py",
+            "tests/test_untested_credential_answers.py",
+            "tests/test_iam_single_flight.py",
+            "tests/test_mutants_credentials_core.py",
+        ),
+    ),
+    # the IAM token auth; over httpx.MockTransport only (as above)
+    "iam": Module(
+        f"{PACKAGE}/iam.py",
+        tests=(
+            "tests/test_untested_fabric.py::test_an_unreadable_iam_answer_is_a_credential_source_error",
+            "tests/test_iam_single_flight.py",
+            "tests/test_mutants_iam.py",
+        ),
+    ),
 }
 
 
