@@ -32,7 +32,15 @@ from airflow_provider_modelreg.transport import (
 )
 from airflow_provider_modelreg.validation import setting_number
 
-__all__ = ["Listing", "ModelRegistryHookBase", "TotalSeen", "acollect_pages", "collect_pages", "parse_endpoint"]
+__all__ = [
+    "Listing",
+    "ModelRegistryHookBase",
+    "TotalSeen",
+    "acollect_pages",
+    "collect_pages",
+    "hook_overrides",
+    "parse_endpoint",
+]
 
 T = TypeVar("T")
 
@@ -116,6 +124,20 @@ def check_region(value: Any, field: str = "region") -> str:
     if not isinstance(value, str) or _REGION.fullmatch(value) is None:
         raise RegistryConnectionConfigError(field, "must be a region id like cn-hangzhou", value)
     return value
+
+
+def hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
+    """Hook constructor arguments for a task's or trigger's overrides (unset ones leave the connection's settings).
+
+    :param request_attempts: attempts per registry request (the hook's ``max_attempts``).
+    :param request_timeout: seconds per registry call (the hook's ``call_timeout``).
+    """
+    out: dict[str, Any] = {}
+    if request_attempts is not None:
+        out["max_attempts"] = request_attempts
+    if request_timeout is not None:
+        out["call_timeout"] = request_timeout
+    return out
 
 
 def extra_str(extras: dict[str, Any], key: str) -> str | None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from airflow.providers.common.compat.sdk import Asset, BaseOperator  # Asset: Dataset on Airflow 2
+from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str
+from airflow_provider_modelreg.asset_events import emit_asset_events
+from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str, hook_overrides
 from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
@@ -24,26 +25,6 @@ DEFAULT_MAX_RESULTS = 100
 
 H = TypeVar("H", bound=ModelRegistryHookBase)
 V = TypeVar("V")
-
-
-def hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
-    """Hook constructor arguments for the per-task overrides (unset ones leave the connection's settings)."""
-    out: dict[str, Any] = {}
-    if request_attempts is not None:
-        out["max_attempts"] = request_attempts
-    if request_timeout is not None:
-        out["call_timeout"] = request_timeout
-    return out
-
-
-def emit_asset_events(task: BaseOperator, context: Context, key: str, value: Any) -> None:
-    """Attach ``value`` under ``key`` to the extra of every ``Asset`` outlet's event (subclasses included)."""
-    outlet_events = context.get("outlet_events")
-    if outlet_events is None:
-        return
-    for outlet in task.outlets or []:
-        if isinstance(outlet, Asset):
-            outlet_events[outlet].extra.update({key: value})
 
 
 class RegistryOperatorBase(BaseOperator, Generic[H]):

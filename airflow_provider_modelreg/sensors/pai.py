@@ -32,12 +32,12 @@ from airflow_provider_modelreg.approval import (
     rendered_required,
 )
 from airflow_provider_modelreg.approval_io import drive, read
+from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.base import extra_str
+from airflow_provider_modelreg.hooks.base import extra_str, hook_overrides
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
-from airflow_provider_modelreg.operators.base import emit_asset_events, hook_overrides
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 if TYPE_CHECKING:

@@ -48,6 +48,7 @@ from airflow_provider_modelreg.approval import (
 )
 from airflow_provider_modelreg.approval_io import adrive, aread
 from airflow_provider_modelreg.errors import RegistryAuthError, RegistryInputError
+from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.validation import check_pai_model_id, check_request_attempts, check_request_timeout
@@ -125,7 +126,7 @@ class PaiPollHub:
         request_timeout: float | None = None,
     ) -> PaiPollHub:
         """The hub of this event loop for ``conn_id`` and these request settings (created with its first user)."""
-        overrides = tuple(sorted(_hook_overrides(request_attempts, request_timeout).items()))
+        overrides = tuple(sorted(hook_overrides(request_attempts, request_timeout).items()))
         key = (id(asyncio.get_running_loop()), conn_id, overrides)
         hub = _HUBS.get(key)
         if hub is None:
@@ -288,15 +289,6 @@ class PaiPollHub:
 
 
 _HUBS: dict[tuple[int, str, tuple[tuple[str, Any], ...]], PaiPollHub] = {}
-
-
-def _hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if request_attempts is not None:
-        out["max_attempts"] = request_attempts
-    if request_timeout is not None:
-        out["call_timeout"] = request_timeout
-    return out
 
 
 class PaiModelVersionApprovalTrigger(BaseTrigger):
