@@ -714,7 +714,10 @@ def test_a_failed_renewal_keeps_the_key_for_a_quarter_of_what_is_left(caplog: py
     assert record.getMessage().startswith(
         f"Renewing the fake_role credential failed; the current one is used until {first.expires_at.isoformat()}: "  # type: ignore[union-attr]
     )
-    assert "issued-secret-1" not in record.getMessage()
+    assert record.getMessage().endswith(
+        "credential source fake_role: Issue failed: STS at https://sts.example.test: POST /issue: busy, key *** "
+        "(HTTP 503, Denied, request id r-7)"
+    )
     clock.now += timedelta(seconds=4.9)
     assert credential.get() is first and not answers  # quiet: not asked
     clock.now += timedelta(seconds=0.1)  # exactly at its end: asked again
@@ -839,3 +842,227 @@ def test_request_settings_of_nested_sources_and_transports_tell_credentials_apar
     assert base.digest("http://proxy.example.test:3128") in settings
     assert str(id(shared_transport._given)) in settings and str(id(shared_transport._agiven)) in settings
     assert base._transport_settings(object()) == ""  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ file flags
+
+
+def test_the_file_is_opened_close_on_exec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token file's descriptor never leaks into a process another thread starts meanwhile (Python's os.open makes
+    it non-inheritable anyway, PEP 446; O_CLOEXEC says so at the call)."""
+    import fcntl
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    flags: list[int] = []
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        flags.append(fcntl.fcntl(fd, fcntl.F_GETFD))
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    assert read_small_file(str(path), 10) == b"x"
+    assert flags and flags[0] & fcntl.FD_CLOEXEC
+
+
+def test_opening_a_terminal_never_makes_it_the_controlling_one() -> None:
+    """A session leader without a controlling terminal (a daemonised worker) that is pointed at a terminal refuses
+    it, and does not acquire it as its controlling terminal on the way (O_NOCTTY). Checked in a forked child (the
+    read of a plain file first, in this process, lets mutmut see which code this test runs)."""
+    assert read_small_file(__file__, 1_000_000).startswith(b'"""')
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 3
+        try:
+            os.setsid()
+            _master, slave = os.openpty()
+            name = os.ttyname(slave)
+            os.close(slave)
+            try:
+                read_small_file(name, 10)
+                code = 2
+            except FileRefused:
+                try:
+                    os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
+                    code = 1  # it became this session's controlling terminal
+                except OSError:
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# ------------------------------------------------------------------------------------------------ more of the core
+
+
+def test_settings_skip_attributes_that_are_only_half_a_source() -> None:
+    source = Source(Clock())
+    source.half = type("Half", (), {"flow": None})()  # type: ignore[attr-defined]
+    source.half.transport = transport(lambda request: httpx.Response(200), proxy="http://half.example.test:1")  # type: ignore[attr-defined]
+    source.keyed = type("Keyed", (), {"cache_key": None})()  # type: ignore[attr-defined]
+    source.keyed.transport = transport(lambda request: httpx.Response(200))  # type: ignore[attr-defined]
+    settings = base._transport_settings(source)
+    assert settings.startswith("transport=https://sts.example.test|") and "half=" not in settings
+    assert "keyed=" not in settings and ";" not in settings
+
+
+def test_a_credential_without_a_clock_reads_the_utc_clock() -> None:
+    clock = Clock()
+    clock.now = datetime.now(timezone.utc)
+    credential = RefreshingCredential(Source(clock))
+    first = credential.get()
+    assert credential.get() is first  # compared with an aware now: still fresh
+
+
+def test_an_invalid_request_of_a_flow_is_named_too() -> None:
+    source = Source(Clock())
+    source.call = Call(source.transport, "GET", "/issue", params=[("n", 5)], step="Issue", service="STS")  # type: ignore[list-item]
+    with pytest.raises(CredentialSourceError) as caught:
+        run_flow(source)
+    err = caught.value
+    assert err.step.startswith("Issue failed: STS at https://sts.example.test: GET /issue: invalid n: must be a string")
+    assert (err.http_status, err.request_id, err.attempts, err.retryable) == (0, None, 1, False)
+
+
+def test_known_secrets_of_a_source_without_attributes() -> None:
+    class Slotted:
+        __slots__ = ()
+        name = "slotted"
+
+        def flow(self) -> CredentialFlow:  # pragma: no cover - never run
+            raise NotImplementedError
+            yield
+
+        def cache_key(self) -> str:  # pragma: no cover - never run
+            return "s"
+
+    assert base.known_secrets(Slotted()) == []
+
+
+def test_a_still_valid_key_serves_during_the_spacing_after_the_quiet_time() -> None:
+    clock = Clock()
+    source = Scripted(clock, [3600.0, 100.0])
+    credential = RefreshingCredential(source, clock=clock)
+    first = credential.get()
+    clock.now = T0 + timedelta(seconds=3600 - 40)  # 40 s left: quiet for 10 s, spaced for 30 s
+    assert credential.get() is first and source.issued == 2
+    clock.now += timedelta(seconds=15)  # quiet over, spacing on, 25 s left
+    assert credential.get() is first and source.issued == 2
+    with pytest.raises(CredentialSourceError, match="not asked again before the spacing ends"):
+        credential.get(failed=first)
+
+
+class GateClock:
+    """A clock counting its reads, so that a held answer can wait until every caller has decided."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.reads = 0
+        self.changed = threading.Condition()
+
+    def __call__(self) -> datetime:
+        with self.changed:
+            self.reads += 1
+            self.changed.notify_all()
+            return self.now
+
+    def wait_reads(self, count: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.reads >= count, GUARD)
+
+
+class Stop(BaseException):
+    """Not an Exception: a leader interrupted (as by a cancellation or an exit)."""
+
+
+def _two_callers(credential: RefreshingCredential) -> tuple[Any, Any]:
+    results: list[Any] = [None, None]
+
+    def call(index: int) -> None:
+        try:
+            results[index] = credential.get()
+        except BaseException as exc:  # asserted by the caller
+            results[index] = exc
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD)
+    assert not any(thread.is_alive() for thread in threads)
+    return results[0], results[1]
+
+
+def _gated_source(clock: GateClock, answers: list[Callable[[], httpx.Response]], hold_reads: int) -> Source:
+    source = Source(clock)  # type: ignore[arg-type]
+    held = [False]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not held[0]:
+            held[0] = True
+            assert clock.wait_reads(hold_reads)  # both callers have decided: one leads, one waits
+        return answers.pop(0)()
+
+    source.transport = transport(answer)
+    source.call = Call(source.transport, "POST", "/issue", step="Issue", service="STS")
+    return source
+
+
+def _key(n: int) -> Callable[[], httpx.Response]:
+    return lambda: httpx.Response(200, json={"Id": f"STS.key{n}", "Secret": f"issued-secret-{n}", "Token": f"t-{n}"})
+
+
+def _fail() -> httpx.Response:
+    return _error(503, "busy")
+
+
+def _stop() -> httpx.Response:
+    raise Stop
+
+
+def test_a_waiter_gets_the_kept_key_when_the_renewal_fails() -> None:
+    clock = GateClock()
+    answers = [_key(1), _fail]
+    credential = RefreshingCredential(_gated_source(clock, answers, 0), clock=clock)
+    first = credential.get()
+    clock.now = T0 + timedelta(seconds=3600 - 20)
+    source = _gated_source(clock, answers, clock.reads + 2)
+    credential.source = source
+    assert _two_callers(credential) == (first, first)
+
+
+def test_a_waiter_shares_the_renewals_error() -> None:
+    clock = GateClock()
+    answers = [_fail, _fail]
+    credential = RefreshingCredential(_gated_source(clock, answers, 2), clock=clock)
+    one, two = _two_callers(credential)
+    assert isinstance(one, CredentialSourceError) and isinstance(two, CredentialSourceError)
+    assert len(answers) == 1  # one request for both
+
+
+def test_a_waiter_whose_leader_was_interrupted_renews_itself() -> None:
+    clock = GateClock()
+    answers = [_stop, _key(1)]
+    credential = RefreshingCredential(_gated_source(clock, answers, 2), clock=clock)
+    results = _two_callers(credential)
+    assert sorted(type(r).__name__ for r in results) == ["Stop", "TemporaryKey"]
+    assert not answers and credential.fetch_count == 1
+
+
+def test_a_secret_across_the_length_cap_leaves_no_remnant() -> None:
+    """The answer is scrubbed before the error is cut to its 500 characters: a secret of the source that the cut
+    would split (leaving a start too short to recognise) is gone whole."""
+    prefix = "Issue failed: STS at https://sts.example.test: POST /issue: "
+    message = "x" * (495 - len(prefix)) + "source-own-secret" + "y" * 10
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return _error(403, message)
+
+    source = SecretSource(Clock(), answer)
+    with pytest.raises(CredentialSourceError) as caught:
+        run_flow(source)
+    step = caught.value.step
+    assert step.startswith(prefix) and len(step) == 500 and step.endswith("...")
+    assert "so..." not in step and "sou" not in step
