@@ -104,7 +104,7 @@ class IamToken:
 def _parse_time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("not a string")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)  # reads a trailing Z itself (Python >= 3.11, the package's oldest)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -255,7 +255,7 @@ class IamTokenAuth(httpx.Auth):
         #: the transport of the token requests (retries, deadlines, body cap, proxy, CA bundle)
         iam = RegistryTransport(
             vendor="fabric",
-            base_url=iam_url.rstrip("/"),
+            base_url=iam_url,  # the transport drops a trailing slash
             auth=_NoAuth(),
             headers={"Content-Type": "application/json;charset=utf8"},
             transport=transport,
