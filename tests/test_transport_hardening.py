@@ -31,7 +31,6 @@ from test_hostile_transport import (  # the tiny servers and the private CA of t
     run,
 )
 
-from airflow_provider_modelreg import transport as transport_module
 from airflow_provider_modelreg.errors import (
     RegistryConnectionConfigError,
     RegistryInvalidRequestError,
@@ -42,6 +41,7 @@ from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES
 from airflow_provider_modelreg.transport import RegistryTransport, public_url
+from airflow_provider_modelreg.transport import network as transport_module  # TLS and proxies live there
 
 SECRET = "s3cr3t-in-the-url"
 
