@@ -531,13 +531,14 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     def _versions_page(
         self,
         model_id: str,
-        *,
         workspace_id: str | None,
         offset: int,
         limit: int,
         name_filter: str | None,
         version_id: str | None,
     ) -> Deferred[FabricModelVersionPage]:
+        """One ListModelVersions page, in the argument's workspace or the connection's."""
+
         def build(conn: Connection) -> RequestSpec[FabricModelVersionPage]:
             workspace = self._workspace(workspace_id, conn)
             return versions_page_spec(
@@ -563,14 +564,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         _versions_query(offset=0, limit=size, name_filter=name_filter, version_id=version_id)  # validated now
 
         def page(index: int) -> Deferred[PageAnswer[FabricModelVersion]]:
-            request = self._versions_page(
-                model_id,
-                workspace_id=workspace_id,
-                offset=index * size,
-                limit=size,
-                name_filter=name_filter,
-                version_id=version_id,
-            )
+            request = self._versions_page(model_id, workspace_id, index * size, size, name_filter, version_id)
             return lambda conn: _answer_of(request(conn))
 
         return ListSpec(
@@ -607,11 +601,6 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             finish=finish,
         )
 
-    def _models_listing(
-        self, workspace_id: str | None, name_filter: str | None, max_results: int | None, page_size: int
-    ) -> Callable[[Connection], ListSpec[FabricModel, Listing[FabricModel]]]:
-        return lambda conn: list_models_spec(self._workspace(workspace_id, conn), name_filter, max_results, page_size)
-
     # -- operations: each a spec run by the sync or the async executor
 
     def list_model_versions_page(
@@ -633,15 +622,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param name_filter: the API's fuzzy ``name`` filter, 4-32 of letters, digits, ``_``, ``-``.
         :param version_id: exact version id filter.
         """
-        page = self._versions_page(
-            model_id,
-            workspace_id=workspace_id,
-            offset=offset,
-            limit=limit,
-            name_filter=name_filter,
-            version_id=version_id,
-        )
-        return self._run(page)
+        return self._run(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
 
     async def alist_model_versions_page(
         self,
@@ -654,15 +635,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         version_id: str | None = None,
     ) -> FabricModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        page = self._versions_page(
-            model_id,
-            workspace_id=workspace_id,
-            offset=offset,
-            limit=limit,
-            name_filter=name_filter,
-            version_id=version_id,
-        )
-        return await self._arun(page)
+        return await self._arun(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
 
     def list_model_versions(
         self,
@@ -832,7 +805,11 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param max_results: stop after this many models (None: all).
         :param page_size: ``limit`` per request, 1-100.
         """
-        return self._collect(self._models_listing(workspace_id, name_filter, max_results, page_size))
+
+        def listing(conn: Connection) -> ListSpec[FabricModel, Listing[FabricModel]]:
+            return list_models_spec(self._workspace(workspace_id, conn), name_filter, max_results, page_size)
+
+        return self._collect(listing)
 
     def close(self) -> None:
         """Close the sync client (an IAM token and its request pool are the process's, shared, and stay)."""
