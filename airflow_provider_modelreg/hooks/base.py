@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook, Connection
 
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
+from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, RequestSpec
 from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES, MAX_PAGES_LIMIT, acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Listing(list[T], Generic[T]):
@@ -75,6 +77,11 @@ class TotalSeen:
             with self._lock:
                 if page >= self._page:
                     self._page, self.total = page, total
+
+    def noted(self, page: int, answer: tuple[Sequence[T], Any]) -> tuple[Sequence[T], Any]:
+        """:meth:`note` the total of a page's ``(items, total)`` answer, and return the answer."""
+        self.note(page, answer[1])
+        return answer
 
     def listing(self, items: Iterable[T]) -> Listing[T]:
         """``items`` with the total seen."""
@@ -193,6 +200,33 @@ def check_ca_bundle(value: Any, field: str = "ca_bundle") -> str:
             field, f"could not be loaded as PEM CA certificates ({exc})", value
         ) from None
     return value
+
+
+def _request_options(spec: RequestSpec[Any]) -> dict[str, Any]:
+    """The keyword arguments of ``RegistryTransport.request``/``arequest`` for a spec."""
+    return {
+        "params": spec.query or None,
+        "content": spec.body,
+        "headers": dict(spec.headers) or None,
+        "idempotent": spec.idempotent,
+    }
+
+
+def _bound(spec: ListSpec[T, R] | Callable[[Connection], ListSpec[T, R]], conn: Connection) -> ListSpec[T, R]:
+    return spec if isinstance(spec, ListSpec) else spec(conn)
+
+
+def _paging_options(spec: ListSpec[Any, Any], max_pages: int) -> dict[str, Any]:
+    """The keyword arguments of ``collect_pages``/``acollect_pages`` for a listing spec."""
+    return {
+        "page_size": spec.page_size,
+        "key": spec.key,
+        "max_results": spec.max_results,
+        "max_pages": max_pages,
+        "concurrency": spec.concurrency,
+        "total_field": spec.total_field,
+        "page_field": spec.page_field,
+    }
 
 
 def mask_secrets(*secrets: str | None) -> None:
@@ -397,6 +431,11 @@ class ModelRegistryHookBase(BaseHook):
             each.prepare()
         return transport
 
+    @property
+    def has_async_client(self) -> bool:
+        """True once :meth:`atransport` has built the async client (until :meth:`aclose`)."""
+        return self._atransport is not None
+
     async def atransport(self) -> RegistryTransport:
         """The async transport (one keep-alive connection pool per hook).
 
@@ -421,3 +460,41 @@ class ModelRegistryHookBase(BaseHook):
         transport, self._atransport = self._atransport, None
         if transport is not None:
             await transport.aclose()
+
+    # -- the executors: every registry operation is a spec (hooks.specs) run by one of these
+
+    def _run(self, spec: RequestSpec[T] | Deferred[T]) -> T:
+        """Send one request with the sync client and parse its answer."""
+        if not isinstance(spec, RequestSpec):
+            spec = spec(self.connection)
+        transport = self.transport
+        return spec.parse(transport, transport.request(spec.method, spec.path, **_request_options(spec)))
+
+    async def _arun(self, spec: RequestSpec[T] | Deferred[T]) -> T:
+        """Send one request with the async client and parse its answer."""
+        if not isinstance(spec, RequestSpec):
+            spec = spec(await self.aconnection())
+        transport = await self.atransport()
+        return spec.parse(transport, await transport.arequest(spec.method, spec.path, **_request_options(spec)))
+
+    def _collect(self, spec: ListSpec[T, R] | Callable[[Connection], ListSpec[T, R]]) -> R:
+        """Run a paged listing with the sync client (pages in threads, planned by ``PagePlan``)."""
+        conn = self.connection
+        listing, seen = _bound(spec, conn), TotalSeen()
+        self.transport  # noqa: B018 - the client is built before the paging cap is read
+
+        def fetch(page: int) -> tuple[Sequence[T], Any]:
+            return seen.noted(page, self._run(listing.page(page)))
+
+        return listing.finish(collect_pages(fetch, **_paging_options(listing, self.max_pages(conn))), seen.total)
+
+    async def _acollect(self, spec: ListSpec[T, R] | Callable[[Connection], ListSpec[T, R]]) -> R:
+        """Run a paged listing with the async client (pages as tasks, planned by ``PagePlan``)."""
+        conn = await self.aconnection()
+        listing, seen = _bound(spec, conn), TotalSeen()
+        await self.atransport()
+
+        async def fetch(page: int) -> tuple[Sequence[T], Any]:
+            return seen.noted(page, await self._arun(listing.page(page)))
+
+        return listing.finish(await acollect_pages(fetch, **_paging_options(listing, self.max_pages(conn))), seen.total)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, TypeGuard
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,15 +24,14 @@ from airflow_provider_modelreg.errors import (
 from airflow_provider_modelreg.hooks.base import (
     Listing,
     ModelRegistryHookBase,
-    TotalSeen,
     check_credential,
     check_region,
     extra_str,
     mask_secrets,
     parse_endpoint,
 )
+from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, PageAnswer, RequestSpec, call_arguments
 from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, FabricModelVersionPage
-from airflow_provider_modelreg.paging import acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import RegistryTransport, public_url
 from airflow_provider_modelreg.validation import (
     check_fabric_id,
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 # hook: DAG parsing pays for hooks, operators and sensors only (benchmark P4).
 
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
+
+R = TypeVar("R")
 
 #: Regions in the official SDK's table (``DataArtsFabricRegion``).
 FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
@@ -179,6 +181,69 @@ def _sorted_versions(
     # The API documents no order for ListModelVersions: the listing reads every page, then sorts here.
     versions.sort(key=_created_then_id, reverse=descending)
     return Listing(versions if max_results is None else versions[:max_results], len(versions))
+
+
+# -- request specs (hooks.specs): one builder per operation, every argument validated before anything is sent
+
+
+def _versions_query(
+    *, offset: int, limit: int, name_filter: str | None, version_id: str | None
+) -> list[tuple[str, str]]:
+    params = [("offset", str(check_fabric_offset(offset))), ("limit", str(check_fabric_limit(limit)))]
+    if name_filter is not None:
+        params.append(("name", check_fabric_name_filter(name_filter, "name_filter")))
+    if version_id is not None:
+        params.append(("version_id", check_fabric_version_id(version_id)))
+    return params
+
+
+def _version_page(transport: RegistryTransport, response: httpx.Response) -> FabricModelVersionPage:
+    page = transport.parse(response, FabricModelVersionPage)
+    page.request_id = transport.request_id(response)
+    return page
+
+
+def _answer_of(spec: RequestSpec[FabricModelVersionPage]) -> RequestSpec[PageAnswer[FabricModelVersion]]:
+    """A version page's request, parsed as the paging plan takes it."""
+
+    def answer(transport: RegistryTransport, response: httpx.Response) -> PageAnswer[FabricModelVersion]:
+        page = spec.parse(transport, response)
+        return page.versions, page.total
+
+    return RequestSpec(spec.operation, spec.method, spec.path, answer, spec.query, spec.body, spec.headers)
+
+
+def _models_answer(transport: RegistryTransport, response: httpx.Response) -> PageAnswer[FabricModel]:
+    page = transport.parse(response, FabricModelPage)
+    return page.models, page.total
+
+
+def versions_page_spec(
+    workspace: str, model_id: str, *, offset: int, limit: int, name_filter: str | None, version_id: str | None
+) -> RequestSpec[FabricModelVersionPage]:
+    """One ListModelVersions page of a (checked) workspace."""
+    path = _versions_path(workspace, check_fabric_id(model_id, "model_id"))
+    params = _versions_query(offset=offset, limit=limit, name_filter=name_filter, version_id=version_id)
+    return RequestSpec("ListModelVersions", "GET", _target(path, params), _version_page)
+
+
+def list_models_spec(
+    workspace: str, name_filter: str | None, max_results: int | None, page_size: int
+) -> ListSpec[FabricModel, Listing[FabricModel]]:
+    """ListModels of a (checked) workspace over every page."""
+    size = check_fabric_limit(page_size, "page_size")
+    limit = check_max_results(max_results)
+    if name_filter is not None and not isinstance(name_filter, str):
+        raise RegistryInputError("name_filter", "must be a string", name_filter)
+    path = f"/v1/workspaces/{percent_encode(workspace)}/models"
+
+    def page(index: int) -> RequestSpec[PageAnswer[FabricModel]]:
+        params = [("limit", str(size)), ("offset", str(index * size))]
+        if name_filter is not None:
+            params.append(("name", name_filter))
+        return RequestSpec("ListModels", "GET", _target(path, params), _models_answer)
+
+    return ListSpec(page, _model_id, Listing, size, max_results=limit, total_field="total", page_field="offset")
 
 
 def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
@@ -461,20 +526,82 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             raise RegistryInputError("workspace_id", "is required (argument or connection extra workspace_id)")
         return check_fabric_id(workspace, "workspace_id")
 
-    # -- request shapes
+    # -- request specs (hooks.specs) that need the connection's default workspace
 
-    @staticmethod
-    def _version_params(
-        *, offset: int, limit: int, name_filter: str | None, version_id: str | None
-    ) -> list[tuple[str, str]]:
-        params = [("offset", str(check_fabric_offset(offset))), ("limit", str(check_fabric_limit(limit)))]
-        if name_filter is not None:
-            params.append(("name", check_fabric_name_filter(name_filter, "name_filter")))
-        if version_id is not None:
-            params.append(("version_id", check_fabric_version_id(version_id)))
-        return params
+    def _versions_page(
+        self,
+        model_id: str,
+        workspace_id: str | None,
+        offset: int,
+        limit: int,
+        name_filter: str | None,
+        version_id: str | None,
+    ) -> Deferred[FabricModelVersionPage]:
+        """One ListModelVersions page, in the argument's workspace or the connection's."""
 
-    # -- operations
+        def build(conn: Connection) -> RequestSpec[FabricModelVersionPage]:
+            workspace = self._workspace(workspace_id, conn)
+            return versions_page_spec(
+                workspace, model_id, offset=offset, limit=limit, name_filter=name_filter, version_id=version_id
+            )
+
+        return build
+
+    def _versions_listing(
+        self,
+        model_id: str,
+        workspace_id: str | None,
+        *,
+        name_filter: str | None,
+        version_id: str | None,
+        page_size: int,
+        concurrency: int,
+        finish: Callable[[list[FabricModelVersion], int], R],
+    ) -> ListSpec[FabricModelVersion, R]:
+        """Every page of ListModelVersions (``max_results`` is not the plan's: the API has no order, every page is
+        read and sorted); ``finish`` gets every version."""
+        size = check_fabric_limit(page_size, "page_size")
+        _versions_query(offset=0, limit=size, name_filter=name_filter, version_id=version_id)  # validated now
+
+        def page(index: int) -> Deferred[PageAnswer[FabricModelVersion]]:
+            request = self._versions_page(model_id, workspace_id, index * size, size, name_filter, version_id)
+            return lambda conn: _answer_of(request(conn))
+
+        return ListSpec(
+            page, _version_id, finish, size, concurrency=concurrency, total_field="total", page_field="offset"
+        )
+
+    def _sorted_listing(
+        self,
+        model_id: str,
+        *,
+        workspace_id: str | None,
+        name_filter: str | None,
+        version_id: str | None,
+        order: str,
+        max_results: int | None,
+        page_size: int,
+        concurrency: int,
+    ) -> ListSpec[FabricModelVersion, Listing[FabricModelVersion]]:
+        """The listing of :meth:`list_model_versions`: every page, then sorted and cut to ``max_results``."""
+        size = check_fabric_limit(page_size, "page_size")
+        limit = check_max_results(max_results)
+        descending = check_pai_order(order) == "DESC"
+
+        def finish(versions: list[FabricModelVersion], _total: int) -> Listing[FabricModelVersion]:
+            return _sorted_versions(versions, limit, descending=descending)
+
+        return self._versions_listing(
+            model_id,
+            workspace_id,
+            name_filter=name_filter,
+            version_id=version_id,
+            page_size=size,
+            concurrency=concurrency,
+            finish=finish,
+        )
+
+    # -- operations: each a spec run by the sync or the async executor
 
     def list_model_versions_page(
         self,
@@ -495,13 +622,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param name_filter: the API's fuzzy ``name`` filter, 4-32 of letters, digits, ``_``, ``-``.
         :param version_id: exact version id filter.
         """
-        path = _versions_path(self._workspace(workspace_id, self.connection), check_fabric_id(model_id, "model_id"))
-        params = self._version_params(offset=offset, limit=limit, name_filter=name_filter, version_id=version_id)
-        transport = self.transport
-        response = transport.request("GET", _target(path, params))
-        page = transport.parse(response, FabricModelVersionPage)
-        page.request_id = transport.request_id(response)
-        return page
+        return self._run(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
 
     async def alist_model_versions_page(
         self,
@@ -514,14 +635,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         version_id: str | None = None,
     ) -> FabricModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        conn = await self.aconnection()
-        path = _versions_path(self._workspace(workspace_id, conn), check_fabric_id(model_id, "model_id"))
-        params = self._version_params(offset=offset, limit=limit, name_filter=name_filter, version_id=version_id)
-        transport = await self.atransport()
-        response = await transport.arequest("GET", _target(path, params))
-        page = transport.parse(response, FabricModelVersionPage)
-        page.request_id = transport.request_id(response)
-        return page
+        return await self._arun(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
 
     def list_model_versions(
         self,
@@ -557,33 +671,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param page_size: ``limit`` per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
-        size = check_fabric_limit(page_size, "page_size")
-        limit = check_max_results(max_results)
-        descending = check_pai_order(order) == "DESC"
-        self._version_params(offset=0, limit=size, name_filter=name_filter, version_id=version_id)  # validate
-        max_pages = self.max_pages(self.connection)
-
-        def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
-            got = self.list_model_versions_page(
-                model_id,
-                workspace_id=workspace_id,
-                offset=page * size,
-                limit=size,
-                name_filter=name_filter,
-                version_id=version_id,
-            )
-            return got.versions, got.total
-
-        versions = collect_pages(
-            fetch,
-            page_size=size,
-            key=_version_id,
-            max_pages=max_pages,
-            concurrency=concurrency,
-            total_field="total",
-            page_field="offset",
-        )
-        return _sorted_versions(versions, limit, descending=descending)
+        return self._collect(self._sorted_listing(model_id, **call_arguments(locals(), "model_id")))
 
     async def alist_model_versions(
         self,
@@ -598,33 +686,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         concurrency: int = 8,
     ) -> Listing[FabricModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
-        size = check_fabric_limit(page_size, "page_size")
-        limit = check_max_results(max_results)
-        descending = check_pai_order(order) == "DESC"
-        self._version_params(offset=0, limit=size, name_filter=name_filter, version_id=version_id)
-        max_pages = self.max_pages(await self.aconnection())
-
-        async def fetch(page: int) -> tuple[list[FabricModelVersion], int]:
-            got = await self.alist_model_versions_page(
-                model_id,
-                workspace_id=workspace_id,
-                offset=page * size,
-                limit=size,
-                name_filter=name_filter,
-                version_id=version_id,
-            )
-            return got.versions, got.total
-
-        versions = await acollect_pages(
-            fetch,
-            page_size=size,
-            key=_version_id,
-            max_pages=max_pages,
-            concurrency=concurrency,
-            total_field="total",
-            page_field="offset",
-        )
-        return _sorted_versions(versions, limit, descending=descending)
+        return await self._acollect(self._sorted_listing(model_id, **call_arguments(locals(), "model_id")))
 
     @staticmethod
     def _pick(
@@ -674,6 +736,23 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         fuzzy = checked if check_filterable(checked) else None
         return None, fuzzy
 
+    def _version_lookup(
+        self, model_id: str, workspace_id: str | None, version_id: str | None, version_name: str | None, pick: str
+    ) -> ListSpec[FabricModelVersion, FabricModelVersion]:
+        """The listing behind a get: the checked, capped one of :meth:`list_model_versions`, then the match."""
+        vid, fuzzy = self._lookup_args(version_id, version_name, pick)
+
+        def finish(versions: list[FabricModelVersion], _total: int) -> FabricModelVersion:
+            listed = _sorted_versions(versions, None, descending=True)
+            found = self._pick(model_id, listed, version_id=vid, version_name=version_name, pick=pick)
+            if found is None:
+                raise _not_found(f"model {model_id} has no version {version_id or version_name!r}", None)
+            return found
+
+        return self._versions_listing(
+            model_id, workspace_id, name_filter=fuzzy, version_id=vid, page_size=100, concurrency=8, finish=finish
+        )
+
     def get_model_version(
         self,
         model_id: str,
@@ -696,12 +775,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param version_name: the exact version name (``1.0.0`` is matched over the unfiltered list).
         :param pick: ``"unique"`` (default: several versions with the name are an error) or ``"newest"``.
         """
-        vid, fuzzy = self._lookup_args(version_id, version_name, pick)
-        versions = self.list_model_versions(model_id, workspace_id=workspace_id, version_id=vid, name_filter=fuzzy)
-        found = self._pick(model_id, versions, version_id=vid, version_name=version_name, pick=pick)
-        if found is None:
-            raise _not_found(f"model {model_id} has no version {version_id or version_name!r}", None)
-        return found
+        return self._collect(self._version_lookup(model_id, workspace_id, version_id, version_name, pick))
 
     async def aget_model_version(
         self,
@@ -713,14 +787,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         pick: str = "unique",
     ) -> FabricModelVersion:
         """Async twin of :meth:`get_model_version`."""
-        vid, fuzzy = self._lookup_args(version_id, version_name, pick)
-        versions = await self.alist_model_versions(
-            model_id, workspace_id=workspace_id, version_id=vid, name_filter=fuzzy
-        )
-        found = self._pick(model_id, versions, version_id=vid, version_name=version_name, pick=pick)
-        if found is None:
-            raise _not_found(f"model {model_id} has no version {version_id or version_name!r}", None)
-        return found
+        return await self._acollect(self._version_lookup(model_id, workspace_id, version_id, version_name, pick))
 
     def list_models(
         self,
@@ -738,35 +805,11 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param max_results: stop after this many models (None: all).
         :param page_size: ``limit`` per request, 1-100.
         """
-        workspace = self._workspace(workspace_id, self.connection)
-        size = check_fabric_limit(page_size, "page_size")
-        limit = check_max_results(max_results)
-        if name_filter is not None and not isinstance(name_filter, str):
-            raise RegistryInputError("name_filter", "must be a string", name_filter)
-        path = f"/v1/workspaces/{percent_encode(workspace)}/models"
-        transport = self.transport
-        max_pages = self.max_pages(self.connection)
-        seen = TotalSeen()
 
-        def fetch(page: int) -> tuple[list[FabricModel], int]:
-            params = [("limit", str(size)), ("offset", str(page * size))]
-            if name_filter is not None:
-                params.append(("name", name_filter))
-            response = transport.request("GET", _target(path, params))
-            parsed = transport.parse(response, FabricModelPage)
-            seen.note(page, parsed.total)
-            return parsed.models, parsed.total
+        def listing(conn: Connection) -> ListSpec[FabricModel, Listing[FabricModel]]:
+            return list_models_spec(self._workspace(workspace_id, conn), name_filter, max_results, page_size)
 
-        models = collect_pages(
-            fetch,
-            page_size=size,
-            key=_model_id,
-            max_results=limit,
-            max_pages=max_pages,
-            total_field="total",
-            page_field="offset",
-        )
-        return seen.listing(models)
+        return self._collect(listing)
 
     def close(self) -> None:
         """Close the sync client (an IAM token and its request pool are the process's, shared, and stay)."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
@@ -15,11 +17,18 @@ from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.base import (
     Listing,
     ModelRegistryHookBase,
-    TotalSeen,
     check_region,
     extra_str,
     mask_secrets,
     parse_endpoint,
+)
+from airflow_provider_modelreg.hooks.specs import (
+    ListSpec,
+    PageAnswer,
+    RequestSpec,
+    call_arguments,
+    parsed_as,
+    request_id,
 )
 from airflow_provider_modelreg.models import (
     ApprovalStatus,
@@ -29,7 +38,6 @@ from airflow_provider_modelreg.models import (
     PaiModelVersion,
     PaiModelVersionPage,
 )
-from airflow_provider_modelreg.paging import acollect_pages, collect_pages
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_max_results,
@@ -46,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
 
 PAI_API_VERSION = "2021-02-04"
+
+T = TypeVar("T")
 
 #: Regions the official SDK (alibabacloud-aiworkspace20210204's endpoint map) sends to the central host, whatever
 #: the network.
@@ -87,6 +97,148 @@ def _model_key(model: PaiModel) -> str:
 def _version_path(model_id: str, version_name: str | None = None) -> str:
     path = f"/api/v1/models/{percent_encode(model_id)}/versions"
     return path if version_name is None else f"{path}/{percent_encode(version_name)}"
+
+
+# -- request specs (hooks.specs): one builder per operation, every argument validated before anything is sent
+
+
+def _pai(
+    operation: str,
+    method: str,
+    path: str,
+    parse: Callable[[RegistryTransport, httpx.Response], T],
+    *,
+    query: Iterable[tuple[str, str]] = (),
+    body: bytes | None = None,
+    idempotent: bool | None = None,
+) -> RequestSpec[T]:
+    """A PAI request: the operation travels as ``x-acs-action`` (the version is a transport header)."""
+    return RequestSpec(
+        operation,
+        method,
+        path,
+        parse,
+        query=tuple(query),
+        body=body,
+        headers=(("x-acs-action", operation),),
+        idempotent=idempotent,
+    )
+
+
+def _page_query(params: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
+    # Alphabetical, as the generated SDK client sends them.
+    return sorted([*params, ("PageNumber", str(page + 1)), ("PageSize", str(size))])
+
+
+def _versions_answer(transport: RegistryTransport, response: httpx.Response) -> PageAnswer[PaiModelVersion]:
+    page = transport.parse(response, PaiModelVersionPage)
+    return page.versions, page.total_count
+
+
+def _models_answer(transport: RegistryTransport, response: httpx.Response) -> PageAnswer[PaiModel]:
+    page = transport.parse(response, PaiModelPage)
+    return page.models, page.total_count
+
+
+def get_model_version_spec(model_id: str, version_name: str) -> RequestSpec[PaiModelVersion]:
+    """GetModelVersion."""
+    path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
+    return _pai("GetModelVersion", "GET", path, parsed_as(PaiModelVersion))
+
+
+def get_model_spec(model_id: str) -> RequestSpec[PaiModel]:
+    """GetModel."""
+    path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
+    return _pai("GetModel", "GET", path, parsed_as(PaiModel))
+
+
+def update_model_version_spec(
+    model_id: str, version_name: str, approval_status: str | ApprovalStatus
+) -> RequestSpec[str | None]:
+    """UpdateModelVersion of the ApprovalStatus (idempotent: setting the value a version has is harmless)."""
+    path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
+    status = check_pai_approval_status(approval_status)
+    body = json.dumps({"ApprovalStatus": status.value}, separators=(",", ":"), ensure_ascii=False).encode()
+    return _pai("UpdateModelVersion", "PUT", path, request_id, body=body, idempotent=True)
+
+
+def _status_filter(approval_status: str | ApprovalStatus | None) -> list[tuple[str, str]]:
+    return [] if approval_status is None else [("ApprovalStatus", check_pai_approval_status(approval_status).value)]
+
+
+def versions_page_spec(
+    model_id: str, page: int, page_size: int, approval_status: str | None
+) -> RequestSpec[PaiModelVersionPage]:
+    """One ListModelVersions page, newest first."""
+    path = _version_path(check_pai_model_id(model_id))
+    params = [*_status_filter(approval_status), ("Order", "DESC"), ("SortBy", "GmtCreateTime")]
+    query = _page_query(params, page, check_pai_page_size(page_size))
+    return _pai("ListModelVersions", "GET", path, parsed_as(PaiModelVersionPage), query=query)
+
+
+def list_model_versions_spec(
+    model_id: str,
+    *,
+    approval_status: str | ApprovalStatus | None = None,
+    version_name: str | None = None,
+    label_filter: str | None = None,
+    format_type: str | None = None,
+    framework_type: str | None = None,
+    source_type: str | None = None,
+    source_id: str | None = None,
+    order: str = "DESC",
+    max_results: int | None = None,
+    page_size: int = 100,
+    concurrency: int = 8,
+) -> ListSpec[PaiModelVersion, Listing[PaiModelVersion]]:
+    """ListModelVersions over every page (the arguments of ``list_model_versions``)."""
+    path = _version_path(check_pai_model_id(model_id))
+    params = _status_filter(approval_status)
+    for name, value in (("FormatType", format_type), ("FrameworkType", framework_type), ("Label", label_filter)):
+        if value is not None:
+            params.append((name, str(value)))
+    params += [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
+    for name, value in (("SourceId", source_id), ("SourceType", source_type)):
+        if value is not None:
+            params.append((name, str(value)))
+    if version_name is not None:
+        params.append(("VersionName", check_pai_version_name(version_name)))
+    size = check_pai_page_size(page_size)
+
+    def page(index: int) -> RequestSpec[PageAnswer[PaiModelVersion]]:
+        return _pai("ListModelVersions", "GET", path, _versions_answer, query=_page_query(params, index, size))
+
+    return ListSpec(
+        page, _version_key, Listing, size, max_results=check_max_results(max_results), concurrency=concurrency
+    )
+
+
+def list_models_spec(
+    workspace_id: str | None,
+    *,
+    name_filter: str | None,
+    label_filter: str | None,
+    provider: str | None,
+    order: str,
+    max_results: int | None,
+    page_size: int,
+) -> ListSpec[PaiModel, Listing[PaiModel]]:
+    """ListModels over every page."""
+    params: list[tuple[str, str]] = [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
+    for name, value in (
+        ("Label", label_filter),
+        ("ModelName", name_filter),
+        ("Provider", provider),
+        ("WorkspaceId", workspace_id),
+    ):
+        if value is not None:
+            params.append((name, value))
+    size = check_pai_page_size(page_size)
+
+    def page(index: int) -> RequestSpec[PageAnswer[PaiModel]]:
+        return _pai("ListModels", "GET", "/api/v1/models", _models_answer, query=_page_query(params, index, size))
+
+    return ListSpec(page, _model_key, Listing, size, max_results=check_max_results(max_results))
 
 
 @with_connection_form  # the connection form of UIs before Airflow 3.2, from the same conn-fields
@@ -187,15 +339,19 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
     def model_workspace(self, model_id: str) -> str | None:
         """The WorkspaceId of a model, from GetModel: read once per model for the life of this hook."""
-        if model_id not in self._workspaces:
-            self._workspaces[model_id] = self.get_model(model_id).workspace_id
+        if not self.knows_workspace(model_id):
+            self._workspaces[model_id] = self._run(get_model_spec(model_id)).workspace_id
         return self._workspaces[model_id]
 
     async def amodel_workspace(self, model_id: str) -> str | None:
         """Async twin of :meth:`model_workspace` (the same per-hook cache)."""
-        if model_id not in self._workspaces:
-            self._workspaces[model_id] = (await self.aget_model(model_id)).workspace_id
+        if not self.knows_workspace(model_id):
+            self._workspaces[model_id] = (await self._arun(get_model_spec(model_id))).workspace_id
         return self._workspaces[model_id]
+
+    def knows_workspace(self, model_id: str) -> bool:
+        """True when this hook has the model's WorkspaceId already (:meth:`model_workspace` sends nothing)."""
+        return model_id in self._workspaces
 
     def version_ref(self, model_id: str, version: PaiModelVersion) -> ModelVersionRef:
         """The :class:`~airflow_provider_modelreg.models.ModelVersionRef` of a version: the workspace is the
@@ -207,45 +363,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         workspace = await self.amodel_workspace(model_id)
         return version.to_ref(model_id=model_id, region=await self.aregion(), workspace_id=workspace)
 
-    # -- request shapes (validated before anything is sent)
-
-    @staticmethod
-    def _list_versions_params(
-        *,
-        approval_status: str | ApprovalStatus | None,
-        version_name: str | None,
-        label_filter: str | None,
-        format_type: str | None,
-        framework_type: str | None,
-        source_type: str | None,
-        source_id: str | None,
-        order: str,
-    ) -> list[tuple[str, str]]:
-        params: list[tuple[str, str]] = []
-        if approval_status is not None:
-            params.append(("ApprovalStatus", check_pai_approval_status(approval_status).value))
-        for name, value in (
-            ("FormatType", format_type),
-            ("FrameworkType", framework_type),
-            ("Label", label_filter),
-        ):
-            if value is not None:
-                params.append((name, str(value)))
-        params.append(("Order", check_pai_order(order)))
-        params.append(("SortBy", "GmtCreateTime"))
-        for name, value in (("SourceId", source_id), ("SourceType", source_type)):
-            if value is not None:
-                params.append((name, str(value)))
-        if version_name is not None:
-            params.append(("VersionName", check_pai_version_name(version_name)))
-        return params
-
-    @staticmethod
-    def _page_params(params: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
-        # Alphabetical, as the generated SDK client sends them.
-        return sorted([*params, ("PageNumber", str(page + 1)), ("PageSize", str(size))])
-
-    # -- operations
+    # -- operations: each a spec (built and validated by the builders above) run by the sync or async executor
 
     def get_model_version(self, model_id: str, version_name: str) -> PaiModelVersion:
         """GetModelVersion.
@@ -253,16 +371,11 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param model_id: PAI ModelId.
         :param version_name: the version's VersionName.
         """
-        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
-        response = self.transport.request("GET", path, headers={"x-acs-action": "GetModelVersion"})
-        return self.transport.parse(response, PaiModelVersion)
+        return self._run(get_model_version_spec(model_id, version_name))
 
     async def aget_model_version(self, model_id: str, version_name: str) -> PaiModelVersion:
         """Async twin of :meth:`get_model_version`."""
-        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
-        transport = await self.atransport()
-        response = await transport.arequest("GET", path, headers={"x-acs-action": "GetModelVersion"})
-        return transport.parse(response, PaiModelVersion)
+        return await self._arun(get_model_version_spec(model_id, version_name))
 
     def list_model_versions(
         self,
@@ -304,43 +417,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param page_size: PageSize per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
-        path = _version_path(check_pai_model_id(model_id))
-        params = self._list_versions_params(
-            approval_status=approval_status,
-            version_name=version_name,
-            label_filter=label_filter,
-            format_type=format_type,
-            framework_type=framework_type,
-            source_type=source_type,
-            source_id=source_id,
-            order=order,
-        )
-        size = check_pai_page_size(page_size)
-        limit = check_max_results(max_results)
-        transport = self.transport
-        max_pages = self.max_pages(self.connection)
-        seen = TotalSeen()
-
-        def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
-            response = transport.request(
-                "GET",
-                path,
-                params=self._page_params(params, page, size),
-                headers={"x-acs-action": "ListModelVersions"},
-            )
-            parsed = transport.parse(response, PaiModelVersionPage)
-            seen.note(page, parsed.total_count)
-            return parsed.versions, parsed.total_count
-
-        versions = collect_pages(
-            fetch,
-            page_size=size,
-            key=_version_key,
-            max_results=limit,
-            max_pages=max_pages,
-            concurrency=concurrency,
-        )
-        return seen.listing(versions)
+        return self._collect(list_model_versions_spec(model_id, **call_arguments(locals(), "model_id")))
 
     async def alist_model_versions(
         self,
@@ -359,60 +436,18 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         concurrency: int = 8,
     ) -> Listing[PaiModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
-        path = _version_path(check_pai_model_id(model_id))
-        params = self._list_versions_params(
-            approval_status=approval_status,
-            version_name=version_name,
-            label_filter=label_filter,
-            format_type=format_type,
-            framework_type=framework_type,
-            source_type=source_type,
-            source_id=source_id,
-            order=order,
-        )
-        size = check_pai_page_size(page_size)
-        limit = check_max_results(max_results)
-        transport = await self.atransport()
-        max_pages = self.max_pages(await self.aconnection())
-
-        seen = TotalSeen()
-
-        async def fetch(page: int) -> tuple[list[PaiModelVersion], int]:
-            response = await transport.arequest(
-                "GET",
-                path,
-                params=self._page_params(params, page, size),
-                headers={"x-acs-action": "ListModelVersions"},
-            )
-            parsed = transport.parse(response, PaiModelVersionPage)
-            seen.note(page, parsed.total_count)
-            return parsed.versions, parsed.total_count
-
-        versions = await acollect_pages(
-            fetch,
-            page_size=size,
-            key=_version_key,
-            max_results=limit,
-            max_pages=max_pages,
-            concurrency=concurrency,
-        )
-        return seen.listing(versions)
+        return await self._acollect(list_model_versions_spec(model_id, **call_arguments(locals(), "model_id")))
 
     def get_model(self, model_id: str) -> PaiModel:
         """GetModel (with ``LatestVersion`` and ``WorkspaceId``).
 
         :param model_id: PAI ModelId.
         """
-        path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
-        response = self.transport.request("GET", path, headers={"x-acs-action": "GetModel"})
-        return self.transport.parse(response, PaiModel)
+        return self._run(get_model_spec(model_id))
 
     async def aget_model(self, model_id: str) -> PaiModel:
         """Async twin of :meth:`get_model`."""
-        path = f"/api/v1/models/{percent_encode(check_pai_model_id(model_id))}"
-        transport = await self.atransport()
-        response = await transport.arequest("GET", path, headers={"x-acs-action": "GetModel"})
-        return transport.parse(response, PaiModel)
+        return await self._arun(get_model_spec(model_id))
 
     def list_models(
         self,
@@ -436,38 +471,20 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param max_results: stop after this many models (None: all).
         :param page_size: PageSize per request, 1-100.
         """
-        workspace = workspace_id or self.workspace_id
-        params: list[tuple[str, str]] = [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
-        for name, value in (
-            ("Label", label_filter),
-            ("ModelName", name_filter),
-            ("Provider", provider),
-            ("WorkspaceId", workspace),
-        ):
-            if value is not None:
-                params.append((name, value))
-        size = check_pai_page_size(page_size)
-        limit = check_max_results(max_results)
-        transport = self.transport
-        max_pages = self.max_pages(self.connection)
-        seen = TotalSeen()
-
-        def fetch(page: int) -> tuple[list[PaiModel], int]:
-            response = transport.request(
-                "GET",
-                "/api/v1/models",
-                params=self._page_params(params, page, size),
-                headers={"x-acs-action": "ListModels"},
-            )
-            parsed = transport.parse(response, PaiModelPage)
-            seen.note(page, parsed.total_count)
-            return parsed.models, parsed.total_count
-
-        models = collect_pages(fetch, page_size=size, key=_model_key, max_results=limit, max_pages=max_pages)
+        spec = list_models_spec(
+            workspace_id or self.workspace_id,
+            name_filter=name_filter,
+            label_filter=label_filter,
+            provider=provider,
+            order=order,
+            max_results=max_results,
+            page_size=page_size,
+        )
+        models = self._collect(spec)
         for model in models:  # the listing says where each model lives: no GetModel needed for these
             if model.workspace_id is not None:
                 self._workspaces.setdefault(model.model_id, model.workspace_id)
-        return seen.listing(models)
+        return models
 
     def update_model_version(
         self, model_id: str, version_name: str, *, approval_status: str | ApprovalStatus
@@ -476,13 +493,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
         Setting the value a version already has is harmless, so this PUT is retried like a GET.
         """
-        path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
-        status = check_pai_approval_status(approval_status)
-        body = json.dumps({"ApprovalStatus": status.value}, separators=(",", ":"), ensure_ascii=False).encode()
-        response = self.transport.request(
-            "PUT", path, content=body, headers={"x-acs-action": "UpdateModelVersion"}, idempotent=True
-        )
-        return self.transport.request_id(response)
+        return self._run(update_model_version_spec(model_id, version_name, approval_status))
 
     def test_connection(self) -> tuple[bool, str]:
         """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline); the message says
@@ -498,22 +509,6 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
 
     # -- single pages (the approval gate pages itself; see approval.py)
 
-    def _one_page_request(
-        self, model_id: str, page: int, page_size: int, approval_status: str | None
-    ) -> tuple[str, list[tuple[str, str]]]:
-        path = _version_path(check_pai_model_id(model_id))
-        params = self._list_versions_params(
-            approval_status=approval_status,
-            version_name=None,
-            label_filter=None,
-            format_type=None,
-            framework_type=None,
-            source_type=None,
-            source_id=None,
-            order="DESC",
-        )
-        return path, self._page_params(params, page, check_pai_page_size(page_size))
-
     def list_model_versions_page(
         self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
     ) -> PaiModelVersionPage:
@@ -524,16 +519,10 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param page_size: PageSize, 1-100.
         :param approval_status: optional ApprovalStatus filter.
         """
-        path, params = self._one_page_request(model_id, page, page_size, approval_status)
-        transport = self.transport
-        response = transport.request("GET", path, params=params, headers={"x-acs-action": "ListModelVersions"})
-        return transport.parse(response, PaiModelVersionPage)
+        return self._run(versions_page_spec(model_id, page, page_size, approval_status))
 
     async def alist_model_versions_page(
         self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
     ) -> PaiModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        path, params = self._one_page_request(model_id, page, page_size, approval_status)
-        transport = await self.atransport()
-        response = await transport.arequest("GET", path, params=params, headers={"x-acs-action": "ListModelVersions"})
-        return transport.parse(response, PaiModelVersionPage)
+        return await self._arun(versions_page_spec(model_id, page, page_size, approval_status))

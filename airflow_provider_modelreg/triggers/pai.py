@@ -260,7 +260,7 @@ class PaiPollHub:
         models' first reads would otherwise each look the connection up and build a client), and give it the
         hub's slots: held per attempt on the wire, not across retry waits, so one throttled model cannot delay
         the polls of the others."""
-        if hook._atransport is None:
+        if not hook.has_async_client:
             key = ("atransport", id(hook))
             await self.shared(key, float("inf"), hook.atransport)
             entry = self.entries.get(key)
@@ -275,7 +275,7 @@ class PaiPollHub:
         """The ModelVersionRef dict of a version: the model's own workspace (GetModel once per model and hook,
         shared by every trigger asking at the same time), the endpoint's region."""
         hook = self.hook
-        if model_id not in hook._workspaces:
+        if not hook.knows_workspace(model_id):
             await self.shared(("GetModel", model_id), max_age, lambda: hook.amodel_workspace(model_id))
         return (await hook.aversion_ref(model_id, version)).to_xcom()
 
