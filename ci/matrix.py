@@ -338,6 +338,8 @@ def check_emulator_wheel(wheel: Path) -> None:
     for needed in ("modelreg_emulator/__init__.py", "modelreg_emulator/demo_seed.json", "modelreg_emulator/py.typed"):
         if needed not in names:
             raise SystemExit(f"the emulator's wheel lacks {needed}")
+    if not any(n.split("/")[0].endswith(".dist-info") and n.endswith("/LICENSE") for n in names):
+        raise SystemExit("the emulator's wheel lacks its LICENSE")
     if "modelreg-emulator = modelreg_emulator.__main__:main" not in entry_points:
         raise SystemExit("the emulator's wheel lacks the modelreg-emulator console script")
     runtime = _requirements(metadata)

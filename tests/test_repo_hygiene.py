@@ -228,6 +228,7 @@ def test_the_emulator_is_a_distribution_of_its_own() -> None:
         "modelreg-emulator": "modelreg_emulator.__main__:main"
     }
     assert modelreg_emulator.DEMO_SEED_PATH.is_file()
+    assert (ROOT / "emulator" / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
     assert "airflow-provider-modelreg" in {re.split(r"[\s<>=!~;\[(]", r)[0] for r in dist.requires or []}
     provider = importlib.metadata.distribution(DIST_NAME)
     assert not [ep for ep in provider.entry_points if ep.group == "console_scripts"]
