@@ -10,15 +10,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The provider and the emulator (emulator/: the modelreg-emulator distribution, issue 21), both editable.
 # Byte-compiled on all cores afterwards rather than by pip on one (pip compiles each file as it installs it).
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[test,dev]"
+$(STAMP): $(BIN)/python pyproject.toml emulator/pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[test,dev]" -e ./emulator
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_modelreg tests dags_examples bench e2e ci
-	$(BIN)/ruff format --check airflow_provider_modelreg tests dags_examples bench e2e ci
+	$(BIN)/ruff check airflow_provider_modelreg emulator tests dags_examples bench e2e ci
+	$(BIN)/ruff format --check airflow_provider_modelreg emulator tests dags_examples bench e2e ci
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -65,35 +66,35 @@ bench-compare: $(STAMP)
 # docs/TESTING.md). Writes only under out/mutation/; fails when a module scores below 90% of its non-equivalent
 # mutants. MODULES="approval watch" runs a subset.
 mutation: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,dev,mutation]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,dev,mutation]" -e ./emulator
 	$(BIN)/python ci/mutation.py $(MODULES)
 
 # Real services end to end (PostgreSQL, scheduler, triggerer, browser); installs Debian packages as root if missing.
 e2e: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]" -e ./emulator
 	$(BIN)/python -m e2e.run
 
 # Airflow's distributed engine (README "Running at scale"): PostgreSQL, Redis (Debian's redis-server), CeleryExecutor with
 # two workers, two triggerers, 500 mapped deferrable waits, a SIGKILLed triggerer, the asset watcher's deploys and
 # burst latency; about 10 min on 2 cores. Figures under out/e2e-scale/ (`make benchmarks-md` puts them in BENCHMARKS.md).
 e2e-scale: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]" -e ./emulator
 	$(BIN)/python -m e2e.scale
 
-# Airflow version matrix: build and check the wheel and sdist, then for each of Airflow 2.11, 3.0, 3.1 and 3.2 a clean
-# venv with the wheel (pins: constraints/airflow-X.txt), the whole suite and example DAG (a) against the emulator;
-# two cells at a time, results under out/matrix/ (ci/matrix.py). Needs no .venv: it builds its own.
+# Airflow version matrix: build and check the wheels and sdists (provider and emulator), then for each of Airflow 2.11,
+# 3.0, 3.1 and 3.2 a clean venv with both wheels (pins: constraints/airflow-X.txt), the whole suite and example DAG (a)
+# against the emulator; two cells at a time, results under out/matrix/ (ci/matrix.py). Needs no .venv: it builds its own.
 matrix:
 	$(PYTHON) ci/matrix.py run $(MATRIX_ARGS)
 
 # Refresh constraints/build.txt and constraints/airflow-X.txt: the newest patch of each minor (constraints/airflow-X.in)
-# resolved with the wheel and its test, emulator and e2e extras, frozen.
+# resolved with the wheel and its test and e2e extras and the emulator's wheel, frozen.
 matrix-constraints:
 	$(PYTHON) ci/matrix.py refresh $(MATRIX_ARGS)
 
 constraints:
 	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints
-	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,dev,e2e]" apache-airflow-providers-http
+	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,dev,e2e]" -e ./emulator apache-airflow-providers-http
 	/tmp/modelreg-constraints/bin/pip freeze --exclude-editable > constraints.txt
 
 clean:

@@ -12,9 +12,6 @@ checks a version:
   :func:`asset_state_accessors` (None before; the watcher then keeps its state in memory and says so);
 * shared streams in ack mode for event triggers (Airflow >= 3.3): :data:`HAS_SHARED_STREAMS`,
   :class:`SharedStreamProducer` (a stand-in before, never instantiated by Airflow there);
-* the emulator's server (fastapi, uvicorn): shipped with Airflow 3, not with Airflow 2, where the ``emulator``
-  extra brings it; ``emulator.require_server`` says so instead of a bare ImportError (it lives with the
-  emulator, which must not import Airflow);
 * declarative connection-form fields (``conn-fields``, read from Airflow 3.2): UIs before 3.2 read the hook's
   ``get_connection_form_widgets`` / ``get_ui_field_behaviour``, which :func:`with_connection_form` builds from the
   same ``get_provider_info()`` entry (one source for both).

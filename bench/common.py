@@ -52,11 +52,11 @@ def bench_seed(*, pai_models: int = 1, pai_versions: int = 10_000, fabric_versio
 
 @contextmanager
 def emulator_process(seed: dict[str, Any], *flags: str) -> Iterator[str]:
-    """Start ``python -m airflow_provider_modelreg.emulator`` and yield its URL."""
+    """Start ``python -m modelreg_emulator`` and yield its URL."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(seed, handle)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", handle.name, *flags],
+        [sys.executable, "-m", "modelreg_emulator", "--port", "0", "--seed", handle.name, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -58,7 +58,7 @@ def measure(runs: int = 7) -> dict[str, Any]:
         ours.append(sample(OURS))
         anchor.append(sample(ANCHOR))
     heavy = [m for m in ours[-1]["added"] if m.split(".")[0] in ("fastapi", "uvicorn", "starlette", "aiohttp")]
-    heavy += [m for m in ours[-1]["added"] if m.startswith("airflow_provider_modelreg.emulator")]
+    heavy += [m for m in ours[-1]["added"] if m.startswith("modelreg_emulator")]
     return {
         "ours_ms": statistics.median(s["ms"] for s in ours),
         "ours_modules": len(ours[-1]["added"]),

@@ -1,5 +1,6 @@
-"""The Airflow version matrix: build the wheel and sdist, check them, install the wheel into a clean venv per Airflow
-minor, run the whole test suite and one example DAG end to end there, and print one table.
+"""The Airflow version matrix: build the wheels and sdists (the provider and the emulator), check them, install both
+wheels into a clean venv per Airflow minor, run the whole test suite and one example DAG end to end there, and print
+one table.
 
     python3 ci/matrix.py run [--cells 2.11,3.0] [--jobs 2] [--newest-report FILE] [--update-skips]
     python3 ci/matrix.py refresh [--cells ...]     # constraints/airflow-X.txt from constraints/airflow-X.in
@@ -8,13 +9,13 @@ minor, run the whole test suite and one example DAG end to end there, and print 
 Standard library only (CI has Python 3.11, pip, git and make). Everything it writes goes under ``out/matrix/``,
 except ``refresh`` (rewrites ``constraints/airflow-*.txt``) and ``--update-skips`` (rewrites ``ci/skips/*.txt``).
 
-A cell is one Airflow minor: a fresh venv, ``pip install -c constraints/airflow-X.txt <wheel>[test,emulator,e2e]``
-(exact pins, so reproducible), then
+A cell is one Airflow minor: a fresh venv, ``pip install -c constraints/airflow-X.txt <wheel>[test,e2e] <emulator
+wheel>`` (exact pins, so reproducible; the emulator is its own distribution, ``emulator/``, issue 21), then
 
-* the whole suite from ``tests/`` against the *installed* wheel (pytest runs outside the source tree, and
+* the whole suite from ``tests/`` against the *installed* wheels (pytest runs outside the source tree, and
   ``MODELREG_TEST_INSTALLED=1`` makes conftest refuse a package imported from the source tree);
 * ``dags_examples/demo.py`` (example DAG (a) under ``airflow dags test`` against the emulator, whose process comes
-  from the wheel too), run from a copy outside the source tree.
+  from its wheel too), run from a copy outside the source tree.
 
 A cell fails when a test fails or errors, when its skipped tests differ from ``ci/skips/airflow-X.txt``, or when
 the DAG fails. The newest Airflow is not a cell: ``make test`` runs the suite there; give its report with
@@ -46,14 +47,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out" / "matrix"
 CONSTRAINTS = ROOT / "constraints"
+#: the emulator's distribution (modelreg-emulator), built and installed next to the provider's
+EMULATOR = ROOT / "emulator"
 SKIPS = ROOT / "ci" / "skips"
 CELLS = ("2.11", "3.0", "3.1", "3.2")
 NEWEST = "3.3"
 WHEELHOUSE = Path(os.environ.get("MODELREG_WHEELHOUSE", Path.home() / ".cache" / "modelreg-matrix" / "wheelhouse"))
 #: the runtime dependencies the wheel may declare (issue 13): nothing else
 RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "pydantic"}
-#: the whole suite needs the test extra, the emulator extra (Airflow 2) and the e2e extra (its scripts' own tests)
-EXTRAS = "test,emulator,e2e"
+#: the whole suite needs the test extra and the e2e extra (its scripts' own tests), and the emulator's wheel
+EXTRAS = "test,e2e"
+#: what the provider's wheel must not hold or import (issue 21): the emulator and its server
+EMULATOR_MODULES = ("modelreg_emulator", "airflow_provider_modelreg.emulator", "fastapi", "uvicorn", "starlette")
+#: the emulator wheel's runtime dependencies
+EMULATOR_DEPENDENCIES = {"airflow-provider-modelreg", "fastapi", "uvicorn", "httpx", "pydantic"}
 TIMEOUTS = {"install": 900, "pytest": 1500, "dag": 300}
 _PRINT = threading.Lock()
 #: process groups started and still running: killed if the matrix itself is stopped
@@ -216,8 +223,9 @@ def make_venv(venv: Path, log: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------- build
 
 
-def build(where: Path = OUT) -> Path:
-    """python -m build (sdist, then the wheel from the sdist), twine check, and a look inside both."""
+def build(where: Path = OUT) -> tuple[Path, Path]:
+    """python -m build (sdist, then the wheel from the sdist) of the provider and of the emulator, twine check, and a
+    look inside each. Returns (provider wheel, emulator wheel)."""
     started = time.monotonic()
     venv = where / "build-venv"
     log = where / "build.log"
@@ -231,18 +239,65 @@ def build(where: Path = OUT) -> Path:
     shutil.rmtree(dist, ignore_errors=True)
     # The backend is pinned in constraints/build.txt and installed above: no isolation, so no unpinned download.
     py = venv / "bin" / "python"
-    if run([py, "-m", "build", "--no-isolation", "--outdir", dist, ROOT], log=log, timeout=300, cwd=ROOT) != 0:
-        raise SystemExit(f"python -m build failed:\n{tail(log)}")
-    files = sorted(dist.iterdir())
-    if run([py, "-m", "twine", "check", "--strict", *files], log=log, timeout=120) != 0:
-        raise SystemExit(f"twine check failed:\n{tail(log)}")
-    wheel = next(f for f in files if f.suffix == ".whl")
-    sdist = next(f for f in files if f.name.endswith(".tar.gz"))
+    built: dict[str, tuple[Path, Path]] = {}
+    for name, project in (("provider", ROOT), ("emulator", EMULATOR)):
+        out = dist / name
+        if run([py, "-m", "build", "--no-isolation", "--outdir", out, project], log=log, timeout=300, cwd=project) != 0:
+            raise SystemExit(f"python -m build of the {name} failed:\n{tail(log)}")
+        files = sorted(out.iterdir())
+        if run([py, "-m", "twine", "check", "--strict", *files], log=log, timeout=120) != 0:
+            raise SystemExit(f"twine check of the {name} failed:\n{tail(log)}")
+        wheel = next(f for f in files if f.suffix == ".whl")
+        sdist = next(f for f in files if f.name.endswith(".tar.gz"))
+        built[name] = (wheel, sdist)
+    wheel, sdist = built["provider"]
+    emulator_wheel, emulator_sdist = built["emulator"]
     check_wheel(wheel)
     check_sdist(sdist)
+    check_emulator_wheel(emulator_wheel)
     seconds = time.monotonic() - started
-    say(f"build: {wheel.name} + {sdist.name}, twine check passed, contents checked ({seconds:.0f} s)")
-    return wheel
+    say(
+        f"build: {wheel.name} + {sdist.name}, {emulator_wheel.name} + {emulator_sdist.name}, twine check passed, "
+        f"contents checked ({seconds:.0f} s)"
+    )
+    return wheel, emulator_wheel
+
+
+def _requirements(metadata: str) -> set[str]:
+    """The canonical names of a wheel's runtime (non-extra) Requires-Dist."""
+    runtime = set()
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:") and "extra ==" not in line:
+            runtime.add(canonical(re.split(r"[\s<>=!~;\[(]", line.removeprefix("Requires-Dist:").strip())[0]))
+    return runtime
+
+
+def _imports(source: str) -> set[str]:
+    """Every module a Python file imports (``import a.b``, ``from a.b import c``), by its full dotted name."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def wheel_emulator_problems(names: list[str], read: Any) -> list[str]:
+    """What of the emulator is in the provider's wheel (issue 21): its modules, its data, its console script, and
+    imports of it or of its server (fastapi, uvicorn, starlette). ``read(name)`` gives a member's text."""
+    problems = [n for n in names if "emulator" in n.lower() and not n.split("/")[0].endswith(".dist-info")]
+    for name in names:
+        if name.endswith(".py"):
+            heavy = sorted(
+                m for m in _imports(read(name)) if any(m == e or m.startswith(e + ".") for e in EMULATOR_MODULES)
+            )
+            problems += [f"{name} imports {m}" for m in heavy]
+        elif name.endswith(".dist-info/entry_points.txt") and "emulator" in read(name):
+            problems.append(f"{name} declares an emulator entry point")
+    return problems
 
 
 def check_wheel(wheel: Path) -> None:
@@ -250,6 +305,7 @@ def check_wheel(wheel: Path) -> None:
         names = zf.namelist()
         metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = zf.read(metadata_name).decode()
+        emulator = wheel_emulator_problems(names, lambda n: zf.read(n).decode())
     problems = [
         n
         for n in names
@@ -259,14 +315,36 @@ def check_wheel(wheel: Path) -> None:
     ]
     if problems:
         raise SystemExit(f"the wheel ships files that do not run: {problems[:10]}")
-    runtime = set()
-    for line in metadata.splitlines():
-        if line.startswith("Requires-Dist:") and "extra ==" not in line:
-            runtime.add(canonical(re.split(r"[\s<>=!~;\[(]", line.removeprefix("Requires-Dist:").strip())[0]))
+    if emulator:
+        raise SystemExit(f"the provider's wheel holds emulator code (it is modelreg-emulator's): {emulator[:10]}")
+    runtime = _requirements(metadata)
     if runtime != RUNTIME_DEPENDENCIES:
         raise SystemExit(f"runtime dependencies {sorted(runtime)} != {sorted(RUNTIME_DEPENDENCIES)}")
     if "Requires-Python:" not in metadata:
         raise SystemExit("the wheel declares no Requires-Python")
+    extras = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Provides-Extra:")}
+    if "emulator" in extras:
+        raise SystemExit("the provider's wheel still declares an emulator extra")
+
+
+def check_emulator_wheel(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    stray = [n for n in names if not (n.startswith("modelreg_emulator/") or n.split("/")[0].endswith(".dist-info"))]
+    if stray:
+        raise SystemExit(f"the emulator's wheel ships files outside modelreg_emulator: {stray[:10]}")
+    for needed in ("modelreg_emulator/__init__.py", "modelreg_emulator/demo_seed.json", "modelreg_emulator/py.typed"):
+        if needed not in names:
+            raise SystemExit(f"the emulator's wheel lacks {needed}")
+    if not any(n.split("/")[0].endswith(".dist-info") and n.endswith("/LICENSE") for n in names):
+        raise SystemExit("the emulator's wheel lacks its LICENSE")
+    if "modelreg-emulator = modelreg_emulator.__main__:main" not in entry_points:
+        raise SystemExit("the emulator's wheel lacks the modelreg-emulator console script")
+    runtime = _requirements(metadata)
+    if runtime != EMULATOR_DEPENDENCIES:
+        raise SystemExit(f"emulator dependencies {sorted(runtime)} != {sorted(EMULATOR_DEPENDENCIES)}")
 
 
 def check_sdist(sdist: Path) -> None:
@@ -277,6 +355,9 @@ def check_sdist(sdist: Path) -> None:
     for needed in ("pyproject.toml", "README.md", "LICENSE", "airflow_provider_modelreg/__init__.py"):
         if needed not in names:
             raise SystemExit(f"the sdist lacks {needed}")
+    emulator = [n for n in names if n.startswith("emulator/") or "/emulator/" in n]
+    if emulator:
+        raise SystemExit(f"the provider's sdist carries the emulator (it is modelreg-emulator's): {emulator[:10]}")
     junk = [n for n in names if n.split("/")[0] in (".venv", "out", ".demo", ".e2e", ".git")]
     if junk:
         raise SystemExit(f"the sdist carries local state: {junk[:10]}")
@@ -336,7 +417,7 @@ def summarize(cell: str, report: dict[str, Any] | None, *, update_skips: bool) -
     }
 
 
-def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
+def run_cell(cell: str, wheels: tuple[Path, Path], *, update_skips: bool) -> dict[str, Any]:
     started = time.monotonic()
     d = OUT / "cells" / cell
     shutil.rmtree(d, ignore_errors=True)
@@ -344,10 +425,12 @@ def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
     venv = d / "venv"
     py = venv / "bin" / "python"
     times: dict[str, float] = {}
+    wheel, emulator_wheel = wheels
 
     t = time.monotonic()
     make_venv(venv, d / "install.log")
-    code = pip_install(venv, CONSTRAINTS / f"airflow-{cell}.txt", [f"{wheel}[{EXTRAS}]"], d / "install.log")
+    requirements = [f"{wheel}[{EXTRAS}]", str(emulator_wheel)]
+    code = pip_install(venv, CONSTRAINTS / f"airflow-{cell}.txt", requirements, d / "install.log")
     times["install"] = time.monotonic() - t
     if code != 0:
         say(f"{cell}: install FAILED\n{tail(d / 'install.log')}")
@@ -364,7 +447,10 @@ def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
             "times": times,
             "note": "install failed",
         }
-    say(f"{cell}: installed {wheel.name}[{EXTRAS}] with constraints/airflow-{cell}.txt ({times['install']:.0f} s)")
+    say(
+        f"{cell}: installed {wheel.name}[{EXTRAS}] and {emulator_wheel.name} with constraints/airflow-{cell}.txt "
+        f"({times['install']:.0f} s)"
+    )
 
     t = time.monotonic()
     report_path = d / "report.json"
@@ -390,6 +476,8 @@ def run_cell(cell: str, wheel: Path, *, update_skips: bool) -> dict[str, Any]:
     result = summarize(cell, report, update_skips=update_skips)
     if report is not None and ROOT / "airflow_provider_modelreg" in Path(report["package_file"]).parents:
         result.update(ok=False, note="tests imported the source tree, not the wheel")
+    if report is not None and EMULATOR in Path(report.get("emulator_file") or EMULATOR / "-").parents:
+        result.update(ok=False, note="tests imported the emulator from the source tree, not its wheel")
     say(
         f"{cell}: suite on Airflow {result['airflow']}: {result['passed']} passed, {result['failed']} failed, "
         f"{result['skipped']} skipped ({result['skips']}), exit {code} ({times['pytest']:.0f} s)"
@@ -437,7 +525,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prefetch([CONSTRAINTS / f"airflow-{c}.txt" for c in cells], OUT / "prefetch")
     say(f"stage prefetch: {time.monotonic() - stage:.0f} s")
     stage = time.monotonic()
-    wheel = build()
+    wheels = build()
     say(f"stage build: {time.monotonic() - stage:.0f} s")
     stage = time.monotonic()
     results: list[dict[str, Any]] = []
@@ -448,7 +536,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         newest.update(dag="in suite", minutes=(report or {}).get("seconds", 0) / 60)
         results.append(newest)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_cell, c, wheel, update_skips=args.update_skips) for c in cells]
+        futures = [pool.submit(run_cell, c, wheels, update_skips=args.update_skips) for c in cells]
         results += [f.result() for f in futures]
     say(f"stage cells ({len(cells)} cells, {args.jobs} at a time): {time.monotonic() - stage:.0f} s")
     (OUT / "summary.json").write_text(json.dumps(results, indent=1))
@@ -500,7 +588,7 @@ def cmd_skips(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Resolve each constraints/airflow-X.in (newest patch of the minor + the known-breakage pins) with the wheel and
-    its extras in a fresh venv and freeze the result into constraints/airflow-X.txt."""
+    its extras and the emulator's wheel in a fresh venv and freeze the result into constraints/airflow-X.txt."""
     cells = args.cells.split(",") if args.cells else list(CELLS)
     d = OUT / "refresh" / "build"
     make_venv(d / "venv", d / "refresh.log")
@@ -512,7 +600,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     ).stdout
     header = "# Pins for make matrix's build stage, Python 3.11. Generated by `make matrix-constraints` (build.in).\n"
     (CONSTRAINTS / "build.txt").write_text(header + frozen)
-    wheel = build(OUT / "refresh")
+    wheel, emulator_wheel = build(OUT / "refresh")
 
     def refresh(cell: str) -> str:
         d = OUT / "refresh" / cell
@@ -522,10 +610,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         make_venv(venv, log)
         py = venv / "bin" / "python"
         cmd = [py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / f"airflow-{cell}.in", f"{wheel}[{EXTRAS}]"]
+        cmd.append(emulator_wheel)
         if run(cmd, log=log, timeout=1200, env=clean_env(venv)) != 0:
             return f"{cell}: FAILED\n{tail(log)}"
         frozen = subprocess.run(
-            [py, "-m", "pip", "freeze", "--exclude", "airflow-provider-modelreg"],
+            [py, "-m", "pip", "freeze", "--exclude", "airflow-provider-modelreg", "--exclude", "modelreg-emulator"],
             env=clean_env(venv),
             capture_output=True,
             text=True,

@@ -75,6 +75,12 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
         airflow_version = "?"
     import airflow_provider_modelreg
 
+    try:
+        import modelreg_emulator
+
+        emulator_file: str | None = modelreg_emulator.__file__
+    except ImportError:
+        emulator_file = None
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -82,6 +88,7 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
             {
                 "airflow": airflow_version,
                 "package_file": airflow_provider_modelreg.__file__,
+                "emulator_file": emulator_file,
                 "exitstatus": int(exitstatus),
                 "seconds": round(time.monotonic() - _STARTED, 1),
                 "results": dict(sorted(_RESULTS.items())),

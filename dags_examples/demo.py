@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
+from modelreg_emulator import DEMO_SEED_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"
@@ -65,7 +65,7 @@ def approve_later(url: str, delay: float) -> None:
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--seed", str(demo_seed())],
+        [sys.executable, "-m", "modelreg_emulator", "--port", "0", "--seed", str(demo_seed())],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
 from e2e.stack import Api, say, wait_for
+from modelreg_emulator.ali_credentials import make_oidc_token
 
 DAG_ID = "modelreg_credential_waits"
 MODEL = "model-demo-fraud"

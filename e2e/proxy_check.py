@@ -113,10 +113,10 @@ def start_tinyproxy(stack: Stack, workdir: Path, env: dict[str, str]) -> tuple[s
 def run(stack: Stack, workdir: Path, env: dict[str, str], seed: dict[str, Any]) -> dict[str, Any]:
     import os
 
-    from airflow_provider_modelreg.emulator import RegistryEmulator
     from airflow_provider_modelreg.errors import ModelRegistryError
     from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
     from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+    from modelreg_emulator import RegistryEmulator
 
     say("(e) Corporate network: HTTPS emulator with a private CA, reached only through tinyproxy")
     ca, cert, key = make_private_ca(workdir / "tls")

@@ -51,7 +51,7 @@ LATENCY_TARGET_S = 10.0
 
 def e2e_seed() -> dict[str, Any]:
     """The emulator's demo seed, with no scheduled changes (this script approves and rejects), plus a few versions."""
-    from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
+    from modelreg_emulator import DEMO_SEED_PATH
 
     seed: dict[str, Any] = json.loads(DEMO_SEED_PATH.read_text())
     fraud = seed["pai"]["models"][0]

@@ -228,7 +228,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "airflow_provider_modelreg.emulator",
+                "modelreg_emulator",
                 "--port",
                 "0",
                 "--seed",

@@ -40,8 +40,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
 from airflow_provider_modelreg.get_provider_info import get_provider_info
+from modelreg_emulator import DEMO_SEED_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 #: where the connection-form screenshots are written (results folder, ignored by git)
@@ -719,9 +719,7 @@ def main() -> int:
     )
     ok = False
     try:
-        emulator = procs.start(
-            "emulator", [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0"], env, True
-        )
+        emulator = procs.start("emulator", [sys.executable, "-m", "modelreg_emulator", "--port", "0"], env, True)
         emulator_url = _read_url(emulator, 30)
         _log(f"emulator at {emulator_url}; airflow db migrate (SQLite) ...")
         subprocess.run(

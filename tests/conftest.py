@@ -36,7 +36,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Any]:
     """One registry emulator with the built-in demo seed for the whole session (read-only use, please)."""
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     with RegistryEmulator() as emu:
         yield emu
@@ -45,7 +45,7 @@ def emulator() -> Iterator[Any]:
 @pytest.fixture
 def make_emulator() -> Iterator[Callable[..., Any]]:
     """Factory: ``make_emulator(seed=..., **RegistryEmulator kwargs)`` starts an emulator, stopped after the test."""
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     started: list[Any] = []
 
@@ -110,10 +110,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from pathlib import Path
 
         import airflow_provider_modelreg
+        import modelreg_emulator
 
         source = Path(__file__).resolve().parents[1] / "airflow_provider_modelreg"
         if Path(airflow_provider_modelreg.__file__).resolve().parent == source:
             raise pytest.UsageError(f"MODELREG_TEST_INSTALLED is set but the package comes from {source}")
+        emulator_source = Path(__file__).resolve().parents[1] / "emulator" / "modelreg_emulator"
+        if Path(modelreg_emulator.__file__).resolve().parent == emulator_source:
+            raise pytest.UsageError(f"MODELREG_TEST_INSTALLED is set but the emulator comes from {emulator_source}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
+from modelreg_emulator import DEMO_SEED_PATH
 
 PAI_KEY, PAI_SECRET = "LTAItestKey0001", "test-secret-pai-0001"
 FABRIC_AK, FABRIC_SK, FABRIC_PROJECT = "FABRICTESTAK0001", "test-secret-fabric-sk", "proj-0001"

@@ -83,14 +83,3 @@ def test_the_event_trigger_is_an_event_trigger_from_airflow_3() -> None:
     assert _compat.HAS_ASSET_WATCHERS
     trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-1")
     assert isinstance(trigger, BaseEventTrigger)
-
-
-def test_the_emulator_server_is_there_or_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
-    from airflow_provider_modelreg.emulator import require_server
-
-    require_server()  # the suite runs the emulator: its server packages are installed
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else object())
-    with pytest.raises(ModuleNotFoundError, match=r"needs uvicorn.*airflow-provider-modelreg\[emulator\]"):
-        require_server()

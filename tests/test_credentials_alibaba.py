@@ -38,9 +38,9 @@ from airflow_provider_modelreg.credentials.base import (
 )
 from airflow_provider_modelreg.credentials.rpc import rpc_signature, rpc_string_to_sign
 from airflow_provider_modelreg.credentials.signing import AcsCredentialAuth
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from modelreg_emulator.ali_credentials import make_oidc_token
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-pai"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"

@@ -2,7 +2,7 @@
 
 Small fake servers of this module (a programmable ``http.server``) stand in for Alibaba STS, ECS metadata, a
 credentials URI and Huawei metadata, STS and IAM; the chaos cases use the emulator's own credential services with
-an outage (:func:`~airflow_provider_modelreg.emulator.credential_services.set_outage`). Each test states what it
+an outage (:func:`~modelreg_emulator.credential_services.set_outage`). Each test states what it
 proves; the sources are built as the hooks build them (``build_pai_auth``, ``build_huawei_source``).
 """
 
@@ -34,11 +34,11 @@ from airflow_provider_modelreg.credentials.base import (
     read_token_file,
 )
 from airflow_provider_modelreg.credentials.huawei import HuaweiSourceSettings, build_huawei_source
-from airflow_provider_modelreg.emulator import hw_credentials as hc
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
-from airflow_provider_modelreg.emulator.credential_services import outage_failures, set_outage
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.transport import RetryPolicy
+from modelreg_emulator import hw_credentials as hc
+from modelreg_emulator.ali_credentials import make_oidc_token
+from modelreg_emulator.credential_services import outage_failures, set_outage
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-pai"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"

@@ -35,11 +35,11 @@ from airflow_provider_modelreg.credentials.huawei import (
     sts_endpoint_for,
 )
 from airflow_provider_modelreg.credentials.signing import HuaweiCredentialAuth
-from airflow_provider_modelreg.emulator import hw_credentials as hc
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.iam import IamTokenAuth
 from airflow_provider_modelreg.transport import RegistryTransport, RetryPolicy
+from modelreg_emulator import hw_credentials as hc
 
 ID_TOKEN_B = "second-oidc-id-token-after-rotation"
 ROUTES = {

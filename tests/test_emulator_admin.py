@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from airflow_provider_modelreg.auth import AcsV3Auth
-from airflow_provider_modelreg.emulator import DEMO_SEED_PATH
-from airflow_provider_modelreg.emulator.__main__ import main as cli
+from modelreg_emulator import DEMO_SEED_PATH
+from modelreg_emulator.__main__ import main as cli
 
 PAI = AcsV3Auth("LTAIemulatorDemoKey01", "emulator-demo-secret-pai")
 MODEL = "model-demo-fraud"
@@ -122,7 +122,7 @@ def test_url_from_the_environment_and_errors(
 )
 async def test_admin_answers_loopback_clients_only(client: tuple[str, int], header: str | None, status: int) -> None:
     """Through the ASGI app the server runs (the client address comes from the connection, not from a header)."""
-    from airflow_provider_modelreg.emulator.app import EmulatorConfig, create_app, direct_asgi
+    from modelreg_emulator.app import EmulatorConfig, create_app, direct_asgi
 
     app = direct_asgi(create_app(EmulatorConfig(seed=_demo_seed())))
     headers = {"X-Modelreg-Admin": header} if header else {}
@@ -177,7 +177,7 @@ def _fabric(**ws: Any) -> dict[str, Any]:
     ],
 )
 def test_unknown_seed_keys_are_refused_with_their_path(seed: dict[str, Any], path: str, hint: str | None) -> None:
-    from airflow_provider_modelreg.emulator import SeedError, Store
+    from modelreg_emulator import SeedError, Store
 
     with pytest.raises(SeedError) as err:
         Store(seed)
@@ -188,7 +188,7 @@ def test_unknown_seed_keys_are_refused_with_their_path(seed: dict[str, Any], pat
 
 
 def test_the_version_typo_of_issue_12_is_named() -> None:
-    from airflow_provider_modelreg.emulator import SeedError, Store
+    from modelreg_emulator import SeedError, Store
 
     seed = {
         "pai": {"models": [{"ModelId": "m", "ModelName": "n", "WorkspaceId": "w", "Version": [{"VersionName": "1"}]}]}
@@ -199,7 +199,7 @@ def test_the_version_typo_of_issue_12_is_named() -> None:
 
 def test_wire_fields_stay_free_form() -> None:
     """Inside versions anything goes (the vendors add fields); models take their wire fields."""
-    from airflow_provider_modelreg.emulator import Store
+    from modelreg_emulator import Store
 
     seed = copy.deepcopy(_demo_seed())
     seed["pai"]["models"][0]["Versions"][0]["SomeFutureField"] = {"x": 1}
@@ -214,7 +214,7 @@ def test_wire_fields_stay_free_form() -> None:
 
 async def test_admin_lists_issued_temporary_keys_to_loopback_clients_only() -> None:
     """``GET /_emulator/credentials``: what the credential services issued (for leak scans), loopback only."""
-    from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
+    from modelreg_emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
 
     registry = Registry(EmulatorConfig(seed=_demo_seed(), credential_lifetime=60))
     issued = registry.store.issue_temporary_key("pai", 60, issuer="sts.AssumeRole")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from airflow_provider_modelreg.auth import AcsV3Auth, HuaweiAkSkAuth
-from airflow_provider_modelreg.emulator.store import iso_ms, parse_time
+from modelreg_emulator.store import iso_ms, parse_time
 
 PAI = AcsV3Auth("LTAIemulatorDemoKey01", "emulator-demo-secret-pai")
 FAB = HuaweiAkSkAuth("EMULATORDEMOFABRICAK01", "emulator-demo-secret-fabric", project_id="emulator-demo-project")
@@ -324,7 +324,7 @@ def test_store_api_and_create_version(make_emulator: Any) -> None:
     ],
 )
 def test_bad_seed_names_the_json_path(seed: dict[str, Any], path: str) -> None:
-    from airflow_provider_modelreg.emulator import RegistryEmulator, SeedError
+    from modelreg_emulator import RegistryEmulator, SeedError
 
     with pytest.raises(SeedError) as err:
         RegistryEmulator(seed)
@@ -332,7 +332,7 @@ def test_bad_seed_names_the_json_path(seed: dict[str, Any], path: str) -> None:
 
 
 def test_seed_from_file_and_bad_json(tmp_path: Path) -> None:
-    from airflow_provider_modelreg.emulator import SeedError, Store
+    from modelreg_emulator import SeedError, Store
 
     good = tmp_path / "seed.json"
     good.write_text(json.dumps(small_seed(generate_versions=3)))
@@ -351,7 +351,7 @@ def test_seed_from_file_and_bad_json(tmp_path: Path) -> None:
 
 def test_cli_prints_one_line_and_serves(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--port", "0", "--latency-ms", "1"],
+        [sys.executable, "-m", "modelreg_emulator", "--port", "0", "--latency-ms", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -373,7 +373,7 @@ def test_cli_reports_bad_seed(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"pai": {"models": [{"ModelId": "m", "Versions": [{"VersionName": 7}]}]}}))
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_modelreg.emulator", "--seed", str(seed)],
+        [sys.executable, "-m", "modelreg_emulator", "--seed", str(seed)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -390,10 +390,10 @@ def test_pages_of_100_over_10000_versions() -> None:
     from helpers import build_seed
     from starlette.datastructures import Headers
 
-    from airflow_provider_modelreg.emulator.fabric import list_model_versions as fabric_list
-    from airflow_provider_modelreg.emulator.pai import list_model_versions as pai_list
-    from airflow_provider_modelreg.emulator.store import Store
-    from airflow_provider_modelreg.emulator.wire import Req
+    from modelreg_emulator.fabric import list_model_versions as fabric_list
+    from modelreg_emulator.pai import list_model_versions as pai_list
+    from modelreg_emulator.store import Store
+    from modelreg_emulator.wire import Req
 
     store = Store(build_seed(pai_generated=10_000, fabric_generated=10_000))
     seen: dict[str, list[str]] = {"pai": [], "fabric": []}
@@ -413,19 +413,30 @@ def test_pages_of_100_over_10000_versions() -> None:
 
 def test_emulator_package_import_is_light() -> None:
     code = (
-        "import sys, airflow_provider_modelreg.emulator as e; "
+        "import sys, modelreg_emulator as e; "
         "assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules, 'heavy import'; "
         "import airflow_provider_modelreg.hooks.pai, airflow_provider_modelreg.hooks.fabric; "
-        "assert not [m for m in sys.modules if m.startswith('airflow_provider_modelreg.emulator.')]"
+        "assert not [m for m in sys.modules if m.startswith('modelreg_emulator.')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_emulator_server_is_there_or_the_error_names_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from modelreg_emulator import require_server
+
+    require_server()  # the suite runs the emulator: its server packages are installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else object())
+    with pytest.raises(ModuleNotFoundError, match=r"needs uvicorn.*pip install modelreg-emulator"):
+        require_server()
 
 
 def test_listening_socket_lets_asyncio_disable_nagle() -> None:
     """asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets; without it each keep-alive answer waits ~40 ms."""
     import socket
 
-    from airflow_provider_modelreg.emulator.server import bind_socket
+    from modelreg_emulator.server import bind_socket
 
     sock = bind_socket("127.0.0.1", 0)
     try:

@@ -14,7 +14,7 @@ from alibabacloud_credentials.utils import parameter_helper as ph
 from helpers import PAI_KEY, PAI_SECRET, build_seed
 
 from airflow_provider_modelreg.auth import AcsV3Auth
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
+from modelreg_emulator.ali_credentials import make_oidc_token
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-pai"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"

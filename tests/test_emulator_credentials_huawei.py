@@ -25,8 +25,8 @@ from helpers import FABRIC_AK, FABRIC_SK, build_seed
 
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth
 from airflow_provider_modelreg.credentials.huawei import parse_credential
-from airflow_provider_modelreg.emulator import hw_credentials as hc
-from airflow_provider_modelreg.emulator.wire import Req
+from modelreg_emulator import hw_credentials as hc
+from modelreg_emulator.wire import Req
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def sdk_seed() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Any]:
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     with RegistryEmulator(sdk_seed()) as emulator:
         yield emulator

@@ -12,10 +12,10 @@ from helpers import build_seed, fabric_conn, pai_conn
 
 from airflow_provider_modelreg.approval import ApprovalCheck, ApprovalTarget, Decision, Outcome
 from airflow_provider_modelreg.approval_io import drive, read
-from airflow_provider_modelreg.emulator.store import Store, parse_time
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
+from modelreg_emulator.store import Store, parse_time
 
 
 def _undated_seed() -> dict[str, Any]:

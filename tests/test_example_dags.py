@@ -27,7 +27,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 @pytest.fixture(scope="module")
 def demo_emulator() -> Any:
     """The built-in demo seed, with the scheduled status changes removed: each test changes status when it needs to."""
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     seed = demo_seed()
     for version in seed["pai"]["models"][0]["Versions"]:

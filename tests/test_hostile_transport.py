@@ -569,7 +569,7 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
 def test_iam_token_is_retried_masked_and_redacted_in_debug_logs(
     make_emulator: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from airflow_provider_modelreg.emulator.faults import FaultInjector
+    from modelreg_emulator.faults import FaultInjector
 
     # A fault seed whose first IAM request fails and second succeeds, and whose first Fabric request succeeds.
     seed = next(

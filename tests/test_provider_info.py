@@ -444,7 +444,7 @@ def _kind_of(cls: type) -> str | None:
 
 
 def _package_classes() -> dict[str, set[str]]:
-    """Every public hook/operator/sensor/trigger/link class defined in the package (emulator excluded), by kind.
+    """Every public hook/operator/sensor/trigger/link class defined in the package, by kind.
 
     Public: the name has no leading underscore, is not an abstract class and is not a ``...Base`` class meant only
     for subclassing (``ModelRegistryHookBase``, ``RegistryOperatorBase``).
@@ -452,8 +452,6 @@ def _package_classes() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {kind: set() for kind in _KINDS}
     package = importlib.import_module("airflow_provider_modelreg")
     for module_info in pkgutil.walk_packages(package.__path__, prefix="airflow_provider_modelreg."):
-        if module_info.name.startswith("airflow_provider_modelreg.emulator"):
-            continue
         module = importlib.import_module(module_info.name)
         for name, cls in vars(module).items():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__ or name.startswith("_"):

@@ -27,7 +27,7 @@ NO_WAIT = RetryPolicy(max_attempts=10, base_delay=0.005, max_delay=0.05, min_del
 
 @pytest.fixture(scope="module")
 def faulty(request: pytest.FixtureRequest) -> Any:
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     with RegistryEmulator(build_seed(pai_generated=10_000, fabric_generated=10_000), random_seed=7, **FAULTS) as emu:
         yield emu
@@ -128,7 +128,7 @@ HOSTILE: list[tuple[str, Any, str]] = [
 
 @pytest.fixture(scope="module")
 def calm(request: pytest.FixtureRequest) -> Any:
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     with RegistryEmulator(build_seed()) as emu:
         yield emu

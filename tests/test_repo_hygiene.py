@@ -1,5 +1,5 @@
-"""The repository as a package: one version, the licence, the changelog, project URLs, and no references to files
-that are not in the repository."""
+"""The repository as a package: one version, the licence, the changelog, project URLs, no references to files
+that are not in the repository, and no emulator in the provider's wheel (it is its own distribution, issue 21)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import hashlib
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,79 @@ def test_comments_do_not_claim_what_the_code_does_not(phrase: str) -> None:
         if p.suffix == ".py" and p.name != Path(__file__).name and phrase in p.read_text(encoding="utf-8")
     }
     assert hits - owners_fix.get(phrase, set()) == set()
+
+
+# ------------------------------------------------------------------------------- the emulator's own distribution
+
+
+def _provider_wheel_files(tmp_path: Path) -> tuple[Path, Path]:
+    """What setuptools puts into the provider's wheel, from a copy of the sources (the emulator's folder included):
+    ``build_py`` (the wheel's files) and ``egg_info`` (its metadata and entry points), run by the installed
+    setuptools under tmp_path. The real wheel is built and checked the same way by ``make matrix``
+    (ci/matrix.py ``check_wheel``, pinned build tools)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "CHANGELOG.md"):
+        shutil.copy2(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for folder in ("airflow_provider_modelreg", "emulator"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
+    lib, meta = tmp_path / "lib", tmp_path / "meta"
+    meta.mkdir()
+    cmd = [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q"]
+    cmd += ["egg_info", "--egg-base", str(meta), "build_py", "--build-lib", str(lib)]
+    subprocess.run(cmd, cwd=src, check=True, capture_output=True, timeout=300)
+    return lib, next(meta.glob("*.egg-info"))
+
+
+def test_the_provider_wheel_holds_no_emulator(tmp_path: Path) -> None:
+    from ci.matrix import wheel_emulator_problems
+
+    lib, egg_info = _provider_wheel_files(tmp_path)
+    names = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file())
+    assert "airflow_provider_modelreg/__init__.py" in names and "airflow_provider_modelreg/py.typed" in names
+    assert all(n.startswith("airflow_provider_modelreg/") for n in names), names
+    assert wheel_emulator_problems(names, lambda n: (lib / n).read_text(encoding="utf-8")) == []
+    # no console script, no emulator extra: the entry points are the provider's alone
+    entry_points = (egg_info / "entry_points.txt").read_text(encoding="utf-8")
+    assert re.findall(r"^\[(.+)\]$", entry_points, flags=re.MULTILINE) == ["apache_airflow_provider"], entry_points
+    requires = (egg_info / "requires.txt").read_text(encoding="utf-8")
+    assert "[emulator]" not in requires and not re.search(r"fastapi|uvicorn|starlette", requires), requires
+
+
+def test_the_wheel_check_finds_emulator_code() -> None:
+    """ci/matrix.py's check on a made-up wheel that still holds the emulator, or imports its server."""
+    from ci.matrix import wheel_emulator_problems
+
+    files = {
+        "airflow_provider_modelreg/hooks/pai.py": "import httpx\n",
+        "airflow_provider_modelreg/emulator/app.py": "from fastapi import FastAPI\n",
+        "airflow_provider_modelreg/testing.py": "def serve():\n    import uvicorn.server\n",
+        "airflow_provider_modelreg/demo.py": "from modelreg_emulator import RegistryEmulator\n",
+        "airflow_provider_modelreg-0.1.0.dist-info/entry_points.txt": (
+            "[console_scripts]\nmodelreg-emulator = modelreg_emulator.__main__:main\n"
+        ),
+    }
+    assert wheel_emulator_problems(sorted(files), files.__getitem__) == [
+        "airflow_provider_modelreg/emulator/app.py",
+        "airflow_provider_modelreg-0.1.0.dist-info/entry_points.txt declares an emulator entry point",
+        "airflow_provider_modelreg/demo.py imports modelreg_emulator",
+        "airflow_provider_modelreg/emulator/app.py imports fastapi",
+        "airflow_provider_modelreg/testing.py imports uvicorn.server",
+    ]
+
+
+def test_the_emulator_is_a_distribution_of_its_own() -> None:
+    """Installed from emulator/ (make test: editable; the matrix: its wheel), with the console script and the data."""
+    import modelreg_emulator
+
+    dist = importlib.metadata.distribution("modelreg-emulator")
+    assert {ep.name: ep.value for ep in dist.entry_points.select(group="console_scripts")} == {
+        "modelreg-emulator": "modelreg_emulator.__main__:main"
+    }
+    assert modelreg_emulator.DEMO_SEED_PATH.is_file()
+    assert (ROOT / "emulator" / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    assert "airflow-provider-modelreg" in {re.split(r"[\s<>=!~;\[(]", r)[0] for r in dist.requires or []}
+    provider = importlib.metadata.distribution(DIST_NAME)
+    assert not [ep for ep in provider.entry_points if ep.group == "console_scripts"]
+    assert "emulator" not in (provider.metadata.get_all("Provides-Extra") or [])

@@ -20,9 +20,9 @@ from unittest import mock
 import pytest
 from helpers import PAI_KEY, PAI_SECRET, build_seed, pai_conn
 
-from airflow_provider_modelreg.emulator.faults import Fault
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.sensors.pai import FAILURES_KEY, PaiModelVersionApprovedSensor
+from modelreg_emulator.faults import Fault
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 

@@ -26,9 +26,9 @@ from airflow_provider_modelreg.credentials.base import (
     clear_shared_credentials,
 )
 from airflow_provider_modelreg.credentials.huawei import HuaweiSourceSettings, build_huawei_source
-from airflow_provider_modelreg.emulator import hw_credentials as hc
-from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
 from airflow_provider_modelreg.transport import RetryPolicy
+from modelreg_emulator import hw_credentials as hc
+from modelreg_emulator.ali_credentials import make_oidc_token
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-pai"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"

@@ -13,8 +13,8 @@ from helpers import build_seed
 from test_credentials_alibaba import connect, make_oidc_token, source_extras
 from test_watcher_delivery import first_event
 
-from airflow_provider_modelreg.emulator.credential_services import outage_failures, set_outage
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+from modelreg_emulator.credential_services import outage_failures, set_outage
 
 WAITS = 5
 

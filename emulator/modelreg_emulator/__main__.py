@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_modelreg.emulator`` / ``modelreg-emulator``: run the emulator in the foreground.
+"""``python -m modelreg_emulator`` / ``modelreg-emulator``: run the emulator in the foreground.
 
 Prints exactly one line, ``modelreg-emulator listening on http://HOST:PORT``, once the port accepts connections;
 stops on SIGINT/SIGTERM. A bad seed is reported on stderr with the JSON path of the bad value (exit status 2).
@@ -60,24 +60,24 @@ async def _serve(server: object, sock: object, url: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from airflow_provider_modelreg.emulator.admin import COMMANDS
+    from modelreg_emulator.admin import COMMANDS
 
     if argv and argv[0] in COMMANDS:
-        from airflow_provider_modelreg.emulator.admin import main as admin_main
+        from modelreg_emulator.admin import main as admin_main
 
         return admin_main(argv)
     args = build_parser().parse_args(argv)
-    from airflow_provider_modelreg.emulator import require_server
+    from modelreg_emulator import require_server
 
     try:
-        require_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
+        require_server()  # fastapi/uvicorn: dependencies of modelreg-emulator
     except ModuleNotFoundError as exc:
         print(f"modelreg-emulator: {exc}", file=sys.stderr)
         return 2
-    from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry
-    from airflow_provider_modelreg.emulator.faults import FaultConfig
-    from airflow_provider_modelreg.emulator.server import bind_socket, make_server, url_of
-    from airflow_provider_modelreg.emulator.store import SeedError
+    from modelreg_emulator.app import EmulatorConfig, Registry
+    from modelreg_emulator.faults import FaultConfig
+    from modelreg_emulator.server import bind_socket, make_server, url_of
+    from modelreg_emulator.store import SeedError
 
     try:
         faults = FaultConfig(

@@ -28,8 +28,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from airflow_provider_modelreg.auth import _parse_query
-from airflow_provider_modelreg.emulator.store import FabricModelState, IamTokenState, Store, iso_ms
-from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, dumps_object, hw_ok, raw_json
+from modelreg_emulator.store import FabricModelState, IamTokenState, Store, iso_ms
+from modelreg_emulator.wire import Answer, ApiError, Req, dumps_object, hw_ok, raw_json
 
 __all__ = ["issue_token", "match_fabric"]
 

@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from airflow_provider_modelreg.emulator.store import normalise_status
-from airflow_provider_modelreg.emulator.wire import Answer, Req
+from modelreg_emulator.store import normalise_status
+from modelreg_emulator.wire import Answer, Req
 
 if TYPE_CHECKING:
-    from airflow_provider_modelreg.emulator.app import Registry
+    from modelreg_emulator.app import Registry
 
 __all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "COMMANDS", "handle_admin", "is_loopback", "main"]
 

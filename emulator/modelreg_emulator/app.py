@@ -24,14 +24,14 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from airflow_provider_modelreg.emulator.admin import ADMIN_PREFIX, handle_admin
-from airflow_provider_modelreg.emulator.credential_services import match_credential_service
-from airflow_provider_modelreg.emulator.fabric import IamError, issue_token, match_fabric
-from airflow_provider_modelreg.emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
-from airflow_provider_modelreg.emulator.pai import match_pai
-from airflow_provider_modelreg.emulator.store import Store
-from airflow_provider_modelreg.emulator.verify import NonceCache, verify_acs3, verify_huawei
-from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, ali_error, hw_error, hw_ok
+from modelreg_emulator.admin import ADMIN_PREFIX, handle_admin
+from modelreg_emulator.credential_services import match_credential_service
+from modelreg_emulator.fabric import IamError, issue_token, match_fabric
+from modelreg_emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
+from modelreg_emulator.pai import match_pai
+from modelreg_emulator.store import Store
+from modelreg_emulator.verify import NonceCache, verify_acs3, verify_huawei
+from modelreg_emulator.wire import Answer, ApiError, Req, ali_error, hw_error, hw_ok
 
 S = TypeVar("S")
 

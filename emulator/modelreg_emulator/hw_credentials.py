@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_modelreg.emulator.store import TemporaryKeyState, iso_ms
-from airflow_provider_modelreg.emulator.verify import verify_huawei
-from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, hw_error, hw_ok
+from modelreg_emulator.store import TemporaryKeyState, iso_ms
+from modelreg_emulator.verify import verify_huawei
+from modelreg_emulator.wire import Answer, ApiError, Req, hw_error, hw_ok
 
 if TYPE_CHECKING:
-    from airflow_provider_modelreg.emulator.app import Registry
+    from modelreg_emulator.app import Registry
 
 __all__ = [
     "DEMO_AGENCY",

@@ -12,9 +12,9 @@ from typing import Any
 
 import uvicorn
 
-from airflow_provider_modelreg.emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
-from airflow_provider_modelreg.emulator.faults import FaultConfig, RequestLog
-from airflow_provider_modelreg.emulator.store import Store
+from modelreg_emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
+from modelreg_emulator.faults import FaultConfig, RequestLog
+from modelreg_emulator.store import Store
 
 __all__ = ["RegistryEmulator", "bind_socket", "make_server"]
 

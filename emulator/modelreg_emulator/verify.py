@@ -27,8 +27,8 @@ from airflow_provider_modelreg.auth import (
     sdk_hashed_payload,
     sdk_hmac_sign,
 )
-from airflow_provider_modelreg.emulator.store import Store
-from airflow_provider_modelreg.emulator.wire import ApiError, Req
+from modelreg_emulator.store import Store
+from modelreg_emulator.wire import ApiError, Req
 
 __all__ = ["SKEW_SECONDS", "NonceCache", "verify_acs3", "verify_huawei"]
 

@@ -1,13 +1,17 @@
-"""Local emulator of the PAI and DataArts Fabric model registries (never imported by the runtime path).
+"""Local emulator of the PAI and DataArts Fabric model registries: the ``modelreg-emulator`` distribution.
+
+Not part of the provider's wheel, and never imported by the provider. It imports three provider modules: the
+signing code (``airflow_provider_modelreg.auth``, ``airflow_provider_modelreg.credentials.rpc``) to verify
+requests as the services do, and the wire models (``airflow_provider_modelreg.models``) to check seeds.
 
 One FastAPI app served by uvicorn speaks PAI AIWorkSpace 2021-02-04 (``/api/v1/models...``), DataArts Fabric
 (``/v1/workspaces/...``) and Huawei IAM (``POST /v3/auth/tokens``) on one port, verifies signatures and tokens as the
 services do, keeps its state in memory (loaded from a JSON seed) and can inject latency, server errors, throttling
 and connection resets, deterministically.
 
-Start it with ``python -m airflow_provider_modelreg.emulator`` (or ``modelreg-emulator``), or in Python::
+Start it with ``python -m modelreg_emulator`` (or ``modelreg-emulator``), or in Python::
 
-    from airflow_provider_modelreg.emulator import RegistryEmulator
+    from modelreg_emulator import RegistryEmulator
 
     with RegistryEmulator() as emu:  # built-in demo seed
         print(emu.url)
@@ -36,9 +40,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_modelreg.emulator.faults import RequestLog
-    from airflow_provider_modelreg.emulator.server import RegistryEmulator
-    from airflow_provider_modelreg.emulator.store import SeedError, Store
+    from modelreg_emulator.faults import RequestLog
+    from modelreg_emulator.server import RegistryEmulator
+    from modelreg_emulator.store import SeedError, Store
 
 __all__ = ["DEMO_SEED_PATH", "RegistryEmulator", "RequestLog", "SeedError", "Store"]
 
@@ -48,31 +52,26 @@ from pathlib import Path
 DEMO_SEED_PATH = Path(__file__).with_name("demo_seed.json")
 
 _LAZY = {
-    "RegistryEmulator": "airflow_provider_modelreg.emulator.server",
-    "RequestLog": "airflow_provider_modelreg.emulator.faults",
-    "SeedError": "airflow_provider_modelreg.emulator.store",
-    "Store": "airflow_provider_modelreg.emulator.store",
+    "RegistryEmulator": "modelreg_emulator.server",
+    "RequestLog": "modelreg_emulator.faults",
+    "SeedError": "modelreg_emulator.store",
+    "Store": "modelreg_emulator.store",
 }
 
 
 def require_server() -> None:
-    """Raise a clear error when the emulator's server packages are missing (Airflow 2 does not ship them).
+    """Raise a clear error when the emulator's server packages are missing (installed without its dependencies).
 
     Imports nothing of Airflow: the emulator stays apart from the runtime path, and its command line prints only
     its own lines.
     """
-    from importlib import metadata
     from importlib.util import find_spec
 
     missing = [name for name in ("fastapi", "uvicorn") if find_spec(name) is None]
     if missing:
-        try:
-            airflow = metadata.version("apache-airflow")
-        except metadata.PackageNotFoundError:
-            airflow = "not installed"
         raise ModuleNotFoundError(
-            f"The registry emulator needs {' and '.join(missing)}, which Airflow 3 ships and Airflow 2 does not "
-            f"(installed: Airflow {airflow}): pip install 'airflow-provider-modelreg[emulator]'",
+            f"The registry emulator needs {' and '.join(missing)}, dependencies of the modelreg-emulator distribution "
+            f"that are not installed: pip install modelreg-emulator (from this repository: pip install . ./emulator)",
             name=missing[0],
         )
 
@@ -84,5 +83,5 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name == "RegistryEmulator":
-        require_server()  # fastapi/uvicorn: the emulator extra on Airflow 2
+        require_server()  # fastapi/uvicorn: dependencies of modelreg-emulator
     return getattr(importlib.import_module(module), name)

@@ -1,9 +1,9 @@
 """Dispatch of the emulator's credential services (STS, instance metadata, IAM security tokens).
 
 Each vendor module offers ``match(method, path, req)`` returning ``(route, handler)`` or None; a handler is called
-as ``handler(registry, req)`` and returns an :class:`~airflow_provider_modelreg.emulator.wire.Answer`. Issued keys
+as ``handler(registry, req)`` and returns an :class:`~modelreg_emulator.wire.Answer`. Issued keys
 live ``registry.config.credential_lifetime`` seconds and are accepted by the registry routes until they expire
-(:meth:`~airflow_provider_modelreg.emulator.store.Store.issue_temporary_key`).
+(:meth:`~modelreg_emulator.store.Store.issue_temporary_key`).
 
 Outages (tests, chaos runs): :func:`set_outage` makes the next ``requests`` requests to the credential routes whose
 name starts with one of ``routes`` fail with ``status`` (503 by default; 403 for a refusal), in each service's own
@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_modelreg.emulator import ali_credentials, hw_credentials
-from airflow_provider_modelreg.emulator.wire import Answer, Req
+from modelreg_emulator import ali_credentials, hw_credentials
+from modelreg_emulator.wire import Answer, Req
 
 if TYPE_CHECKING:
-    from airflow_provider_modelreg.emulator.app import Registry
+    from modelreg_emulator.app import Registry
 
 __all__ = ["CREDENTIAL_ROUTES", "CredentialHandler", "match_credential_service", "outage_failures", "set_outage"]
 
@@ -61,7 +61,7 @@ def set_outage(
 ) -> None:
     """Fail the next ``requests`` credential requests whose route starts with one of ``routes`` with ``status``.
 
-    :param registry: the emulator's :class:`~airflow_provider_modelreg.emulator.app.Registry`.
+    :param registry: the emulator's :class:`~modelreg_emulator.app.Registry`.
     :param requests: how many requests fail (0 ends an outage).
     :param status: 503 (down), 429 (throttled), 403 (refused) ...
     :param routes: route name prefixes (see :data:`CREDENTIAL_ROUTES`).

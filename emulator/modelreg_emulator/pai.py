@@ -7,7 +7,7 @@ Behaviour pinned by the emulator:
   value); ``PageNumber`` from 1 (default 1), ``PageSize`` 1-100 (default 10), ``SortBy`` ``GmtCreateTime`` only,
   ``Order`` ``ASC`` (default) or ``DESC``; ``TotalCount`` counts all matches. Anything else is ``InvalidParameter``.
   Ties in ``GmtCreateTime`` (to the millisecond) are served in seed order, then in the order versions were added;
-  ``DESC`` is the exact reverse of ``ASC`` (see :mod:`~airflow_provider_modelreg.emulator.store`).
+  ``DESC`` is the exact reverse of ``ASC`` (see :mod:`~modelreg_emulator.store`).
 * UpdateModelVersion: ``Approved`` and ``Rejected`` are terminal; changing them is ``400
   InvalidApprovalStatus.Terminal``, setting the value a version already has is a harmless 200.
 * CreateModelVersion: ``VersionName`` optional (``1.0.<n>`` is generated), ``Uri`` required, status defaults to
@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from airflow_provider_modelreg.auth import _parse_query
-from airflow_provider_modelreg.emulator.store import (
+from modelreg_emulator.store import (
     PaiModelState,
     PaiVersionState,
     SeedError,
@@ -35,7 +35,7 @@ from airflow_provider_modelreg.emulator.store import (
     iso_ms,
     normalise_status,
 )
-from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, ali_ok, dumps_object, raw_json
+from modelreg_emulator.wire import Answer, ApiError, Req, ali_ok, dumps_object, raw_json
 
 __all__ = ["match_pai"]
 

@@ -10,7 +10,7 @@
     ``OIDCToken`` this emulator signed: a JWT (HS256) keyed with :data:`OIDC_SIGNING_KEY`
     (``emulator-demo-oidc-signing-key``), not expired. Mint one with :func:`make_oidc_token`::
 
-        from airflow_provider_modelreg.emulator.ali_credentials import make_oidc_token
+        from modelreg_emulator.ali_credentials import make_oidc_token
         print(make_oidc_token())  # valid one hour; write it where ALIBABA_CLOUD_OIDC_TOKEN_FILE points
 
   Answers: ``{RequestId, AssumedRoleUser{Arn, AssumedRoleId}, Credentials{AccessKeyId, AccessKeySecret,
@@ -50,12 +50,12 @@ from urllib.parse import unquote
 
 from airflow_provider_modelreg.auth import _parse_query
 from airflow_provider_modelreg.credentials.rpc import rpc_signature
-from airflow_provider_modelreg.emulator.store import TemporaryKeyState
-from airflow_provider_modelreg.emulator.verify import SKEW_SECONDS
-from airflow_provider_modelreg.emulator.wire import Answer, ApiError, Req, dumps_object
+from modelreg_emulator.store import TemporaryKeyState
+from modelreg_emulator.verify import SKEW_SECONDS
+from modelreg_emulator.wire import Answer, ApiError, Req, dumps_object
 
 if TYPE_CHECKING:
-    from airflow_provider_modelreg.emulator.app import Registry
+    from modelreg_emulator.app import Registry
 
 __all__ = [
     "CREDENTIALS_URI_PATH",
