@@ -98,14 +98,14 @@ MODULES: dict[str, Module] = {
     ),
     # the retry plan (RetryPolicy, RetryPlan: plain data); the request loops around it are not mutated
     "retry": Module(
-        f"{PACKAGE}/transport.py",
+        f"{PACKAGE}/transport/retry.py",
         tests=(
             "tests/test_transport.py",
             "tests/test_untested_transport_settings.py::test_retry_policy_refuses_bad_budgets_delays_and_deadlines",
             "tests/test_untested_transport_settings.py::test_retry_policy_accepts_its_bounds",
             "tests/test_mutants_retry.py",
         ),
-        names=(f"{PACKAGE}.transport.xǁRetryPolicyǁ*", f"{PACKAGE}.transport.xǁRetryPlanǁ*"),
+        names=(f"{PACKAGE}.transport.retry.xǁRetryPolicyǁ*", f"{PACKAGE}.transport.retry.xǁRetryPlanǁ*"),
     ),
     # the refreshing-credential core; over httpx.MockTransport only (the emulator's threaded servers can hang in
     # mutmut's forked children: a timeout would count as a kill)
