@@ -55,14 +55,18 @@ NO_TESTS = {5, 33}  # no selected test reaches the mutated function: a survivor 
 class Module:
     """One module under mutation: its file, the mutants that count (mutmut name globs) and its tests."""
 
-    path: str
+    #: the file, or the files of one package (a module split by concern stays one row)
+    path: str | tuple[str, ...]
     tests: tuple[str, ...]
     #: mutant-name globs; mutmut names a mutant ``<dotted module>.x_<function>__mutmut_<n>`` or
     #: ``<dotted module>.xǁ<Class>ǁ<method>__mutmut_<n>``
     names: tuple[str, ...] = ()
 
+    def files(self) -> tuple[str, ...]:
+        return (self.path,) if isinstance(self.path, str) else self.path
+
     def globs(self) -> tuple[str, ...]:
-        return self.names or (self.path.removesuffix(".py").replace("/", ".") + ".*",)
+        return self.names or tuple(f.removesuffix(".py").replace("/", ".") + ".*" for f in self.files())
 
 
 MODULES: dict[str, Module] = {
@@ -110,7 +114,7 @@ MODULES: dict[str, Module] = {
     # the refreshing-credential core; over httpx.MockTransport only (the emulator's threaded servers can hang in
     # mutmut's forked children: a timeout would count as a kill)
     "credentials": Module(
-        f"{PACKAGE}/credentials/base.py",
+        tuple(f"{PACKAGE}/credentials/base/{m}.py" for m in ("secrets", "flows", "files", "refreshing")),
         tests=(
             "tests/test_credentials_core.py",
             "tests/test_untested_credential_answers.py",
@@ -153,7 +157,7 @@ def prepare(name: str, module: Module) -> Path:
     config += (
         "\n[tool.mutmut]\n"
         f'source_paths = ["{PACKAGE}"]\n'
-        f"only_mutate = {_toml_list([module.path])}\n"
+        f"only_mutate = {_toml_list(list(module.files()))}\n"
         f"also_copy = {_toml_list(copied)}\n"
         f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(module.tests)}\n"
@@ -210,10 +214,12 @@ def run(name: str, module: Module, jobs: int, equivalents: dict[str, str]) -> Ro
     if code != 0:
         print(log.read_text(encoding="utf-8", errors="replace")[-3000:])
         raise SystemExit(f"{name}: mutmut run failed (exit {code}); log: {log.relative_to(ROOT)}")
-    meta = json.loads((work / "mutants" / f"{module.path}.meta").read_text(encoding="utf-8"))
     codes = {
         key: value
-        for key, value in meta["exit_code_by_key"].items()
+        for file in module.files()
+        for key, value in json.loads((work / "mutants" / f"{file}.meta").read_text(encoding="utf-8"))[
+            "exit_code_by_key"
+        ].items()
         if any(fnmatch.fnmatchcase(key, glob) for glob in module.globs())
     }
     if not codes:
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names:
-        print(f"== {name}: mutmut run ({MODULES[name].path}) ...", flush=True)
+        print(f"== {name}: mutmut run ({', '.join(MODULES[name].files())}) ...", flush=True)
         rows.append(run(name, MODULES[name], args.jobs, equivalents))
     header = f"{'module':<12} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} {'score':>7} {'time':>7}"
     print(header)

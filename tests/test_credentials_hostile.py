@@ -540,13 +540,13 @@ def test_async_token_file_reads_run_off_the_event_loop(
 ) -> None:
     """In ``aget`` the token file is read in a worker thread, not on the loop; a FIFO fails fast and typed."""
     readers: list[int] = []
-    original = base.read_small_file
+    original = base.files.read_small_file  # read_token_file reads through it
 
     def recording(path: str, cap: int) -> bytes:
         readers.append(threading.get_ident())
         return original(path, cap)
 
-    monkeypatch.setattr(base, "read_small_file", recording)
+    monkeypatch.setattr(base.files, "read_small_file", recording)
     fifo = _fifo(tmp_path)
     server = serve(lambda seen: _json(500, {}))
     credential = credential_for(kind, server.url, fifo)

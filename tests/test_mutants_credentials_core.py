@@ -513,7 +513,12 @@ def test_known_secrets_collects_every_secret_the_source_can_sign_with() -> None:
         f"{who}-{kind}" for who in ("own", "inner", "call") for kind in ("secret-1", "token-1", "sk-0001", "sectok-1")
     }
     assert set(found) == expected and None not in found
-    assert base._transport_secrets(source.transport) == ["own-secret-1", "own-token-1", "own-sk-0001", "own-sectok-1"]
+    assert base.flows._transport_secrets(source.transport) == [
+        "own-secret-1",
+        "own-token-1",
+        "own-sk-0001",
+        "own-sectok-1",
+    ]
 
 
 def _echo(request: httpx.Request) -> httpx.Response:
@@ -837,11 +842,11 @@ def test_request_settings_of_nested_sources_and_transports_tell_credentials_apar
     shared_transport = transport(lambda request: httpx.Response(200))
     base_one = shared_credential(outer(None, shared_transport))
     assert shared_credential(outer(None, shared_transport)) is not base_one  # inner transports: other identities
-    settings = base._transport_settings(outer("http://proxy.example.test:3128", shared_transport))
+    settings = base.refreshing._transport_settings(outer("http://proxy.example.test:3128", shared_transport))
     assert settings.startswith("inner=(transport=https://sts.example.test|") and ";transport=" in settings
     assert base.digest("http://proxy.example.test:3128") in settings
     assert str(id(shared_transport._given)) in settings and str(id(shared_transport._agiven)) in settings
-    assert base._transport_settings(object()) == ""  # type: ignore[arg-type]
+    assert base.refreshing._transport_settings(object()) == ""  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------ file flags
@@ -903,7 +908,7 @@ def test_settings_skip_attributes_that_are_only_half_a_source() -> None:
     source.half.transport = transport(lambda request: httpx.Response(200), proxy="http://half.example.test:1")  # type: ignore[attr-defined]
     source.keyed = type("Keyed", (), {"cache_key": None})()  # type: ignore[attr-defined]
     source.keyed.transport = transport(lambda request: httpx.Response(200))  # type: ignore[attr-defined]
-    settings = base._transport_settings(source)
+    settings = base.refreshing._transport_settings(source)
     assert settings.startswith("transport=https://sts.example.test|") and "half=" not in settings
     assert "keyed=" not in settings and ";" not in settings
 
