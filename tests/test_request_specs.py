@@ -73,7 +73,7 @@ def test_the_base_hook_has_one_executor_and_one_paging_driver_of_each_kind() -> 
     for name in ("_run", "_arun", "_collect", "_acollect"):
         assert source.count(f"def {name}(") == 1, name
     # the vendor hooks (and the modules split from them) send only through the executors
-    for hook in ("pai.py", "pai_specs.py", "fabric.py"):
+    for hook in ("pai.py", "pai_specs.py", "fabric.py", "fabric_connection.py", "fabric_specs.py"):
         text = (ROOT / "hooks" / hook).read_text("utf-8")
         assert ".request(" not in text and ".arequest(" not in text and "collect_pages(" not in text, hook
 
