@@ -270,7 +270,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.sensors.pai"]},
         ],
         "triggers": [
-            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.triggers.pai"]},
+            {
+                "integration-name": PAI_INTEGRATION,
+                "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher"],
+            },
         ],
         "extra-links": [
             f"{_PKG}.links.PaiModelVersionLink",

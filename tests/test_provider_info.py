@@ -229,7 +229,12 @@ def test_conn_fields_are_optional_in_the_ui(info: dict[str, Any], conn_type: str
 
 
 @pytest.mark.parametrize(
-    ("conn_type", "sources"), [("pai", ["hooks/pai.py"]), ("huaweicloud_fabric", ["hooks/fabric.py"])]
+    ("conn_type", "sources"),
+    [
+        ("pai", ["hooks/pai.py"]),
+        # the Fabric connection's settings are read in their own module since issue 21
+        ("huaweicloud_fabric", ["hooks/fabric.py", "hooks/fabric_connection.py"]),
+    ],
 )
 def test_every_extra_the_hook_reads_is_a_declared_conn_field(
     info: dict[str, Any], conn_type: str, sources: list[str]

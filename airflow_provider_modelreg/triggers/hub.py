@@ -1,0 +1,254 @@
+"""The shared-read hub of the PAI triggers: one per event loop, connection and request settings.
+
+Work is shared inside one triggerer process: per event loop and connection there is one :class:`PaiPollHub` with
+one hook (one async connection pool) that answers each read (a hashable value from the decision core) once for
+every trigger that asks it while the answer is younger than that trigger's poll interval. A thousand waits on a
+few models cost a few requests per interval. Its public API (:meth:`PaiPollHub.acquire`, :meth:`~PaiPollHub.release`,
+:meth:`~PaiPollHub.read`, :meth:`~PaiPollHub.check`, :meth:`~PaiPollHub.version_ref`,
+:meth:`~PaiPollHub.gated_transport`) is all the triggers use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from airflow_provider_modelreg.approval import Anchor, ApprovalCheck, ApprovalTarget, Read, ReadVersion, describe_page
+from airflow_provider_modelreg.approval_io import aread
+from airflow_provider_modelreg.errors import RegistryAuthError
+from airflow_provider_modelreg.hooks.base import hook_overrides
+from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.models import PaiModelVersion
+
+__all__ = ["HUB_MAX_IN_FLIGHT", "LOG_HEARTBEAT", "PaiPollHub", "masked"]
+
+#: The triggers' logger since before the hub had its own module (logging configurations name it).
+log = logging.getLogger("airflow_provider_modelreg.triggers.pai")
+R = TypeVar("R")
+
+#: Attempts one hub keeps on the wire. httpcore's pool scans its whole queue on every change, so a thousand waiting
+#: requests cost quadratic CPU; a semaphore in front keeps that queue short (and the connections few). It is held
+#: per attempt, not across retry waits.
+HUB_MAX_IN_FLIGHT = 8
+
+#: Longest silence of a shared read whose answer does not change (seconds).
+LOG_HEARTBEAT = 600.0
+
+
+@dataclass
+class _Entry:
+    task: asyncio.Future[Any] | None = None
+    result: Any = None
+    at: float = float("-inf")
+    waiters: int = 0
+
+
+@dataclass
+class PaiPollHub:
+    """Shared hook and coalesced reads for all triggers of one connection in one event loop.
+
+    State is bounded: an answer older than the longest poll interval of the hub's users can serve no one and is
+    dropped; the hub itself goes away with its last user, cancelling what is in flight and closing its clients.
+    """
+
+    conn_id: str
+    hook: PaiModelRegistryHook
+    overrides: tuple[tuple[str, Any], ...] = ()  # hook arguments: the triggers' request settings
+    users: int = 0
+    requests: int = 0
+    entries: dict[Any, _Entry] = field(default_factory=dict)
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HUB_MAX_IN_FLIGHT))
+    intervals: Counter[float] = field(default_factory=Counter)
+    retired: list[PaiModelRegistryHook] = field(default_factory=list)
+    _swept: float = float("-inf")
+    #: What each shared read last logged, and when (see :meth:`_log_read`).
+    logged: dict[Any, tuple[str, float]] = field(default_factory=dict)
+
+    # -- lifecycle (class-level registry keyed by loop and conn id)
+
+    @classmethod
+    def acquire(
+        cls,
+        conn_id: str,
+        interval: float = 60.0,
+        *,
+        request_attempts: int | None = None,
+        request_timeout: float | None = None,
+    ) -> PaiPollHub:
+        """The hub of this event loop for ``conn_id`` and these request settings (created with its first user)."""
+        overrides = tuple(sorted(hook_overrides(request_attempts, request_timeout).items()))
+        key = (id(asyncio.get_running_loop()), conn_id, overrides)
+        hub = _HUBS.get(key)
+        if hub is None:
+            hook = PaiModelRegistryHook(conn_id, **dict(overrides))
+            hub = _HUBS[key] = cls(conn_id=conn_id, hook=hook, overrides=overrides)
+        hub.users += 1
+        hub.intervals[interval] += 1
+        return hub
+
+    async def release(self, interval: float = 60.0) -> None:
+        """Drop one user; the last one cancels what is in flight and closes the clients."""
+        self.users -= 1
+        self.intervals[interval] -= 1
+        if self.intervals[interval] <= 0:
+            del self.intervals[interval]
+        if self.users > 0:
+            return
+        _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id, self.overrides), None)
+        tasks = [e.task for e in self.entries.values() if e.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.entries.clear()
+        for hook in [*self.retired, self.hook]:
+            await hook.aclose()
+        self.retired.clear()
+
+    def _sweep(self, now: float) -> None:
+        """Drop answers no user can still take (older than the longest poll interval)."""
+        keep = max(self.intervals, default=float("inf"))
+        if now - self._swept < keep:
+            return
+        self._swept = now
+        for key in [k for k, e in self.entries.items() if e.task is None and now - e.at > keep]:
+            del self.entries[key]
+        for key in [k for k, (_, at) in self.logged.items() if now - at >= LOG_HEARTBEAT]:
+            del self.logged[key]  # it would be logged again anyway
+
+    def _log_read(self, what: Read, answer: Any) -> None:
+        """Log at INFO what a shared read saw, once per model: when it differs from what the last read of that
+        model saw, and at least every :data:`LOG_HEARTBEAT` seconds, so a wait is never silent. (A line on every
+        read would cost a thousand log lines a round with a thousand models: Airflow's log pipeline takes about a
+        millisecond a line.)"""
+        text = describe_page(what, answer)
+        now = asyncio.get_running_loop().time()
+        last = self.logged.get(what)
+        if last is not None and last[0] == text and now - last[1] < LOG_HEARTBEAT:
+            return
+        self.logged[what] = (text, now)
+        log.info("PAI model %s: %s", what.model_id, text)
+
+    # -- coalescing
+
+    async def shared(self, key: Any, max_age: float, fetch: Callable[[], Awaitable[R]]) -> R:
+        """Result of ``fetch`` for ``key``: cached if younger than ``max_age``, else one in-flight request."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._sweep(now)
+        entry = self.entries.get(key)
+        if entry is not None and entry.task is None and now - entry.at < max_age:
+            return entry.result  # type: ignore[no-any-return]
+        if entry is None or entry.task is None:
+            entry = self.entries.setdefault(key, _Entry())
+            self.requests += 1
+
+            task = asyncio.ensure_future(fetch())
+            entry.task = task
+
+            def settle(done: asyncio.Future[Any], entry: _Entry = entry) -> None:
+                entry.task = None
+                if done.cancelled() or done.exception() is not None:
+                    if self.entries.get(key) is entry:
+                        self.entries.pop(key, None)  # the next poll asks again
+                else:
+                    entry.result, entry.at = done.result(), loop.time()
+
+            task.add_done_callback(settle)
+        running: asyncio.Future[Any] = entry.task
+        entry.waiters += 1
+        try:
+            # shield: one waiter's cancellation must not cancel the read the others wait on
+            return await asyncio.shield(running)
+        finally:
+            entry.waiters -= 1
+            if entry.waiters <= 0 and not running.done():
+                running.cancel()  # nobody waits for it any more
+
+    async def _renew_hook(self, stale: PaiModelRegistryHook) -> None:
+        """Re-read the connection (a rotated secret) once; the old client closes once no read uses it."""
+        if self.hook is stale:
+            self.retired.append(stale)
+            self.hook = PaiModelRegistryHook(self.conn_id, **dict(self.overrides))
+
+    async def _close_retired(self) -> None:
+        """Close the clients of renewed hooks once nothing is in flight (a long-running watcher renews often)."""
+        if self.retired and not any(e.task is not None for e in self.entries.values()):
+            retired, self.retired = self.retired, []
+            for hook in retired:
+                await hook.aclose()
+
+    async def read(self, what: Read, max_age: float) -> Any:
+        """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
+        entry = self.entries.get(what)
+        if entry is not None and entry.task is None and asyncio.get_running_loop().time() - entry.at < max_age:
+            return entry.result  # the common case: answered by a read another wait made this round
+
+        async def fetch() -> Any:
+            hook = self.hook
+            await self.gated_transport(hook)
+            try:
+                answer = await aread(hook, what)
+            except RegistryAuthError as exc:
+                from airflow_provider_modelreg.credentials.base import CredentialSourceError  # loaded already
+
+                if isinstance(exc, CredentialSourceError):
+                    raise  # the source failed, not the key: asking it again at once would only double the load
+                await self._renew_hook(hook)
+                await self.gated_transport(self.hook)
+                answer = await aread(self.hook, what)
+            if not isinstance(what, ReadVersion):
+                self._log_read(what, answer)
+            return answer
+
+        try:
+            return await self.shared(what, max_age, fetch)
+        finally:
+            await self._close_retired()
+
+    async def gated_transport(self, hook: PaiModelRegistryHook) -> None:
+        """Build the hook's async client once, whatever number of reads start at the same moment (a thousand
+        models' first reads would otherwise each look the connection up and build a client), and give it the
+        hub's slots: held per attempt on the wire, not across retry waits, so one throttled model cannot delay
+        the polls of the others."""
+        if not hook.has_async_client:
+            key = ("atransport", id(hook))
+            await self.shared(key, float("inf"), hook.atransport)
+            entry = self.entries.get(key)
+            # The client lives on the hook; nothing to keep here. A waiter that joined after the build finished but
+            # before its done-callback ran resumes while entry.task is still set: done() counts as finished too.
+            if entry is not None and (entry.task is None or entry.task.done()):
+                del self.entries[key]
+        transport = await hook.atransport()
+        transport.attempt_gate = self.gate
+
+    _gated_transport = gated_transport  # its name before it was public
+
+    async def version_ref(self, model_id: str, version: PaiModelVersion, max_age: float) -> dict[str, Any]:
+        """The ModelVersionRef dict of a version: the model's own workspace (GetModel once per model and hook,
+        shared by every trigger asking at the same time), the endpoint's region."""
+        hook = self.hook
+        if not hook.knows_workspace(model_id):
+            await self.shared(("GetModel", model_id), max_age, lambda: hook.amodel_workspace(model_id))
+        return (await hook.aversion_ref(model_id, version)).to_xcom()
+
+    async def check(self, target: ApprovalTarget, anchor: Anchor | None, max_age: float) -> ApprovalCheck:
+        """One poll of one wait, answered from shared reads wherever possible."""
+        check = ApprovalCheck(target, anchor=anchor)
+        # the async shell (approval_io.adrive), inlined: a thousand waits poll through here every interval
+        while (what := check.next_read()) is not None:
+            check.receive(what, await self.read(what, max_age))
+        return check
+
+
+_HUBS: dict[tuple[int, str, tuple[tuple[str, Any], ...]], PaiPollHub] = {}
+
+
+def masked(text: str) -> str:
+    """``text`` with every secret Airflow's masker knows replaced (event payloads are stored unmasked)."""
+    from airflow.providers.common.compat.sdk import redact
+
+    return str(redact(text))
