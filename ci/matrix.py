@@ -5,6 +5,7 @@ one table.
     python3 ci/matrix.py run [--cells 2.11,3.0] [--jobs 2] [--newest-report FILE] [--update-skips]
     python3 ci/matrix.py refresh [--cells ...]     # constraints/airflow-X.txt from constraints/airflow-X.in
     python3 ci/matrix.py skips [--cells ...]       # ci/skips/airflow-X.txt from the cells' venvs (collection only)
+    python3 ci/matrix.py newest [--cells ...]      # "today's newest": fresh resolve with only the .in pins (online)
 
 Standard library only (CI has Python 3.11, pip, git and make). Everything it writes goes under ``out/matrix/``,
 except ``refresh`` (rewrites ``constraints/airflow-*.txt``) and ``--update-skips`` (rewrites ``ci/skips/*.txt``).
@@ -21,6 +22,14 @@ A cell fails when a test fails or errors, when its skipped tests differ from ``c
 the DAG fails. The newest Airflow is not a cell: ``make test`` runs the suite there; give its report with
 ``--newest-report`` (written by the ``matrix_report`` plugin) and it becomes the table's first row, checked the
 same way against its skip list.
+
+The "today's newest" cells (``newest``, issue 21) see what a user's ``pip install`` gets today: per Airflow minor
+(2.11 to 3.3) a fresh venv, ``pip install "apache-airflow==X.*" <wheel> <emulator wheel> -r constraints/airflow-X.in``
+resolved online (today's newest of everything but the ``.in`` pins: the known upstream incompatibilities), then the
+import of both packages, ``airflow providers list`` showing the provider, and example DAG (a) under ``airflow dags
+test`` against the emulator. No test suite: short, so that the next upstream release that breaks Airflow (or us)
+fails CI with the step and the packages resolved differently from the tested pins named. Results under
+``out/matrix/newest/``.
 
 Downloads: pip's HTTP cache is not used on these machines, so wheels are kept in a wheelhouse
 (``$MODELREG_WHEELHOUSE``, default ``~/.cache/modelreg-matrix/wheelhouse``): each pinned file is downloaded once,
@@ -52,6 +61,10 @@ EMULATOR = ROOT / "emulator"
 SKIPS = ROOT / "ci" / "skips"
 CELLS = ("2.11", "3.0", "3.1", "3.2")
 NEWEST = "3.3"
+#: the "today's newest" cells: every supported minor, each from constraints/airflow-X.in alone
+NEWEST_CELLS = (*CELLS, NEWEST)
+#: the versions the newest table shows (the packages that broke Airflow before, and Airflow's own parts)
+NEWEST_SHOWN = ("apache-airflow", "cryptography", "fastapi", "pydantic", "sqlalchemy", "cadwyn", "svcs")
 WHEELHOUSE = Path(os.environ.get("MODELREG_WHEELHOUSE", Path.home() / ".cache" / "modelreg-matrix" / "wheelhouse"))
 #: the runtime dependencies the wheel may declare (issue 13): nothing else
 RUNTIME_DEPENDENCIES = {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "pydantic"}
@@ -61,7 +74,7 @@ EXTRAS = "test,e2e"
 EMULATOR_MODULES = ("modelreg_emulator", "airflow_provider_modelreg.emulator", "fastapi", "uvicorn", "starlette")
 #: the emulator wheel's runtime dependencies
 EMULATOR_DEPENDENCIES = {"airflow-provider-modelreg", "fastapi", "uvicorn", "httpx", "pydantic"}
-TIMEOUTS = {"install": 900, "pytest": 1500, "dag": 300}
+TIMEOUTS = {"install": 900, "pytest": 1500, "dag": 300, "resolve": 900, "step": 180}
 _PRINT = threading.Lock()
 #: process groups started and still running: killed if the matrix itself is stopped
 _RUNNING: set[int] = set()
@@ -556,6 +569,157 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+# ------------------------------------------------------------------------------------------------- today's newest
+
+
+def installed_versions(venv: Path) -> dict[str, str]:
+    """{canonical name: version} of every distribution in a venv."""
+    listed = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "list", "--format", "json"],
+        env=clean_env(venv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if listed.returncode != 0:
+        return {}
+    return {canonical(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+
+
+def tested_pins(cell: str) -> dict[str, str]:
+    """{canonical name: version} of the cell's tested pins (constraints/airflow-X.txt; constraints.txt for 3.3)."""
+    path = ROOT / "constraints.txt" if cell == NEWEST else CONSTRAINTS / f"airflow-{cell}.txt"
+    return {canonical(p.split("==")[0]): p.split("==")[1] for p in pins(path)} if path.exists() else {}
+
+
+def drift(cell: str, versions: dict[str, str]) -> list[str]:
+    """The packages resolved today at another version than the cell's tested pins: where to look when it fails."""
+    tested = tested_pins(cell)
+    ours = {"airflow-provider-modelreg", "modelreg-emulator", "pip", "setuptools", "wheel"}
+    return sorted(
+        f"{n} {tested[n]}->{v}" for n, v in versions.items() if n in tested and tested[n] != v and n not in ours
+    )
+
+
+def run_newest_cell(cell: str, wheels: tuple[Path, Path]) -> dict[str, Any]:
+    """One "today's newest" cell: fresh online resolve with only the .in pins, import, providers list, DAG (a)."""
+    started = time.monotonic()
+    d = OUT / "newest" / cell
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    venv = d / "venv"
+    py = venv / "bin" / "python"
+    wheel, emulator_wheel = wheels
+    result: dict[str, Any] = {"cell": cell, "versions": {}, "steps": {}, "times": {}, "drift": [], "ok": False}
+
+    def step(name: str, ok: bool, t: float, log: Path) -> bool:
+        result["times"][name] = time.monotonic() - t
+        result["steps"][name] = "ok" if ok else "FAILED"
+        if not ok:
+            result["failed_step"] = name
+            result["log"] = str(log.relative_to(ROOT))
+            say(f"newest {cell}: {name} FAILED ({result['times'][name]:.0f} s); {log}:\n{tail(log)}")
+        return ok
+
+    def finish() -> dict[str, Any]:
+        result["seconds"] = time.monotonic() - started
+        result["ok"] = all(v == "ok" for v in result["steps"].values()) and len(result["steps"]) == 4
+        if not result["ok"] and result["drift"]:
+            say(f"newest {cell}: resolved unlike the tested pins: {', '.join(result['drift'])}")
+        (d / "result.json").write_text(json.dumps(result, indent=1))
+        return result
+
+    # 1. resolve: online, newest of everything but the .in pins. `-r`, not `-c`: a .in may name an extra
+    # (fastapi[standard]), which pip refuses in a constraints file. The wheelhouse is a --find-links next to the
+    # index, so files already fetched for the pinned cells are not downloaded again (pip still picks the newest).
+    t = time.monotonic()
+    log = d / "install.log"
+    make_venv(venv, log)
+    cmd = [py, "-m", "pip", "install", "-q", "--find-links", WHEELHOUSE, f"apache-airflow=={cell}.*"]
+    cmd += [wheel, emulator_wheel, "-r", CONSTRAINTS / f"airflow-{cell}.in"]
+    ok = run(cmd, log=log, timeout=TIMEOUTS["resolve"], env=clean_env(venv)) == 0
+    versions = installed_versions(venv) if ok else {}
+    result["versions"] = {n: versions.get(n, "-") for n in NEWEST_SHOWN}
+    result["drift"] = drift(cell, versions)
+    (d / "resolved.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
+    if not step("resolve", ok, t, log):
+        return finish()
+    say(f"newest {cell}: resolved Airflow {versions.get('apache-airflow')} ({result['times']['resolve']:.0f} s)")
+
+    home = d / "airflow-home"
+    env = clean_env(venv, AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+
+    # 2. import, outside the source tree
+    t = time.monotonic()
+    log = d / "import.log"
+    code = "import airflow_provider_modelreg, modelreg_emulator, airflow; print(airflow_provider_modelreg.__file__)"
+    ok = run([py, "-c", code], log=log, timeout=TIMEOUTS["step"], cwd=d, env=env) == 0
+    ok = ok and str(ROOT / "airflow_provider_modelreg") not in log.read_text()
+    if not step("import", ok, t, log):
+        return finish()
+
+    # 3. airflow providers list shows the provider
+    t = time.monotonic()
+    log = d / "providers.log"
+    ok = run([venv / "bin" / "airflow", "providers", "list"], log=log, timeout=TIMEOUTS["step"], cwd=d, env=env) == 0
+    ok = ok and "airflow-provider-modelreg" in log.read_text()
+    if not step("providers", ok, t, log):
+        return finish()
+
+    # 4. example DAG (a) under `airflow dags test` against the emulator, as the pinned cells run it
+    t = time.monotonic()
+    log = d / "dag.log"
+    dag_root = d / "dag"
+    examples = dag_root / "dags_examples"
+    examples.mkdir(parents=True)
+    for name in ("__init__.py", "demo.py", "pai_deploy_next_approved.py"):
+        shutil.copy2(ROOT / "dags_examples" / name, examples / name)
+    dag_env = clean_env(venv, AIRFLOW_HOME=str(dag_root / "airflow-home"))
+    ok = run([py, examples / "demo.py"], log=log, timeout=TIMEOUTS["dag"], cwd=dag_root, env=dag_env) == 0
+    step("dag", ok, t, log)
+    return finish()
+
+
+def newest_table(results: list[dict[str, Any]]) -> str:
+    head = "| cell | " + " | ".join(NEWEST_SHOWN) + " | resolve | import | providers list | example DAG | s | result |"
+    rows = [head, "|" + "---|" * (len(NEWEST_SHOWN) + 7)]
+    for r in results:
+        steps = [r["steps"].get(s, "-") for s in ("resolve", "import", "providers", "dag")]
+        versions = [r["versions"].get(n, "-") for n in NEWEST_SHOWN]
+        rows.append(
+            f"| {r['cell']} | "
+            + " | ".join(versions)
+            + " | "
+            + " | ".join(steps)
+            + f" | {r['seconds']:.0f} | {'ok' if r['ok'] else 'FAILED at ' + r.get('failed_step', '?')} |"
+        )
+    return "\n".join(rows)
+
+
+def cmd_newest(args: argparse.Namespace) -> int:
+    cells = args.cells.split(",") if args.cells else list(NEWEST_CELLS)
+    where = OUT / "newest"
+    where.mkdir(parents=True, exist_ok=True)
+    stage = time.monotonic()
+    wheels = build(where)
+    say(f"newest: stage build {time.monotonic() - stage:.0f} s")
+    stage = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda c: run_newest_cell(c, wheels), cells))
+    say(f"newest: stage cells ({len(cells)} cells, {args.jobs} at a time): {time.monotonic() - stage:.0f} s")
+    (where / "summary.json").write_text(json.dumps(results, indent=1))
+    text = newest_table(results)
+    (where / "summary.md").write_text(text + "\n")
+    print(text, flush=True)
+    for r in results:
+        if not r["ok"]:
+            print(f"{r['cell']}: FAILED at {r.get('failed_step')} (log {r.get('log')})", flush=True)
+            print(f"{r['cell']}: resolved unlike the tested pins: {', '.join(r['drift']) or 'nothing'}", flush=True)
+    bad = [r["cell"] for r in results if not r["ok"]]
+    say(f"newest {'FAILED: ' + ', '.join(bad) if bad else 'passed'} in {(time.monotonic() - _STARTED) / 60:.1f} min")
+    return 1 if bad else 0
+
+
 def cmd_skips(args: argparse.Namespace) -> int:
     """Rewrite ci/skips/airflow-X.txt from collection alone in the venvs of the last run (and .venv for the newest):
     the requires_airflow markers decide every skip when the tests are collected."""
@@ -652,15 +816,16 @@ def main() -> int:
 def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "refresh", "skips"):
+    for name in ("run", "refresh", "skips", "newest"):
         p = sub.add_parser(name)
-        p.add_argument("--cells", help=f"comma-separated Airflow minors (default: {','.join(CELLS)})")
+        default = NEWEST_CELLS if name == "newest" else CELLS
+        p.add_argument("--cells", help=f"comma-separated Airflow minors (default: {','.join(default)})")
         p.add_argument("--jobs", type=int, default=2, help="cells at a time (default 2: one per core)")
         if name == "run":
             p.add_argument("--newest-report", help="matrix_report JSON of `make test` on the newest Airflow")
             p.add_argument("--update-skips", action="store_true", help="rewrite ci/skips/*.txt from this run")
     args = parser.parse_args()
-    return {"run": cmd_run, "refresh": cmd_refresh, "skips": cmd_skips}[args.command](args)
+    return {"run": cmd_run, "refresh": cmd_refresh, "skips": cmd_skips, "newest": cmd_newest}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,12 @@ def airflow_env(url: str) -> dict[str, str]:
 
 def airflow(env: dict[str, str], *args: str) -> None:
     exe = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([exe, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([exe, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:  # say why (an upstream break shows here first: make matrix's newest cells read it)
+        say(
+            f"`airflow {' '.join(args)}` failed (exit {done.returncode}):\n" + "\n".join(done.stdout.splitlines()[-30:])
+        )
+        raise subprocess.CalledProcessError(done.returncode, [exe, *args])
 
 
 def main() -> int:
