@@ -10,10 +10,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The provider and the emulator (emulator/: the modelreg-emulator distribution, issue 21), both editable.
-# Byte-compiled on all cores afterwards rather than by pip on one (pip compiles each file as it installs it).
+# The provider and the emulator (emulator/: the modelreg-emulator distribution, issue 21), both editable, with the
+# exact pins of constraints.txt. Installed by uv (pinned there too, a development tool only): the same packages as
+# pip resolves from the same pins, in ~10 s instead of ~45 s (parallel downloads and unpacking), byte-compiled on
+# all cores afterwards. uv reads no pip configuration: it installs from PyPI.
 $(STAMP): $(BIN)/python pyproject.toml emulator/pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[test,dev]" -e ./emulator
+	$(BIN)/python -m pip install -q -c constraints.txt uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[test,dev]" -e ./emulator
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $(STAMP)
 
