@@ -5,10 +5,11 @@ no I/O."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from test_watch_core import ID, T0, key, page  # the core suite's identity, clock and page builders
 
 from airflow_provider_modelreg.approval import ReadApproved, ReadPending, ReadRecent, ReadVersion, VersionPage
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
@@ -16,16 +17,12 @@ from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.watch import (
     Observation,
     WatchCursor,
-    WatchIdentity,
     WatchPoll,
     apply_observation,
     check_announce,
     merge_cursors,
     start_cursor,
 )
-
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-ID = WatchIdentity("pai_default", "https://aiworkspace.cn-hangzhou.aliyuncs.com", "m")
 
 
 def ver(name: str, status: str = "Approved", minutes: float = 0, **extra: Any) -> PaiModelVersion:
@@ -38,14 +35,6 @@ def ver(name: str, status: str = "Approved", minutes: float = 0, **extra: Any) -
             **extra,
         }
     )
-
-
-def key(minutes: float, name: str) -> tuple[datetime, str]:
-    return T0 + timedelta(minutes=minutes), name
-
-
-def page(*versions: PaiModelVersion) -> VersionPage:
-    return VersionPage(tuple(versions), len(versions), "req-1")
 
 
 def run(poll: WatchPoll, answers: dict[Any, Any]) -> list[Any]:
