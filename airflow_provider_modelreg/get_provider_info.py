@@ -25,34 +25,38 @@ def _field(label: str, description: str, *, secret: bool = False, **schema: Any)
     return {"label": label, "description": description, "schema": field_schema}
 
 
-_RETRY_FIELD = _field(
+def _integer_field(label: str, description: str, minimum: int, maximum: int) -> dict[str, Any]:
+    return _field(label, description, type=["integer", "null"], minimum=minimum, maximum=maximum)
+
+
+def _number_field(label: str, description: str, minimum: float, maximum: float) -> dict[str, Any]:
+    return _field(label, description, type=["number", "null"], minimum=minimum, maximum=maximum)
+
+
+_RETRY_FIELD = _integer_field(
     "Retry budget",
     "Attempts per idempotent request, the first included (default 5; 1 disables retries).",
-    type=["integer", "null"],
-    minimum=1,
-    maximum=20,
+    1,
+    20,
 )
 _TRANSPORT_FIELDS: dict[str, Any] = {
-    "attempt_timeout": _field(
+    "attempt_timeout": _number_field(
         "Attempt timeout (s)",
         "Wall-clock deadline of one attempt: connect, headers and the whole body (default 30).",
-        type=["number", "null"],
-        minimum=0.1,
-        maximum=3600,
+        0.1,
+        3600,
     ),
-    "call_timeout": _field(
+    "call_timeout": _number_field(
         "Call timeout (s)",
         "Wall-clock deadline of one call: every attempt and the waits between them (default 120).",
-        type=["number", "null"],
-        minimum=0.1,
-        maximum=86400,
+        0.1,
+        86400,
     ),
-    "max_response_bytes": _field(
+    "max_response_bytes": _integer_field(
         "Max response bytes",
         "Cap of a decoded response body (default 33554432, 32 MiB).",
-        type=["integer", "null"],
-        minimum=1024,
-        maximum=2**31,
+        1024,
+        2**31,
     ),
     "proxy": _field(
         "Proxy",
@@ -65,12 +69,11 @@ _TRANSPORT_FIELDS: dict[str, Any] = {
         "Path of a PEM file of trusted CAs (private CA); empty: SSL_CERT_FILE, else the certifi bundle.",
     ),
 }
-_PAGES_FIELD = _field(
+_PAGES_FIELD = _integer_field(
     "Paging cap",
     "Requests one listing may send at most (default 1000 pages); a listing that needs more fails.",
-    type=["integer", "null"],
-    minimum=1,
-    maximum=1_000_000,
+    1,
+    1_000_000,
 )
 _CONSOLE_FIELD = _field(
     "Console URL template",
@@ -107,12 +110,11 @@ PAI_CONN_FIELDS: dict[str, Any] = {
         "ram_role_arn, oidc_role_arn: 2-64 of A-Z a-z 0-9 . @ - _; default ALIBABA_CLOUD_ROLE_SESSION_NAME, "
         "else credentials-python-<unix time>.",
     ),
-    "duration_seconds": _field(
+    "duration_seconds": _integer_field(
         "Key lifetime (s)",
         "ram_role_arn, oidc_role_arn: DurationSeconds of the assumed role's key, 900-43200 (default 3600).",
-        type=["integer", "null"],
-        minimum=900,
-        maximum=43200,
+        900,
+        43200,
     ),
     "policy": _field("Session policy", "ram_role_arn, oidc_role_arn: optional policy JSON narrowing the role."),
     "external_id": _field("External ID", "ram_role_arn: optional ExternalId the role's trust policy requires."),
@@ -201,12 +203,11 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
     "oidc_session_name": _field(
         "OIDC session name", "oidc: agency session name; default HUAWEICLOUD_OIDC_SESSION_NAME, else oidc-sts-session."
     ),
-    "oidc_duration_seconds": _field(
+    "oidc_duration_seconds": _integer_field(
         "OIDC key lifetime (s)",
         "oidc: 900-43200; default HUAWEICLOUD_OIDC_DURATION_SECONDS, else 3600.",
-        type=["integer", "null"],
-        minimum=900,
-        maximum=43200,
+        900,
+        43200,
     ),
     "sts_endpoint": _field(
         "STS endpoint",
@@ -223,12 +224,11 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
         "agency: the base key's own account (domain) ID, sent as X-Domain-Id; empty: looked up once "
         "(GET /v3/auth/domains, needs iam:users:getUser).",
     ),
-    "duration_seconds": _field(
+    "duration_seconds": _integer_field(
         "Agency key lifetime (s)",
         "agency: 900-86400, default 3600.",
-        type=["integer", "null"],
-        minimum=900,
-        maximum=86400,
+        900,
+        86400,
     ),
     "max_attempts": _RETRY_FIELD,
     "max_pages": _PAGES_FIELD,

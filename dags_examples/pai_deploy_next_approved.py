@@ -68,8 +68,8 @@ with DAG(
         poke_interval=5,
         timeout=55 * 60,
         soft_fail=True,  # nothing approved within the hour: skipped (see the module docstring)
-        request_attempts=3,  # per registry request, for this task and its trigger (not the task's retries)
-        request_timeout=30,  # seconds per registry call, retries included (not the sensor's timeout)
+        max_attempts=3,  # per registry request, for this task and its trigger (not the task's retries)
+        call_timeout=30,  # seconds per registry call, retries included (not the sensor's timeout)
     )
 
     @task

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 #: lowest first; a module belongs to the first layer that names it or a package above it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("", "errors", "models", "validation", "deploy", "get_provider_info", "_compat")),
+    ("foundation", ("", "errors", "models", "validation", "renamed", "deploy", "get_provider_info", "_compat")),
     ("signing", ("auth", "credentials.rpc")),
     ("transport", ("transport", "paging")),
     ("credentials", ("credentials", "iam")),
@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("decision cores", ("approval", "watch")),
     ("core I/O shells", ("approval_io",)),
     ("triggers", ("triggers",)),
-    ("task helpers", ("links", "asset_events")),
+    ("task helpers", ("links", "asset_events", "task_hook")),
     ("sensors and operators", ("sensors", "operators")),
 ]
 #: the top layer's two kinds do not import each other: what both need lives below them

@@ -3,7 +3,7 @@
 Issue 12: refs name the model's own workspace and the endpoint's region; list outputs are bounded and never cut
 silently; Fabric get-by-name refuses to pick among equal names; one default order (newest first); every declared
 link is stored; asset events for every task that yields a ref; one hook per task, closed at the end; explicit
-keyword-only constructors; per-task request_attempts / request_timeout.
+keyword-only constructors; per-task max_attempts / call_timeout (and their deprecated names).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from airflow_provider_modelreg.errors import (
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import FabricModelVersionLink, PaiModelLink, PaiModelVersionLink
+from airflow_provider_modelreg.operators.base import RegistryOperatorBase
 from airflow_provider_modelreg.operators.fabric import (
     FabricGetModelVersionOperator,
     FabricListModelsOperator,
@@ -507,7 +508,7 @@ def test_9_constructors_list_their_parameters_keyword_only_and_typed(cls: Any) -
     documented = {
         line.split(":param ", 1)[1].split(":", 1)[0] for line in (cls.__doc__ or "").splitlines() if ":param " in line
     }
-    for name in documented | {"request_attempts", "request_timeout"}:
+    for name in documented:
         assert name in params, (cls.__name__, name)
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (cls.__name__, name)
         assert params[name].annotation is not inspect.Parameter.empty, (cls.__name__, name)
@@ -519,6 +520,21 @@ def test_9_constructors_list_their_parameters_keyword_only_and_typed(cls: Any) -
 
     with pytest.raises((TypeError, AirflowException)):  # Airflow 2's BaseOperator refuses them first
         cls("task", model_id="m")  # positional arguments are refused
+
+
+@pytest.mark.parametrize("cls", [RegistryOperatorBase, PaiModelVersionApprovedSensor], ids=lambda c: c.__name__)
+def test_9_request_settings_are_keyword_only_and_typed_where_they_are_taken(cls: Any) -> None:
+    # every registry operator takes them from RegistryOperatorBase (its docstring says so); the sensor has its own
+    params = inspect.signature(cls.__init__).parameters
+    for name in ("max_attempts", "call_timeout"):
+        assert (
+            params[name].kind is inspect.Parameter.KEYWORD_ONLY
+            and params[name].annotation is not inspect.Parameter.empty
+        )
+        assert f":param {name}:" in (cls.__doc__ or "")
+    for op in PUBLIC:
+        if issubclass(op, RegistryOperatorBase):
+            assert "``max_attempts`` and ``call_timeout``" in " ".join((op.__doc__ or "").split()), op
 
 
 # ------------------------------------------------------------------------------------------- 10. names
@@ -581,27 +597,23 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield server
 
 
-def test_14_request_attempts_override_the_connection(fake: FakePai) -> None:
+def test_14_max_attempts_override_the_connection(fake: FakePai) -> None:
     fake.models["m-1"] = []
     fake.fail_with = (503, "ServiceUnavailable")
     with pytest.raises(RegistryServerError):
-        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", request_attempts=1).execute(
-            context()
-        )
+        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", max_attempts=1).execute(context())
     assert fake.count() == 1
     with pytest.raises(RegistryServerError):
-        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", request_attempts=2).execute(
-            context()
-        )
+        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", max_attempts=2).execute(context())
     assert fake.count() == 3
 
 
-def test_14_request_timeout_bounds_a_call(fake: FakePai) -> None:
+def test_14_call_timeout_bounds_a_call(fake: FakePai) -> None:
     fake.models["m-1"] = []
     fake.hang.set()
     started = time.monotonic()
     with pytest.raises(RegistryTransportError):
-        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", request_timeout=0.5).execute(
+        PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", call_timeout=0.5).execute(
             context()
         )
     assert time.monotonic() - started < 3  # the connection's budget would be 5 attempts of 30 s
@@ -614,12 +626,12 @@ def test_14_overrides_reach_the_trigger_as_plain_numbers(fake: FakePai) -> None:
         {"VersionName": "1.0.0", "ApprovalStatus": "Pending", "GmtCreateTime": "2024-01-01T00:00:00Z"}
     ]
     task = PaiModelVersionApprovedSensor(
-        task_id="w", model_id="m-1", version_name="1.0.0", deferrable=True, request_attempts=2, request_timeout=7
+        task_id="w", model_id="m-1", version_name="1.0.0", deferrable=True, max_attempts=2, call_timeout=7
     )
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context())
     _, kwargs = deferred.value.trigger.serialize()
-    assert kwargs["request_attempts"] == 2 and kwargs["request_timeout"] == 7.0
+    assert kwargs["max_attempts"] == 2 and kwargs["call_timeout"] == 7.0
     kwargs = json.loads(json.dumps(kwargs))
     fake.fail_with = (503, "ServiceUnavailable")
     before = fake.count()
@@ -634,12 +646,14 @@ async def _first(trigger: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"request_attempts": 0}, "request_attempts"),
-        ({"request_attempts": 21}, "request_attempts"),
-        ({"request_attempts": True}, "request_attempts"),
-        ({"request_timeout": 0}, "request_timeout"),
-        ({"request_timeout": float("nan")}, "request_timeout"),
-        ({"request_timeout": "5"}, "request_timeout"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 21}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"call_timeout": 0}, "call_timeout"),
+        ({"call_timeout": float("nan")}, "call_timeout"),
+        ({"call_timeout": "5"}, "call_timeout"),
+        ({"request_attempts": 21}, "max_attempts"),  # the deprecated name of the same setting
+        ({"request_timeout": "5"}, "call_timeout"),
     ],
 )
 def test_14_bad_overrides_fail_at_parse_time(kwargs: dict[str, Any], field: str) -> None:
@@ -654,3 +668,32 @@ def test_14_bad_overrides_fail_at_parse_time(kwargs: dict[str, Any], field: str)
     trigger = PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", **kwargs)
     event = asyncio.run(anext(trigger.run())).payload
     assert event["status"] == "error" and field in event["message"]
+
+
+def test_14_the_deprecated_names_still_work_with_a_warning_and_never_twice(fake: FakePai) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="request_attempts is deprecated, use max_attempts"):
+        op = PaiGetModelVersionOperator(task_id="g", model_id="m-1", version_name="1.0.0", request_attempts=1)
+    assert op.max_attempts == 1 and op.hook._max_attempts == 1
+    with pytest.warns(AirflowProviderDeprecationWarning, match="request_timeout is deprecated, use call_timeout"):
+        sensor = PaiModelVersionApprovedSensor(task_id="w", model_id="m", version_name="1", request_timeout=7)
+    assert sensor.call_timeout == 7.0
+    with pytest.warns(AirflowProviderDeprecationWarning, match="request_attempts"):
+        trigger = PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", request_attempts=3)
+    assert trigger.serialize()[1]["max_attempts"] == 3 and "request_attempts" not in trigger.serialize()[1]
+    for build in (
+        lambda: PaiGetModelVersionOperator(
+            task_id="g", model_id="m", version_name="1", max_attempts=2, request_attempts=3
+        ),
+        lambda: PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", call_timeout=2, request_timeout=3),
+    ):
+        with pytest.raises(RegistryInputError, match="deprecated name"):
+            build()
+    with pytest.raises(TypeError, match="'bogus'"):
+        PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", bogus=1)
+    with pytest.raises(TypeError, match="'lable_filter'"):  # a misspelt filter never lists everything
+        PaiModelRegistryHook().list_model_versions("m-1", lable_filter="risk")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'ofset'"):
+        FabricModelRegistryHook().list_model_versions_page("fm-1", workspace_id="ws-1", ofset=3)  # type: ignore[call-arg]
+    assert fake.count() == 0

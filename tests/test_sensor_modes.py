@@ -331,7 +331,7 @@ with DAG(dag_id="budget_reschedule", start_date=datetime(2024, 1, 1), schedule=N
         poke_interval=1,
         timeout=120,
         max_failures=3,
-        request_attempts=1,
+        max_attempts=1,
     )
 """
 

@@ -321,7 +321,8 @@ async def test_retryable_errors_spend_the_budget_refusals_end_the_wait_at_once(f
         ({"model_id": "None"}, "model_id"),
         ({"poke_interval": "soon"}, "poke_interval"),
         ({"max_failures": 0}, "max_failures"),
-        ({"request_attempts": 99}, "request_attempts"),
+        ({"max_attempts": 99}, "max_attempts"),
+        ({"request_attempts": 99}, "max_attempts"),  # stored by an older release under the deprecated name
     ],
 )
 async def test_a_bad_stored_kwarg_is_an_error_event_never_a_constructor_error(
@@ -400,3 +401,20 @@ def test_the_hub_log_line_of_a_later_page_does_not_read_like_the_newest_version(
     )
     later = describe_page(ReadApproved("m", 1), VersionPage((b049,), 151))
     assert "newest" not in later and "page 2" in later, later
+
+
+@watchers
+def test_the_watcher_takes_created_after_and_its_deprecated_names_with_a_warning() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    when = "2024-01-01T00:00:00+00:00"
+    now = PaiApprovedVersionEventTrigger(pai_conn_id="c", model_id="m", created_after=when, max_attempts=2)
+    with pytest.warns(AirflowProviderDeprecationWarning, match="start_after is deprecated, use created_after"):
+        old = PaiApprovedVersionEventTrigger(pai_conn_id="c", model_id="m", start_after=when, request_attempts=2)
+    assert old.serialize() == now.serialize()  # one stored form, under the names of now
+    assert now.serialize()[1]["created_after"] == when and "start_after" not in now.serialize()[1]
+    # a shared stream opened for a watcher stored by an older release is the same stream
+    from airflow_provider_modelreg.triggers.watcher import _stream_key
+
+    stored = {"pai_conn_id": "c", "model_id": "m", "poke_interval": 60.0, "request_attempts": 2}
+    assert _stream_key(stored) == _stream_key(now.serialize()[1])

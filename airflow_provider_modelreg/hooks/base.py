@@ -133,18 +133,14 @@ def check_region(value: Any, field: str = "region") -> str:
     return value
 
 
-def hook_overrides(request_attempts: int | None, request_timeout: float | None) -> dict[str, Any]:
-    """Hook constructor arguments for a task's or trigger's overrides (unset ones leave the connection's settings).
+def hook_overrides(max_attempts: int | None, call_timeout: float | None) -> dict[str, Any]:
+    """Hook constructor arguments for a task's or trigger's request settings (unset ones leave the connection's).
 
-    :param request_attempts: attempts per registry request (the hook's ``max_attempts``).
-    :param request_timeout: seconds per registry call (the hook's ``call_timeout``).
+    :param max_attempts: attempts per registry request.
+    :param call_timeout: seconds per registry call.
     """
-    out: dict[str, Any] = {}
-    if request_attempts is not None:
-        out["max_attempts"] = request_attempts
-    if request_timeout is not None:
-        out["call_timeout"] = request_timeout
-    return out
+    given = {"max_attempts": max_attempts, "call_timeout": call_timeout}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def extra_str(extras: dict[str, Any], key: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, Unpack, cast
 
 import httpx
 from airflow.providers.common.compat.sdk import Connection
@@ -22,6 +22,13 @@ from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase,
 # (``X as X``: a re-export)
 from airflow_provider_modelreg.hooks.fabric_connection import AUTH_TYPES, FABRIC_REGIONS, fabric_auth, fabric_settings
 from airflow_provider_modelreg.hooks.fabric_connection import _credential_summary as _credential_summary
+from airflow_provider_modelreg.hooks.fabric_specs import (
+    FabricModelListing,
+    FabricPageFilter,
+    FabricVersionListing,
+    FabricVersionLookup,
+    FabricVersionPageQuery,
+)
 from airflow_provider_modelreg.hooks.fabric_specs import _answer_of as _answer_of
 from airflow_provider_modelreg.hooks.fabric_specs import _created_then_id as _created_then_id
 from airflow_provider_modelreg.hooks.fabric_specs import _sorted_versions as _sorted_versions
@@ -30,7 +37,7 @@ from airflow_provider_modelreg.hooks.fabric_specs import _versions_path as _vers
 from airflow_provider_modelreg.hooks.fabric_specs import _versions_query as _versions_query
 from airflow_provider_modelreg.hooks.fabric_specs import list_models_spec as list_models_spec
 from airflow_provider_modelreg.hooks.fabric_specs import versions_page_spec as versions_page_spec
-from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, PageAnswer, RequestSpec, call_arguments
+from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, PageAnswer, RequestSpec, known_options
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion, FabricModelVersionPage
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
@@ -158,21 +165,16 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     # -- request specs (hooks.specs) that need the connection's default workspace
 
     def _versions_page(
-        self,
-        model_id: str,
-        workspace_id: str | None,
-        offset: int,
-        limit: int,
-        name_filter: str | None,
-        version_id: str | None,
+        self, model_id: str, **options: Unpack[FabricVersionPageQuery]
     ) -> Deferred[FabricModelVersionPage]:
         """One ListModelVersions page, in the argument's workspace or the connection's."""
 
+        known_options(options, FabricVersionPageQuery, "list_model_versions_page")
+        workspace_id = options.pop("workspace_id", None)
+        query = cast(FabricPageFilter, options)  # the rest: the page's query
+
         def build(conn: Connection) -> RequestSpec[FabricModelVersionPage]:
-            workspace = self._workspace(workspace_id, conn)
-            return versions_page_spec(
-                workspace, model_id, offset=offset, limit=limit, name_filter=name_filter, version_id=version_id
-            )
+            return versions_page_spec(self._workspace(workspace_id, conn), model_id, **query)
 
         return build
 
@@ -193,7 +195,14 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         _versions_query(offset=0, limit=size, name_filter=name_filter, version_id=version_id)  # validated now
 
         def page(index: int) -> Deferred[PageAnswer[FabricModelVersion]]:
-            request = self._versions_page(model_id, workspace_id, index * size, size, name_filter, version_id)
+            request = self._versions_page(
+                model_id,
+                workspace_id=workspace_id,
+                offset=index * size,
+                limit=size,
+                name_filter=name_filter,
+                version_id=version_id,
+            )
             return lambda conn: _answer_of(request(conn))
 
         return ListSpec(
@@ -201,46 +210,31 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         )
 
     def _sorted_listing(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None,
-        name_filter: str | None,
-        version_id: str | None,
-        order: str,
-        max_results: int | None,
-        page_size: int,
-        concurrency: int,
+        self, model_id: str, **options: Unpack[FabricVersionListing]
     ) -> ListSpec[FabricModelVersion, Listing[FabricModelVersion]]:
         """The listing of :meth:`list_model_versions`: every page, then sorted and cut to ``max_results``."""
-        size = check_fabric_limit(page_size, "page_size")
-        limit = check_max_results(max_results)
-        descending = check_pai_order(order) == "DESC"
+        known_options(options, FabricVersionListing, "list_model_versions")
+        size = check_fabric_limit(options.get("page_size", 100), "page_size")
+        limit = check_max_results(options.get("max_results"))
+        descending = check_pai_order(options.get("order", "DESC")) == "DESC"
 
         def finish(versions: list[FabricModelVersion], _total: int) -> Listing[FabricModelVersion]:
             return _sorted_versions(versions, limit, descending=descending)
 
         return self._versions_listing(
             model_id,
-            workspace_id,
-            name_filter=name_filter,
-            version_id=version_id,
+            options.get("workspace_id"),
+            name_filter=options.get("name_filter"),
+            version_id=options.get("version_id"),
             page_size=size,
-            concurrency=concurrency,
+            concurrency=options.get("concurrency", 8),
             finish=finish,
         )
 
     # -- operations: each a spec run by the sync or the async executor
 
     def list_model_versions_page(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        offset: int = 0,
-        limit: int = 10,
-        name_filter: str | None = None,
-        version_id: str | None = None,
+        self, model_id: str, **options: Unpack[FabricVersionPageQuery]
     ) -> FabricModelVersionPage:
         """One page of ListModelVersions as the API returns it (``total`` counts all matches).
 
@@ -251,32 +245,16 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param name_filter: the API's fuzzy ``name`` filter, 4-32 of letters, digits, ``_``, ``-``.
         :param version_id: exact version id filter.
         """
-        return self._run(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
+        return self._run(self._versions_page(model_id, **options))
 
     async def alist_model_versions_page(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        offset: int = 0,
-        limit: int = 10,
-        name_filter: str | None = None,
-        version_id: str | None = None,
+        self, model_id: str, **options: Unpack[FabricVersionPageQuery]
     ) -> FabricModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        return await self._arun(self._versions_page(model_id, workspace_id, offset, limit, name_filter, version_id))
+        return await self._arun(self._versions_page(model_id, **options))
 
     def list_model_versions(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        name_filter: str | None = None,
-        version_id: str | None = None,
-        order: str = "DESC",
-        max_results: int | None = None,
-        page_size: int = 100,
-        concurrency: int = 8,
+        self, model_id: str, **options: Unpack[FabricVersionListing]
     ) -> Listing[FabricModelVersion]:
         """Every version exactly once, sorted by ``create_time`` then ``id``: newest first (``DESC``, the default,
         as PAI lists) or oldest first (``ASC``).
@@ -300,22 +278,13 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param page_size: ``limit`` per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
-        return self._collect(self._sorted_listing(model_id, **call_arguments(locals(), "model_id")))
+        return self._collect(self._sorted_listing(model_id, **options))
 
     async def alist_model_versions(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        name_filter: str | None = None,
-        version_id: str | None = None,
-        order: str = "DESC",
-        max_results: int | None = None,
-        page_size: int = 100,
-        concurrency: int = 8,
+        self, model_id: str, **options: Unpack[FabricVersionListing]
     ) -> Listing[FabricModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
-        return await self._acollect(self._sorted_listing(model_id, **call_arguments(locals(), "model_id")))
+        return await self._acollect(self._sorted_listing(model_id, **options))
 
     @staticmethod
     def _pick(
@@ -366,9 +335,12 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         return None, fuzzy
 
     def _version_lookup(
-        self, model_id: str, workspace_id: str | None, version_id: str | None, version_name: str | None, pick: str
+        self, model_id: str, **options: Unpack[FabricVersionLookup]
     ) -> ListSpec[FabricModelVersion, FabricModelVersion]:
         """The listing behind a get: the checked, capped one of :meth:`list_model_versions`, then the match."""
+        known_options(options, FabricVersionLookup, "get_model_version")
+        workspace_id, version_id = options.get("workspace_id"), options.get("version_id")
+        version_name, pick = options.get("version_name"), options.get("pick", "unique")
         vid, fuzzy = self._lookup_args(version_id, version_name, pick)
 
         def finish(versions: list[FabricModelVersion], _total: int) -> FabricModelVersion:
@@ -382,15 +354,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             model_id, workspace_id, name_filter=fuzzy, version_id=vid, page_size=100, concurrency=8, finish=finish
         )
 
-    def get_model_version(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        version_id: str | None = None,
-        version_name: str | None = None,
-        pick: str = "unique",
-    ) -> FabricModelVersion:
+    def get_model_version(self, model_id: str, **options: Unpack[FabricVersionLookup]) -> FabricModelVersion:
         """One version, by server id or by exact name (Fabric has no "get version" API: list, then match).
 
         The listing is the checked, capped one of :meth:`list_model_versions`. Names are not unique in Fabric:
@@ -404,28 +368,13 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param version_name: the exact version name (``1.0.0`` is matched over the unfiltered list).
         :param pick: ``"unique"`` (default: several versions with the name are an error) or ``"newest"``.
         """
-        return self._collect(self._version_lookup(model_id, workspace_id, version_id, version_name, pick))
+        return self._collect(self._version_lookup(model_id, **options))
 
-    async def aget_model_version(
-        self,
-        model_id: str,
-        *,
-        workspace_id: str | None = None,
-        version_id: str | None = None,
-        version_name: str | None = None,
-        pick: str = "unique",
-    ) -> FabricModelVersion:
+    async def aget_model_version(self, model_id: str, **options: Unpack[FabricVersionLookup]) -> FabricModelVersion:
         """Async twin of :meth:`get_model_version`."""
-        return await self._acollect(self._version_lookup(model_id, workspace_id, version_id, version_name, pick))
+        return await self._acollect(self._version_lookup(model_id, **options))
 
-    def list_models(
-        self,
-        *,
-        workspace_id: str | None = None,
-        name_filter: str | None = None,
-        max_results: int | None = None,
-        page_size: int = 100,
-    ) -> Listing[FabricModel]:
+    def list_models(self, **options: Unpack[FabricModelListing]) -> Listing[FabricModel]:
         """ListModels over every page, in the server's documented order (``CREATE_TIME`` descending: newest
         first), paged and checked like :meth:`list_model_versions`; ``total`` is the server's count.
 
@@ -435,8 +384,16 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         :param page_size: ``limit`` per request, 1-100.
         """
 
+        known_options(options, FabricModelListing, "list_models")
+        workspace_id = options.get("workspace_id")
+
         def listing(conn: Connection) -> ListSpec[FabricModel, Listing[FabricModel]]:
-            return list_models_spec(self._workspace(workspace_id, conn), name_filter, max_results, page_size)
+            return list_models_spec(
+                self._workspace(workspace_id, conn),
+                options.get("name_filter"),
+                options.get("max_results"),
+                options.get("page_size", 100),
+            )
 
         return self._collect(listing)
 

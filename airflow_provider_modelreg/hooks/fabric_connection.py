@@ -81,6 +81,12 @@ def _setting(extras: dict[str, Any], key: str, env: str | None = None) -> str | 
     return _lookup(extras, key, env)[0]
 
 
+def _required(value: str | None, key: str, when: str) -> str:
+    if value is None:
+        raise RegistryConnectionConfigError(key, f"is required {when}")
+    return value
+
+
 def _field_of(extras: dict[str, Any], key: str, env: str | None = None) -> str:
     return _lookup(extras, key, env)[1]
 
@@ -215,9 +221,7 @@ def _token_auth(
     from airflow_provider_modelreg.iam import IamTokenAuth
 
     extras = conn.extra_dejson
-    domain = extra_str(extras, "iam_domain")
-    if domain is None:
-        raise RegistryConnectionConfigError("iam_domain", "is required with auth_type token (the account name)")
+    domain = _required(extra_str(extras, "iam_domain"), "iam_domain", "with auth_type token (the account name)")
     region = extra_str(extras, "region")
     iam_url = _iam_url(extras, "token")
     if project_id is None and region is None:
@@ -293,9 +297,7 @@ def _agency_settings(conn: Connection, login: str, secret: str, token: str | Non
     from airflow_provider_modelreg.credentials import huawei as hw
 
     extras = conn.extra_dejson
-    name = _setting(extras, "agency_name")
-    if name is None:
-        raise RegistryConnectionConfigError("agency_name", "is required with auth_type agency")
+    name = _required(_setting(extras, "agency_name"), "agency_name", "with auth_type agency")
     domain_name = _setting(extras, "agency_domain_name")
     domain_id = _setting(extras, "agency_domain_id")
     if (domain_name is None) == (domain_id is None):

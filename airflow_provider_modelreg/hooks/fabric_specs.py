@@ -5,6 +5,8 @@ operation, every argument validated before anything is sent.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import httpx
 
 from airflow_provider_modelreg.auth import percent_encode, sdk_canonical_query
@@ -22,7 +24,15 @@ from airflow_provider_modelreg.validation import (
     check_max_results,
 )
 
-__all__ = ["list_models_spec", "versions_page_spec"]
+__all__ = [
+    "FabricModelListing",
+    "FabricPageFilter",
+    "FabricVersionListing",
+    "FabricVersionLookup",
+    "FabricVersionPageQuery",
+    "list_models_spec",
+    "versions_page_spec",
+]
 
 
 def _target(path: str, params: list[tuple[str, str]]) -> str:
@@ -90,8 +100,64 @@ def _models_answer(transport: RegistryTransport, response: httpx.Response) -> Pa
     return page.models, page.total
 
 
+class FabricPageFilter(TypedDict, total=False):
+    """The query of one ListModelVersions page (:func:`versions_page_spec`)."""
+
+    offset: int
+    limit: int
+    name_filter: str | None
+    version_id: str | None
+
+
+class FabricVersionPageQuery(FabricPageFilter, total=False):
+    """The options of one ListModelVersions page (``list_model_versions_page`` of the hook)."""
+
+    #: None: the connection's ``workspace_id``
+    workspace_id: str | None
+
+
+class FabricVersionListing(TypedDict, total=False):
+    """The options of a whole ListModelVersions listing (``list_model_versions`` of the hook)."""
+
+    workspace_id: str | None
+    name_filter: str | None
+    version_id: str | None
+    #: ``DESC`` (default) or ``ASC`` by create_time, then id
+    order: str
+    max_results: int | None
+    page_size: int
+    concurrency: int
+
+
+class FabricVersionLookup(TypedDict, total=False):
+    """The options of a get of one version (``get_model_version`` of the hook)."""
+
+    workspace_id: str | None
+    #: the version's server id; or
+    version_id: str | None
+    #: its exact name
+    version_name: str | None
+    #: ``"unique"`` (default) or ``"newest"``: what to do when several versions share the name
+    pick: str
+
+
+class FabricModelListing(TypedDict, total=False):
+    """The options of a whole ListModels listing (``list_models`` of the hook)."""
+
+    workspace_id: str | None
+    name_filter: str | None
+    max_results: int | None
+    page_size: int
+
+
 def versions_page_spec(
-    workspace: str, model_id: str, *, offset: int, limit: int, name_filter: str | None, version_id: str | None
+    workspace: str,
+    model_id: str,
+    *,
+    offset: int = 0,
+    limit: int = 10,
+    name_filter: str | None = None,
+    version_id: str | None = None,
 ) -> RequestSpec[FabricModelVersionPage]:
     """One ListModelVersions page of a (checked) workspace."""
     path = _versions_path(workspace, check_fabric_id(model_id, "model_id"))

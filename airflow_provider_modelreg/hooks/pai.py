@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import Connection
@@ -18,6 +18,7 @@ from airflow_provider_modelreg.hooks.base import (
     mask_secrets,
     parse_endpoint,
 )
+from airflow_provider_modelreg.hooks.pai_specs import PaiModelListing, PaiVersionListing
 
 # the request specs live in hooks/pai_specs.py; importable from here too (``X as X``: a re-export)
 from airflow_provider_modelreg.hooks.pai_specs import _version_path as _version_path
@@ -27,7 +28,6 @@ from airflow_provider_modelreg.hooks.pai_specs import list_model_versions_spec a
 from airflow_provider_modelreg.hooks.pai_specs import list_models_spec as list_models_spec
 from airflow_provider_modelreg.hooks.pai_specs import update_model_version_spec as update_model_version_spec
 from airflow_provider_modelreg.hooks.pai_specs import versions_page_spec as versions_page_spec
-from airflow_provider_modelreg.hooks.specs import call_arguments
 from airflow_provider_modelreg.models import (
     ApprovalStatus,
     ModelVersionRef,
@@ -209,22 +209,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         """Async twin of :meth:`get_model_version`."""
         return await self._arun(get_model_version_spec(model_id, version_name))
 
-    def list_model_versions(
-        self,
-        model_id: str,
-        *,
-        approval_status: str | ApprovalStatus | None = None,
-        version_name: str | None = None,
-        label_filter: str | None = None,
-        format_type: str | None = None,
-        framework_type: str | None = None,
-        source_type: str | None = None,
-        source_id: str | None = None,
-        order: str = "DESC",
-        max_results: int | None = None,
-        page_size: int = 100,
-        concurrency: int = 8,
-    ) -> Listing[PaiModelVersion]:
+    def list_model_versions(self, model_id: str, **options: Unpack[PaiVersionListing]) -> Listing[PaiModelVersion]:
         """ListModelVersions over every page, each version exactly once, in the server's creation-time order
         (newest first by default). The result's ``total`` is the server's ``TotalCount``: more than its length when
         ``max_results`` cut the listing.
@@ -249,26 +234,13 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param page_size: PageSize per request, 1-100.
         :param concurrency: pages in flight at once after the first (default 8).
         """
-        return self._collect(list_model_versions_spec(model_id, **call_arguments(locals(), "model_id")))
+        return self._collect(list_model_versions_spec(model_id, **options))
 
     async def alist_model_versions(
-        self,
-        model_id: str,
-        *,
-        approval_status: str | ApprovalStatus | None = None,
-        version_name: str | None = None,
-        label_filter: str | None = None,
-        format_type: str | None = None,
-        framework_type: str | None = None,
-        source_type: str | None = None,
-        source_id: str | None = None,
-        order: str = "DESC",
-        max_results: int | None = None,
-        page_size: int = 100,
-        concurrency: int = 8,
+        self, model_id: str, **options: Unpack[PaiVersionListing]
     ) -> Listing[PaiModelVersion]:
         """Async twin of :meth:`list_model_versions`."""
-        return await self._acollect(list_model_versions_spec(model_id, **call_arguments(locals(), "model_id")))
+        return await self._acollect(list_model_versions_spec(model_id, **options))
 
     def get_model(self, model_id: str) -> PaiModel:
         """GetModel (with ``LatestVersion`` and ``WorkspaceId``).
@@ -281,17 +253,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         """Async twin of :meth:`get_model`."""
         return await self._arun(get_model_spec(model_id))
 
-    def list_models(
-        self,
-        *,
-        workspace_id: str | None = None,
-        name_filter: str | None = None,
-        label_filter: str | None = None,
-        provider: str | None = None,
-        order: str = "DESC",
-        max_results: int | None = None,
-        page_size: int = 100,
-    ) -> Listing[PaiModel]:
+    def list_models(self, **options: Unpack[PaiModelListing]) -> Listing[PaiModel]:
         """ListModels over every page (paged and checked like :meth:`list_model_versions`), newest first by
         default; ``total`` is the server's ``TotalCount``.
 
@@ -303,16 +265,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         :param max_results: stop after this many models (None: all).
         :param page_size: PageSize per request, 1-100.
         """
-        spec = list_models_spec(
-            workspace_id or self.workspace_id,
-            name_filter=name_filter,
-            label_filter=label_filter,
-            provider=provider,
-            order=order,
-            max_results=max_results,
-            page_size=page_size,
-        )
-        models = self._collect(spec)
+        models = self._collect(list_models_spec(self.workspace_id, **options))
         for model in models:  # the listing says where each model lives: no GetModel needed for these
             if model.workspace_id is not None:
                 self._workspaces.setdefault(model.model_id, model.workspace_id)

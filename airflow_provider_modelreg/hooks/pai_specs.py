@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 import httpx
 
 from airflow_provider_modelreg.auth import percent_encode
 from airflow_provider_modelreg.hooks.base import Listing
-from airflow_provider_modelreg.hooks.specs import ListSpec, PageAnswer, RequestSpec, parsed_as, request_id
+from airflow_provider_modelreg.hooks.specs import (
+    ListSpec,
+    PageAnswer,
+    RequestSpec,
+    known_options,
+    parsed_as,
+    request_id,
+)
 from airflow_provider_modelreg.models import (
     ApprovalStatus,
     PaiModel,
@@ -31,6 +38,8 @@ from airflow_provider_modelreg.validation import (
 )
 
 __all__ = [
+    "PaiModelListing",
+    "PaiVersionListing",
     "get_model_spec",
     "get_model_version_spec",
     "list_model_versions_spec",
@@ -115,8 +124,13 @@ def update_model_version_spec(
     return _pai("UpdateModelVersion", "PUT", path, request_id, body=body, idempotent=True)
 
 
+def _status_value(approval_status: str | ApprovalStatus | None) -> str | None:
+    return None if approval_status is None else check_pai_approval_status(approval_status).value
+
+
 def _status_filter(approval_status: str | ApprovalStatus | None) -> list[tuple[str, str]]:
-    return [] if approval_status is None else [("ApprovalStatus", check_pai_approval_status(approval_status).value)]
+    value = _status_value(approval_status)
+    return [] if value is None else [("ApprovalStatus", value)]
 
 
 def versions_page_spec(
@@ -129,66 +143,88 @@ def versions_page_spec(
     return _pai("ListModelVersions", "GET", path, parsed_as(PaiModelVersionPage), query=query)
 
 
+class PaiVersionListing(TypedDict, total=False):
+    """The options of a whole ListModelVersions listing (``list_model_versions`` of the hook and its spec)."""
+
+    approval_status: str | ApprovalStatus | None
+    version_name: str | None
+    label_filter: str | None
+    format_type: str | None
+    framework_type: str | None
+    source_type: str | None
+    source_id: str | None
+    #: ``DESC`` (default) or ``ASC`` by creation time
+    order: str
+    max_results: int | None
+    page_size: int
+    concurrency: int
+
+
 def list_model_versions_spec(
-    model_id: str,
-    *,
-    approval_status: str | ApprovalStatus | None = None,
-    version_name: str | None = None,
-    label_filter: str | None = None,
-    format_type: str | None = None,
-    framework_type: str | None = None,
-    source_type: str | None = None,
-    source_id: str | None = None,
-    order: str = "DESC",
-    max_results: int | None = None,
-    page_size: int = 100,
-    concurrency: int = 8,
+    model_id: str, **options: Unpack[PaiVersionListing]
 ) -> ListSpec[PaiModelVersion, Listing[PaiModelVersion]]:
-    """ListModelVersions over every page (the arguments of ``list_model_versions``)."""
+    """ListModelVersions over every page (the options of ``list_model_versions``)."""
+    known_options(options, PaiVersionListing, "list_model_versions")
     path = _version_path(check_pai_model_id(model_id))
-    params = _status_filter(approval_status)
-    for name, value in (("FormatType", format_type), ("FrameworkType", framework_type), ("Label", label_filter)):
-        if value is not None:
-            params.append((name, str(value)))
-    params += [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
-    for name, value in (("SourceId", source_id), ("SourceType", source_type)):
-        if value is not None:
-            params.append((name, str(value)))
-    if version_name is not None:
-        params.append(("VersionName", check_pai_version_name(version_name)))
-    size = check_pai_page_size(page_size)
+    version_name = options.get("version_name")
+    query = {  # in the SDK's order; None: not sent
+        "ApprovalStatus": _status_value(options.get("approval_status")),
+        "FormatType": options.get("format_type"),
+        "FrameworkType": options.get("framework_type"),
+        "Label": options.get("label_filter"),
+        "Order": check_pai_order(options.get("order", "DESC")),
+        "SortBy": "GmtCreateTime",
+        "SourceId": options.get("source_id"),
+        "SourceType": options.get("source_type"),
+        "VersionName": None if version_name is None else check_pai_version_name(version_name),
+    }
+    params = [(name, str(value)) for name, value in query.items() if value is not None]
+    size = check_pai_page_size(options.get("page_size", 100))
 
     def page(index: int) -> RequestSpec[PageAnswer[PaiModelVersion]]:
         return _pai("ListModelVersions", "GET", path, _versions_answer, query=_page_query(params, index, size))
 
     return ListSpec(
-        page, _version_key, Listing, size, max_results=check_max_results(max_results), concurrency=concurrency
+        page,
+        _version_key,
+        Listing,
+        size,
+        max_results=check_max_results(options.get("max_results")),
+        concurrency=options.get("concurrency", 8),
     )
 
 
+class PaiModelListing(TypedDict, total=False):
+    """The options of a whole ListModels listing (``list_models`` of the hook and its spec)."""
+
+    #: None: the connection's ``workspace_id`` (None there too: every workspace the credentials see)
+    workspace_id: str | None
+    name_filter: str | None
+    label_filter: str | None
+    provider: str | None
+    #: ``DESC`` (default) or ``ASC`` by creation time
+    order: str
+    max_results: int | None
+    page_size: int
+
+
 def list_models_spec(
-    workspace_id: str | None,
-    *,
-    name_filter: str | None,
-    label_filter: str | None,
-    provider: str | None,
-    order: str,
-    max_results: int | None,
-    page_size: int,
+    default_workspace: str | None, **options: Unpack[PaiModelListing]
 ) -> ListSpec[PaiModel, Listing[PaiModel]]:
     """ListModels over every page."""
-    params: list[tuple[str, str]] = [("Order", check_pai_order(order)), ("SortBy", "GmtCreateTime")]
-    for name, value in (
-        ("Label", label_filter),
-        ("ModelName", name_filter),
-        ("Provider", provider),
-        ("WorkspaceId", workspace_id),
-    ):
-        if value is not None:
-            params.append((name, value))
-    size = check_pai_page_size(page_size)
+    known_options(options, PaiModelListing, "list_models")
+    query = {  # in the SDK's order; None: not sent
+        "Order": check_pai_order(options.get("order", "DESC")),
+        "SortBy": "GmtCreateTime",
+        "Label": options.get("label_filter"),
+        "ModelName": options.get("name_filter"),
+        "Provider": options.get("provider"),
+        "WorkspaceId": options.get("workspace_id") or default_workspace,
+    }
+    params = [(name, value) for name, value in query.items() if value is not None]
+    size = check_pai_page_size(options.get("page_size", 100))
 
     def page(index: int) -> RequestSpec[PageAnswer[PaiModel]]:
         return _pai("ListModels", "GET", "/api/v1/models", _models_answer, query=_page_query(params, index, size))
 
-    return ListSpec(page, _model_key, Listing, size, max_results=check_max_results(max_results))
+    return ListSpec(page, _model_key, Listing, size, max_results=check_max_results(options.get("max_results")))

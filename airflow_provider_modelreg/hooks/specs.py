@@ -12,7 +12,7 @@ PagePlan`. A spec that needs the connection (Fabric's default workspace) is give
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import httpx
@@ -26,7 +26,7 @@ __all__ = [
     "ListSpec",
     "PageAnswer",
     "RequestSpec",
-    "call_arguments",
+    "known_options",
     "parsed_as",
     "request_id",
 ]
@@ -107,7 +107,14 @@ def request_id(transport: RegistryTransport, response: httpx.Response) -> str | 
     return transport.request_id(response)
 
 
-def call_arguments(arguments: dict[str, Any], *positional: str) -> dict[str, Any]:
-    """The keyword arguments of a call, from the ``locals()`` of a method that has made no local of its own: all
-    but ``self`` and the ``positional`` ones (a sync method and its async twin pass them on the same way)."""
-    return {name: value for name, value in arguments.items() if name != "self" and name not in positional}
+def known_options(options: Mapping[str, Any], kind: Any, operation: str) -> None:
+    """Refuse an option that ``kind`` (a ``TypedDict`` of an operation's keyword options) does not name, as Python
+    refuses an unknown keyword argument: a misspelt filter must not list everything.
+
+    :param options: the keyword options given.
+    :param kind: the ``TypedDict`` class that names them.
+    :param operation: the method named in the error.
+    """
+    unknown = sorted(set(options) - kind.__required_keys__ - kind.__optional_keys__)
+    if unknown:
+        raise TypeError(f"{operation}() got an unexpected keyword argument {unknown[0]!r}")

@@ -3,15 +3,14 @@ links, bounded listings and asset events."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str, hook_overrides
 from airflow_provider_modelreg.links import track_links
-from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
+from airflow_provider_modelreg.task_hook import TaskHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,51 +26,28 @@ H = TypeVar("H", bound=ModelRegistryHookBase)
 V = TypeVar("V")
 
 
-class RegistryOperatorBase(BaseOperator, Generic[H]):
+class RegistryOperatorBase(TaskHook[H], BaseOperator):
     """One hook per task (built on first use, its client closed when ``execute`` ends); pushes JSON-safe dicts.
 
-    :param request_attempts: attempts per registry request, the first included (1-20), for this task; default:
-        the connection's ``max_attempts`` (else 5).
-    :param request_timeout: seconds one registry call may take, every attempt and wait included, for this task;
+    Every registry operator takes these request settings, under the names the hook and the connection extras
+    use (``request_attempts`` and ``request_timeout`` are their deprecated names):
+
+    :param max_attempts: attempts per registry request, the first included (1-20), for this task; default: the
+        connection's ``max_attempts`` (else 5). Not the task's ``retries``.
+    :param call_timeout: seconds one registry call may take, every attempt and wait included, for this task;
         default: the connection's ``call_timeout`` (else 120).
     """
 
     ui_color = "#e8f4ff"
 
-    def __init__(
-        self,
-        *,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, max_attempts: int | None = None, call_timeout: float | None = None, **kwargs: Any) -> None:
+        settings = self.request_settings(kwargs, max_attempts, call_timeout)
         super().__init__(**kwargs)
-        self.request_attempts = check_request_attempts(request_attempts)
-        self.request_timeout = check_request_timeout(request_timeout)
+        self.max_attempts, self.call_timeout = settings
         track_links(self)
 
-    # -- the hook
-
-    def _make_hook(self, **overrides: Any) -> H:
-        """The vendor's hook for this task's connection (each vendor's operator base defines it)."""
-        raise TypeError(f"{type(self).__name__} must define _make_hook")
-
-    @cached_property
-    def hook(self) -> H:
-        """The task's hook (one client, reused by every request of the task; closed when ``execute`` ends)."""
-        return self._make_hook(**hook_overrides(self.request_attempts, self.request_timeout))
-
-    def close_hook(self) -> None:
-        """Close the client of the task's hook, if one was opened (the next use builds a new hook)."""
-        hook = self.__dict__.pop("hook", None)
-        if hook is not None:
-            hook.close()
-
     def execute(self, context: Context) -> Any:
-        try:
-            return self.run_registry(context)
-        finally:
-            self.close_hook()
+        return self.closing_hook(lambda: self.run_registry(context))
 
     def run_registry(self, context: Context) -> Any:
         """The task's work (``execute`` closes the hook afterwards); each operator defines it."""

@@ -54,9 +54,9 @@ class FabricListModelVersionsOperator(_FabricOperator):
     :param order: ``DESC`` (newest first, default) or ``ASC`` by create_time.
     :param max_results: at most this many versions (default 100; None: all).
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("model_id", "workspace_id", "name_filter", "version_id", "fabric_conn_id")
@@ -72,11 +72,9 @@ class FabricListModelVersionsOperator(_FabricOperator):
         order: str = "DESC",
         max_results: int | None = DEFAULT_MAX_RESULTS,
         fabric_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.workspace_id = workspace_id
         self.name_filter = name_filter
@@ -116,9 +114,9 @@ class FabricGetModelVersionOperator(_FabricOperator):
     :param version_name: the exact version name (give exactly one of the two). (templated)
     :param pick: ``"unique"`` (default) or ``"newest"``: what to do when several versions share the name.
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("model_id", "workspace_id", "version_id", "version_name", "fabric_conn_id")
@@ -133,11 +131,9 @@ class FabricGetModelVersionOperator(_FabricOperator):
         version_name: str | None = None,
         pick: str = "unique",
         fabric_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         if pick not in PICKS:
             raise RegistryInputError("pick", "must be 'unique' or 'newest'", pick)
         self.model_id = model_id
@@ -175,9 +171,9 @@ class FabricListModelsOperator(_FabricOperator):
     :param name_filter: the API's fuzzy name filter. (templated)
     :param max_results: at most this many models (default 100; None: all).
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("workspace_id", "name_filter", "fabric_conn_id")
@@ -189,11 +185,9 @@ class FabricListModelsOperator(_FabricOperator):
         name_filter: str | None = None,
         max_results: int | None = DEFAULT_MAX_RESULTS,
         fabric_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.workspace_id = workspace_id
         self.name_filter = name_filter
         self.max_results = check_max_results(max_results)

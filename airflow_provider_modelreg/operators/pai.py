@@ -56,9 +56,9 @@ class PaiGetModelVersionOperator(_PaiOperator):
     :param model_id: PAI ModelId. (templated)
     :param version_name: the VersionName. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "pai_conn_id")
@@ -70,11 +70,9 @@ class PaiGetModelVersionOperator(_PaiOperator):
         model_id: str,
         version_name: str,
         pai_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.version_name = version_name
         self.pai_conn_id = pai_conn_id
@@ -112,9 +110,9 @@ class PaiListModelVersionsOperator(_PaiOperator):
     :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
     :param max_results: at most this many versions (default 100; None: all).
     :param pai_conn_id: connection of type ``pai``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = (
@@ -144,11 +142,9 @@ class PaiListModelVersionsOperator(_PaiOperator):
         order: str = "DESC",
         max_results: int | None = DEFAULT_MAX_RESULTS,
         pai_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.approval_status = approval_status
         self.version_name = version_name
@@ -197,9 +193,9 @@ class PaiUpdateModelVersionApprovalOperator(_PaiOperator):
     :param version_name: the VersionName. (templated)
     :param approval_status: ``Approved`` or ``Rejected`` (or ``Pending``). (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "approval_status", "pai_conn_id")
@@ -212,11 +208,9 @@ class PaiUpdateModelVersionApprovalOperator(_PaiOperator):
         version_name: str,
         approval_status: str,
         pai_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.version_name = version_name
         self.approval_status = approval_status
@@ -249,9 +243,9 @@ class PaiGetModelOperator(_PaiOperator):
 
     :param model_id: PAI ModelId. (templated)
     :param pai_conn_id: connection of type ``pai``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("model_id", "pai_conn_id")
@@ -262,11 +256,9 @@ class PaiGetModelOperator(_PaiOperator):
         *,
         model_id: str,
         pai_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.pai_conn_id = pai_conn_id
 
@@ -299,9 +291,9 @@ class PaiListModelsOperator(_PaiOperator):
     :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
     :param max_results: at most this many models (default 100; None: all).
     :param pai_conn_id: connection of type ``pai``. (templated)
-    :param request_attempts: attempts per registry request for this task (1-20; default: the connection's).
-    :param request_timeout: seconds one registry call may take for this task, retries included (default: the
-        connection's ``call_timeout``).
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
     template_fields: Sequence[str] = ("workspace_id", "name_filter", "label_filter", "provider", "pai_conn_id")
@@ -316,11 +308,9 @@ class PaiListModelsOperator(_PaiOperator):
         order: str = "DESC",
         max_results: int | None = DEFAULT_MAX_RESULTS,
         pai_conn_id: str = _DEFAULT_CONN,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(request_attempts=request_attempts, request_timeout=request_timeout, **kwargs)
+        super().__init__(**kwargs)
         self.workspace_id = workspace_id
         self.name_filter = name_filter
         self.label_filter = label_filter

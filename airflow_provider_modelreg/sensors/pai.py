@@ -6,7 +6,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
@@ -34,11 +33,11 @@ from airflow_provider_modelreg.approval import (
 from airflow_provider_modelreg.approval_io import drive, read
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.base import extra_str, hook_overrides
+from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
-from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
+from airflow_provider_modelreg.task_hook import TaskHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,7 +57,7 @@ def _retryable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retryable", False))
 
 
-class PaiModelVersionApprovedSensor(BaseSensorOperator):
+class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOperator):
     """Waits until a PAI model version is Approved and pushes its ``ModelVersionRef`` dict (with ``uri``) to XCom.
 
     Rejected is terminal in PAI: the task fails at once without retries (``on_rejected="fail"``) or is
@@ -97,10 +96,12 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
     :param max_failures: consecutive failed polls tolerated, in every mode: the ``max_failures``-th retryable
         failure in a row fails the task (an integer from 1 to 1000; default 5). Not the task's ``retries``.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param request_attempts: attempts per registry request for this task and its trigger (1-20; default: the
-        connection's ``max_attempts``, else 5). Not the task's ``retries``.
-    :param request_timeout: seconds one registry call may take, every attempt and wait included, for this task
+    :param max_attempts: attempts per registry request for this task and its trigger (1-20; default: the
+        connection's ``max_attempts``, else 5). Not the task's ``retries``. (Deprecated name:
+        ``request_attempts``.)
+    :param call_timeout: seconds one registry call may take, every attempt and wait included, for this task
         and its trigger (default: the connection's ``call_timeout``, else 120). Not the sensor's ``timeout``.
+        (Deprecated name: ``request_timeout``.)
     """
 
     template_fields: Sequence[str] = ("model_id", "version_name", "after_version", "created_after", "pai_conn_id")
@@ -118,14 +119,14 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         on_rejected: str = "fail",
         skip_on_timeout: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
         max_failures: int = DEFAULT_MAX_FAILURES,
         **kwargs: Any,
     ) -> None:
+        settings = self.request_settings(kwargs, max_attempts, call_timeout)
         super().__init__(**kwargs)
-        self.request_attempts = check_request_attempts(request_attempts)
-        self.request_timeout = check_request_timeout(request_timeout)
+        self.max_attempts, self.call_timeout = settings
         self.max_failures = check_max_failures(max_failures)
         if skip_on_timeout:
             warnings.warn(
@@ -169,16 +170,8 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
             created_after=parse_created_after(self.created_after),
         )
 
-    @cached_property
-    def hook(self) -> PaiModelRegistryHook:
-        """The task's hook (one client for every poke of the try; closed when ``execute`` ends)."""
-        return PaiModelRegistryHook(self.pai_conn_id, **hook_overrides(self.request_attempts, self.request_timeout))
-
-    def close_hook(self) -> None:
-        """Close the client of the task's hook, if one was opened (the next use builds a new hook)."""
-        hook = self.__dict__.pop("hook", None)
-        if hook is not None:
-            hook.close()
+    def _make_hook(self, **overrides: Any) -> PaiModelRegistryHook:
+        return PaiModelRegistryHook(self.pai_conn_id, **overrides)
 
     def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> Decision:
         check = ApprovalCheck(target, anchor=self._anchor)
@@ -300,10 +293,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
         raise AirflowSensorTimeout(message)
 
     def execute(self, context: Context) -> Any:
-        try:
-            return self._execute(context)
-        finally:
-            self.close_hook()
+        return self.closing_hook(lambda: self._execute(context))
 
     def _execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -330,8 +320,8 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
                 poke_interval=float(self.poke_interval),
                 end_time=end_time,
                 max_failures=self.max_failures,
-                request_attempts=self.request_attempts,
-                request_timeout=self.request_timeout,
+                max_attempts=self.max_attempts,
+                call_timeout=self.call_timeout,
             ),
             method_name="execute_complete",
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
@@ -358,10 +348,7 @@ class PaiModelVersionApprovedSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after deferral: validate the trigger's event and return the approved version's ref."""
-        try:
-            return self._complete(context, event)
-        finally:
-            self.close_hook()
+        return self.closing_hook(lambda: self._complete(context, event))
 
     def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(event, dict) or "status" not in event:

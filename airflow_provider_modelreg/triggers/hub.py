@@ -76,11 +76,11 @@ class PaiPollHub:
         conn_id: str,
         interval: float = 60.0,
         *,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
     ) -> PaiPollHub:
         """The hub of this event loop for ``conn_id`` and these request settings (created with its first user)."""
-        overrides = tuple(sorted(hook_overrides(request_attempts, request_timeout).items()))
+        overrides = tuple(sorted(hook_overrides(max_attempts, call_timeout).items()))
         key = (id(asyncio.get_running_loop()), conn_id, overrides)
         hub = _HUBS.get(key)
         if hub is None:

@@ -8,7 +8,7 @@ each read once for every trigger that asks it while the answer is younger than t
 thousand waits on a few models cost a few requests per interval.
 
 Trigger kwargs are stored in plain text by Airflow: they hold ids, the conn id and plain numbers (the per-task
-``request_attempts`` / ``request_timeout``) only; credentials are resolved inside ``run()`` with the async
+``max_attempts`` / ``call_timeout``) only; credentials are resolved inside ``run()`` with the async
 connection API. Triggers share a hub only when their connection and request settings are equal. Triggers are
 stored by classpath: both keep the one under this module.
 """
@@ -34,6 +34,7 @@ from airflow_provider_modelreg.approval import (
     rendered_required,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.renamed import take_renamed
 
 # The hub and the watcher had their home here: their names stay importable from this module (the watcher's
 # serialized classpath is this module's, see triggers/watcher.py); ``X as X`` marks a re-export.
@@ -89,8 +90,10 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
     :param poke_interval: seconds between polls.
     :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
     :param max_failures: consecutive failed polls tolerated before an ``error`` event.
-    :param request_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
-    :param request_timeout: seconds one registry call may take, retries included (None: the connection's).
+    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param call_timeout: seconds one registry call may take, retries included (None: the connection's
+        ``call_timeout``). Stored triggers of older releases name these two ``request_attempts`` and
+        ``request_timeout``: still accepted.
     """
 
     def __init__(
@@ -104,14 +107,18 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         end_time: float | None = None,
         max_failures: int = 5,
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+        **renamed: Any,
     ) -> None:
         super().__init__()
         # Kept as given: a trigger is rebuilt from stored kwargs in the triggerer, which only survives a TypeError
         # there; run() checks them and reports a bad value as an ``error`` event.
-        self.request_attempts = request_attempts
-        self.request_timeout = request_timeout
+        given = take_renamed(type(self).__name__, renamed, max_attempts=max_attempts, call_timeout=call_timeout)
+        if renamed:
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {next(iter(renamed))!r}")
+        self.max_attempts = given["max_attempts"]
+        self.call_timeout = given["call_timeout"]
         self.pai_conn_id = pai_conn_id
         self.model_id = model_id
         self.version_name = version_name
@@ -133,8 +140,8 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "end_time": self.end_time,
                 "max_failures": self.max_failures,
-                "request_attempts": self.request_attempts,
-                "request_timeout": self.request_timeout,
+                "max_attempts": self.max_attempts,
+                "call_timeout": self.call_timeout,
             },
         )
 
@@ -156,14 +163,12 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
             rendered_required(self.pai_conn_id, "pai_conn_id")
             self.poke_interval = check_poke_interval(self.poke_interval)
             self.max_failures = check_max_failures(self.max_failures)
-            attempts = check_request_attempts(self.request_attempts)
-            timeout = check_request_timeout(self.request_timeout)
+            attempts = check_request_attempts(self.max_attempts, "max_attempts")
+            timeout = check_request_timeout(self.call_timeout, "call_timeout")
         except RegistryInputError as exc:
             yield self._error(exc)
             return
-        hub = PaiPollHub.acquire(
-            self.pai_conn_id, self.poke_interval, request_attempts=attempts, request_timeout=timeout
-        )
+        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval, max_attempts=attempts, call_timeout=timeout)
         try:
             yield await self._poll(hub, target)
         finally:

@@ -32,6 +32,7 @@ from airflow_provider_modelreg.approval import (
 )
 from airflow_provider_modelreg.approval_io import adrive
 from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.renamed import current_names, take_renamed
 from airflow_provider_modelreg.triggers.hub import PaiPollHub, masked
 from airflow_provider_modelreg.validation import check_pai_model_id, check_request_attempts, check_request_timeout
 from airflow_provider_modelreg.watch import (
@@ -117,8 +118,8 @@ class PaiWatchProducer(SharedStreamProducer):
     """
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
-        self.kwargs = kwargs
-        self.key = _stream_key(kwargs)
+        self.kwargs = current_names(kwargs)  # a stream opened for a watcher stored by an older release
+        self.key = _stream_key(self.kwargs)
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         kwargs = self.kwargs
@@ -128,8 +129,8 @@ class PaiWatchProducer(SharedStreamProducer):
         hub = PaiPollHub.acquire(
             kwargs["pai_conn_id"],
             interval,
-            request_attempts=kwargs.get("request_attempts"),
-            request_timeout=kwargs.get("request_timeout"),
+            max_attempts=kwargs.get("max_attempts"),
+            call_timeout=kwargs.get("call_timeout"),
         )
         seq = failures = 0
         try:
@@ -173,14 +174,15 @@ class PaiWatchProducer(SharedStreamProducer):
             _WATCH_GROUPS.pop(self.key, None)
 
 
-def _stream_key(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _stream_key(stored: dict[str, Any]) -> tuple[Any, ...]:
+    kwargs = current_names(stored)
     return (
         "airflow_provider_modelreg.pai.watch",
         kwargs.get("pai_conn_id"),
         kwargs.get("model_id"),
         kwargs.get("poke_interval"),
-        kwargs.get("request_attempts"),
-        kwargs.get("request_timeout"),
+        kwargs.get("max_attempts"),
+        kwargs.get("call_timeout"),
     )
 
 
@@ -191,7 +193,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
     newest version it has seen, the versions Pending at its last poll and the newest version it announced. Cost
     and size do not grow with the model's history: about two requests a poll, plus one per version decided since.
     On its first start with no state, the model as it stands is known (nothing announced), except versions created
-    after ``start_after`` and Approved, which are announced. From then on each version that becomes Approved is
+    after ``created_after`` and Approved, which are announced. From then on each version that becomes Approved is
     announced once, oldest first; with ``announce="newer"`` (the default) only when it is newer than every version
     announced before (a late approval of an older version is logged at WARNING), with ``"every"`` always.
 
@@ -209,11 +211,13 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
     :param pai_conn_id: Airflow connection id.
     :param model_id: PAI ModelId.
     :param poke_interval: seconds between polls.
-    :param start_after: ISO 8601 time: versions created after it and Approved at the first start are announced.
+    :param created_after: ISO 8601 time: versions created after it and Approved at the first start are announced.
     :param announce: ``"newer"`` (default): announce only versions newer than every one announced before;
         ``"every"``: every version that becomes Approved.
-    :param request_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
-    :param request_timeout: seconds one registry call may take, retries included (None: the connection's).
+    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param call_timeout: seconds one registry call may take, retries included (None: the connection's
+        ``call_timeout``). ``start_after``, ``request_attempts`` and ``request_timeout`` are the deprecated names
+        of ``created_after``, ``max_attempts`` and ``call_timeout``.
     """
 
     def __init__(
@@ -222,20 +226,30 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         pai_conn_id: str,
         model_id: str,
         poke_interval: float = 60.0,
-        start_after: str | None = None,
+        created_after: str | None = None,
         announce: str = "newer",
-        request_attempts: int | None = None,
-        request_timeout: float | None = None,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+        **renamed: Any,
     ) -> None:
         super().__init__()
         # Kept as given (see PaiModelVersionApprovalTrigger): checked in run() / shared_stream_key().
+        given = take_renamed(
+            type(self).__name__,
+            renamed,
+            created_after=created_after,
+            max_attempts=max_attempts,
+            call_timeout=call_timeout,
+        )
+        if renamed:
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {next(iter(renamed))!r}")
         self.pai_conn_id = pai_conn_id
         self.model_id = model_id
         self.poke_interval = poke_interval
-        self.start_after = start_after
+        self.created_after = given["created_after"]
         self.announce = announce
-        self.request_attempts = request_attempts
-        self.request_timeout = request_timeout
+        self.max_attempts = given["max_attempts"]
+        self.call_timeout = given["call_timeout"]
         self.cursor: WatchCursor | None = None
         self.identity: WatchIdentity | None = None
         self._accessors: list[Any] | None = None
@@ -246,9 +260,9 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
             "pai_conn_id": self.pai_conn_id,
             "model_id": self.model_id,
             "poke_interval": self.poke_interval,
-            "start_after": self.start_after,
-            "request_attempts": self.request_attempts,
-            "request_timeout": self.request_timeout,
+            "created_after": self.created_after,
+            "max_attempts": self.max_attempts,
+            "call_timeout": self.call_timeout,
         }
         if self.announce != "newer":  # the default stays out: existing watchers keep their trigger hash
             kwargs["announce"] = self.announce
@@ -261,10 +275,10 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         rendered_required(self.pai_conn_id, "pai_conn_id")
         check_pai_model_id(rendered_required(self.model_id, "model_id"))
         interval = check_poke_interval(self.poke_interval)
-        start = parse_created_after(self.start_after, "start_after")
+        start = parse_created_after(self.created_after)
         check_announce(self.announce)
-        check_request_attempts(self.request_attempts)
-        check_request_timeout(self.request_timeout)
+        check_request_attempts(self.max_attempts, "max_attempts")
+        check_request_timeout(self.call_timeout, "call_timeout")
         return interval, start
 
     # -- shared stream (Airflow >= 3.3)
@@ -354,8 +368,8 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         hub = PaiPollHub.acquire(
             self.pai_conn_id,
             interval,
-            request_attempts=check_request_attempts(self.request_attempts),
-            request_timeout=check_request_timeout(self.request_timeout),
+            max_attempts=check_request_attempts(self.max_attempts, "max_attempts"),
+            call_timeout=check_request_timeout(self.call_timeout, "call_timeout"),
         )
         me = id(self)
         try:
@@ -408,8 +422,8 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         hub = PaiPollHub.acquire(
             self.pai_conn_id,
             interval,
-            request_attempts=check_request_attempts(self.request_attempts),
-            request_timeout=check_request_timeout(self.request_timeout),
+            max_attempts=check_request_attempts(self.max_attempts, "max_attempts"),
+            call_timeout=check_request_timeout(self.call_timeout, "call_timeout"),
         )
         failures = 0
         prepared = False

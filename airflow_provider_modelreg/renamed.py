@@ -1,0 +1,56 @@
+"""Arguments renamed so that one setting has one name across hooks, operators, sensors, triggers and connection
+extras; the old names keep working for a while, with a deprecation warning."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
+
+from airflow_provider_modelreg.errors import RegistryInputError
+
+__all__ = ["RENAMED_ARGUMENTS", "current_names", "take_renamed"]
+
+#: deprecated argument name -> the name it has now (the hook's and the connection extra's)
+RENAMED_ARGUMENTS = {
+    "request_attempts": "max_attempts",
+    "request_timeout": "call_timeout",
+    "start_after": "created_after",
+}
+
+
+def take_renamed(owner: str, kwargs: dict[str, Any], **current: Any) -> dict[str, Any]:
+    """The ``current`` arguments, with any deprecated name for one of them moved out of ``kwargs`` (a warning
+    each). Giving both names of one setting is refused.
+
+    :param owner: the class whose constructor is called (named in the warning).
+    :param kwargs: the constructor's ``**kwargs``; deprecated names are removed from it.
+    :param current: the arguments under their names now, as given (None: not given).
+    """
+    out = dict(current)
+    for old, new in RENAMED_ARGUMENTS.items():
+        if new not in out or old not in kwargs:
+            continue
+        value = kwargs.pop(old)
+        if out[new] is not None:
+            raise RegistryInputError(old, f"is the deprecated name of {new}: give only {new}")
+        warnings.warn(
+            f"{owner}: {old} is deprecated, use {new} (the same setting's name everywhere)",
+            AirflowProviderDeprecationWarning,
+            stacklevel=3,
+        )
+        out[new] = value
+    return out
+
+
+def current_names(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A copy of stored arguments (e.g. a trigger's, written by an older release) under the names of now, without a
+    warning: nobody can change what is stored. A current name wins over its deprecated one."""
+    out = dict(kwargs)
+    for old, new in RENAMED_ARGUMENTS.items():
+        if old in out:
+            value = out.pop(old)
+            if out.get(new) is None:
+                out[new] = value
+    return out
