@@ -10,7 +10,7 @@ from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on
 
 from airflow_provider_modelreg.errors import RegistryInputError
 
-__all__ = ["RENAMED_ARGUMENTS", "current_names", "take_renamed"]
+__all__ = ["RENAMED_ARGUMENTS", "RENAMED_CLASSES", "current_names", "renamed_class", "take_renamed"]
 
 #: deprecated argument name -> the name it has now (the hook's and the connection extra's)
 RENAMED_ARGUMENTS = {
@@ -18,6 +18,22 @@ RENAMED_ARGUMENTS = {
     "request_timeout": "call_timeout",
     "start_after": "created_after",
 }
+
+#: deprecated class name -> the name it has now (read alike: the sensor, its trigger and the watcher)
+RENAMED_CLASSES = {
+    "PaiModelVersionApprovalTrigger": "PaiModelVersionApprovedTrigger",
+    "PaiApprovedVersionEventTrigger": "PaiModelVersionApprovedEventTrigger",
+}
+
+
+def renamed_class(module: dict[str, Any], name: str) -> Any:
+    """For a module's ``__getattr__``: the class a deprecated ``name`` stands for, with a warning (an import in a
+    DAG file, or a trigger stored under its old classpath); an unknown name is an ``AttributeError``."""
+    new = RENAMED_CLASSES.get(name)
+    if new is None or new not in module:
+        raise AttributeError(f"module {module['__name__']!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated, use {new} (the same class)", AirflowProviderDeprecationWarning, stacklevel=3)
+    return module[new]
 
 
 def take_renamed(owner: str, kwargs: dict[str, Any], **current: Any) -> dict[str, Any]:

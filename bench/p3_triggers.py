@@ -22,11 +22,11 @@ WINDOW_ROUNDS = 4
 
 
 def ours_factory(n_models: int) -> Callable[[int], Any]:
-    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
     def make(i: int) -> Any:
         model = "m-bench" if i % n_models == 0 else f"m-bench-{i % n_models}"
-        return PaiModelVersionApprovalTrigger(
+        return PaiModelVersionApprovedTrigger(
             pai_conn_id="bench_pai", model_id=model, version_name="target", poke_interval=INTERVAL
         )
 

@@ -61,11 +61,11 @@ def _count_polls() -> None:
 
 
 def ours(n_models: int, interval: float) -> Callable[[int], Any]:
-    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
     def make(i: int) -> Any:
         model = "m-bench" if i % n_models == 0 else f"m-bench-{i % n_models}"
-        return PaiModelVersionApprovalTrigger(
+        return PaiModelVersionApprovedTrigger(
             pai_conn_id="bench_pai", model_id=model, version_name="target", poke_interval=interval
         )
 

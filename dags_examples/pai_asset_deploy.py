@@ -1,6 +1,6 @@
 """(c) Event-driven: deploy whenever a new version of a PAI model is approved, with no waiting task.
 
-An ``AssetWatcher`` runs :class:`PaiApprovedVersionEventTrigger` in the triggerer; each newly approved version
+An ``AssetWatcher`` runs :class:`PaiModelVersionApprovedEventTrigger` in the triggerer; each newly approved version
 becomes an asset event whose extra carries the ModelVersionRef; the deploy DAG is scheduled on the asset.
 Delivery is at least once (see the trigger's docstring), so ``deploy`` is idempotent per version: the spec file
 is named after the version and an identical spec is not rewritten.
@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_modelreg.deploy import eas_service_spec
-from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
 DEPLOY_DIR = os.environ.get("MODELREG_DEPLOY_DIR", os.path.join(tempfile.gettempdir(), "modelreg-deploy"))
 MODEL_ID = os.environ.get("MODELREG_ASSET_MODEL_ID", "model-demo-fraud")
@@ -29,7 +29,7 @@ approved_versions = Asset(
     watchers=[
         AssetWatcher(
             name=f"pai_approval_watcher__{MODEL_ID}",
-            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
+            trigger=PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
         )
     ],
 )
@@ -43,7 +43,7 @@ approved_versions_staging = Asset(
     watchers=[
         AssetWatcher(
             name=f"pai_approval_watcher_staging__{MODEL_ID}",
-            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
+            trigger=PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id=MODEL_ID, poke_interval=10),
         )
     ],
 )

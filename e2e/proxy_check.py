@@ -115,7 +115,7 @@ def run(stack: Stack, workdir: Path, env: dict[str, str], seed: dict[str, Any]) 
 
     from airflow_provider_modelreg.errors import ModelRegistryError
     from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
     from modelreg_emulator import RegistryEmulator
 
     say("(e) Corporate network: HTTPS emulator with a private CA, reached only through tinyproxy")
@@ -143,7 +143,7 @@ def run(stack: Stack, workdir: Path, env: dict[str, str], seed: dict[str, Any]) 
         hook.close()
 
         async def deferred_wait() -> dict[str, Any]:
-            trigger = PaiModelVersionApprovalTrigger(
+            trigger = PaiModelVersionApprovedTrigger(
                 pai_conn_id="pai_proxied", model_id="model-demo-fraud", version_name="1.0.0", poke_interval=1
             )
             return (await anext(trigger.run())).payload  # type: ignore[no-any-return]

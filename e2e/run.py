@@ -206,7 +206,7 @@ def scenario_a(api: Api, db_url: str) -> dict[str, Any]:
     run_id = api.trigger(dag, {"after_version": "1.0.0"})
     wait_deferred(api, dag, run_id, "wait_for_approval")
     rows = wait_for(
-        lambda: [r for r in triggers_in_db(db_url, "PaiModelVersionApprovalTrigger") if r[1] is not None],
+        lambda: [r for r in triggers_in_db(db_url, "PaiModelVersionApprovedTrigger") if r[1] is not None],
         60,
         "the triggerer to take the trigger",
     )
@@ -250,7 +250,7 @@ def scenario_c(api: Api, stack: Stack, env: dict[str, str], db_url: str) -> dict
     dags = ("pai_asset_deploy", "pai_asset_deploy_staging")  # two assets, identical watchers: one trigger
     say("(c) Asset watcher on two assets of one model: approve 2.0.0, expect one deploy run per asset")
     wait_for(
-        lambda: [r for r in triggers_in_db(db_url, "PaiApprovedVersionEventTrigger") if r[1] is not None],
+        lambda: [r for r in triggers_in_db(db_url, "PaiModelVersionApprovedEventTrigger") if r[1] is not None],
         120,
         "the triggerer to run the asset watcher",
     )

@@ -233,11 +233,11 @@ def spread(api: Api, db_url: str, emu: Emulator, jobs: dict[str, int]) -> dict[s
     deferred_s = time.monotonic() - started
     say(f"(1) all {N_WAITS} waits deferred after {deferred_s:.0f} s")
     wait_for(
-        lambda: all(r[1] is not None for r in trigger_rows(db_url, "PaiModelVersionApprovalTrigger")),
+        lambda: all(r[1] is not None for r in trigger_rows(db_url, "PaiModelVersionApprovedTrigger")),
         60,
         "every wait's trigger to be assigned",
     )
-    rows = trigger_rows(db_url, "PaiModelVersionApprovalTrigger")
+    rows = trigger_rows(db_url, "PaiModelVersionApprovedTrigger")
     assert len(rows) == N_WAITS, f"{len(rows)} approval triggers for {N_WAITS} waits (one per deferred task)"
     by_job = {name: [r for r in rows if r[1] == job] for name, job in jobs.items()}
     per_triggerer = {
@@ -352,7 +352,7 @@ def failover_and_events(
     result: dict[str, Any] = {}
 
     watcher = wait_for(
-        lambda: [r for r in trigger_rows(db_url, "PaiApprovedVersionEventTrigger") if r[1] is not None],
+        lambda: [r for r in trigger_rows(db_url, "PaiModelVersionApprovedEventTrigger") if r[1] is not None],
         60,
         "the asset watcher's trigger",
     )[0]

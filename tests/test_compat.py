@@ -67,19 +67,19 @@ def test_airflow_2_connection_form_shows_our_fields() -> None:
 
 @pytest.mark.requires_airflow("<3.0", reason="Airflow 3 has AssetWatcher and its event triggers")
 def test_the_event_trigger_is_refused_with_the_reason_on_airflow_2() -> None:
-    from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
     assert not _compat.HAS_ASSET_WATCHERS
     with pytest.raises(_compat.UnsupportedOnThisAirflowError, match=r"AssetWatcher, which needs Airflow >= 3\.0"):
-        PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-1")
+        PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-1")
 
 
 @pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 def test_the_event_trigger_is_an_event_trigger_from_airflow_3() -> None:
     from airflow.triggers.base import BaseEventTrigger
 
-    from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
     assert _compat.HAS_ASSET_WATCHERS
-    trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-1")
+    trigger = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-1")
     assert isinstance(trigger, BaseEventTrigger)

@@ -238,7 +238,7 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
     from helpers import build_seed, pai_conn, pai_version
 
     from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-    from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
     seed = build_seed()
     seed["pai"]["models"][0]["Versions"].append(pai_version("3.0.0", "Pending", 20))
@@ -272,7 +272,7 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
             await asyncio.sleep(0.01)
 
     store = Store()
-    trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
+    trigger = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
     trigger.asset_state_store = store  # type: ignore[assignment]
     events = trigger.run()
     first = asyncio.ensure_future(anext(events))
@@ -293,7 +293,7 @@ async def test_c_event_trigger_announces_each_new_approval_once(make_emulator: A
 
     # a restarted triggerer (new trigger object, same store) does not announce 1.1.0 again, but catches up on 3.0.0
     PaiModelRegistryHook().update_model_version("m-main", "3.0.0", approval_status="Approved")
-    restarted = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
+    restarted = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-main", poke_interval=0.1)
     restarted.asset_state_store = store  # type: ignore[assignment]
     again = restarted.run()
     event = await asyncio.wait_for(anext(again), 30)

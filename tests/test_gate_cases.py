@@ -21,7 +21,7 @@ from helpers import pai_conn
 from airflow_provider_modelreg import errors
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryResponseError
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
-from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
 MODEL = "m-gate"
 MODES = ("poke", "reschedule", "deferrable", "trigger")
@@ -286,7 +286,7 @@ def run_sensor(mode: str, case: Case) -> Run:
             _, kwargs = deferred.trigger.serialize()
             kwargs = json.loads(json.dumps(kwargs))  # as the triggerer stores and rebuilds it
             kwargs["end_time"] = time.time() + budget(case)
-            run.event = asyncio.run(_first_event(PaiModelVersionApprovalTrigger(**kwargs)))
+            run.event = asyncio.run(_first_event(PaiModelVersionApprovedTrigger(**kwargs)))
             run.ref = task.execute_complete(context(), run.event)
     except (AirflowException, AirflowRescheduleException) as exc:
         run.exc = exc
@@ -324,7 +324,7 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
 
 def run_trigger(case: Case) -> dict[str, Any]:
     args = {**case.args, **case.rendered}
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id=MODEL, poke_interval=0.05, end_time=time.time() + budget(case), **args
     )
     return asyncio.run(_first_event(trigger))
@@ -422,7 +422,7 @@ def run_to_the_end(task: PaiModelVersionApprovedSensor, fake: FakePai, approve: 
         return task.execute(context())
     except TaskDeferred as deferred:
         _, kwargs = deferred.trigger.serialize()
-        trigger = PaiModelVersionApprovalTrigger(**json.loads(json.dumps(kwargs)))
+        trigger = PaiModelVersionApprovedTrigger(**json.loads(json.dumps(kwargs)))
 
         async def trigger_run() -> dict[str, Any]:
             if approve is None:

@@ -17,7 +17,7 @@ from fake_pai import FakePai, fake_pai_server
 from helpers import PAI_KEY, pai_conn
 
 from airflow_provider_modelreg.triggers import pai as triggers_pai
-from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger, PaiModelVersionApprovalTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger, PaiModelVersionApprovedTrigger
 
 MODEL = "m-watch"
 
@@ -83,7 +83,7 @@ class Watcher:
 
     def __init__(self, fake: FakePai, store: Any, interval: float = 0.05, **kwargs: Any) -> None:
         self.fake = fake
-        self.trigger = PaiApprovedVersionEventTrigger(
+        self.trigger = PaiModelVersionApprovedEventTrigger(
             pai_conn_id="pai_default", model_id=MODEL, poke_interval=interval, **kwargs
         )
         if store is not None:
@@ -225,7 +225,7 @@ async def test_6_a_wait_logs_when_its_outlook_changes_and_each_shared_poll_logs(
 ) -> None:
     caplog.set_level(logging.INFO)
     approve(fake, v("1.1.0", "Pending", 4))
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id=MODEL, version_name="1.1.0", poke_interval=0.05
     )
     task = asyncio.ensure_future(anext(trigger.run()))
@@ -248,7 +248,7 @@ async def test_6_a_wait_logs_when_its_outlook_changes_and_each_shared_poll_logs(
 
 async def waits(n: int, version: str, **kwargs: Any) -> list[asyncio.Future[Any]]:
     async def one() -> dict[str, Any]:
-        trigger = PaiModelVersionApprovalTrigger(
+        trigger = PaiModelVersionApprovedTrigger(
             pai_conn_id="pai_default", model_id=MODEL, version_name=version, poke_interval=0.05, **kwargs
         )
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
@@ -339,7 +339,7 @@ async def test_hub_keeps_at_most_8_reads_in_flight(fake: FakePai) -> None:
         hub.gate = gate  # type: ignore[assignment]
 
         async def wait(model: str) -> dict[str, Any]:
-            trigger = PaiModelVersionApprovalTrigger(
+            trigger = PaiModelVersionApprovedTrigger(
                 pai_conn_id="pai_default", model_id=model, version_name="1.0.0", poke_interval=0.05
             )
             return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
@@ -418,7 +418,7 @@ async def test_hub_retry_waits_hold_no_slot(fake: FakePai, monkeypatch: pytest.M
         return sum(1 for _, path in fake.requests if f"/models/{model}/" in path)
 
     async def wait(model: str) -> dict[str, Any]:
-        trigger = PaiModelVersionApprovalTrigger(
+        trigger = PaiModelVersionApprovedTrigger(
             pai_conn_id="pai_default", model_id=model, version_name="1.0.0", poke_interval=5
         )
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]

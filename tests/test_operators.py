@@ -46,7 +46,7 @@ from airflow_provider_modelreg.operators.pai import (
 )
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.transport import RegistryTransport
-from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
 PUBLIC = [
     PaiGetModelVersionOperator,
@@ -265,11 +265,11 @@ async def test_1_triggers_share_one_get_model(make_emulator: Any, monkeypatch: p
     emu = make_emulator(seed=seed())
     pai_conn(monkeypatch, emu.url, workspace_id="ws-other")
 
-    async def first(trigger: PaiModelVersionApprovalTrigger) -> dict[str, Any]:
+    async def first(trigger: PaiModelVersionApprovedTrigger) -> dict[str, Any]:
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
 
     triggers = [
-        PaiModelVersionApprovalTrigger(pai_conn_id="pai_default", model_id="m-main", version_name="1.0.0")
+        PaiModelVersionApprovedTrigger(pai_conn_id="pai_default", model_id="m-main", version_name="1.0.0")
         for _ in range(5)
     ]
     events = await asyncio.gather(*(first(t) for t in triggers))
@@ -635,7 +635,7 @@ def test_14_overrides_reach_the_trigger_as_plain_numbers(fake: FakePai) -> None:
     kwargs = json.loads(json.dumps(kwargs))
     fake.fail_with = (503, "ServiceUnavailable")
     before = fake.count()
-    event = asyncio.run(_first(PaiModelVersionApprovalTrigger(**{**kwargs, "max_failures": 1})))
+    event = asyncio.run(_first(PaiModelVersionApprovedTrigger(**{**kwargs, "max_failures": 1})))
     assert event["status"] == "error" and fake.count() - before == 2  # one poll, two attempts
 
 
@@ -665,7 +665,7 @@ def test_14_bad_overrides_fail_at_parse_time(kwargs: dict[str, Any], field: str)
             build()
         assert err.value.field == field
     # the trigger is rebuilt from stored kwargs in the triggerer: it keeps them and reports an error event instead
-    trigger = PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", **kwargs)
+    trigger = PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m", **kwargs)
     event = asyncio.run(anext(trigger.run())).payload
     assert event["status"] == "error" and field in event["message"]
 
@@ -680,18 +680,18 @@ def test_14_the_deprecated_names_still_work_with_a_warning_and_never_twice(fake:
         sensor = PaiModelVersionApprovedSensor(task_id="w", model_id="m", version_name="1", request_timeout=7)
     assert sensor.call_timeout == 7.0
     with pytest.warns(AirflowProviderDeprecationWarning, match="request_attempts"):
-        trigger = PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", request_attempts=3)
+        trigger = PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m", request_attempts=3)
     assert trigger.serialize()[1]["max_attempts"] == 3 and "request_attempts" not in trigger.serialize()[1]
     for build in (
         lambda: PaiGetModelVersionOperator(
             task_id="g", model_id="m", version_name="1", max_attempts=2, request_attempts=3
         ),
-        lambda: PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", call_timeout=2, request_timeout=3),
+        lambda: PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m", call_timeout=2, request_timeout=3),
     ):
         with pytest.raises(RegistryInputError, match="deprecated name"):
             build()
     with pytest.raises(TypeError, match="'bogus'"):
-        PaiModelVersionApprovalTrigger(pai_conn_id="c", model_id="m", bogus=1)
+        PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m", bogus=1)
     with pytest.raises(TypeError, match="'lable_filter'"):  # a misspelt filter never lists everything
         PaiModelRegistryHook().list_model_versions("m-1", lable_filter="risk")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="'ofset'"):

@@ -15,7 +15,7 @@ from helpers import SECRETS, build_seed, pai_conn, pai_version
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.triggers import pai as triggers_pai
-from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger, PaiPollHub
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger, PaiPollHub
 
 
 def context(first_reschedule_date: Any = None) -> dict[str, Any]:
@@ -104,13 +104,13 @@ def test_deferrable_round_trip(emu: Any) -> None:
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context())
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath == "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovalTrigger"
+    assert classpath == "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedTrigger"
     serialized = json.dumps(kwargs)
     assert not any(secret in serialized for secret in SECRETS)
     assert kwargs["end_time"] is not None and kwargs["end_time"] > time.time() + 50
 
     async def run() -> Any:
-        trigger = PaiModelVersionApprovalTrigger(**json.loads(serialized))  # as the triggerer rebuilds it
+        trigger = PaiModelVersionApprovedTrigger(**json.loads(serialized))  # as the triggerer rebuilds it
         return await anext(trigger.run())
 
     event = asyncio.run(run())
@@ -144,7 +144,7 @@ def test_resume_validates_the_event(event: Any, error: str) -> None:
 
 async def test_trigger_events(emu: Any) -> None:
     async def first(**kwargs: Any) -> dict[str, Any]:
-        trigger = PaiModelVersionApprovalTrigger(
+        trigger = PaiModelVersionApprovedTrigger(
             pai_conn_id="pai_default", model_id="m-main", poke_interval=0.2, **kwargs
         )
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
@@ -159,7 +159,7 @@ async def test_trigger_events(emu: Any) -> None:
 async def test_trigger_error_after_failure_budget(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     emu = make_emulator(seed=build_seed(), error_rate=1.0)
     pai_conn(monkeypatch, emu.url, max_attempts=1)
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id="m-main", version_name="1.0.0", poke_interval=0.05, max_failures=3
     )
     event = (await anext(trigger.run())).payload
@@ -180,7 +180,7 @@ async def test_triggers_share_one_poll_per_model(make_emulator: Any, monkeypatch
     pai_conn(monkeypatch, emu.url)
 
     async def wait(model: int, version: int) -> dict[str, Any]:
-        trigger = PaiModelVersionApprovalTrigger(
+        trigger = PaiModelVersionApprovedTrigger(
             pai_conn_id="pai_default", model_id=f"m-share-{model}", version_name=f"1.{version}", poke_interval=0.5
         )
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]
@@ -208,7 +208,7 @@ async def test_triggers_share_one_poll_per_model(make_emulator: Any, monkeypatch
 
 async def test_one_cancelled_trigger_does_not_break_the_others(emu: Any) -> None:
     async def wait(version: str) -> dict[str, Any]:
-        trigger = PaiModelVersionApprovalTrigger(
+        trigger = PaiModelVersionApprovedTrigger(
             pai_conn_id="pai_default", model_id="m-main", version_name=version, poke_interval=0.2
         )
         return (await anext(trigger.run())).payload  # type: ignore[no-any-return]

@@ -1,5 +1,6 @@
 """Triggers are stored by classpath: splitting triggers/pai.py (issue 21: the hub, the approval trigger and the watcher
-in their own modules) keeps the classpath each one serializes with, and every name it had stays importable there."""
+in their own modules) keeps the module each one serializes with, every name it had stays importable there, and the
+classes' old names (renamed to read like the sensor's) still resolve, so triggers stored under them rebuild."""
 
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ WATCHERS = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event tr
     ("make", "classpath"),
     [
         pytest.param(
-            lambda: pai.PaiModelVersionApprovalTrigger(pai_conn_id="pai_default", model_id="m-1"),
-            "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovalTrigger",
+            lambda: pai.PaiModelVersionApprovedTrigger(pai_conn_id="pai_default", model_id="m-1"),
+            "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedTrigger",
             id="approval",
         ),
         pytest.param(
-            lambda: pai.PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-1"),
-            "airflow_provider_modelreg.triggers.pai.PaiApprovedVersionEventTrigger",
+            lambda: pai.PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-1"),
+            "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedEventTrigger",
             id="watcher",
             marks=WATCHERS,
         ),
@@ -44,9 +45,31 @@ def test_each_trigger_keeps_the_classpath_it_was_stored_with(make: Any, classpat
     assert type(rebuilt) is type(trigger) and rebuilt.serialize() == (stored, kwargs)
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("PaiModelVersionApprovalTrigger", "PaiModelVersionApprovedTrigger"),
+        pytest.param("PaiApprovedVersionEventTrigger", "PaiModelVersionApprovedEventTrigger", marks=WATCHERS),
+    ],
+)
+def test_a_trigger_stored_under_its_old_classpath_rebuilds_as_the_renamed_class(old: str, new: str) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match=f"{old} is deprecated, use {new}"):
+        cls = _resolve(f"airflow_provider_modelreg.triggers.pai.{old}")
+    assert cls is getattr(pai, new)
+    stored = {"pai_conn_id": "pai_default", "model_id": "m-1", "poke_interval": 60.0, "request_attempts": 2}
+    with pytest.warns(AirflowProviderDeprecationWarning):  # kwargs stored by that release
+        rebuilt = cls(**stored)
+    classpath, kwargs = rebuilt.serialize()
+    assert classpath == f"airflow_provider_modelreg.triggers.pai.{new}" and kwargs["max_attempts"] == 2
+    with pytest.raises(AttributeError):
+        _resolve("airflow_provider_modelreg.triggers.pai.NoSuchTrigger")
+
+
 @WATCHERS
 def test_a_subclass_of_the_watcher_serializes_with_its_own_classpath() -> None:
-    class MyWatcher(watcher.PaiApprovedVersionEventTrigger):
+    class MyWatcher(watcher.PaiModelVersionApprovedEventTrigger):
         pass
 
     stored, _ = MyWatcher(pai_conn_id="pai_default", model_id="m-1").serialize()

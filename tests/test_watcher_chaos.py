@@ -13,15 +13,15 @@ from helpers import build_seed
 from test_credentials_alibaba import connect, make_oidc_token, source_extras
 from test_watcher_delivery import first_event
 
-from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 from modelreg_emulator.credential_services import outage_failures, set_outage
 
 WAITS = 5
 
 
-def waits(conn_id: str) -> list[PaiModelVersionApprovalTrigger]:
+def waits(conn_id: str) -> list[PaiModelVersionApprovedTrigger]:
     return [
-        PaiModelVersionApprovalTrigger(
+        PaiModelVersionApprovedTrigger(
             pai_conn_id=conn_id, model_id="m-main", version_name="1.0.0", poke_interval=0.05, max_failures=5
         )
         for _ in range(WAITS)

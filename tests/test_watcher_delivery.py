@@ -15,7 +15,7 @@ from fake_pai import FakePai, fake_pai_server
 from helpers import pai_conn
 from test_gate_watcher_hub import FakeAccessor, FakeStore, v
 
-from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger, PaiModelVersionApprovalTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger, PaiModelVersionApprovedTrigger
 
 watchers = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 shared_streams = pytest.mark.requires_airflow("3.3", reason="shared streams in ack mode exist from Airflow 3.3")
@@ -61,7 +61,9 @@ class Standalone:
     """A watcher run as the triggerer runs it below Airflow 3.3 (run())."""
 
     def __init__(self, store: Any, model: str, conn_id: str = "pai_default", **kwargs: Any) -> None:
-        self.trigger = PaiApprovedVersionEventTrigger(pai_conn_id=conn_id, model_id=model, poke_interval=0.05, **kwargs)
+        self.trigger = PaiModelVersionApprovedEventTrigger(
+            pai_conn_id=conn_id, model_id=model, poke_interval=0.05, **kwargs
+        )
         self.trigger.asset_state_store = store
         self.events: list[str] = []
         self.task = asyncio.ensure_future(self._run())
@@ -139,7 +141,9 @@ class AckRun:
         from airflow.triggers.shared_stream import SharedStreamManager
 
         self.manager = SharedStreamManager(ack_timeout=0.5)
-        self.trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+        self.trigger = PaiModelVersionApprovedEventTrigger(
+            pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05
+        )
         self.trigger.asset_state_store = store
         self.key = self.trigger.shared_stream_key()
         assert self.key is not None
@@ -220,7 +224,7 @@ async def test_ack_mode_a_watcher_joining_late_misses_nothing_it_was_waiting_for
     slow.data = dict(staging._by_name["staging"].data)
     staging._by_name["staging"] = slow
     got: dict[int, list[str]] = {1: [], 2: []}
-    triggers = {1: PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)}
+    triggers = {1: PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)}
     triggers[1].asset_state_store = prod
     key = triggers[1].shared_stream_key()
 
@@ -233,7 +237,7 @@ async def test_ack_mode_a_watcher_joining_late_misses_nothing_it_was_waiting_for
 
     tasks = [asyncio.ensure_future(consume(1))]
     await polls(fake, 4)
-    triggers[2] = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+    triggers[2] = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
     triggers[2].asset_state_store = staging
     assert triggers[2].shared_stream_key() == key
     tasks.append(asyncio.ensure_future(consume(2)))
@@ -253,7 +257,7 @@ async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) 
     manager = SharedStreamManager(ack_timeout=5)
     triggers = []
     for name in ("staging", "prod"):
-        trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+        trigger = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
         trigger.asset_state_store = FakeStore(name)
         triggers.append(trigger)
     keys = {t.shared_stream_key() for t in triggers}
@@ -285,7 +289,7 @@ async def test_ack_mode_one_poll_serves_every_watcher_of_a_model(fake: FakePai) 
 async def test_a_503_on_the_workspace_lookup_at_the_approving_poll_does_not_fail_the_wait(fake: FakePai) -> None:
     fake.models["m-a"].append(v("1.1.0", "Approved", 2))
     fake.fail_next["GetModel"] = 1
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05
     )
     event = await first_event(trigger)
@@ -298,14 +302,14 @@ async def test_retryable_errors_spend_the_budget_refusals_end_the_wait_at_once(f
     fake.models["m-a"].append(v("1.1.0", "Approved", 2))
     fake.fail_next["GetModelVersion"] = 3
     fake.fail_next["ListModelVersions"] = 3
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05, max_failures=5
     )
     event = await first_event(trigger)
     assert event.payload["status"] == "success", event.payload
     fake.accepted_key = "another-key"  # 403: refused, not retryable
     before = fake.count()
-    refused = PaiModelVersionApprovalTrigger(
+    refused = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05, max_failures=5
     )
     event = await first_event(refused)
@@ -329,7 +333,7 @@ async def test_a_bad_stored_kwarg_is_an_error_event_never_a_constructor_error(
     fake: FakePai, kwargs: dict[str, Any], field: str
 ) -> None:
     arguments: dict[str, Any] = {"pai_conn_id": "pai_default", "model_id": "m-a", "version_name": "1.1.0", **kwargs}
-    trigger = PaiModelVersionApprovalTrigger(**arguments)  # what the triggerer does with stored kwargs
+    trigger = PaiModelVersionApprovedTrigger(**arguments)  # what the triggerer does with stored kwargs
     event = await first_event(trigger)
     assert event.payload["status"] == "error" and event.payload["error_type"] == "RegistryInputError"
     assert f"invalid {field}" in event.payload["message"]
@@ -340,7 +344,7 @@ async def test_a_bad_stored_kwarg_is_an_error_event_never_a_constructor_error(
 async def test_a_watcher_with_a_bad_stored_kwarg_logs_and_never_raises(
     fake: FakePai, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trigger = PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id="m-a", announce="all")
+    trigger = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-a", announce="all")
     assert trigger.shared_stream_key() is None  # run() reports it
     task = asyncio.ensure_future(anext(trigger.run()))
     await until(
@@ -381,7 +385,7 @@ async def test_an_error_payload_is_masked_before_airflow_stores_it(fake: FakePai
     mask_secret(secret)
     # a hostile answer that echoes a secret in a field the error message quotes
     fake.models["m-a"].append(v("1.1.0", f"Weird {secret}", 2))
-    trigger = PaiModelVersionApprovalTrigger(
+    trigger = PaiModelVersionApprovedTrigger(
         pai_conn_id="pai_default", model_id="m-a", version_name="1.1.0", poke_interval=0.05
     )
     event = await first_event(trigger)
@@ -408,9 +412,9 @@ def test_the_watcher_takes_created_after_and_its_deprecated_names_with_a_warning
     from airflow.exceptions import AirflowProviderDeprecationWarning
 
     when = "2024-01-01T00:00:00+00:00"
-    now = PaiApprovedVersionEventTrigger(pai_conn_id="c", model_id="m", created_after=when, max_attempts=2)
+    now = PaiModelVersionApprovedEventTrigger(pai_conn_id="c", model_id="m", created_after=when, max_attempts=2)
     with pytest.warns(AirflowProviderDeprecationWarning, match="start_after is deprecated, use created_after"):
-        old = PaiApprovedVersionEventTrigger(pai_conn_id="c", model_id="m", start_after=when, request_attempts=2)
+        old = PaiModelVersionApprovedEventTrigger(pai_conn_id="c", model_id="m", start_after=when, request_attempts=2)
     assert old.serialize() == now.serialize()  # one stored form, under the names of now
     assert now.serialize()[1]["created_after"] == when and "start_after" not in now.serialize()[1]
     # a shared stream opened for a watcher stored by an older release is the same stream

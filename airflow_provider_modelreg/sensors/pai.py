@@ -62,7 +62,7 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
 
     Rejected is terminal in PAI: the task fails at once without retries (``on_rejected="fail"``) or is
     skipped (``on_rejected="skip"``). Works in poke, reschedule and deferrable modes; in deferrable mode the worker
-    checks once, then :class:`~airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovalTrigger` waits, and
+    checks once, then :class:`~airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedTrigger` waits, and
     the sensor ``timeout`` still applies.
 
     Failed polls: an error that says asking again can help (``retryable``: no answer, timeouts, 408/429/5xx,
@@ -304,14 +304,14 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
         result = self.poke(context)  # the worker checks once before deferring
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
-        from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovalTrigger
+        from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
         target = self._target()
         timeout = float(self.timeout) if self.timeout is not None else None
         end_time = time.time() + timeout if timeout is not None else None
         self.log.info("Deferring: the triggerer waits for approval of model %s", self.model_id)
         self.defer(
-            trigger=PaiModelVersionApprovalTrigger(
+            trigger=PaiModelVersionApprovedTrigger(
                 pai_conn_id=self.pai_conn_id,
                 model_id=target.model_id,
                 version_name=target.version_name,

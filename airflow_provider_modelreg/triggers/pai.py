@@ -34,7 +34,7 @@ from airflow_provider_modelreg.approval import (
     rendered_required,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.renamed import take_renamed
+from airflow_provider_modelreg.renamed import renamed_class, take_renamed
 
 # The hub and the watcher had their home here: their names stay importable from this module (the watcher's
 # serialized classpath is this module's, see triggers/watcher.py); ``X as X`` marks a re-export.
@@ -45,7 +45,7 @@ from airflow_provider_modelreg.triggers.watcher import _WATCH_GROUPS as _WATCH_G
 from airflow_provider_modelreg.triggers.watcher import (
     LEGACY_STATE_KEY,
     MAX_WATCH_BACKOFF,
-    PaiApprovedVersionEventTrigger,
+    PaiModelVersionApprovedEventTrigger,
     PaiWatchProducer,
     observe,
 )
@@ -60,8 +60,8 @@ __all__ = [
     "LEGACY_STATE_KEY",
     "LOG_HEARTBEAT",
     "MAX_WATCH_BACKOFF",
-    "PaiApprovedVersionEventTrigger",
-    "PaiModelVersionApprovalTrigger",
+    "PaiModelVersionApprovedEventTrigger",
+    "PaiModelVersionApprovedTrigger",
     "PaiPollHub",
     "PaiWatchProducer",
     "masked",
@@ -74,7 +74,7 @@ def _retryable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retryable", False))
 
 
-class PaiModelVersionApprovalTrigger(BaseTrigger):
+class PaiModelVersionApprovedTrigger(BaseTrigger):
     """Waits until a PAI model version is Approved (or Rejected), polling through the shared hub.
 
     Events (``payload["status"]``): ``success`` (``version`` = ModelVersionRef dict), ``rejected`` (``version``),
@@ -228,3 +228,7 @@ class PaiModelVersionApprovalTrigger(BaseTrigger):
             if self.end_time is not None:
                 delay = max(0.0, min(delay, self.end_time - time.time()))
             await asyncio.sleep(delay)
+
+
+def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)
+    return renamed_class(globals(), name)

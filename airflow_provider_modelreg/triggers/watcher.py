@@ -1,9 +1,9 @@
-"""The asset-watcher event trigger of the PAI registry (:class:`PaiApprovedVersionEventTrigger`) and, on Airflow
+"""The asset-watcher event trigger of the PAI registry (:class:`PaiModelVersionApprovedEventTrigger`) and, on Airflow
 3.3, the shared stream that runs one poll per model for every watcher of it (:class:`PaiWatchProducer`).
 
 It drives the watch core (:mod:`airflow_provider_modelreg.watch`) through the shared-read hub
 (:mod:`airflow_provider_modelreg.triggers.hub`). Its serialized classpath stays
-``airflow_provider_modelreg.triggers.pai.PaiApprovedVersionEventTrigger`` (where it was defined first, and from
+``airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedEventTrigger`` (where it was defined first, and from
 where it is still importable): watchers already registered keep their trigger and its hash.
 """
 
@@ -32,7 +32,7 @@ from airflow_provider_modelreg.approval import (
 )
 from airflow_provider_modelreg.approval_io import adrive
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.renamed import current_names, take_renamed
+from airflow_provider_modelreg.renamed import current_names, renamed_class, take_renamed
 from airflow_provider_modelreg.triggers.hub import PaiPollHub, masked
 from airflow_provider_modelreg.validation import check_pai_model_id, check_request_attempts, check_request_timeout
 from airflow_provider_modelreg.watch import (
@@ -49,13 +49,13 @@ from airflow_provider_modelreg.watch import (
 if TYPE_CHECKING:
     from airflow.triggers.shared_stream import AdvanceItem
 
-__all__ = ["CLASSPATH", "PaiApprovedVersionEventTrigger", "PaiWatchProducer", "observe"]
+__all__ = ["CLASSPATH", "PaiModelVersionApprovedEventTrigger", "PaiWatchProducer", "observe"]
 
 #: The triggers' logger since before the watcher had its own module (logging configurations name it).
 log = logging.getLogger("airflow_provider_modelreg.triggers.pai")
 
-#: The classpath :meth:`PaiApprovedVersionEventTrigger.serialize` returns (a subclass: its own).
-CLASSPATH = "airflow_provider_modelreg.triggers.pai.PaiApprovedVersionEventTrigger"
+#: The classpath :meth:`PaiModelVersionApprovedEventTrigger.serialize` returns (a subclass: its own).
+CLASSPATH = "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedEventTrigger"
 
 #: Where the watcher kept its state before it was namespaced per watcher (one set of names per asset, shared by
 #: every watcher of that asset): no longer read, since it cannot say whose it is.
@@ -99,9 +99,9 @@ class _WatchGroup:
     """The watchers of one shared stream in this triggerer: their cursors, and the states each one may store once
     Airflow has stored the events of an observation (ack mode)."""
 
-    members: dict[int, PaiApprovedVersionEventTrigger] = field(default_factory=dict)
+    members: dict[int, PaiModelVersionApprovedEventTrigger] = field(default_factory=dict)
     #: observation seq -> (watcher, cursor to store) for every watcher that processed it
-    commits: dict[int, list[tuple[PaiApprovedVersionEventTrigger, WatchCursor]]] = field(default_factory=dict)
+    commits: dict[int, list[tuple[PaiModelVersionApprovedEventTrigger, WatchCursor]]] = field(default_factory=dict)
     joined: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -186,7 +186,7 @@ def _stream_key(stored: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-class PaiApprovedVersionEventTrigger(BaseEventTrigger):
+class PaiModelVersionApprovedEventTrigger(BaseEventTrigger):
     """Fires once per newly approved version of a PAI model: for ``AssetWatcher`` scheduling.
 
     Semantics (README "Semantics"): a watcher's state is its cursor (:mod:`airflow_provider_modelreg.watch`): the
@@ -233,7 +233,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         **renamed: Any,
     ) -> None:
         super().__init__()
-        # Kept as given (see PaiModelVersionApprovalTrigger): checked in run() / shared_stream_key().
+        # Kept as given (see PaiModelVersionApprovedTrigger): checked in run() / shared_stream_key().
         given = take_renamed(
             type(self).__name__,
             renamed,
@@ -267,7 +267,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
         if self.announce != "newer":  # the default stays out: existing watchers keep their trigger hash
             kwargs["announce"] = self.announce
         cls = type(self)
-        classpath = CLASSPATH if cls is PaiApprovedVersionEventTrigger else f"{cls.__module__}.{cls.__qualname__}"
+        classpath = CLASSPATH if cls is PaiModelVersionApprovedEventTrigger else f"{cls.__module__}.{cls.__qualname__}"
         return classpath, kwargs
 
     def _checked(self) -> tuple[float, datetime | None]:
@@ -446,3 +446,7 @@ class PaiApprovedVersionEventTrigger(BaseEventTrigger):
                 await asyncio.sleep(delay)
         finally:
             await hub.release(interval)
+
+
+def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)
+    return renamed_class(globals(), name)

@@ -8,8 +8,9 @@ approved and all of that model's waits have ended. (One deploy per model rather 
 task run costs about a second of CPU, and the waits already cost two runs each: defer and resume.)
 
 ``modelreg_scale_asset_deploy``: scheduled on an asset whose ``AssetWatcher`` runs
-:class:`PaiApprovedVersionEventTrigger` on ``scale-watch``; ``deploy`` logs one ``MODELREG_SCALE_ASSET_DEPLOY`` line
-per version of every asset event of its run (Airflow may fold several events into one run).
+:class:`PaiModelVersionApprovedEventTrigger` on ``scale-watch``; ``deploy`` logs one
+``MODELREG_SCALE_ASSET_DEPLOY`` line per version of every asset event of its run (Airflow may fold several events
+into one run).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetWatcher, task, task_group
 
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
-from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
 N_MODELS = int(os.environ.get("MODELREG_SCALE_MODELS", "50"))
 WAITS_PER_MODEL = int(os.environ.get("MODELREG_SCALE_WAITS_PER_MODEL", "10"))
@@ -76,7 +77,9 @@ watched = Asset(
     watchers=[
         AssetWatcher(
             name="modelreg_scale_watcher",
-            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=WATCHED_MODEL, poke_interval=5),
+            trigger=PaiModelVersionApprovedEventTrigger(
+                pai_conn_id="pai_default", model_id=WATCHED_MODEL, poke_interval=5
+            ),
         )
     ],
 )

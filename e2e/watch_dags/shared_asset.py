@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_modelreg.deploy import eas_service_spec
-from airflow_provider_modelreg.triggers.pai import PaiApprovedVersionEventTrigger
+from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
 
 MODELS = ("model-e2e-shared-a", "model-e2e-shared-b")
 DEPLOY_DIR = Path(os.environ.get("MODELREG_DEPLOY_DIR", tempfile.gettempdir())) / "shared"
@@ -27,7 +27,7 @@ shared = Asset(
     watchers=[
         AssetWatcher(
             name=f"watch__{model}",
-            trigger=PaiApprovedVersionEventTrigger(pai_conn_id="pai_default", model_id=model, poke_interval=5),
+            trigger=PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id=model, poke_interval=5),
         )
         for model in MODELS
     ],
