@@ -28,6 +28,8 @@ RATIOS: dict[str, dict[str, tuple[str, ...]]] = {
     "p1": {"pai_speedup_vs_sdk": ("pai", "speedup"), "fabric_speedup_vs_sdk": ("fabric", "speedup")},
     "p2": {"cpu_per_call_vs_sdk": ("ratio",)},
     "p3": {"spread_cpu_ratio": ("spread", "cpu_ratio"), "worst_cpu_ratio": ("worst", "cpu_ratio")},
+    # P4 reports both sides' import times: the ratio is ours over the HTTP provider's (``ours_ms/anchor_ms``)
+    "p4": {"import_ms": ("ours_ms",), "import_vs_http_provider": ("ours_ms/anchor_ms",)},
 }
 
 _RUNNER = """
@@ -38,12 +40,15 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
 logging.basicConfig(level=logging.INFO, filename=os.path.join(home, "bench.log"))
 import importlib
-module = importlib.import_module("bench." + sys.argv[1] + ({"p1": "_paging", "p2": "_cpu", "p3": "_triggers"}[sys.argv[1]]))
+module = importlib.import_module("bench." + sys.argv[1] + ({"p1": "_paging", "p2": "_cpu", "p3": "_triggers", "p4": "_imports"}[sys.argv[1]]))
 print("RESULT " + json.dumps(module.measure()))
 """
 
 
 def _dig(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    if len(path) == 1 and "/" in path[0]:  # a ratio of two top-level figures
+        top, bottom = (_dig(result, (part,)) for part in path[0].split("/"))
+        return top / bottom if top is not None and bottom else None
     value: Any = result
     for key in path:
         if not isinstance(value, dict) or key not in value:
