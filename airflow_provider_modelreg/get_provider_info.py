@@ -80,6 +80,15 @@ _CONSOLE_FIELD = _field(
     "Overrides the console link; placeholders {region} {workspace_id} {model_id} {version_name} {version_id}.",
 )
 
+_OBJECT_STORE_URIS = [
+    {
+        "schemes": ["oss", "obs"],
+        "handler": f"{_PKG}.lineage.sanitize_uri",
+        "factory": f"{_PKG}.lineage.create_asset",
+        "to_openlineage_converter": f"{_PKG}.lineage.convert_asset_to_openlineage",
+    }
+]
+
 PAI_CONN_FIELDS: dict[str, Any] = {
     "region": _field("Region", "Region id, e.g. cn-hangzhou. Optional when Endpoint is set."),
     "endpoint": _field(
@@ -275,6 +284,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher"],
             },
         ],
+        # oss:// and obs:// assets: one URI per object (the endpoint PAI writes into the authority dropped), and
+        # OpenLineage datasets for them; "dataset-uris" is the same for Airflow 2
+        "asset-uris": _OBJECT_STORE_URIS,
+        "dataset-uris": _OBJECT_STORE_URIS,
         "extra-links": [
             f"{_PKG}.links.PaiModelVersionLink",
             f"{_PKG}.links.PaiModelLink",

@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str, hook_overrides
+from airflow_provider_modelreg.lineage import version_datasets
 from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.task_hook import TaskHook
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_RESULTS", "RegistryOperatorBase", "emit_asset_events", "hook_overrides"]
 
+#: The XCom keys under which operators publish model versions (their lineage).
+_VERSION_KEYS = ("model_version", "model_versions")
 #: Default ``max_results`` of the list operators: far below ``[core] max_map_length`` (1,024), a small XCom.
 DEFAULT_MAX_RESULTS = 100
 
@@ -64,9 +67,21 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
         link.persist(self, ref, self._template(), context=context)
 
     def publish(self, context: Context, key: str, value: V) -> V:
-        """Attach ``value`` to the outlets' asset events under ``key``; returns ``value`` (the XCom)."""
+        """Attach ``value`` to the outlets' asset events under ``key``; returns ``value`` (the XCom). Model versions
+        (``model_version``, ``model_versions``) are also this try's lineage."""
         emit_asset_events(self, context, key, value)
+        if key in _VERSION_KEYS:
+            self._lineage_refs = value if isinstance(value, list) else [value]
         return value
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (the provider calls it when installed): each version's artifact in (``oss://{bucket}`` /
+        ``obs://{bucket}``, the key as name), the registry version out (``pai://{region}/{workspace}`` or
+        ``huaweicloud-fabric://...``, ``{model_id}/{version}``)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs, outputs = version_datasets(getattr(self, "_lineage_refs", []))
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
     def report_listing(self, context: Context, what: str, listing: Listing[Any]) -> None:
         """Push ``total`` and ``truncated`` (XCom keys) and say at WARNING when ``max_results`` cut the listing."""
