@@ -272,7 +272,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.hooks.fabric"]},
         ],
         "operators": [
-            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.operators.pai"]},
+            {
+                "integration-name": PAI_INTEGRATION,
+                "python-modules": [f"{_PKG}.operators.pai", f"{_PKG}.operators.pai_lifecycle"],
+            },
             {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.operators.fabric"]},
         ],
         "sensors": [

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 #: lowest first; a module belongs to the first layer that names it or a package above it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("", "errors", "models", "validation", "renamed", "deploy", "lineage", "get_provider_info", "_compat")),
+    (
+        "foundation",
+        ("", "errors", "models", "validation", "renamed", "deploy", "lineage", "get_provider_info", "_compat"),
+    ),
     ("signing", ("auth", "credentials.rpc")),
     ("transport", ("transport", "paging")),
     ("credentials", ("credentials", "iam")),

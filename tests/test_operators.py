@@ -44,6 +44,7 @@ from airflow_provider_modelreg.operators.pai import (
     PaiListModelVersionsOperator,
     PaiUpdateModelVersionApprovalOperator,
 )
+from airflow_provider_modelreg.operators.pai_lifecycle import PaiCreateModelVersionOperator
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
@@ -58,6 +59,7 @@ PUBLIC = [
     FabricGetModelVersionOperator,
     FabricListModelsOperator,
     PaiModelVersionApprovedSensor,
+    PaiCreateModelVersionOperator,
 ]
 
 

@@ -18,6 +18,13 @@ from airflow_provider_modelreg.hooks.base import (
     mask_secrets,
     parse_endpoint,
 )
+from airflow_provider_modelreg.hooks.pai_lifecycle import (
+    PaiNewVersion,
+    PaiVersionCreated,
+    create_model_version_spec,
+    create_version_labels_spec,
+    delete_version_labels_spec,
+)
 from airflow_provider_modelreg.hooks.pai_specs import PaiModelListing, PaiVersionListing
 
 # the request specs live in hooks/pai_specs.py; importable from here too (``X as X``: a re-export)
@@ -279,6 +286,29 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         Setting the value a version already has is harmless, so this PUT is retried like a GET.
         """
         return self._run(update_model_version_spec(model_id, version_name, approval_status))
+
+    def create_model_version(self, model_id: str, uri: str, **fields: Unpack[PaiNewVersion]) -> PaiVersionCreated:
+        """CreateModelVersion (register a version). Sent once: a request that may have arrived is not repeated
+        (a second POST would fail on the name or make a second version); see
+        :class:`~airflow_provider_modelreg.operators.pai_lifecycle.PaiCreateModelVersionOperator` for the
+        idempotent task.
+
+        :param model_id: PAI ModelId.
+        :param uri: where the artifact is (``oss://bucket.endpoint/path``, ``https://...``).
+        :param fields: the other fields (:class:`~airflow_provider_modelreg.hooks.pai_lifecycle.PaiNewVersion`).
+        """
+        return self._run(create_model_version_spec(model_id, uri, **fields))
+
+    def add_version_labels(self, model_id: str, version_name: str, labels: dict[str, str]) -> str | None:
+        """CreateModelVersionLabels: add (or set) labels; returns the request id.
+
+        :param labels: ``{key: value}``; keys and values of at most 128 bytes, without ``=`` or ``,``.
+        """
+        return self._run(create_version_labels_spec(model_id, version_name, labels))
+
+    def remove_version_labels(self, model_id: str, version_name: str, keys: list[str]) -> str | None:
+        """DeleteModelVersionLabels of ``keys`` (an absent label is no error); returns the request id."""
+        return self._run(delete_version_labels_spec(model_id, version_name, keys))
 
     def test_connection(self) -> tuple[bool, str]:
         """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline); the message says

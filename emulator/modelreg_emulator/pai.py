@@ -55,6 +55,38 @@ _STRING_FIELDS = ("Options", "SourceId", "SourceType", "VersionDescription")
 _CREATE_STRING_FIELDS = (*_STRING_FIELDS, "FormatType", "FrameworkType", "Uri", "VersionName")
 
 
+#: CreateModelVersion's VersionName pattern and Metrics limit; label keys and values (CreateModelVersionLabels)
+_NEW_VERSION_NAME = re.compile(r"\d+\.\d+\.\d+(?:_\w+)?", re.ASCII)
+_MAX_METRICS_BYTES = 8192
+_MAX_LABEL_BYTES = 128
+
+
+def _labels(value: Any) -> list[dict[str, str]]:
+    """A ``Labels`` list as the API checks it: ``{Key, Value}`` strings, at most 128 bytes, no ``=`` or ``,``."""
+    if not isinstance(value, list) or not all(isinstance(lb, dict) and "Key" in lb for lb in value):
+        raise _invalid("The parameter Labels must be a list of {Key, Value} objects.")
+    for label in value:
+        for part in (label.get("Key"), label.get("Value", "")):
+            if not isinstance(part, str) or len(part.encode()) > _MAX_LABEL_BYTES or "=" in part or "," in part:
+                raise _invalid(f"The parameter Labels is invalid: {part!r} (at most 128 bytes, no '=' or ',').")
+        if not label["Key"]:
+            raise _invalid("The parameter Labels is invalid: an empty key.")
+    return value
+
+
+def _next_minor(model: PaiModelState) -> str:
+    """The name PAI gives a version created without one: 0.1.0, then the highest version's minor + 1."""
+    numbered = [
+        tuple(int(n) for n in v.name.split("_")[0].split("."))
+        for v in model.versions
+        if _NEW_VERSION_NAME.fullmatch(v.name)
+    ]
+    if not numbered:
+        return "0.1.0"
+    major, minor, _ = max(numbered)
+    return f"{major}.{minor + 1}.0"
+
+
 def _invalid(message: str) -> ApiError:
     return ApiError(400, "InvalidParameter", message)
 
@@ -229,12 +261,15 @@ def create_model_version(store: Store, req: Req, args: list[str]) -> Answer:
                 raise _invalid(f"The parameter {name} must be a string.")
             data[name] = body[name]
     if body.get("Labels") is not None:
-        labels = body["Labels"]
-        if not isinstance(labels, list) or not all(isinstance(lb, dict) and "Key" in lb for lb in labels):
-            raise _invalid("The parameter Labels must be a list of {Key, Value} objects.")
-        data["Labels"] = labels
+        data["Labels"] = _labels(body["Labels"])
     if not data.get("Uri"):
         raise _invalid("The parameter Uri is required.")
+    if "VersionName" in data and not _NEW_VERSION_NAME.fullmatch(data["VersionName"]):
+        raise _invalid(f"The parameter VersionName is invalid: {data['VersionName']!r} (^\\d+\\.\\d+\\.\\d+(_\\w+)?$).")
+    if "Metrics" in data and len(json.dumps(data["Metrics"], separators=(",", ":")).encode()) > _MAX_METRICS_BYTES:
+        raise _invalid("The parameter Metrics is too long (at most 8192 bytes).")
+    if data.get("SourceType") not in (None, "Custom", "PAIFlow", "TrainingService"):
+        raise _invalid(f"The parameter SourceType is invalid: {data['SourceType']!r}.")
     status = normalise_status(body.get("ApprovalStatus", "Pending"))
     if status is None:
         raise _invalid(f"The parameter ApprovalStatus is invalid: {body.get('ApprovalStatus')!r}.")
@@ -244,10 +279,7 @@ def create_model_version(store: Store, req: Req, args: list[str]) -> Answer:
     with store.lock:
         model = _model(store, args[0])
         if "VersionName" not in data:
-            n = len(model.versions) + 1
-            while f"1.0.{n}" in model.by_name:
-                n += 1
-            data["VersionName"] = f"1.0.{n}"
+            data["VersionName"] = _next_minor(model)
         if data["VersionName"] in model.by_name:
             raise _invalid(f"The version {data['VersionName']} of model {args[0]} already exists.")
         try:
@@ -255,6 +287,29 @@ def create_model_version(store: Store, req: Req, args: list[str]) -> Answer:
         except SeedError as exc:
             raise _invalid(f"The parameter {exc.path.removeprefix('$.')} is invalid: {exc.problem}") from None
     return ali_ok({"VersionName": data["VersionName"]})
+
+
+def create_model_version_labels(store: Store, req: Req, args: list[str]) -> Answer:
+    labels = _labels(_body_object(req).get("Labels"))
+    with store.lock:
+        version = _version(_model(store, args[0]), args[1])
+        kept = [lb for lb in version.data.get("Labels") or [] if lb.get("Key") not in {n["Key"] for n in labels}]
+        version.data["Labels"] = kept + [{"Key": lb["Key"], "Value": lb.get("Value", "")} for lb in labels]
+        version.data["GmtModifiedTime"] = iso_ms(datetime.now(timezone.utc))
+        version.touch()
+    return ali_ok({})
+
+
+def delete_model_version_labels(store: Store, req: Req, args: list[str]) -> Answer:
+    keys = {k for k in _params(req).get("LabelKeys", "").split(",") if k}
+    if not keys:
+        raise _invalid("The parameter LabelKeys is required.")
+    with store.lock:
+        version = _version(_model(store, args[0]), args[1])
+        version.data["Labels"] = [lb for lb in version.data.get("Labels") or [] if lb.get("Key") not in keys]
+        version.data["GmtModifiedTime"] = iso_ms(datetime.now(timezone.utc))
+        version.touch()
+    return ali_ok({})
 
 
 def _model_json(model: PaiModelState) -> dict[str, Any]:
@@ -322,6 +377,8 @@ _ROUTES: dict[tuple[int, str], tuple[str, Handler]] = {
     (2, "POST"): ("pai.CreateModelVersion", create_model_version),
     (3, "GET"): ("pai.GetModelVersion", get_model_version),
     (3, "PUT"): ("pai.UpdateModelVersion", update_model_version),
+    (4, "POST"): ("pai.CreateModelVersionLabels", create_model_version_labels),
+    (4, "DELETE"): ("pai.DeleteModelVersionLabels", delete_model_version_labels),
 }
 
 
@@ -341,12 +398,14 @@ def match_pai(method: str, path: str) -> tuple[str, Handler, list[str]] | None:
         kind = 2
     elif len(rest) == 3 and rest[1] == "versions":
         kind = 3
+    elif len(rest) == 4 and rest[1] == "versions" and rest[3] == "labels":
+        kind = 4
     else:
         return None
     route = _ROUTES.get((kind, method.upper()))
     if route is None:
         return None
     args = [unquote(rest[0])] if kind else []
-    if kind == 3:
+    if kind >= 3:
         args.append(unquote(rest[2]))
     return route[0], route[1], args
