@@ -20,7 +20,12 @@ from airflow_provider_modelreg.errors import RegistryInputError, RegistryTranspo
 from airflow_provider_modelreg.hooks.base import PLACEHOLDERS
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.hooks.pai_lifecycle import create_model_version_spec
-from airflow_provider_modelreg.operators.pai_lifecycle import RUN_LABEL, PaiCreateModelVersionOperator
+from airflow_provider_modelreg.operators.pai_lifecycle import (
+    RUN_LABEL,
+    PaiCreateModelVersionOperator,
+    PaiModelVersionLabelsOperator,
+    PaiSetModelVersionAliasOperator,
+)
 
 URI = "oss://fraud-models.oss-cn-hangzhou.aliyuncs.com/main/2/"
 
@@ -316,3 +321,72 @@ def test_bad_input_fails_before_any_request(emu: Any) -> None:
             PaiCreateModelVersionOperator(**arguments).execute(context())
         assert err.value.field == field
     assert emu.request_log.count() == before
+
+
+# ------------------------------------------------------------------------------------- labels, aliases
+
+
+def labels_of(ref: dict[str, Any]) -> dict[str, str]:
+    return dict(ref["labels"])
+
+
+def test_labels_are_added_and_removed_and_read_back(emu: Any) -> None:
+    op = PaiModelVersionLabelsOperator(
+        task_id="label", model_id="m-main", version_name="1.0.0", add={"stage": "prod"}, remove=["team"]
+    )
+    assert labels_of(op.execute(context())) == {"stage": "prod"}  # the seed's team=risk is gone
+    again = PaiModelVersionLabelsOperator(
+        task_id="label", model_id="m-main", version_name="1.0.0", add={"stage": "prod"}, remove=["team"]
+    )
+    assert labels_of(again.execute(context())) == {"stage": "prod"}  # a retry changes nothing
+    before = emu.request_log.count()
+    for kwargs, field in (({"add": {"a": "x=y"}}, "add[a]"), ({}, "add")):
+        with pytest.raises(RegistryInputError) as err:
+            PaiModelVersionLabelsOperator(task_id="l", model_id="m-main", version_name="1.0.0", **kwargs).execute(
+                context()
+            )
+        assert err.value.field == field
+    assert emu.request_log.count() == before
+
+
+def test_an_alias_moves_to_one_version_and_the_overlap_is_reported(emu: Any) -> None:
+    def move(version: str) -> dict[str, Any]:
+        ctx = context()
+        ref = PaiSetModelVersionAliasOperator(
+            task_id="alias", model_id="m-main", version_name=version, alias="champion"
+        ).execute(ctx)
+        overlap = [
+            c.kwargs["value"]
+            for c in ctx["ti"].xcom_push.call_args_list
+            if c.kwargs.get("key") == "alias_overlap_seconds"
+        ]
+        assert len(overlap) == 1 and overlap[0] >= 0
+        return ref
+
+    assert labels_of(move("1.0.0"))["alias"] == "champion"
+    assert labels_of(move("1.1.0"))["alias"] == "champion"
+    hook = PaiModelRegistryHook()
+    holders = [
+        v.version_name
+        for v in hook.list_model_versions("m-main")
+        if any(lb.key == "alias" and lb.value == "champion" for lb in v.labels or ())
+    ]
+    assert holders == ["1.1.0"]
+    hook.add_version_labels("m-main", "0.9.0", {"alias": "challenger"})  # another alias under the same key stays
+    move("1.0.0")
+    assert {lb.value for lb in hook.get_model_version("m-main", "0.9.0").labels or () if lb.key == "alias"} == {
+        "challenger"
+    }
+
+
+def test_an_alias_still_held_elsewhere_after_the_move_fails_the_task(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    PaiModelRegistryHook().add_version_labels("m-main", "0.9.0", {"alias": "champion"})
+    monkeypatch.setattr(
+        PaiModelRegistryHook, "remove_version_labels", lambda *a, **k: None
+    )  # a removal that did not happen
+    with pytest.raises(AirflowFailException, match=r"held by \['1.0.0', '0.9.0'\]|held by \['0.9.0', '1.0.0'\]"):
+        PaiSetModelVersionAliasOperator(task_id="a", model_id="m-main", version_name="1.0.0", alias="champion").execute(
+            context()
+        )

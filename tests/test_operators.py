@@ -44,7 +44,11 @@ from airflow_provider_modelreg.operators.pai import (
     PaiListModelVersionsOperator,
     PaiUpdateModelVersionApprovalOperator,
 )
-from airflow_provider_modelreg.operators.pai_lifecycle import PaiCreateModelVersionOperator
+from airflow_provider_modelreg.operators.pai_lifecycle import (
+    PaiCreateModelVersionOperator,
+    PaiModelVersionLabelsOperator,
+    PaiSetModelVersionAliasOperator,
+)
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
@@ -60,6 +64,8 @@ PUBLIC = [
     FabricListModelsOperator,
     PaiModelVersionApprovedSensor,
     PaiCreateModelVersionOperator,
+    PaiModelVersionLabelsOperator,
+    PaiSetModelVersionAliasOperator,
 ]
 
 

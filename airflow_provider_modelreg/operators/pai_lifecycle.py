@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_modelreg.approval import rendered_optional, rendered_required
-from airflow_provider_modelreg.errors import ModelRegistryError, RegistryNotFoundError
+from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
 from airflow_provider_modelreg.hooks.pai_lifecycle import PaiNewVersion, create_model_version_spec, label_list
 from airflow_provider_modelreg.links import PaiModelVersionLink
 from airflow_provider_modelreg.models import PaiModelVersion
@@ -18,7 +19,13 @@ from airflow_provider_modelreg.operators.pai import _DEFAULT_CONN, _PaiOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["RUN_LABEL", "PaiCreateModelVersionOperator", "run_label_value"]
+__all__ = [
+    "RUN_LABEL",
+    "PaiCreateModelVersionOperator",
+    "PaiModelVersionLabelsOperator",
+    "PaiSetModelVersionAliasOperator",
+    "run_label_value",
+]
 
 #: The label key that records which task try of which DAG run registered a version (its value: a digest).
 RUN_LABEL = "airflow-run"
@@ -192,4 +199,142 @@ class PaiCreateModelVersionOperator(_PaiOperator):
             else:
                 self.log.info("Model %s: registered version %s (uri %s)", model_id, name, uri)
         version = found if found is not None else self.hook.get_model_version(model_id, str(name))
+        return self._publish_version(context, self._ref(model_id, version))
+
+
+class PaiModelVersionLabelsOperator(_PaiOperator):
+    """Adds and removes labels of a PAI model version, then returns its ``ModelVersionRef`` dict as read back.
+
+    Adding a label the version has sets its value; removing an absent one is no error: a retry repeats nothing
+    harmful.
+
+    :param model_id: PAI ModelId. (templated)
+    :param version_name: the VersionName. (templated)
+    :param add: ``{key: value}`` labels to add or set (keys and values of at most 128 bytes, no ``=`` or ``,``).
+        (templated)
+    :param remove: label keys to remove. (templated)
+    :param pai_conn_id: connection of type ``pai``. (templated)
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
+    """
+
+    template_fields: Sequence[str] = ("model_id", "version_name", "add", "remove", "pai_conn_id")
+    operator_extra_links = (PaiModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        version_name: str,
+        add: dict[str, str] | None = None,
+        remove: list[str] | None = None,
+        pai_conn_id: str = _DEFAULT_CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.version_name = version_name
+        self.add = add
+        self.remove = remove
+        self.pai_conn_id = pai_conn_id
+
+    def run_registry(self, context: Context) -> dict[str, Any]:
+        model_id = rendered_required(self.model_id, "model_id")
+        version_name = rendered_required(self.version_name, "version_name")
+        if not self.add and not self.remove:
+            raise RegistryInputError("add", "give labels to add or keys to remove")
+        if self.add:
+            label_list(self.add, "add")  # checked before anything is sent
+        hook = self.hook
+        if self.add:
+            hook.add_version_labels(model_id, version_name, self.add)
+        if self.remove:
+            hook.remove_version_labels(model_id, version_name, list(self.remove))
+        version = hook.get_model_version(model_id, version_name)
+        self.log.info("Model %s version %s labels: %s", model_id, version_name, _labels_of(version))
+        return self._publish_version(context, self._ref(model_id, version))
+
+
+def _labels_of(version: PaiModelVersion) -> dict[str, str | None]:
+    return {label.key: label.value for label in version.labels or ()}
+
+
+class PaiSetModelVersionAliasOperator(_PaiOperator):
+    """Moves an alias (a label, by default ``alias=<name>``) to one version of a PAI model: the registry has no
+    alias of its own, so this operator keeps the label on exactly one version.
+
+    Order: add the label to the target first, then remove it from every other version that holds it, then read
+    back. Between the two steps two versions hold the alias (never none): the task logs that window and pushes
+    it as the XCom key ``alias_overlap_seconds``. A reader that resolves the alias should take the newest holder.
+    The read-back fails the task when another version still holds it (e.g. a concurrent run moved it).
+
+    :param model_id: PAI ModelId. (templated)
+    :param version_name: the version that gets the alias. (templated)
+    :param alias: the alias, e.g. ``champion`` (the label's value). (templated)
+    :param alias_key: the label key of aliases (default ``alias``).
+    :param pai_conn_id: connection of type ``pai``. (templated)
+
+    Also ``max_attempts`` and ``call_timeout``, as every registry operator
+    (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
+    """
+
+    template_fields: Sequence[str] = ("model_id", "version_name", "alias", "pai_conn_id")
+    operator_extra_links = (PaiModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        version_name: str,
+        alias: str,
+        alias_key: str = "alias",
+        pai_conn_id: str = _DEFAULT_CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.version_name = version_name
+        self.alias = alias
+        self.alias_key = alias_key
+        self.pai_conn_id = pai_conn_id
+
+    def _holders(self, model_id: str, label: tuple[str, str]) -> list[PaiModelVersion]:
+        listed = self.hook.list_model_versions(model_id, label_filter=label[1], max_results=None)
+        return [v for v in listed if label in {(lb.key, lb.value) for lb in v.labels or ()}]
+
+    def run_registry(self, context: Context) -> dict[str, Any]:
+        model_id = rendered_required(self.model_id, "model_id")
+        version_name = rendered_required(self.version_name, "version_name")
+        alias = rendered_required(self.alias, "alias")
+        label_list({self.alias_key: alias}, "alias")  # checked before anything is sent
+        label = (self.alias_key, alias)
+        hook = self.hook
+        hook.add_version_labels(model_id, version_name, {self.alias_key: alias})
+        added = time.monotonic()
+        others = [v.version_name for v in self._holders(model_id, label) if v.version_name != version_name]
+        for other in others:
+            hook.remove_version_labels(model_id, other, [self.alias_key])
+        overlap = time.monotonic() - added if others else 0.0
+        holders = [v.version_name for v in self._holders(model_id, label)]
+        if holders != [version_name]:
+            raise AirflowFailException(
+                f"Model {model_id}: alias {self.alias_key}={alias} is held by {holders or 'no version'} after the "
+                f"move to {version_name} (did another run move it meanwhile?)"
+            )
+        if others:
+            self.log.info(
+                "Model %s: alias %s=%s moved from %s to %s; both held it for %.3f s",
+                model_id,
+                self.alias_key,
+                alias,
+                ", ".join(others),
+                version_name,
+                overlap,
+            )
+        else:
+            self.log.info("Model %s: alias %s=%s set on %s", model_id, self.alias_key, alias, version_name)
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key="alias_overlap_seconds", value=round(overlap, 3))
+        version = hook.get_model_version(model_id, version_name)
         return self._publish_version(context, self._ref(model_id, version))
