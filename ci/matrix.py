@@ -752,12 +752,23 @@ def cmd_skips(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Resolve each constraints/airflow-X.in (newest patch of the minor + the known-breakage pins) with the wheel and
-    its extras and the emulator's wheel in a fresh venv and freeze the result into constraints/airflow-X.txt."""
+    its extras and the emulator's wheel in a fresh venv and freeze the result into constraints/airflow-X.txt.
+
+    ``--keep-pins``: resolve under the current constraints/airflow-X.txt (and build.txt) as well, so that only what
+    they do not pin yet (a new test dependency) is resolved; every existing pin stays as it is."""
     cells = args.cells.split(",") if args.cells else list(CELLS)
     d = OUT / "refresh" / "build"
     make_venv(d / "venv", d / "refresh.log")
     py = d / "venv" / "bin" / "python"
-    if run([py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / "build.in"], log=d / "refresh.log", timeout=600) != 0:
+    keep: list[str | Path] = ["-c", CONSTRAINTS / "build.txt"] if args.keep_pins else []
+    if (
+        run(
+            [py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / "build.in", *keep],
+            log=d / "refresh.log",
+            timeout=600,
+        )
+        != 0
+    ):
         raise SystemExit(f"build tools did not resolve:\n{tail(d / 'refresh.log')}")
     frozen = subprocess.run(
         [py, "-m", "pip", "freeze", "--all", "--exclude", "pip"], capture_output=True, text=True, check=True
@@ -775,6 +786,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         py = venv / "bin" / "python"
         cmd = [py, "-m", "pip", "install", "-q", "-r", CONSTRAINTS / f"airflow-{cell}.in", f"{wheel}[{EXTRAS}]"]
         cmd.append(emulator_wheel)
+        if args.keep_pins:
+            cmd += ["-c", CONSTRAINTS / f"airflow-{cell}.txt"]
         if run(cmd, log=log, timeout=1200, env=clean_env(venv)) != 0:
             return f"{cell}: FAILED\n{tail(log)}"
         frozen = subprocess.run(
@@ -821,6 +834,8 @@ def _main() -> int:
         default = NEWEST_CELLS if name == "newest" else CELLS
         p.add_argument("--cells", help=f"comma-separated Airflow minors (default: {','.join(default)})")
         p.add_argument("--jobs", type=int, default=2, help="cells at a time (default 2: one per core)")
+        if name == "refresh":
+            p.add_argument("--keep-pins", action="store_true", help="keep every current pin; resolve only new ones")
         if name == "run":
             p.add_argument("--newest-report", help="matrix_report JSON of `make test` on the newest Airflow")
             p.add_argument("--update-skips", action="store_true", help="rewrite ci/skips/*.txt from this run")
