@@ -274,7 +274,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": PAI_INTEGRATION,
-                "python-modules": [f"{_PKG}.operators.pai", f"{_PKG}.operators.pai_lifecycle"],
+                "python-modules": [
+                    f"{_PKG}.operators.pai",
+                    f"{_PKG}.operators.pai_lifecycle",
+                    f"{_PKG}.operators.pai_hitl",
+                ],
             },
             {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.operators.fabric"]},
         ],

@@ -44,6 +44,7 @@ from airflow_provider_modelreg.operators.pai import (
     PaiListModelVersionsOperator,
     PaiUpdateModelVersionApprovalOperator,
 )
+from airflow_provider_modelreg.operators.pai_hitl import HAS_HITL, PaiModelVersionApprovalHITLOperator
 from airflow_provider_modelreg.operators.pai_lifecycle import (
     PaiCreateModelVersionOperator,
     PaiModelVersionLabelsOperator,
@@ -66,6 +67,7 @@ PUBLIC = [
     PaiCreateModelVersionOperator,
     PaiModelVersionLabelsOperator,
     PaiSetModelVersionAliasOperator,
+    *([PaiModelVersionApprovalHITLOperator] if HAS_HITL else []),  # Airflow 3.1+
 ]
 
 

@@ -279,13 +279,19 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         return models
 
     def update_model_version(
-        self, model_id: str, version_name: str, *, approval_status: str | ApprovalStatus
+        self,
+        model_id: str,
+        version_name: str,
+        *,
+        approval_status: str | ApprovalStatus,
+        extra_info: dict[str, Any] | None = None,
     ) -> str | None:
-        """UpdateModelVersion with a new ApprovalStatus. Returns the request id.
+        """UpdateModelVersion with a new ApprovalStatus (and, given, a new ``ExtraInfo``: the whole object). Returns
+        the request id.
 
-        Setting the value a version already has is harmless, so this PUT is retried like a GET.
+        Setting the values a version already has is harmless, so this PUT is retried like a GET.
         """
-        return self._run(update_model_version_spec(model_id, version_name, approval_status))
+        return self._run(update_model_version_spec(model_id, version_name, approval_status, extra_info))
 
     def create_model_version(self, model_id: str, uri: str, **fields: Unpack[PaiNewVersion]) -> PaiVersionCreated:
         """CreateModelVersion (register a version). Sent once: a request that may have arrived is not repeated

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import TypedDict, TypeVar, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from airflow_provider_modelreg.auth import percent_encode
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import Listing
 from airflow_provider_modelreg.hooks.specs import (
     ListSpec,
@@ -115,12 +116,21 @@ def get_model_spec(model_id: str) -> RequestSpec[PaiModel]:
 
 
 def update_model_version_spec(
-    model_id: str, version_name: str, approval_status: str | ApprovalStatus
+    model_id: str,
+    version_name: str,
+    approval_status: str | ApprovalStatus,
+    extra_info: dict[str, Any] | None = None,
 ) -> RequestSpec[str | None]:
-    """UpdateModelVersion of the ApprovalStatus (idempotent: setting the value a version has is harmless)."""
+    """UpdateModelVersion of the ApprovalStatus, and the ``ExtraInfo`` when given (idempotent: setting the values a
+    version has is harmless)."""
     path = _version_path(check_pai_model_id(model_id), check_pai_version_name(version_name))
     status = check_pai_approval_status(approval_status)
-    body = json.dumps({"ApprovalStatus": status.value}, separators=(",", ":"), ensure_ascii=False).encode()
+    fields: dict[str, Any] = {"ApprovalStatus": status.value}  # the SDK's order: ApprovalStatus, ..., ExtraInfo
+    if extra_info is not None:
+        if not isinstance(extra_info, dict):
+            raise RegistryInputError("extra_info", "must be a JSON object (a dict)", type(extra_info).__name__)
+        fields["ExtraInfo"] = extra_info
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
     return _pai("UpdateModelVersion", "PUT", path, request_id, body=body, idempotent=True)
 
 
