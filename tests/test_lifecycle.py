@@ -140,7 +140,9 @@ def _one(call: Any) -> tuple[str, str, bytes, str]:
 
 
 texts = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, exclude_characters="=,"), min_size=1, max_size=10
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, exclude_characters="=,\x7f"),
+    min_size=1,
+    max_size=10,
 ).filter(lambda text: text.strip() and text not in PLACEHOLDERS)
 
 
