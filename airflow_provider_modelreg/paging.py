@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Required, TypedDict, TypeVar, Unpack
 
 from airflow_provider_modelreg.errors import RegistryPagingLimitError, RegistryResponseError
 
-__all__ = ["DEFAULT_MAX_PAGES", "MAX_PAGES_LIMIT", "PagePlan", "acollect_pages", "collect_pages"]
+__all__ = ["DEFAULT_MAX_PAGES", "MAX_PAGES_LIMIT", "PagePlan", "PagingOptions", "acollect_pages", "collect_pages"]
 
 T = TypeVar("T")
 
@@ -254,50 +254,56 @@ class PagePlan(Generic[T]):
 # ------------------------------------------------------------------------------------------------- shells
 
 
-def collect_pages(
-    fetch: Callable[[int], tuple[Sequence[T], Any]],
-    *,
-    page_size: int,
-    key: Callable[[T], Hashable],
-    max_results: int | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    concurrency: int = 8,
-    total_field: str = "TotalCount",
-    page_field: str = "PageNumber",
-) -> list[T]:
+class PagingOptions(TypedDict, Generic[T], total=False):
+    """The keyword arguments of :func:`collect_pages` and :func:`acollect_pages`: those of :class:`PagePlan`."""
+
+    page_size: Required[int]
+    key: Required[Callable[[T], Hashable]]
+    max_results: int | None
+    max_pages: int
+    concurrency: int
+    total_field: str
+    page_field: str
+
+
+def _to_send(plan: PagePlan[T], running: Collection[object]) -> list[int]:
+    """The pages the plan wants requested now."""
+    wanted = plan.next_pages()
+    if not wanted and not running:
+        raise RuntimeError("paging plan stalled")  # a bug in PagePlan, never a server's doing
+    return wanted
+
+
+def _receive(plan: PagePlan[T], running: dict[Any, int], finished: Iterable[Any]) -> None:
+    """The answers of the finished requests (futures or tasks of ``running``) to the plan, in page order."""
+    for done in sorted(finished, key=running.__getitem__):
+        plan.receive(running.pop(done), *done.result())
+
+
+def collect_pages(fetch: Callable[[int], tuple[Sequence[T], Any]], **options: Unpack[PagingOptions[T]]) -> list[T]:
     """Run a :class:`PagePlan` with threads: ``fetch(index)`` returns ``(items, total reported)``.
 
     A lone page is fetched in the calling thread; a thread pool is created only when pages can overlap. Any error
     (from ``fetch`` or from the plan's checks) propagates after the requests in flight finish: never a partial list.
     """
+    plan: PagePlan[T] = PagePlan(**options)
     # The plan hands out twice as many pages as there are threads: a thread that finishes a page starts the next
     # queued one at once instead of waiting for this thread to wake up; still `concurrency` requests on the wire.
-    plan: PagePlan[T] = PagePlan(
-        page_size=page_size,
-        key=key,
-        max_results=max_results,
-        max_pages=max_pages,
-        concurrency=2 * concurrency,
-        total_field=total_field,
-        page_field=page_field,
-    )
+    threads = plan.concurrency
+    plan.concurrency = 2 * threads
     pool: ThreadPoolExecutor | None = None
     running: dict[Future[tuple[Sequence[T], Any]], int] = {}
     try:
         while not plan.done:
-            wanted = plan.next_pages()
-            if not wanted and not running:
-                raise RuntimeError("paging plan stalled")  # a bug in PagePlan, never a server's doing
+            wanted = _to_send(plan, running)
             if len(wanted) == 1 and not running:
                 plan.receive(wanted[0], *fetch(wanted[0]))
                 continue
             if wanted:
-                pool = pool or ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="modelreg-page")
+                pool = pool or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="modelreg-page")
                 for index in wanted:
                     running[pool.submit(fetch, index)] = index
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=running.__getitem__):
-                plan.receive(running.pop(future), *future.result())
+            _receive(plan, running, wait(running, return_when=FIRST_COMPLETED).done)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -305,44 +311,25 @@ def collect_pages(
 
 
 async def acollect_pages(
-    fetch: Callable[[int], Awaitable[tuple[Sequence[T], Any]]],
-    *,
-    page_size: int,
-    key: Callable[[T], Hashable],
-    max_results: int | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    concurrency: int = 8,
-    total_field: str = "TotalCount",
-    page_field: str = "PageNumber",
+    fetch: Callable[[int], Awaitable[tuple[Sequence[T], Any]]], **options: Unpack[PagingOptions[T]]
 ) -> list[T]:
     """Run a :class:`PagePlan` with asyncio tasks (the async twin of :func:`collect_pages`).
 
     Tasks are created only for the pages the plan asks for (never all up front). On any error the pages in flight
     are cancelled: never a partial list.
     """
-    plan: PagePlan[T] = PagePlan(
-        page_size=page_size,
-        key=key,
-        max_results=max_results,
-        max_pages=max_pages,
-        concurrency=concurrency,
-        total_field=total_field,
-        page_field=page_field,
-    )
+    plan: PagePlan[T] = PagePlan(**options)
     running: dict[asyncio.Future[tuple[Sequence[T], Any]], int] = {}
     try:
         while not plan.done:
-            wanted = plan.next_pages()
-            if not wanted and not running:
-                raise RuntimeError("paging plan stalled")  # a bug in PagePlan, never a server's doing
+            wanted = _to_send(plan, running)
             if len(wanted) == 1 and not running:
                 plan.receive(wanted[0], *(await fetch(wanted[0])))
                 continue
             for index in wanted:
                 running[asyncio.ensure_future(fetch(index))] = index
             finished, _ = await asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(finished, key=running.__getitem__):
-                plan.receive(running.pop(task), *task.result())
+            _receive(plan, running, finished)
     finally:
         for task in running:
             task.cancel()

@@ -11,6 +11,7 @@ import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -55,6 +56,8 @@ log = logging.getLogger("airflow_provider_modelreg.transport")  # the name it ha
 USER_AGENT = f"airflow-provider-modelreg/{__version__} httpx/{httpx.__version__}"
 #: Default cap of a decoded response body.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+_Pool = TypeVar("_Pool", httpx.HTTPTransport, httpx.AsyncHTTPTransport)
 
 
 class RegistryTransport:
@@ -196,19 +199,20 @@ class RegistryTransport:
     # it. The auth flow is driven here as the client would drive it, so every attempt is signed afresh. The pool's
     # network backend is wrapped so that every socket operation honours the attempt deadline.
 
+    def _pool(self, kind: type[_Pool]) -> _Pool:
+        """A new sync or async connection pool of this transport's settings, every socket operation bounded by the
+        attempt deadline."""
+        pool = kind(verify=self._verify(), limits=self._limits, trust_env=False, proxy=self._proxy())
+        core = pool._pool
+        backend = _DeadlineBackend if isinstance(pool, httpx.HTTPTransport) else _AsyncDeadlineBackend
+        core._network_backend = backend(core._network_backend)
+        return pool
+
     @property
     def http(self) -> httpx.BaseTransport:
         """The sync connection pool (created on first use)."""
         if self._transport is None:
-            if self._given is not None:
-                self._transport = self._given
-            else:
-                pool = httpx.HTTPTransport(
-                    verify=self._verify(), limits=self._limits, trust_env=False, proxy=self._proxy()
-                )
-                core = pool._pool
-                core._network_backend = _DeadlineBackend(core._network_backend)
-                self._transport = pool
+            self._transport = self._given if self._given is not None else self._pool(httpx.HTTPTransport)
         return self._transport
 
     @property
@@ -219,15 +223,7 @@ class RegistryTransport:
             # The pool's connections belong to a previous (likely closed) loop: abandon them, start afresh.
             self._async_transport = None
         if self._async_transport is None:
-            if self._agiven is not None:
-                self._async_transport = self._agiven
-            else:
-                pool = httpx.AsyncHTTPTransport(
-                    verify=self._verify(), limits=self._limits, trust_env=False, proxy=self._proxy()
-                )
-                core = pool._pool
-                core._network_backend = _AsyncDeadlineBackend(core._network_backend)
-                self._async_transport = pool
+            self._async_transport = self._agiven if self._agiven is not None else self._pool(httpx.AsyncHTTPTransport)
             self._aloop = weakref.ref(loop)
         return self._async_transport
 

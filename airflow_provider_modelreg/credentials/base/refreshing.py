@@ -189,14 +189,9 @@ class RefreshingCredential:
         while True:
             future, leader = self._claim(failed)
             if future is None:
-                assert self._key is not None
-                return self._key
+                return self._cached()
             if leader:
-                try:
-                    key = run_flow(self.source)
-                except BaseException as exc:
-                    return self._settle(future, None, exc, failed)
-                return self._settle(future, key, None)
+                return self._renew(future, failed)
             try:
                 return future.result()
             except _Abandoned:
@@ -207,20 +202,38 @@ class RefreshingCredential:
         while True:
             future, leader = self._claim(failed)
             if future is None:
-                assert self._key is not None
-                return self._key
+                return self._cached()
             if leader:
-                try:
-                    key = await arun_flow(self.source)
-                    # the sync masker may talk to the supervisor: off the event loop
-                    await asyncio.to_thread(mask_derived, key.access_key_secret, key.security_token)
-                except BaseException as exc:
-                    return self._settle(future, None, exc, failed)
-                return self._settle(future, key, None, masked=True)
+                return await self._arenew(future, failed)
             try:
                 return await asyncio.wrap_future(future)
             except _Abandoned:
                 continue
+
+    def _cached(self) -> TemporaryKey:
+        """The cached key, when :meth:`_claim` said it serves."""
+        assert self._key is not None
+        return self._key
+
+    def _renew(self, future: concurrent.futures.Future[TemporaryKey], failed: TemporaryKey | None) -> TemporaryKey:
+        """Run the renewal this caller claimed, and settle it for every waiter."""
+        try:
+            key = run_flow(self.source)
+        except BaseException as exc:
+            return self._settle(future, None, exc, failed)
+        return self._settle(future, key, None)
+
+    async def _arenew(
+        self, future: concurrent.futures.Future[TemporaryKey], failed: TemporaryKey | None
+    ) -> TemporaryKey:
+        """Async twin of :meth:`_renew`."""
+        try:
+            key = await arun_flow(self.source)
+            # the sync masker may talk to the supervisor: off the event loop
+            await asyncio.to_thread(mask_derived, key.access_key_secret, key.security_token)
+        except BaseException as exc:
+            return self._settle(future, None, exc, failed)
+        return self._settle(future, key, None, masked=True)
 
 
 def _key_secrets(key: TemporaryKey | None) -> list[str | None]:
