@@ -11,7 +11,7 @@ import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -56,6 +56,20 @@ log = logging.getLogger("airflow_provider_modelreg.transport")  # the name it ha
 USER_AGENT = f"airflow-provider-modelreg/{__version__} httpx/{httpx.__version__}"
 #: Default cap of a decoded response body.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`RegistryTransport.request` and :meth:`RegistryTransport.arequest`.
+
+    ``params``: query pairs, encoded as the Alibaba SDK does (form encoding); ``content``: the body; ``headers``:
+    added to the transport's own; ``idempotent``: retry allowed (default: True for GET).
+    """
+
+    params: Sequence[tuple[str, str]] | None
+    content: bytes | None
+    headers: Mapping[str, str] | None
+    idempotent: bool | None
+
 
 _Pool = TypeVar("_Pool", httpx.HTTPTransport, httpx.AsyncHTTPTransport)
 
@@ -378,58 +392,56 @@ class RegistryTransport:
             then,
         )
 
-    def request(
+    def _begin(self, plan: RetryPlan, method: str, target: str, options: RequestOptions) -> tuple[float, httpx.Request]:
+        """The next attempt's deadline and its request, built afresh."""
+        deadline = plan.begin(self._clock())
+        return deadline, self._build(
+            method, target, options.get("params"), options.get("content"), options.get("headers")
+        )
+
+    def _after(
         self,
         method: str,
         target: str,
-        *,
-        params: Sequence[tuple[str, str]] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> httpx.Response:
+        plan: RetryPlan,
+        deadline: float,
+        response: httpx.Response | None,
+        caught: Exception | None,
+    ) -> float:
+        """After an attempt that failed (an answer that is no 2xx, or the transport error caught): how long to wait
+        before the next one (logged), or raise the typed error when the plan gives up."""
+        failure, error, cause = self._failure(response, caught, deadline, plan.attempt)
+        decision = plan.after(failure, self._clock())
+        self._log(method, target, plan, failure, decision)
+        if decision.wait is None:
+            raise error from cause
+        return decision.wait
+
+    def request(self, method: str, target: str, **options: Unpack[RequestOptions]) -> httpx.Response:
         """Send with retries; return a 2xx response (body read) or raise a typed error.
 
         :param target: path (already percent-encoded) and, for Huawei, the canonical query string.
-        :param params: query pairs, encoded as the Alibaba SDK does (form encoding).
-        :param idempotent: retry allowed; defaults to True for GET.
+        :param options: see :class:`RequestOptions`.
         """
-        plan = self._plan(method, idempotent)
+        plan = self._plan(method, options.get("idempotent"))
         while True:
-            deadline = plan.begin(self._clock())
-            request = self._build(method, target, params, content, headers)
-            response: httpx.Response | None = None
+            deadline, request = self._begin(plan, method, target, options)
             caught: Exception | None = None
             try:
-                response = self._send(request, deadline)
+                response: httpx.Response | None = self._send(request, deadline)
             except (httpx.TransportError, UnicodeEncodeError) as exc:
-                caught = exc
+                response, caught = None, exc
             if response is not None and response.is_success:
                 return response
-            failure, error, cause = self._failure(response, caught, deadline, plan.attempt)
-            decision = plan.after(failure, self._clock())
-            self._log(method, target, plan, failure, decision)
-            if decision.wait is None:
-                raise error from cause
-            self._sleep(decision.wait)
+            self._sleep(self._after(method, target, plan, deadline, response, caught))
 
-    async def arequest(
-        self,
-        method: str,
-        target: str,
-        *,
-        params: Sequence[tuple[str, str]] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> httpx.Response:
+    async def arequest(self, method: str, target: str, **options: Unpack[RequestOptions]) -> httpx.Response:
         """Async twin of :meth:`request`."""
-        plan = self._plan(method, idempotent)
+        plan = self._plan(method, options.get("idempotent"))
         while True:
-            deadline = plan.begin(self._clock())
-            request = self._build(method, target, params, content, headers)
-            response: httpx.Response | None = None
+            deadline, request = self._begin(plan, method, target, options)
             caught: Exception | None = None
+            response: httpx.Response | None
             try:
                 if self.attempt_gate is None:
                     response = await self._asend(request, deadline)
@@ -437,12 +449,7 @@ class RegistryTransport:
                     async with self.attempt_gate:
                         response = await self._asend(request, deadline)
             except (httpx.TransportError, UnicodeEncodeError) as exc:
-                caught = exc
+                response, caught = None, exc
             if response is not None and response.is_success:
                 return response
-            failure, error, cause = self._failure(response, caught, deadline, plan.attempt)
-            decision = plan.after(failure, self._clock())
-            self._log(method, target, plan, failure, decision)
-            if decision.wait is None:
-                raise error from cause
-            await self._asleep(decision.wait)
+            await self._asleep(self._after(method, target, plan, deadline, response, caught))
