@@ -30,6 +30,7 @@ __all__ = [
     "SDK_ALGORITHM",
     "UNSIGNED_HEADERS",
     "AcsV3Auth",
+    "AlibabaKeyAuth",
     "HuaweiAkSkAuth",
     "acs3_sign",
     "percent_encode",
@@ -142,17 +143,16 @@ def acs3_sign(
     return canonical, string_to_sign, signed, _hmac_hex(access_key_secret, string_to_sign)
 
 
-class AcsV3Auth(httpx.Auth):
-    """Alibaba Cloud ``ACS3-HMAC-SHA256`` request signing.
+class AlibabaKeyAuth(httpx.Auth):
+    """What an Alibaba Cloud AccessKey signer holds: the key, its STS token, and the clock and nonce of each
+    signature (:class:`AcsV3Auth` here; the STS calls' ``RpcSignatureAuth``).
 
     :param access_key_id: AccessKey ID (or the temporary STS AccessKey ID).
     :param access_key_secret: AccessKey secret, the HMAC key. Never logged or shown in ``repr``.
-    :param security_token: STS security token; adds ``x-acs-accesskey-id`` and ``x-acs-security-token``.
+    :param security_token: STS security token.
     :param clock: zero-argument callable returning an aware UTC datetime (default: now).
-    :param nonce: zero-argument callable returning a unique nonce string (default: a random UUID hex).
+    :param nonce: zero-argument callable returning a unique nonce string (default: :meth:`new_nonce`).
     """
-
-    requires_request_body = True
 
     def __init__(
         self,
@@ -167,7 +167,25 @@ class AcsV3Auth(httpx.Auth):
         self._secret = access_key_secret
         self._security_token = security_token
         self._clock = clock or _utcnow
-        self._nonce = nonce or _uuid_nonce
+        self._nonce = nonce or self.new_nonce
+
+    @staticmethod
+    def new_nonce() -> str:
+        """The default nonce: a random UUID hex."""
+        return _uuid_nonce()
+
+
+class AcsV3Auth(AlibabaKeyAuth):
+    """Alibaba Cloud ``ACS3-HMAC-SHA256`` request signing.
+
+    :param access_key_id: AccessKey ID (or the temporary STS AccessKey ID).
+    :param access_key_secret: AccessKey secret, the HMAC key. Never logged or shown in ``repr``.
+    :param security_token: STS security token; adds ``x-acs-accesskey-id`` and ``x-acs-security-token``.
+    :param clock: zero-argument callable returning an aware UTC datetime (default: now).
+    :param nonce: zero-argument callable returning a unique nonce string (default: a random UUID hex).
+    """
+
+    requires_request_body = True
 
     def __repr__(self) -> str:
         return f"AcsV3Auth(access_key_id={self.access_key_id!r}, sts={self._security_token is not None})"

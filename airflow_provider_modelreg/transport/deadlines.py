@@ -56,16 +56,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend = backend
 
     def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
+        self, host: str, port: int, timeout: float | None = None, *args: Any, **kwargs: Any
     ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
-            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
-        )
+        # only the timeout is bounded; local_address and socket_options pass through as httpcore gave them
+        stream = self._backend.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout), *args, **kwargs)
         return _DeadlineStream(stream)
 
     def connect_unix_socket(
@@ -136,15 +130,10 @@ class _AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
         self._backend = backend
 
     async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
+        self, host: str, port: int, timeout: float | None = None, *args: Any, **kwargs: Any
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._backend.connect_tcp(
-            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
+            host, port, _bounded(timeout, httpcore.ConnectTimeout), *args, **kwargs
         )
         return _AsyncDeadlineStream(stream)
 

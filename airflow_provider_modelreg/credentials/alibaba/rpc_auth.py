@@ -4,18 +4,19 @@ base AccessKey."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from airflow_provider_modelreg.credentials.alibaba.checks import _STS_TIME, Clock, _utcnow
+from airflow_provider_modelreg.auth import AlibabaKeyAuth
+from airflow_provider_modelreg.credentials.alibaba.checks import _STS_TIME
 from airflow_provider_modelreg.credentials.rpc import rpc_signature
 
 
-class RpcSignatureAuth(httpx.Auth):
+class RpcSignatureAuth(AlibabaKeyAuth):
     """Signs an RPC-style request in its query (``SignatureVersion=1.0``), afresh for every attempt: a retried
     ``AssumeRole`` gets a new ``Timestamp`` and ``SignatureNonce`` (STS refuses a nonce seen before).
 
@@ -25,23 +26,13 @@ class RpcSignatureAuth(httpx.Auth):
     :param clock: aware UTC clock (tests); ``nonce`` likewise.
     """
 
-    def __init__(
-        self,
-        access_key_id: str,
-        access_key_secret: str,
-        *,
-        security_token: str | None = None,
-        clock: Clock | None = None,
-        nonce: Callable[[], str] | None = None,
-    ) -> None:
-        self.access_key_id = access_key_id
-        self._secret = access_key_secret
-        self._token = security_token
-        self._clock = clock or _utcnow
-        self._nonce = nonce or (lambda: str(uuid.uuid4()))
+    @staticmethod
+    def new_nonce() -> str:
+        """The default ``SignatureNonce``: a random UUID in its dashed form (the library's)."""
+        return str(uuid.uuid4())
 
     def __repr__(self) -> str:
-        return f"RpcSignatureAuth(access_key_id={self.access_key_id!r}, sts={self._token is not None})"
+        return f"RpcSignatureAuth(access_key_id={self.access_key_id!r}, sts={self._security_token is not None})"
 
     def signed_params(self, method: str, params: Mapping[str, str]) -> dict[str, str]:
         """``params`` with the signing parameters and ``Signature`` added (the library's ``_refresh_credentials``)."""
@@ -53,8 +44,8 @@ class RpcSignatureAuth(httpx.Auth):
             "SignatureNonce": self._nonce(),
             "AccessKeyId": self.access_key_id,
         }
-        if self._token:
-            query["SecurityToken"] = self._token
+        if self._security_token:
+            query["SecurityToken"] = self._security_token
         query["Signature"] = rpc_signature(method, query, self._secret)
         return query
 
