@@ -96,7 +96,47 @@ def _default_session_name() -> str:
     return f"credentials-python-{int(_utcnow().timestamp())}"
 
 
-class RamRoleArnSource:
+class _AssumeRoleSource:
+    """What the two STS sources share: the role asked for (session name, duration, policy) and the STS call."""
+
+    def __init__(
+        self,
+        name: str,
+        sts: RegistryTransport,
+        role_arn: str,
+        role_session_name: str | None,
+        duration_seconds: int,
+        policy: str | None,
+        clock: Clock | None,
+    ) -> None:
+        self.name = name
+        self.sts = sts
+        self.role_arn = role_arn
+        self.role_session_name = role_session_name
+        self.duration_seconds = duration_seconds
+        self.policy = policy
+        self._clock = clock or _utcnow
+
+    def _query(self, action: str, *role: tuple[str, str]) -> list[tuple[str, str]]:
+        """The query both actions begin with, then ``role``: what the action says of the role."""
+        return [
+            ("Action", action),
+            ("Format", "JSON"),
+            ("Version", STS_API_VERSION),
+            ("DurationSeconds", str(self.duration_seconds)),
+            ("RoleArn", self.role_arn),
+            *role,
+        ]
+
+    def _session_name(self) -> str:
+        return self.role_session_name or _default_session_name()
+
+    def _assume(self, action: str, params: list[tuple[str, str]]) -> CredentialFlow:
+        response = yield Call(self.sts, "GET", "/", params=params, step=action, service=STS_SERVICE)
+        return _sts_key(self.name, action, response, self._clock())
+
+
+class RamRoleArnSource(_AssumeRoleSource):
     """STS ``AssumeRole`` with a base AccessKey (``provider/ram_role_arn.py``).
 
     :param sts: transport to the STS endpoint, signing with :class:`RpcSignatureAuth` of the base key.
@@ -123,26 +163,13 @@ class RamRoleArnSource:
         name: str = "ram_role_arn",
         clock: Clock | None = None,
     ) -> None:
-        self.name = name
-        self.sts = sts
+        super().__init__(name, sts, role_arn, role_session_name, duration_seconds, policy, clock)
         self._base = base_key_digest
-        self.role_arn = role_arn
-        self.role_session_name = role_session_name
-        self.duration_seconds = duration_seconds
-        self.policy = policy
         self.external_id = external_id
-        self._clock = clock or _utcnow
 
     def params(self) -> list[tuple[str, str]]:
         """The unsigned query (the signing parameters are added per attempt by the transport's auth)."""
-        params = [
-            ("Action", "AssumeRole"),
-            ("Format", "JSON"),
-            ("Version", STS_API_VERSION),
-            ("DurationSeconds", str(self.duration_seconds)),
-            ("RoleArn", self.role_arn),
-            ("RoleSessionName", self.role_session_name or _default_session_name()),
-        ]
+        params = self._query("AssumeRole", ("RoleSessionName", self._session_name()))
         if self.policy:
             params.append(("Policy", self.policy))
         if self.external_id:
@@ -150,8 +177,7 @@ class RamRoleArnSource:
         return params
 
     def flow(self) -> CredentialFlow:
-        response = yield Call(self.sts, "GET", "/", params=self.params(), step="AssumeRole", service=STS_SERVICE)
-        return _sts_key(self.name, "AssumeRole", response, self._clock())
+        return (yield from self._assume("AssumeRole", self.params()))
 
     def secrets(self) -> list[str | None]:
         """Secrets besides the base key (which the transport's signer holds), for scrubbing."""
@@ -165,7 +191,7 @@ class RamRoleArnSource:
         )
 
 
-class OidcRoleArnSource:
+class OidcRoleArnSource(_AssumeRoleSource):
     """STS ``AssumeRoleWithOIDC`` with a token file re-read at every renewal (``provider/oidc.py``).
 
     :param sts: transport to the STS endpoint (the call is not signed).
@@ -190,15 +216,9 @@ class OidcRoleArnSource:
         name: str = "oidc_role_arn",
         clock: Clock | None = None,
     ) -> None:
-        self.name = name
-        self.sts = sts
-        self.role_arn = role_arn
+        super().__init__(name, sts, role_arn, role_session_name, duration_seconds, policy, clock)
         self.oidc_provider_arn = oidc_provider_arn
         self.oidc_token_file = oidc_token_file
-        self.role_session_name = role_session_name
-        self.duration_seconds = duration_seconds
-        self.policy = policy
-        self._clock = clock or _utcnow
         self._token: str | None = None
 
     def read_token(self) -> str:
@@ -216,27 +236,20 @@ class OidcRoleArnSource:
 
     def params(self, token: str) -> list[tuple[str, str]]:
         """The query ``_refresh_credentials`` sends (the token goes in it, as the library does)."""
-        params = [
-            ("Action", "AssumeRoleWithOIDC"),
-            ("Format", "JSON"),
-            ("Version", STS_API_VERSION),
-            ("DurationSeconds", str(self.duration_seconds)),
-            ("RoleArn", self.role_arn),
+        params = self._query(
+            "AssumeRoleWithOIDC",
             ("OIDCProviderArn", self.oidc_provider_arn),
             ("OIDCToken", token),
-            ("RoleSessionName", self.role_session_name or _default_session_name()),
+            ("RoleSessionName", self._session_name()),
             ("Timestamp", _utcnow().strftime(_STS_TIME)),  # wall time, as the request is sent now
-        ]
+        )
         if self.policy:
             params.append(("Policy", self.policy))
         return params
 
     def flow(self) -> CredentialFlow:
         token = self.read_token()
-        response = yield Call(
-            self.sts, "GET", "/", params=self.params(token), step="AssumeRoleWithOIDC", service=STS_SERVICE
-        )
-        return _sts_key(self.name, "AssumeRoleWithOIDC", response, self._clock())
+        return (yield from self._assume("AssumeRoleWithOIDC", self.params(token)))
 
     def cache_key(self) -> str:
         return (
