@@ -62,6 +62,13 @@ def _static(name: str, label: str, key_id: str, secret: str, token: str | None) 
     return Resolved(label, key=TemporaryKey(key_id, secret, token, source=name if name != "default_chain" else kind))
 
 
+#: what a CLI profile of each role mode gives besides the role (field names as in the profile)
+_CLI_ROLE_FIELDS = {
+    "RamRoleArn": ("access_key_id", "access_key_secret", "external_id"),
+    "OIDC": ("oidc_provider_arn", "oidc_token_file"),
+}
+
+
 class _Chain:
     """The official library's order, decided once (``DefaultCredentialsProvider.__init__`` and its first
     ``get_credentials``): the first provider that applies wins; one whose configuration is absent is skipped."""
@@ -193,35 +200,21 @@ class _Chain:
                     + (", sts_token" if mode == "StsToken" else "")
                 )
             return _static(self.NAME, self._label("sts" if token else "access_key", where), key_id, secret, token)
-        if mode == "RamRoleArn":
-            return self._ram_role(
-                {
-                    "access_key_id": get("access_key_id"),
-                    "access_key_secret": get("access_key_secret"),
-                    "role_arn": get("ram_role_arn"),
-                    "role_session_name": get("ram_session_name"),
-                    "duration_seconds": get("expired_seconds"),
-                    "policy": get("policy"),
-                    "external_id": get("external_id"),
-                },
-                where,
-                _sts_region_endpoint(get("sts_region"), bool(get("enable_vpc"))),
-            )
         if mode == "EcsRamRole":
             return self._ecs_source(get("ram_role_name"), where)
-        if mode == "OIDC":
-            return self._oidc(
-                {
-                    "role_arn": get("ram_role_arn"),
-                    "oidc_provider_arn": get("oidc_provider_arn"),
-                    "oidc_token_file": get("oidc_token_file"),
-                    "role_session_name": get("role_session_name"),
-                    "duration_seconds": get("expired_seconds"),
-                    "policy": get("policy"),
-                },
-                where,
-                _sts_region_endpoint(get("sts_region"), bool(get("enable_vpc"))),
-            )
+        if mode in ("RamRoleArn", "OIDC"):
+            ram = mode == "RamRoleArn"
+            # the arguments of _ram_role and _oidc from the profile's fields (the library's names): the role's,
+            # then the mode's own
+            values = {
+                "role_arn": get("ram_role_arn"),
+                "role_session_name": get("ram_session_name" if ram else "role_session_name"),
+                "duration_seconds": get("expired_seconds"),
+                "policy": get("policy"),
+            }
+            values.update((field, get(field)) for field in _CLI_ROLE_FIELDS[mode])
+            endpoint = _sts_region_endpoint(get("sts_region"), bool(get("enable_vpc")))
+            return self._ram_role(values, where, endpoint) if ram else self._oidc(values, where, endpoint)
         raise self._fail(
             f"{where}: mode {str(mode)!r:.40} is not supported (supported: AK, StsToken, RamRoleArn, EcsRamRole, OIDC)"
         )
