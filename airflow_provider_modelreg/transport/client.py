@@ -342,7 +342,11 @@ class RegistryTransport:
             self._urls[key] = url
         return url
 
-    def _plan(self, method: str, idempotent: bool | None) -> RetryPlan:
+    def _plan(self, method: str, options: RequestOptions) -> RetryPlan:
+        unknown = sorted(options.keys() - RequestOptions.__optional_keys__)
+        if unknown:  # as Python refuses a keyword argument the signature does not name
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (RequestOptions names the known ones)")
+        idempotent = options.get("idempotent")
         return RetryPlan(
             self.retry,
             idempotent=method == "GET" if idempotent is None else idempotent,
@@ -423,7 +427,7 @@ class RegistryTransport:
         :param target: path (already percent-encoded) and, for Huawei, the canonical query string.
         :param options: see :class:`RequestOptions`.
         """
-        plan = self._plan(method, options.get("idempotent"))
+        plan = self._plan(method, options)
         while True:
             deadline, request = self._begin(plan, method, target, options)
             caught: Exception | None = None
@@ -437,7 +441,7 @@ class RegistryTransport:
 
     async def arequest(self, method: str, target: str, **options: Unpack[RequestOptions]) -> httpx.Response:
         """Async twin of :meth:`request`."""
-        plan = self._plan(method, options.get("idempotent"))
+        plan = self._plan(method, options)
         while True:
             deadline, request = self._begin(plan, method, target, options)
             caught: Exception | None = None
