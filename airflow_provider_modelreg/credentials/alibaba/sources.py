@@ -91,6 +91,27 @@ def _sts_key(source: str, step: str, response: httpx.Response, now: datetime) ->
     return key_from_fields(source, step, credentials, issued_at=now, request_id=rid)
 
 
+def _success_key(source: str, step: str, response: httpx.Response, clock: Clock) -> TemporaryKey:
+    """The key of an answer that says ``"Code": "Success"`` (the metadata service's, a credentials URI's), received
+    now by ``clock``."""
+    body = _json_object(source, step, response)
+    if body.get("Code") != "Success":
+        raise CredentialSourceError(source, f"{step}: Code is {str(body.get('Code'))!r:.40}, not 'Success'")
+    return key_from_fields(source, step, body, issued_at=clock())
+
+
+def _metadata_token_call(metadata: RegistryTransport, step: str) -> Call:
+    """The metadata service's session token request (hardened mode: ``PUT /latest/api/token``)."""
+    return Call(
+        metadata,
+        "PUT",
+        "/latest/api/token",
+        headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
+        step=step,
+        service=METADATA_SERVICE,
+    )
+
+
 def _default_session_name() -> str:
     # the library's default (RamRoleArnCredentialsProvider / OIDCRoleArnCredentialsProvider.__init__)
     return f"credentials-python-{int(_utcnow().timestamp())}"
@@ -293,14 +314,7 @@ class EcsRamRoleSource:
         return lines[0]
 
     def flow(self) -> CredentialFlow:
-        answer = yield Call(
-            self.metadata,
-            "PUT",
-            "/latest/api/token",
-            headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
-            step="ECS metadata token",
-            service=METADATA_SERVICE,
-        )
+        answer = yield _metadata_token_call(self.metadata, "ECS metadata token")
         token = self._token = answer.text.strip()
         mask_derived(token)
         if _PRINTABLE.fullmatch(token) is None:
@@ -326,12 +340,9 @@ class EcsRamRoleSource:
             step=step,
             service=METADATA_SERVICE,
         )
-        body = _json_object(self.name, step, answer)
-        if body.get("Code") != "Success":
-            raise CredentialSourceError(self.name, f"{step}: Code is {str(body.get('Code'))!r:.40}, not 'Success'")
         # LastUpdated is when the metadata service last rotated the key, not when we got it: the renewal margin
         # is reckoned from our receipt, as for the other sources
-        return key_from_fields(self.name, step, body, issued_at=self._clock())
+        return _success_key(self.name, step, answer, self._clock)
 
     def cache_key(self) -> str:
         return f"{self.name}|{self.metadata.base_url}|{self.role_name}"
@@ -373,10 +384,7 @@ class CredentialsUriSource:
     def flow(self) -> CredentialFlow:
         step = "credentials URI"
         answer = yield Call(self.service, "GET", self.path, params=self.params or None, step=step, service=URI_SERVICE)
-        body = _json_object(self.name, step, answer)
-        if body.get("Code") != "Success":
-            raise CredentialSourceError(self.name, f"{step}: Code is {str(body.get('Code'))!r:.40}, not 'Success'")
-        return key_from_fields(self.name, step, body, issued_at=self._clock())
+        return _success_key(self.name, step, answer, self._clock)
 
     def cache_key(self) -> str:
         return f"{self.name}|{self.service.base_url}|{self._digest}"
@@ -417,14 +425,7 @@ class EcsThenUriSource:
 
     def flow(self) -> CredentialFlow:
         if self.chosen is None:
-            answer = yield Call(
-                self.probe,
-                "PUT",
-                "/latest/api/token",
-                headers={METADATA_TTL_HEADER: str(METADATA_TOKEN_TTL)},
-                step="ECS metadata probe",
-                service=METADATA_SERVICE,
-            )
+            answer = yield _metadata_token_call(self.probe, "ECS metadata probe")
             self.chosen = self.ecs if answer.status_code == 200 else self.uri
             self.name = self.chosen.name
         key: TemporaryKey = yield from self.chosen.flow()
