@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
@@ -227,6 +227,8 @@ class ReadRecent:
     """ListModelVersions, unfiltered, newest first by GmtCreateTime, page ``page`` (0-based; the gate reads the
     first only). Answer: :class:`VersionPage`."""
 
+    #: the listing's ApprovalStatus filter (None: every status)
+    status: ClassVar[str | None] = None
     model_id: str
     page: int = 0
 
@@ -235,6 +237,8 @@ class ReadRecent:
 class ReadApproved:
     """ListModelVersions with ApprovalStatus=Approved, newest first, page ``page`` (0-based). Answer: a page."""
 
+    #: the listing's ApprovalStatus filter
+    status: ClassVar[str | None] = "Approved"
     model_id: str
     page: int = 0
 
@@ -243,6 +247,8 @@ class ReadApproved:
 class ReadPending:
     """ListModelVersions with ApprovalStatus=Pending, newest first, page ``page`` (0-based). Answer: a page."""
 
+    #: the listing's ApprovalStatus filter
+    status: ClassVar[str | None] = "Pending"
     model_id: str
     page: int = 0
 

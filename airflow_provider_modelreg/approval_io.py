@@ -12,9 +12,6 @@ from typing import Any, Protocol
 from airflow_provider_modelreg.approval import (
     RECENT_PAGE_SIZE,
     Read,
-    ReadApproved,
-    ReadPending,
-    ReadRecent,
     ReadVersion,
     VersionPage,
 )
@@ -42,12 +39,6 @@ def _missing_version(exc: RegistryNotFoundError) -> bool:
     return exc.code != "InvalidModel.NotFound"
 
 
-def _listing(what: ReadApproved | ReadPending | ReadRecent) -> tuple[str | None, int]:
-    """The ApprovalStatus filter and page of a listing read."""
-    status = {ReadApproved: "Approved", ReadPending: "Pending"}.get(type(what))
-    return status, what.page
-
-
 def read(hook: PaiModelRegistryHook, what: Read) -> Any:
     """Perform one read synchronously."""
     if isinstance(what, ReadVersion):
@@ -57,9 +48,10 @@ def read(hook: PaiModelRegistryHook, what: Read) -> Any:
             if _missing_version(exc):
                 return None
             raise
-    status, page = _listing(what)
     return _page(
-        hook.list_model_versions_page(what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status)
+        hook.list_model_versions_page(
+            what.model_id, page=what.page, page_size=RECENT_PAGE_SIZE, approval_status=what.status
+        )
     )
 
 
@@ -73,10 +65,9 @@ async def aread(hook: PaiModelRegistryHook, what: Read) -> Any:
                 return None
             raise
         return found
-    status, page = _listing(what)
     return _page(
         await hook.alist_model_versions_page(
-            what.model_id, page=page, page_size=RECENT_PAGE_SIZE, approval_status=status
+            what.model_id, page=what.page, page_size=RECENT_PAGE_SIZE, approval_status=what.status
         )
     )
 
