@@ -36,14 +36,15 @@ from typing import Any, ClassVar
 
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
-from airflow_provider_modelreg.validation import check_pai_model_id, check_pai_version_name
+from airflow_provider_modelreg.renamed import renamed_class
+from airflow_provider_modelreg.validation import PLACEHOLDERS, check_pai_model_id, check_pai_version_name
 
 __all__ = [
     "RECENT_PAGE_SIZE",
     "Anchor",
     "ApprovalCheck",
+    "ApprovalDecision",
     "ApprovalTarget",
-    "Decision",
     "Outcome",
     "Read",
     "ReadApproved",
@@ -76,7 +77,7 @@ class Outcome(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class ApprovalDecision:
     """What one poll decided. ``outlook`` says in words what was seen (for logs; changes only when it does)."""
 
     outcome: Outcome
@@ -88,7 +89,7 @@ class Decision:
 
 
 def _is_none_text(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() in ("", "None")
+    return isinstance(value, str) and (not value.strip() or value.strip() in PLACEHOLDERS)
 
 
 def rendered_required(value: Any, field_name: str) -> str:
@@ -318,7 +319,7 @@ class ApprovalCheck:
 
     target: ApprovalTarget
     anchor: Anchor | None = None
-    decision: Decision | None = None
+    decision: ApprovalDecision | None = None
     _pending: Read | None = None
     _best: PaiModelVersion | None = None
     _last: PaiModelVersion | None = None
@@ -356,7 +357,7 @@ class ApprovalCheck:
             raise RuntimeError(f"the gate never asks {read!r}")
 
     def _decide(self, outcome: Outcome, version: PaiModelVersion | None, outlook: str) -> None:
-        self.decision = Decision(outcome, version, outlook)
+        self.decision = ApprovalDecision(outcome, version, outlook)
 
     # -- named
 
@@ -504,3 +505,7 @@ def describe_page(read: Read, answer: Any) -> str:
         return "does not exist"
     assert isinstance(answer, PaiModelVersion)
     return _status_text(answer)
+
+
+def __getattr__(name: str) -> Any:  # the deprecated name: two modules had a class called Decision
+    return renamed_class(globals(), name, {"Decision": "ApprovalDecision"})

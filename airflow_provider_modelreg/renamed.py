@@ -26,13 +26,19 @@ RENAMED_CLASSES = {
 }
 
 
-def renamed_class(module: dict[str, Any], name: str) -> Any:
-    """For a module's ``__getattr__``: the class a deprecated ``name`` stands for, with a warning (an import in a
-    DAG file, or a trigger stored under its old classpath); an unknown name is an ``AttributeError``."""
-    new = RENAMED_CLASSES.get(name)
+def renamed_class(module: dict[str, Any], name: str, renames: dict[str, str] | None = None) -> Any:
+    """For a module's ``__getattr__``: what a deprecated ``name`` stands for (a class, or a function), with a warning
+    (an import in a DAG file, or a trigger stored under its old classpath); an unknown name is an
+    ``AttributeError``.
+
+    :param module: the module's ``globals()``.
+    :param name: the name asked for.
+    :param renames: old name -> name now, for this module (default :data:`RENAMED_CLASSES`).
+    """
+    new = (RENAMED_CLASSES if renames is None else renames).get(name)
     if new is None or new not in module:
         raise AttributeError(f"module {module['__name__']!r} has no attribute {name!r}")
-    warnings.warn(f"{name} is deprecated, use {new} (the same class)", AirflowProviderDeprecationWarning, stacklevel=3)
+    warnings.warn(f"{name} is deprecated, use {new} (the same thing)", AirflowProviderDeprecationWarning, stacklevel=3)
     return module[new]
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
 from airflow_provider_modelreg.models import ApprovalStatus
+from airflow_provider_modelreg.renamed import renamed_class
 
 __all__ = [
+    "PLACEHOLDERS",
     "check_fabric_id",
     "check_fabric_limit",
     "check_fabric_name_filter",
@@ -21,9 +23,9 @@ __all__ = [
     "check_fabric_version_id",
     "check_fabric_version_name",
     "check_max_results",
+    "check_order",
     "check_pai_approval_status",
     "check_pai_model_id",
-    "check_pai_order",
     "check_pai_page_size",
     "check_pai_version_name",
     "check_request_attempts",
@@ -37,6 +39,11 @@ _FABRIC_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 _FABRIC_VERSION_ID = re.compile(r"[A-Za-z0-9-]{32,36}")
 _FABRIC_NAME_FILTER = re.compile(r"[A-Za-z0-9_-]{4,32}")
 _FABRIC_VERSION_NAME = re.compile(r"[A-Za-z0-9_. -]{1,64}")
+
+
+#: What a form or a template leaves in a field meant to be empty (a Jinja template of a missing value renders to
+#: ``'None'``, a JSON null pasted as text to ``'null'``): refused wherever a value is required or secret.
+PLACEHOLDERS = frozenset({"None", "none", "null", "NULL"})
 
 
 def _match(pattern: re.Pattern[str], field: str, value: Any, rule: str) -> str:
@@ -80,7 +87,7 @@ def check_pai_approval_status(value: Any, field: str = "approval_status") -> App
         raise RegistryInputError(field, "must be one of Pending, Approved, Rejected", value) from None
 
 
-def check_pai_order(value: Any, field: str = "order") -> str:
+def check_order(value: Any, field: str = "order") -> str:
     """ASC or DESC."""
     if not isinstance(value, str) or value.upper() not in ("ASC", "DESC"):
         raise RegistryInputError(field, "must be 'ASC' or 'DESC'", value)
@@ -163,3 +170,7 @@ def setting_number(raw: Any, field: str, low: float, high: float, *, integer: bo
     if not (low <= value <= high) or (integer and not value.is_integer()):
         raise RegistryConnectionConfigError(field, rule, raw)
     return value
+
+
+def __getattr__(name: str) -> Any:  # deprecated names: check_pai_order checks either registry's order
+    return renamed_class(globals(), name, {"check_pai_order": "check_order"})

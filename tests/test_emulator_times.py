@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from helpers import build_seed, fabric_conn, pai_conn
 
-from airflow_provider_modelreg.approval import ApprovalCheck, ApprovalTarget, Decision, Outcome
+from airflow_provider_modelreg.approval import ApprovalCheck, ApprovalDecision, ApprovalTarget, Outcome
 from airflow_provider_modelreg.approval_io import drive, read
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
@@ -62,7 +62,7 @@ def test_created_after_an_undated_version_matches(make_emulator: Any, monkeypatc
     hook = PaiModelRegistryHook()
     created = {v.version_name: v.gmt_create_time for v in hook.list_model_versions("m-main")}
 
-    def decide(created_after: datetime | None) -> Decision:
+    def decide(created_after: datetime | None) -> ApprovalDecision:
         check = ApprovalCheck(ApprovalTarget("m-main", created_after=created_after))
         drive(check, lambda what: read(hook, what))
         assert check.decision is not None

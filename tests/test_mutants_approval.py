@@ -14,8 +14,8 @@ from airflow_provider_modelreg.approval import (
     RECENT_PAGE_SIZE,
     Anchor,
     ApprovalCheck,
+    ApprovalDecision,
     ApprovalTarget,
-    Decision,
     Outcome,
     ReadApproved,
     ReadPending,
@@ -172,13 +172,13 @@ def test_named_decisions(status: str, outcome: Outcome, outlook: str) -> None:
     version = ver("1.1.0", status, 5)
     check = named()
     drive(check, {ReadRecent("m"): page(version)})
-    assert check.decision == Decision(outcome, version, outlook)
+    assert check.decision == ApprovalDecision(outcome, version, outlook)
 
 
 def test_named_missing_from_a_complete_page() -> None:
     check = named()
     drive(check, {ReadRecent("m"): page(ver("1.0.0"))})
-    assert check.decision == Decision(Outcome.WAITING, None, "1.1.0 does not exist yet")
+    assert check.decision == ApprovalDecision(Outcome.WAITING, None, "1.1.0 does not exist yet")
 
 
 def test_named_missing_from_a_full_page_is_always_read_directly() -> None:
@@ -187,7 +187,7 @@ def test_named_missing_from_a_full_page_is_always_read_directly() -> None:
     check = named()
     asked = drive(check, {ReadRecent("m"): full, ReadVersion("m", "1.1.0"): None})
     assert asked == [ReadRecent("m"), ReadVersion("m", "1.1.0")]
-    assert check.decision == Decision(Outcome.WAITING, None, "1.1.0 does not exist yet")
+    assert check.decision == ApprovalDecision(Outcome.WAITING, None, "1.1.0 does not exist yet")
 
 
 def _direct(answer: Any) -> dict[Any, Any]:
@@ -266,7 +266,9 @@ def test_the_anchor_itself_is_not_newer_but_a_version_of_its_instant_named_after
         {ReadVersion("m", "1.0.0"): ver("1.0.0", minutes=10), ReadApproved("m", 0): page(ver("1.0.0", minutes=10))},
     )
     assert alone.anchor == Anchor(T0 + timedelta(minutes=10), "1.0.0")
-    assert alone.decision == Decision(Outcome.WAITING, None, "no Approved version newer than the anchor (1.0.0)")
+    assert alone.decision == ApprovalDecision(
+        Outcome.WAITING, None, "no Approved version newer than the anchor (1.0.0)"
+    )
     # ListModelVersions orders by creation time only: the anchor may come first among versions of its instant
     tie = ApprovalCheck(target)
     newer = ver("1.0.1", minutes=10)
@@ -277,7 +279,7 @@ def test_the_anchor_itself_is_not_newer_but_a_version_of_its_instant_named_after
             ReadApproved("m", 0): page(ver("1.0.0", minutes=10), newer, ver("0.9.0", minutes=5)),
         },
     )
-    assert tie.decision == Decision(Outcome.APPROVED, newer, "1.0.1 is Approved")
+    assert tie.decision == ApprovalDecision(Outcome.APPROVED, newer, "1.0.1 is Approved")
 
 
 # ------------------------------------------------------------------------------------------------ next approved
@@ -287,16 +289,16 @@ def test_the_first_deployment_takes_the_newest_approved() -> None:
     newest = ver("1.2.0", minutes=30)
     check = ApprovalCheck(ApprovalTarget("m"))
     assert drive(check, {ReadApproved("m", 0): page(newest, ver("1.1.0", minutes=20))}) == [ReadApproved("m", 0)]
-    assert check.decision == Decision(Outcome.APPROVED, newest, "1.2.0 is Approved")
+    assert check.decision == ApprovalDecision(Outcome.APPROVED, newest, "1.2.0 is Approved")
 
 
 def test_nothing_approved_yet() -> None:
     check = ApprovalCheck(ApprovalTarget("m"))
     drive(check, {ReadApproved("m", 0): page()})
-    assert check.decision == Decision(Outcome.WAITING, None, "no Approved version newer than the anchor (none)")
+    assert check.decision == ApprovalDecision(Outcome.WAITING, None, "no Approved version newer than the anchor (none)")
     later = ApprovalCheck(ApprovalTarget("m", created_after=T0))
     drive(later, {ReadApproved("m", 0): page(ver("1.0.0", minutes=0))})
-    assert later.decision == Decision(
+    assert later.decision == ApprovalDecision(
         Outcome.WAITING, None, "no Approved version newer than the anchor (2024-01-01T00:00:00+00:00)"
     )
 
@@ -306,7 +308,7 @@ def test_a_full_page_whose_best_is_newer_than_its_last_decides_alone() -> None:
     for target in (ApprovalTarget("m"), ApprovalTarget("m", created_after=T0)):
         check = ApprovalCheck(target)
         assert drive(check, {ReadApproved("m", 0): full}) == [ReadApproved("m", 0)]
-        assert check.decision == Decision(Outcome.APPROVED, full.versions[0], "2.000 is Approved")
+        assert check.decision == ApprovalDecision(Outcome.APPROVED, full.versions[0], "2.000 is Approved")
 
 
 def test_a_full_page_ending_in_the_best_ones_instant_reads_on() -> None:
@@ -317,7 +319,7 @@ def test_a_full_page_ending_in_the_best_ones_instant_reads_on() -> None:
     check = ApprovalCheck(ApprovalTarget("m"))
     asked = drive(check, {ReadApproved("m", 0): full, ReadApproved("m", 1): page(after, total=101)})
     assert asked == [ReadApproved("m", 0), ReadApproved("m", 1)]
-    assert check.decision == Decision(Outcome.APPROVED, after, "2.999 is Approved")
+    assert check.decision == ApprovalDecision(Outcome.APPROVED, after, "2.999 is Approved")
 
 
 def test_approved_pages_must_be_newest_first_across_pages() -> None:
@@ -394,3 +396,14 @@ def test_describe_page() -> None:
     # a page answering a read without a page index is described as the first page
     assert describe_page(ReadVersion("m", "1.1.0"), two) == "7 versions; newest 1.2.0 (Approved)"
     assert describe_page(ReadVersion("m", "1.1.0"), ver("1.1.0", "Rejected")) == "1.1.0 (Rejected)"
+
+
+def test_the_deprecated_name_decision_is_the_approval_decision_with_a_warning() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    import airflow_provider_modelreg.approval as approval
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="Decision is deprecated, use ApprovalDecision"):
+        assert approval.Decision is ApprovalDecision
+    with pytest.raises(AttributeError, match="Verdict"):
+        approval.Verdict  # noqa: B018

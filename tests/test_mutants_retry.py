@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from airflow_provider_modelreg.transport import Decision, Failure, RetryPlan, RetryPolicy
+from airflow_provider_modelreg.transport import Failure, RetryDecision, RetryPlan, RetryPolicy
 
 
 class TopOfRange(random.Random):
@@ -146,13 +146,13 @@ def test_the_plan_keeps_what_it_was_given() -> None:
 def test_a_failure_that_cannot_be_helped_stops_at_once() -> None:
     p = plan(RetryPolicy())
     p.begin(1000.0)
-    assert p.after(Failure("HTTP 400", retryable=False), 1000.0) == Decision(None, "not retryable")
+    assert p.after(Failure("HTTP 400", retryable=False), 1000.0) == RetryDecision(None, "not retryable")
 
 
 def test_a_request_that_may_not_be_repeated_stops_at_once() -> None:
     p = plan(RetryPolicy(), idempotent=False)
     p.begin(1000.0)
-    assert p.after(RETRYABLE, 1000.0) == Decision(None, "not idempotent")
+    assert p.after(RETRYABLE, 1000.0) == RetryDecision(None, "not idempotent")
     assert p.after(Failure("HTTP 400", retryable=False), 1000.0).reason == "not retryable"  # checked first
 
 
@@ -164,9 +164,9 @@ def test_the_budget_allows_exactly_max_attempts() -> None:
         p.begin(1000.0)
         waits.append(p.after(RETRYABLE, 1000.0))
     assert waits == [
-        Decision(0.5, "retrying"),
-        Decision(1.0, "retrying"),  # the backoff of the attempt that just failed (2nd)
-        Decision(None, "retry budget of 3 attempts spent"),
+        RetryDecision(0.5, "retrying"),
+        RetryDecision(1.0, "retrying"),  # the backoff of the attempt that just failed (2nd)
+        RetryDecision(None, "retry budget of 3 attempts spent"),
     ]
     assert rng.ranges == [(0, 0.5), (0, 1.0)]  # no draw once the budget is spent
 
@@ -175,26 +175,26 @@ def test_a_server_delay_replaces_the_backoff_capped_by_max_delay() -> None:
     rng = TopOfRange()
     p = plan(RetryPolicy(max_delay=5.0, min_delay=0.0), rng=rng)
     p.begin(1000.0)
-    assert p.after(Failure("HTTP 429", retryable=True, server_delay=3.0), 1000.0) == Decision(3.0, "retrying")
-    assert p.after(Failure("HTTP 429", retryable=True, server_delay=7.0), 1000.0) == Decision(5.0, "retrying")
+    assert p.after(Failure("HTTP 429", retryable=True, server_delay=3.0), 1000.0) == RetryDecision(3.0, "retrying")
+    assert p.after(Failure("HTTP 429", retryable=True, server_delay=7.0), 1000.0) == RetryDecision(5.0, "retrying")
     assert rng.ranges == []
 
 
 def test_every_wait_is_raised_to_the_floor() -> None:
     p = plan(RetryPolicy(base_delay=0.01, min_delay=0.2, max_delay=5.0))
     p.begin(1000.0)
-    assert p.after(RETRYABLE, 1000.0) == Decision(0.2, "retrying")  # backoff 0.01
-    assert p.after(Failure("HTTP 429", retryable=True, server_delay=0.05), 1000.0) == Decision(0.2, "retrying")
-    assert p.after(Failure("HTTP 429", retryable=True, server_delay=0.3), 1000.0) == Decision(0.3, "retrying")
+    assert p.after(RETRYABLE, 1000.0) == RetryDecision(0.2, "retrying")  # backoff 0.01
+    assert p.after(Failure("HTTP 429", retryable=True, server_delay=0.05), 1000.0) == RetryDecision(0.2, "retrying")
+    assert p.after(Failure("HTTP 429", retryable=True, server_delay=0.3), 1000.0) == RetryDecision(0.3, "retrying")
 
 
 def test_a_wait_that_would_reach_the_call_deadline_stops() -> None:
     policy = RetryPolicy(base_delay=2.0, max_delay=2.0, min_delay=0.0, call_timeout=10.0)
     p = plan(policy, now=1000.0)
     p.begin(1000.0)
-    assert p.after(RETRYABLE, 1007.9) == Decision(2.0, "retrying")  # 1009.9: before the deadline
-    assert p.after(RETRYABLE, 1008.0) == Decision(None, "call deadline reached (10 s)")  # exactly at it
-    assert p.after(RETRYABLE, 1008.1) == Decision(None, "call deadline reached (10 s)")
+    assert p.after(RETRYABLE, 1007.9) == RetryDecision(2.0, "retrying")  # 1009.9: before the deadline
+    assert p.after(RETRYABLE, 1008.0) == RetryDecision(None, "call deadline reached (10 s)")  # exactly at it
+    assert p.after(RETRYABLE, 1008.1) == RetryDecision(None, "call deadline reached (10 s)")
     assert (
         plan(RetryPolicy(call_timeout=0.25), now=0.0).after(RETRYABLE, 0.3).reason == "call deadline reached (0.25 s)"
     )
@@ -204,4 +204,15 @@ def test_the_deadline_check_counts_from_now_not_from_the_start() -> None:
     p = plan(RetryPolicy(base_delay=1.0, max_delay=1.0, min_delay=0.0, call_timeout=100.0), now=0.0)
     p.begin(0.0)
     assert p.after(RETRYABLE, 99.5).wait is None  # 99.5 + 1 > 100
-    assert p.after(RETRYABLE, 98.5) == Decision(1.0, "retrying")
+    assert p.after(RETRYABLE, 98.5) == RetryDecision(1.0, "retrying")
+
+
+def test_the_deprecated_name_decision_is_the_retry_decision_with_a_warning() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    import airflow_provider_modelreg.transport.retry as retry
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="Decision is deprecated, use RetryDecision"):
+        assert retry.Decision is RetryDecision
+    with pytest.raises(AttributeError, match="Verdict"):
+        retry.Verdict  # noqa: B018

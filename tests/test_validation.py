@@ -30,9 +30,9 @@ from airflow_provider_modelreg.validation import (
     check_fabric_version_id,
     check_fabric_version_name,
     check_max_results,
+    check_order,
     check_pai_approval_status,
     check_pai_model_id,
-    check_pai_order,
     check_pai_page_size,
     check_pai_version_name,
 )
@@ -235,12 +235,12 @@ def test_page_size_property(value: int) -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [("asc", "ASC"), ("ASC", "ASC"), ("Desc", "DESC"), ("desc", "DESC")])
 def test_order_accepts_either_case(value: str, expected: str) -> None:
-    assert check_pai_order(value) == expected
+    assert check_order(value) == expected
 
 
 @pytest.mark.parametrize("value", ["random", "", " ASC", "ascending", None, 1, True], ids=repr)
 def test_order_refuses(value: Any) -> None:
-    assert_refused(lambda: check_pai_order(value), "order", "must be 'ASC' or 'DESC'", value)
+    assert_refused(lambda: check_order(value), "order", "must be 'ASC' or 'DESC'", value)
 
 
 def test_approval_status_enum_passes_through_and_names_the_rule() -> None:

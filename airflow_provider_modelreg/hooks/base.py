@@ -31,7 +31,7 @@ from airflow_provider_modelreg.transport import (
     public_url,
     shared_ssl_context,
 )
-from airflow_provider_modelreg.validation import setting_number
+from airflow_provider_modelreg.validation import PLACEHOLDERS, setting_number
 
 __all__ = [
     "Listing",
@@ -151,10 +151,6 @@ def extra_str(extras: dict[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise RegistryConnectionConfigError(key, "must be a string", value)
     return value.strip()
-
-
-#: what a form or a template leaves in a field that was meant to be empty
-PLACEHOLDERS = frozenset({"None", "none", "null", "NULL"})
 
 
 def check_credential(value: Any, field: str, *, secret: bool = True) -> str:

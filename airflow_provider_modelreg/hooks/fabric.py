@@ -47,7 +47,7 @@ from airflow_provider_modelreg.validation import (
     check_fabric_version_id,
     check_fabric_version_name,
     check_max_results,
-    check_pai_order,
+    check_order,
 )
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
         known_options(options, FabricVersionListing, "list_model_versions")
         size = check_fabric_limit(options.get("page_size", 100), "page_size")
         limit = check_max_results(options.get("max_results"))
-        descending = check_pai_order(options.get("order", "DESC")) == "DESC"
+        descending = check_order(options.get("order", "DESC")) == "DESC"
 
         def finish(versions: list[FabricModelVersion], _total: int) -> Listing[FabricModelVersion]:
             return _sorted_versions(versions, limit, descending=descending)

@@ -12,11 +12,11 @@ from typing import Any, TypedDict, Unpack
 from pydantic import Field
 
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.base import PLACEHOLDERS
 from airflow_provider_modelreg.hooks.pai_specs import _pai, _version_path
 from airflow_provider_modelreg.hooks.specs import RequestSpec, known_options, parsed_as, request_id
 from airflow_provider_modelreg.models import ApprovalStatus, _Wire
 from airflow_provider_modelreg.validation import (
+    PLACEHOLDERS,
     check_pai_approval_status,
     check_pai_model_id,
     check_pai_version_name,

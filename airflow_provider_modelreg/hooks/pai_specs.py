@@ -31,9 +31,9 @@ from airflow_provider_modelreg.models import (
 from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_max_results,
+    check_order,
     check_pai_approval_status,
     check_pai_model_id,
-    check_pai_order,
     check_pai_page_size,
     check_pai_version_name,
 )
@@ -182,7 +182,7 @@ def list_model_versions_spec(
         "FormatType": options.get("format_type"),
         "FrameworkType": options.get("framework_type"),
         "Label": options.get("label_filter"),
-        "Order": check_pai_order(options.get("order", "DESC")),
+        "Order": check_order(options.get("order", "DESC")),
         "SortBy": "GmtCreateTime",
         "SourceId": options.get("source_id"),
         "SourceType": options.get("source_type"),
@@ -224,7 +224,7 @@ def list_models_spec(
     """ListModels over every page."""
     known_options(options, PaiModelListing, "list_models")
     query = {  # in the SDK's order; None: not sent
-        "Order": check_pai_order(options.get("order", "DESC")),
+        "Order": check_order(options.get("order", "DESC")),
         "SortBy": "GmtCreateTime",
         "Label": options.get("label_filter"),
         "ModelName": options.get("name_filter"),

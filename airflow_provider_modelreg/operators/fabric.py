@@ -11,7 +11,7 @@ from airflow_provider_modelreg.hooks.fabric import PICKS, FabricModelRegistryHoo
 from airflow_provider_modelreg.links import FabricModelVersionLink
 from airflow_provider_modelreg.models import FabricModelVersion
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
-from airflow_provider_modelreg.validation import check_max_results, check_pai_order
+from airflow_provider_modelreg.validation import check_max_results, check_order
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,7 +79,7 @@ class FabricListModelVersionsOperator(_FabricOperator):
         self.workspace_id = workspace_id
         self.name_filter = name_filter
         self.version_id = version_id
-        self.order = check_pai_order(order)
+        self.order = check_order(order)
         self.max_results = check_max_results(max_results)
         self.fabric_conn_id = fabric_conn_id
 

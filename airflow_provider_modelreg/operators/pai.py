@@ -14,9 +14,9 @@ from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
 from airflow_provider_modelreg.validation import (
     check_max_results,
+    check_order,
     check_pai_approval_status,
     check_pai_model_id,
-    check_pai_order,
     check_pai_version_name,
 )
 
@@ -153,7 +153,7 @@ class PaiListModelVersionsOperator(_PaiOperator):
         self.framework_type = framework_type
         self.source_type = source_type
         self.source_id = source_id
-        self.order = check_pai_order(order)
+        self.order = check_order(order)
         self.max_results = check_max_results(max_results)
         self.pai_conn_id = pai_conn_id
 
@@ -315,7 +315,7 @@ class PaiListModelsOperator(_PaiOperator):
         self.name_filter = name_filter
         self.label_filter = label_filter
         self.provider = provider
-        self.order = check_pai_order(order)
+        self.order = check_order(order)
         self.max_results = check_max_results(max_results)
         self.pai_conn_id = pai_conn_id
 

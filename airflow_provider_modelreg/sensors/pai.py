@@ -22,8 +22,8 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_modelreg.approval import (
     Anchor,
     ApprovalCheck,
+    ApprovalDecision,
     ApprovalTarget,
-    Decision,
     Outcome,
     check_max_failures,
     parse_created_after,
@@ -173,7 +173,7 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
     def _make_hook(self, **overrides: Any) -> PaiModelRegistryHook:
         return PaiModelRegistryHook(self.pai_conn_id, **overrides)
 
-    def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> Decision:
+    def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> ApprovalDecision:
         check = ApprovalCheck(target, anchor=self._anchor)
         drive(check, lambda what: read(hook, what))
         self._anchor = check.anchor  # resolved once per task try

@@ -26,6 +26,9 @@ One module per concern, lowest first: :mod:`.retry` (the retry plan), :mod:`.net
 
 from __future__ import annotations
 
+from typing import Any
+
+from airflow_provider_modelreg.renamed import renamed_class
 from airflow_provider_modelreg.transport.client import DEFAULT_MAX_RESPONSE_BYTES, USER_AGENT, RegistryTransport
 from airflow_provider_modelreg.transport.deadlines import is_socket_readable
 from airflow_provider_modelreg.transport.network import environment_proxy, is_loopback, public_url, shared_ssl_context
@@ -33,8 +36,8 @@ from airflow_provider_modelreg.transport.responses import Vendor, map_error, par
 from airflow_provider_modelreg.transport.retry import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
-    Decision,
     Failure,
+    RetryDecision,
     RetryPlan,
     RetryPolicy,
 )
@@ -44,9 +47,9 @@ __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "USER_AGENT",
-    "Decision",
     "Failure",
     "RegistryTransport",
+    "RetryDecision",
     "RetryPlan",
     "RetryPolicy",
     "Vendor",
@@ -58,3 +61,7 @@ __all__ = [
     "public_url",
     "shared_ssl_context",
 ]
+
+
+def __getattr__(name: str) -> Any:  # the deprecated name: two modules had a class called Decision
+    return renamed_class(globals(), name, {"Decision": "RetryDecision"})

@@ -45,8 +45,8 @@ from airflow_provider_modelreg.transport.responses import (
 from airflow_provider_modelreg.transport.retry import (
     CONNECT_TIMEOUT,
     DEFAULT_RETRY,
-    Decision,
     Failure,
+    RetryDecision,
     RetryPlan,
     RetryPolicy,
 )
@@ -377,7 +377,7 @@ class RegistryTransport:
             error = unreadable
         return _response_failure(self.vendor, response, error), error, None
 
-    def _log(self, method: str, target: str, plan: RetryPlan, failure: Failure, decision: Decision) -> None:
+    def _log(self, method: str, target: str, plan: RetryPlan, failure: Failure, decision: RetryDecision) -> None:
         """Each retry at WARNING (attempt, cause, wait), and giving up when retrying could have helped."""
         if decision.wait is not None:
             then = f"retrying in {decision.wait:.2f} s"

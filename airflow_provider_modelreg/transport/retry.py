@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+
+from airflow_provider_modelreg.renamed import renamed_class
 
 #: Connect timeout inside an attempt (the attempt deadline still applies).
 CONNECT_TIMEOUT = 10.0
@@ -89,7 +92,7 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Decision:
+class RetryDecision:
     """What to do after a failed attempt: wait ``wait`` seconds and try again, or stop (``wait`` None)."""
 
     wait: float | None
@@ -127,20 +130,24 @@ class RetryPlan:
         self.attempt += 1
         return min(now + self.policy.attempt_timeout, self.deadline)
 
-    def after(self, failure: Failure, now: float) -> Decision:
+    def after(self, failure: Failure, now: float) -> RetryDecision:
         """Decide after a failed attempt."""
         policy = self.policy
         if not failure.retryable:
-            return Decision(None, "not retryable")
+            return RetryDecision(None, "not retryable")
         if not self.idempotent:
-            return Decision(None, "not idempotent")
+            return RetryDecision(None, "not idempotent")
         if self.attempt >= policy.max_attempts:
-            return Decision(None, f"retry budget of {policy.max_attempts} attempts spent")
+            return RetryDecision(None, f"retry budget of {policy.max_attempts} attempts spent")
         if failure.server_delay is not None:
             wait = min(failure.server_delay, policy.max_delay)
         else:
             wait = policy.backoff(self.attempt, self.rng)
         wait = max(wait, policy.floor)
         if now + wait >= self.deadline:
-            return Decision(None, f"call deadline reached ({policy.call_timeout:g} s)")
-        return Decision(wait, "retrying")
+            return RetryDecision(None, f"call deadline reached ({policy.call_timeout:g} s)")
+        return RetryDecision(wait, "retrying")
+
+
+def __getattr__(name: str) -> Any:  # the deprecated name: two modules had a class called Decision
+    return renamed_class(globals(), name, {"Decision": "RetryDecision"})

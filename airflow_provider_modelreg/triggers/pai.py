@@ -24,8 +24,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_modelreg.approval import (
     Anchor,
+    ApprovalDecision,
     ApprovalTarget,
-    Decision,
     Outcome,
     check_max_failures,
     check_poke_interval,
@@ -199,7 +199,7 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
                     return self._error(exc)
             else:
                 anchor = check.anchor
-                decision: Decision | None = check.decision
+                decision: ApprovalDecision | None = check.decision
                 assert decision is not None
                 if decision.outlook != outlook:  # one wait logs only when what it sees changes
                     outlook = decision.outlook
