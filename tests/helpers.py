@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -126,3 +132,67 @@ def fabric_conn(monkeypatch: pytest.MonkeyPatch, url: str, conn_id: str = "fabri
         },
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+@contextlib.contextmanager
+def scratch_home() -> Iterator[None]:
+    """HOME pointed at a scratch folder meanwhile: importing the Huawei SDK writes ~/.huaweicloud."""
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = tempfile.mkdtemp(prefix="hw-sdk-home-")
+    try:
+        yield
+    finally:
+        if home is not None:
+            os.environ["HOME"] = home
+
+
+def huawei_sdk() -> Any:
+    """The Huawei SDK's modules (``credentials``, ``exceptions``, ``signer``, ``fabric``), imported in a scratch
+    HOME."""
+    with scratch_home():
+        import huaweicloudsdkcore.auth.credentials as credentials
+        import huaweicloudsdkcore.exceptions.exceptions as exceptions
+        import huaweicloudsdkcore.signer.signer as signer
+        import huaweicloudsdkdataartsfabric.v1 as fabric
+    return type("HW", (), {"credentials": credentials, "exceptions": exceptions, "signer": signer, "fabric": fabric})
+
+
+def reply(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer the request ``handler`` serves: ``status`` with a JSON ``body``."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Records each request as ``(method, path, body, Content-Type)`` in the class's ``seen`` and answers with
+    :meth:`answer`; subclasses set ``seen = []`` and the answer."""
+
+    seen: list[tuple[str, str, bytes, str]]
+
+    def answer(self) -> tuple[int, bytes]:
+        return 200, b"{}"
+
+    def _record(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append((self.command, self.path, body, self.headers.get("Content-Type", "")))
+        reply(self, *self.answer())
+
+    do_GET = do_POST = do_PUT = do_DELETE = _record
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def background_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[http.server.ThreadingHTTPServer]:
+    """A local HTTP server of ``handler`` in a daemon thread (e.g. one that records what clients send)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()

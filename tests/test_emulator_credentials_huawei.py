@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
-from helpers import FABRIC_AK, FABRIC_SK, build_seed
+from helpers import FABRIC_AK, FABRIC_SK, build_seed, scratch_home
 
 from airflow_provider_modelreg.auth import HuaweiAkSkAuth
 from airflow_provider_modelreg.credentials.huawei import parse_credential
@@ -32,16 +30,11 @@ from modelreg_emulator.wire import Req
 @pytest.fixture(scope="module")
 def sdk() -> Any:
     """``huaweicloudsdkcore`` imported with HOME pointed at a scratch folder (its import writes ~/.huaweicloud)."""
-    home = os.environ.get("HOME")
-    os.environ["HOME"] = tempfile.mkdtemp(prefix="hw-sdk-home-")
-    try:
+    with scratch_home():
         import huaweicloudsdkcore.auth.internal as internal
         import huaweicloudsdkcore.exceptions.exception_handler as handler
         import huaweicloudsdkcore.http.http_client as http_client
         import huaweicloudsdkcore.http.http_config as http_config
-    finally:
-        if home is not None:
-            os.environ["HOME"] = home
     return type("SDK", (), {"internal": internal, "handler": handler, "http": http_client, "config": http_config})
 
 

@@ -3,13 +3,12 @@ vendors' statuses and codes when the credentials, signature, date or nonce are w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from helpers import huawei_sdk
 
 PAI_KEY, PAI_SECRET = "LTAIsdkTestKey0001", "sdk-test-secret-pai"
 FAB_AK, FAB_SK, FAB_PROJECT = "SDKTESTFABRICAK0001", "sdk-test-secret-fabric", "sdk-project-0001"
@@ -86,18 +85,7 @@ def emu() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def hw_sdk() -> Any:
-    """Import the Huawei SDK with HOME pointed at a scratch folder (its import writes ~/.huaweicloud)."""
-    home = os.environ.get("HOME")
-    os.environ["HOME"] = tempfile.mkdtemp(prefix="hw-sdk-home-")
-    try:
-        import huaweicloudsdkcore.auth.credentials as credentials
-        import huaweicloudsdkcore.exceptions.exceptions as exceptions
-        import huaweicloudsdkcore.signer.signer as signer
-        import huaweicloudsdkdataartsfabric.v1 as fabric
-    finally:
-        if home is not None:
-            os.environ["HOME"] = home
-    return type("HW", (), {"credentials": credentials, "exceptions": exceptions, "signer": signer, "fabric": fabric})
+    return huawei_sdk()
 
 
 def ali_client(emu: Any, key: str = PAI_KEY, secret: str = PAI_SECRET) -> Any:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
-from helpers import PAI_KEY, PAI_SECRET, build_seed, pai_conn
+from helpers import PAI_KEY, PAI_SECRET, RecordingHandler, background_server, build_seed, pai_conn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,32 +94,17 @@ def test_the_metrics_limit_is_the_apis_8192_bytes_of_json() -> None:
 # ------------------------------------------------------------------------------ byte-equal to the SDK
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
+class Recorder(RecordingHandler):
     seen: list[tuple[str, str, bytes, str]] = []
 
-    def _record(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        Recorder.seen.append((self.command, self.path, body, self.headers.get("Content-Type", "")))
-        answer = json.dumps({"RequestId": "r", "VersionName": "1.2.0"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    do_POST = do_DELETE = _record
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    def answer(self) -> tuple[int, bytes]:
+        return 200, json.dumps({"RequestId": "r", "VersionName": "1.2.0"}).encode()
 
 
 @pytest.fixture(scope="module")
 def recorder() -> Iterator[http.server.ThreadingHTTPServer]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
+    with background_server(Recorder) as srv:
+        yield srv
 
 
 def _sdk(port: int) -> Any:

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600,
         help="lifetime in seconds of temporary keys from STS, instance metadata and IAM security tokens",
     )
+    parser.add_argument(
+        "--version-delay",
+        type=float,
+        default=0.5,
+        help="seconds a Fabric version takes to be created and listed (default 0.5)",
+    )
     return parser
 
 
@@ -94,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             token_lifetime=args.token_lifetime,
             credential_lifetime=args.credential_lifetime,
+            version_delay=args.version_delay,
             faults=faults,
         )
         registry = Registry(config)

@@ -12,8 +12,10 @@ anything else is answered 403.
 * ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
   "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
   Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
+* ``PUT /_emulator/fabric/fail-next-versions`` with ``{"count": 1}`` — the next ``count`` Fabric versions
+  (CreateModelDefinition, UpdateModelDefinition) fail: listed with ``status`` FAILED, never current.
 
-:func:`main` is the client side (``modelreg-emulator approve|reject|set-status|requests --url URL``).
+:func:`main` is the client side (``modelreg-emulator approve|reject|set-status|fail-next-version|requests --url URL``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "COMMANDS", "handle_admin", "is_loopb
 
 ADMIN_PREFIX = "/_emulator/"
 ADMIN_HEADER = "X-Modelreg-Admin"
-COMMANDS = ("approve", "reject", "set-status", "requests")
+COMMANDS = ("approve", "reject", "set-status", "fail-next-version", "requests")
 URL_ENV = "MODELREG_EMULATOR_URL"
 _JSON = {"content-type": "application/json"}
 
@@ -98,6 +100,8 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
         and req.method == "PUT"
     ):
         return _set_status(registry, parts[2], parts[4], req.body)
+    if parts == ["fabric", "fail-next-versions"] and req.method == "PUT":
+        return _fail_next(registry, req.body)
     return _error(404, f"no admin route {req.method} {req.path}")
 
 
@@ -128,6 +132,17 @@ def _set_status(registry: Registry, model_id: str, version_name: str, body: byte
     return _answer(200, store.get_pai_version(model_id, version_name))
 
 
+def _fail_next(registry: Registry, body: bytes) -> Answer:
+    try:
+        count = json.loads(body or b"{}").get("count", 1)
+    except (ValueError, AttributeError):
+        return _error(400, 'the body must be JSON: {"count": 1}')
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1000:
+        return _error(400, "count must be an integer from 0 to 1000")
+    registry.store.fail_next_fabric_versions(count)
+    return _answer(200, {"fail_next_versions": count})
+
+
 # ------------------------------------------------------------------------------------------------- client
 
 
@@ -148,6 +163,9 @@ def build_admin_parser() -> argparse.ArgumentParser:
     cmd.add_argument("version_name")
     cmd.add_argument("status", help="Pending, Approved or Rejected")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
+    cmd = sub.add_parser("fail-next-version", help="make the next Fabric version(s) fail")
+    cmd.add_argument("--count", type=int, default=1, help="how many next versions fail (default 1)")
+    cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd = sub.add_parser("requests", help="the request log: route, authenticated, count")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -167,6 +185,9 @@ def main(argv: Sequence[str]) -> int:
     try:
         if args.command == "requests":
             answer = httpx.get(f"{base}{ADMIN_PREFIX}requests", headers=headers, timeout=10, trust_env=False)
+        elif args.command == "fail-next-version":
+            path = f"{base}{ADMIN_PREFIX}fabric/fail-next-versions"
+            answer = httpx.put(path, json={"count": args.count}, headers=headers, timeout=10, trust_env=False)
         else:
             status = {"approve": "Approved", "reject": "Rejected"}.get(args.command, getattr(args, "status", ""))
             model, version = quote(args.model_id, safe=""), quote(args.version_name, safe="")
@@ -190,6 +211,9 @@ def main(argv: Sequence[str]) -> int:
             print(f"{'route':<28} {'authenticated':<14} count")
             for row in payload["requests"]:
                 print(f"{row['route']:<28} {('yes' if row['authenticated'] else 'no'):<14} {row['count']}")
+        return 0
+    if args.command == "fail-next-version":
+        print(f"the next {payload['fail_next_versions']} Fabric version(s) fail")
         return 0
     print(f"{payload['VersionName']}: {payload['ApprovalStatus']}")
     return 0

@@ -48,6 +48,8 @@ class EmulatorConfig:
     token_lifetime: float = 86400
     #: lifetime in seconds of temporary keys issued by the credential services (STS, metadata, IAM)
     credential_lifetime: float = 3600
+    #: seconds a Fabric version takes to be created and listed (CreateModelDefinition, UpdateModelDefinition)
+    version_delay: float = 0.5
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +59,8 @@ class EmulatorConfig:
             raise ValueError("token_lifetime must be > 0")
         if self.credential_lifetime <= 0:
             raise ValueError("credential_lifetime must be > 0")
+        if self.version_delay < 0:
+            raise ValueError("version_delay must be >= 0")
 
 
 class ConnectionResetFault(Exception):
@@ -92,7 +96,7 @@ class Registry:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.store = Store(config.seed, token_lifetime=config.token_lifetime)
+        self.store = Store(config.seed, token_lifetime=config.token_lifetime, version_delay=config.version_delay)
         self.faults = FaultInjector(config.faults)
         self._services: dict[str, Any] = {}
         self._services_lock = threading.Lock()

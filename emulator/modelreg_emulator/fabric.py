@@ -14,6 +14,17 @@ Behaviour pinned by the emulator:
   by ``name`` (must equal the user's ``project_name`` when the seed gives one). Answer ``201`` with the token in
   ``X-Subject-Token`` and ``token.expires_at`` = now + ``--token-lifetime``. Wrong user, password, domain or project:
   ``401`` with IAM's nested body ``{"error": {"code": 401, "message": ..., "title": "Unauthorized"}}``.
+* CreateModelDefinition: ``name`` (1-64 of Chinese characters, letters, digits, ``_``, ``-``, ``.``, space; unique
+  in the workspace), ``type`` ``LLM_MODEL``, ``version`` (name as above, ``config.llm_model_config`` with
+  ``base_model_type`` and an ``obs://bucket/key`` ``model_path``) required; answers ``{id, version_id}``. The model
+  lists at once, its version after the store's ``version_delay`` (asynchronous, as documented); the first version
+  that succeeds becomes current.
+* UpdateModelDefinition: any of ``name``, ``description``, ``current_version_id``, ``version``; a new version is
+  created as above; ``current_version_id`` must be a listed version that did not fail (unknown: 404, failed: 400);
+  answers the model (``ModelInfo``).
+* Failed versions (``fail_next_fabric_versions`` / the admin route): listed with ``"status": "FAILED"`` once their
+  delay has passed -- the API documents failed versions, its SDK shows no status field: a guess.
+* DeleteModelVersion: ``204``; an unknown version is ``404``; the current version is refused (``400``).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -141,6 +153,118 @@ def list_models(store: Store, req: Req, args: list[str]) -> Answer:
     return hw_ok({"total": len(items), "models": raw_json("[" + ",".join(dumps_object(m) for m in page) + "]")})
 
 
+# ------------------------------------------------------------------------------------------------- definitions
+
+_NAME = re.compile(r"[0-9A-Za-z_\u4e00-\u9fff. -]{1,64}")
+
+
+def _body(req: Req) -> dict[str, Any]:
+    try:
+        body = json.loads(req.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _invalid("the body must be a JSON object")
+    return body
+
+
+def _name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or not value.strip():
+        raise _invalid(f"{field} must be 1-64 of Chinese characters, letters, digits, '_', '-', '.' and space")
+    return value
+
+
+def _new_version(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid("version must be an object")
+    llm = _get(value, "config", "llm_model_config")
+    if not isinstance(llm, dict):
+        raise _invalid("version.config.llm_model_config is required")
+    base, path = llm.get("base_model_type"), llm.get("model_path")
+    if not isinstance(base, str) or not base:
+        raise _invalid("version.config.llm_model_config.base_model_type is required")
+    if not isinstance(path, str) or not re.fullmatch(r"obs://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", path):
+        raise _invalid("the model path must exist: obs://bucket/key")
+    description = value.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _invalid("version.description must be a string")
+    version: dict[str, Any] = {"name": _name(value.get("name"), "version.name")}
+    if description is not None:
+        version["description"] = description
+    version["config"] = {"llm_model_config": {"base_model_type": base, "model_path": path}}
+    version["create_user"] = {"domain_name": "emulator", "domain_id": "d-emulator", "user_name": "emulator"}
+    return version
+
+
+def _taken(models: dict[str, FabricModelState], name: str, model_id: str | None = None) -> None:
+    if any(m.meta.get("name") == name and m.meta.get("id") != model_id for m in models.values()):
+        raise ApiError(400, "DataArtsFabric.0101", f"a model named {name!r} exists in this workspace")
+
+
+def create_model(store: Store, req: Req, args: list[str]) -> Answer:
+    body = _body(req)
+    name = _name(body.get("name"), "name")
+    if body.get("type") not in ("LLM_MODEL",):
+        raise _invalid("type must be LLM_MODEL")
+    version = _new_version(body.get("version"))
+    with store.lock:
+        models = _workspace(store, args[0])
+        _taken(models, name)
+        meta = {"id": str(uuid.uuid4()), "name": name, "type": "LLM_MODEL", "visibility": "PRIVATE"}
+        if isinstance(body.get("description"), str):
+            meta["description"] = body["description"]
+        meta["create_time"] = iso_ms(datetime.now(timezone.utc))
+        model = models[meta["id"]] = FabricModelState(meta=meta, workspace_id=args[0])
+        version_id = store.create_fabric_version(model, version)
+    return hw_ok({"id": meta["id"], "version_id": version_id})
+
+
+def update_model(store: Store, req: Req, args: list[str]) -> Answer:
+    body = _body(req)
+    with store.lock:
+        models = _workspace(store, args[0])
+        model = models.get(args[1])
+        if model is None:
+            raise _not_found(f"model {args[1]}")
+        name = body.get("name")
+        if name is not None:
+            _taken(models, _name(name, "name"), args[1])
+        version = None if body.get("version") is None else _new_version(body["version"])
+        current_id = body.get("current_version_id")
+        if current_id is not None:
+            current = model.find(current_id) if isinstance(current_id, str) else None
+            if current is None:
+                raise _not_found(f"version {current_id}")
+            if current.data.get("status") == "FAILED":
+                raise ApiError(400, "DataArtsFabric.0102", f"version {current_id} failed: it cannot be current")
+        if name is not None:
+            model.meta["name"] = name
+        if isinstance(body.get("description"), str):
+            model.meta["description"] = body["description"]
+        if current_id is not None:
+            model.meta["current_version_id"] = current_id
+        if version is not None:
+            store.create_fabric_version(model, version)
+        model.meta["update_time"] = iso_ms(datetime.now(timezone.utc))
+        answer = _model_json(model)
+    return hw_ok(answer)
+
+
+def delete_version(store: Store, req: Req, args: list[str]) -> Answer:
+    with store.lock:
+        model = _workspace(store, args[0]).get(args[1])
+        version = model.find(args[2]) if model is not None else None
+        if model is None or version is None:
+            raise _not_found(f"model {args[1]} version {args[2]}")
+        latest = model.latest()
+        if args[2] == (model.meta.get("current_version_id") or (latest.data["id"] if latest else None)):
+            raise ApiError(400, "DataArtsFabric.0103", f"version {args[2]} is the model's current version")
+        model.versions.remove(version)
+    answer = hw_ok({}, status=204)
+    answer.body = b""
+    return answer
+
+
 # ------------------------------------------------------------------------------------------------- IAM
 
 
@@ -233,11 +357,18 @@ def issue_token(store: Store, req: Req) -> Answer:
 def match_fabric(method: str, path: str) -> tuple[str, Handler, list[str]] | None:
     """Route a raw path under ``/v1/workspaces``: ``(route name, handler, decoded path params)`` or None."""
     segments = path.split("/")
-    if segments[:3] != ["", "v1", "workspaces"] or method.upper() != "GET":
+    if segments[:3] != ["", "v1", "workspaces"] or len(segments) < 5 or segments[4] != "models":
         return None
-    rest = segments[3:]
-    if len(rest) == 2 and rest[1] == "models":
-        return "fabric.ListModels", list_models, [unquote(rest[0])]
-    if len(rest) == 4 and rest[1] == "models" and rest[3] == "versions":
-        return "fabric.ListModelVersions", list_model_versions, [unquote(rest[0]), unquote(rest[2])]
-    return None
+    rest = [unquote(segment) for segment in segments[3:]]
+    shape = (method.upper(), len(rest), rest[3] if len(rest) > 3 else None)
+    routes: dict[tuple[str, int, str | None], tuple[str, Handler]] = {
+        ("GET", 2, None): ("fabric.ListModels", list_models),
+        ("POST", 2, None): ("fabric.CreateModelDefinition", create_model),
+        ("PUT", 3, None): ("fabric.UpdateModelDefinition", update_model),
+        ("GET", 4, "versions"): ("fabric.ListModelVersions", list_model_versions),
+        ("DELETE", 5, "versions"): ("fabric.DeleteModelVersion", delete_version),
+    }
+    found = routes.get(shape)
+    if found is None:
+        return None
+    return found[0], found[1], [rest[0], *rest[2:3], *rest[4:5]]

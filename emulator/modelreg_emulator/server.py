@@ -86,6 +86,7 @@ class RegistryEmulator:
     :param tls_keyfile: PEM private key of ``tls_certfile``.
     :param token_lifetime: IAM token lifetime in seconds.
     :param credential_lifetime: lifetime in seconds of temporary keys issued by the credential services.
+    :param version_delay: seconds a Fabric version takes to be created and listed (default 0.5).
     :raises SeedError: for an invalid seed (raised by the constructor, with the JSON path).
     """
 
@@ -103,6 +104,7 @@ class RegistryEmulator:
         retry_after_ms: int = 1000,
         token_lifetime: float = 86400,
         credential_lifetime: float = 3600,
+        version_delay: float = 0.5,
         iam_faults: bool = False,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
@@ -123,6 +125,7 @@ class RegistryEmulator:
             port=port,
             token_lifetime=token_lifetime,
             credential_lifetime=credential_lifetime,
+            version_delay=version_delay,
             faults=faults,
         )
         self.registry = Registry(self.config)

@@ -190,7 +190,16 @@ class FabricModelState:
         bisect.insort(self.versions, version, key=lambda v: v.key)
 
     def latest(self) -> FabricVersionState | None:
-        return self.versions[-1] if self.versions else None
+        """The newest version that did not fail."""
+        good = self.good()
+        return good[-1] if good else None
+
+    def good(self) -> list[FabricVersionState]:
+        """The versions that did not fail, oldest first."""
+        return [v for v in self.versions if v.data.get("status") != "FAILED"]
+
+    def find(self, version_id: str) -> FabricVersionState | None:
+        return next((v for v in self.versions if v.data.get("id") == version_id), None)
 
 
 @dataclass(frozen=True)
@@ -318,8 +327,21 @@ class Store:
     :param token_lifetime: IAM token lifetime in seconds.
     """
 
-    def __init__(self, seed: Mapping[str, Any] | str | Path | None = None, *, token_lifetime: float = 86400) -> None:
+    def __init__(
+        self,
+        seed: Mapping[str, Any] | str | Path | None = None,
+        *,
+        token_lifetime: float = 86400,
+        version_delay: float = 0.5,
+    ) -> None:
+        if version_delay < 0:
+            raise ValueError("version_delay must be >= 0")
         self.lock = threading.RLock()
+        #: seconds a Fabric version takes to be created (CreateModelDefinition, UpdateModelDefinition) and listed
+        self.version_delay = float(version_delay)
+        #: this many next Fabric versions fail (listed with ``status`` FAILED once their delay has passed)
+        self.fabric_fail_next = 0
+        self._fabric_pending: list[tuple[float, FabricModelState, FabricVersionState]] = []
         self.started_monotonic = time.monotonic()
         self.started_wall = datetime.now(timezone.utc)
         self.token_lifetime = float(token_lifetime)
@@ -577,7 +599,10 @@ class Store:
             self.started_wall = datetime.now(timezone.utc)
 
     def tick(self) -> None:
-        """Apply every scheduled ``_then`` change that is due (called before each request is served)."""
+        """Apply every scheduled ``_then`` change that is due and list the Fabric versions whose creation is done
+        (called before each request is served)."""
+        if self._fabric_pending:
+            self._list_done_versions()
         if not self._schedule or self._schedule[0].after > time.monotonic() - self.started_monotonic:
             return
         with self.lock:
@@ -649,6 +674,35 @@ class Store:
                 raise SeedError("$.id", f"duplicate version id {vs.data['id']!r}")
             state.add(vs)
             return dict(vs.data)
+
+    def create_fabric_version(self, model: FabricModelState, version: dict[str, Any]) -> str:
+        """Start creating a Fabric version (listed after :attr:`version_delay`; failed when :attr:`fabric_fail_next`
+        says so); returns its id. ``create_time`` is now; ``_then`` is the time it lists."""
+        with self.lock:
+            created = to_ms(datetime.now(timezone.utc))
+            data = {"id": str(uuid.uuid4()), **version, "cap_white_list": [], "create_time": iso_ms(created)}
+            if self.fabric_fail_next > 0:
+                self.fabric_fail_next -= 1
+                data["status"] = "FAILED"
+            state = FabricVersionState(data=data, created=created.timestamp(), seq=self._next_seq())
+            self._fabric_pending.append((time.monotonic() + self.version_delay, model, state))
+            self._list_done_versions()
+            return str(data["id"])
+
+    def _list_done_versions(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            due = [item for item in self._fabric_pending if item[0] <= now]
+            self._fabric_pending = [item for item in self._fabric_pending if item[0] > now]
+            for _, model, version in due:
+                model.add(version)
+                if model.meta.get("current_version_id") is None and model.good() == [version]:
+                    model.meta["current_version_id"] = version.data["id"]  # a new model's first good version
+
+    def fail_next_fabric_versions(self, count: int = 1) -> None:
+        """Make the next ``count`` Fabric versions fail."""
+        with self.lock:
+            self.fabric_fail_next = count
 
     def fabric_versions(self, workspace_id: str, model_id: str) -> list[dict[str, Any]]:
         """Copies of all versions of a Fabric model, in server order."""
