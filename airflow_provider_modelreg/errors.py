@@ -12,6 +12,8 @@ while callers can tell them apart:
   or pages of a listing that contradict each other (a total that does not match the pages, a repeated page).
   :class:`RegistryPagingLimitError`, its subclass: a listing would need more than ``max_pages`` requests.
 * :class:`RegistryAmbiguousVersionError` — a lookup by name matched several versions (lists them).
+* :class:`RegistryVersionFailedError` — a version the registry created asynchronously failed.
+* :class:`RegistryWaitTimeoutError` — a version did not show up (or settle) within the task's ``timeout``.
 
 Every error says whether asking again can help: :attr:`ModelRegistryError.retryable`, set where the error is made.
 Retryable: no answer (connection refused or reset, timeouts), HTTP 408, 429 and 5xx, throttling codes, from any
@@ -42,6 +44,8 @@ __all__ = [
     "RegistryStateError",
     "RegistryThrottledError",
     "RegistryTransportError",
+    "RegistryVersionFailedError",
+    "RegistryWaitTimeoutError",
     "one_line",
     "retryable_status",
 ]
@@ -230,3 +234,34 @@ class RegistryAmbiguousVersionError(ModelRegistryError, LookupError):
             f"model {one_line(model_id, 100)} has {len(self.candidates)} versions named {one_line(name, 100)!r}: "
             f"{shown}{more}; give version_id, or pick='newest' to take the newest"
         )
+
+
+class RegistryVersionFailedError(ModelRegistryError):
+    """A model version that the registry creates asynchronously (Fabric) failed: it cannot be used or made current.
+
+    :param model_id: the model.
+    :param version_id: the failed version's id.
+    :param status: the status the registry shows.
+    """
+
+    def __init__(self, model_id: str, version_id: str, status: str) -> None:
+        self.model_id = model_id
+        self.version_id = version_id
+        self.status = one_line(status, 100)
+        super().__init__(f"model {one_line(model_id, 100)} version {one_line(version_id, 100)} failed ({self.status})")
+
+
+class RegistryWaitTimeoutError(ModelRegistryError):
+    """What a task waited for did not happen within its ``timeout`` (a version that never lists). Retryable: a later
+    try may find it.
+
+    :param what: what was awaited.
+    :param timeout: the seconds waited.
+    """
+
+    retryable = True
+
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = one_line(what)
+        self.timeout = timeout
+        super().__init__(f"{self.what}: not there after {timeout:g} s")

@@ -280,7 +280,10 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.pai_hitl",
                 ],
             },
-            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.operators.fabric"]},
+            {
+                "integration-name": FABRIC_INTEGRATION,
+                "python-modules": [f"{_PKG}.operators.fabric", f"{_PKG}.operators.fabric_lifecycle"],
+            },
         ],
         "sensors": [
             {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.sensors.pai"]},

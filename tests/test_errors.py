@@ -27,6 +27,8 @@ from airflow_provider_modelreg.errors import (
     RegistryStateError,
     RegistryThrottledError,
     RegistryTransportError,
+    RegistryVersionFailedError,
+    RegistryWaitTimeoutError,
 )
 from airflow_provider_modelreg.validation import check_pai_model_id
 
@@ -46,6 +48,8 @@ BASES: dict[type[Exception], tuple[type[Exception], ...]] = {
     RegistryResponseError: (ModelRegistryError,),
     RegistryPagingLimitError: (RegistryResponseError,),
     RegistryAmbiguousVersionError: (ModelRegistryError, LookupError),
+    RegistryVersionFailedError: (ModelRegistryError,),
+    RegistryWaitTimeoutError: (ModelRegistryError,),
 }
 
 

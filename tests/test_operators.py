@@ -37,6 +37,10 @@ from airflow_provider_modelreg.operators.fabric import (
     FabricListModelsOperator,
     FabricListModelVersionsOperator,
 )
+from airflow_provider_modelreg.operators.fabric_lifecycle import (
+    FabricRegisterModelVersionOperator,
+    FabricSetCurrentVersionOperator,
+)
 from airflow_provider_modelreg.operators.pai import (
     PaiGetModelOperator,
     PaiGetModelVersionOperator,
@@ -68,6 +72,8 @@ PUBLIC = [
     PaiModelVersionLabelsOperator,
     PaiSetModelVersionAliasOperator,
     *([PaiModelVersionApprovalHITLOperator] if HAS_HITL else []),  # Airflow 3.1+
+    FabricRegisterModelVersionOperator,
+    FabricSetCurrentVersionOperator,
 ]
 
 
@@ -524,7 +530,7 @@ def test_9_constructors_list_their_parameters_keyword_only_and_typed(cls: Any) -
         assert params[name].annotation is not inspect.Parameter.empty, (cls.__name__, name)
     conn_id = "fabric_conn_id" if "Fabric" in cls.__name__ else "pai_conn_id"
     assert conn_id in params and conn_id in cls.template_fields
-    if "model_id" in params:
+    if "model_id" in params and "create_model" not in params:  # a model being created has no id yet
         assert params["model_id"].default is inspect.Parameter.empty  # required, by name
     from airflow.providers.common.compat.sdk import AirflowException
 

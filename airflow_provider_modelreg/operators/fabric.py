@@ -37,6 +37,54 @@ class _FabricOperator(RegistryOperatorBase[FabricModelRegistryHook]):
     def _ref(self, workspace: str, model_id: str, version: FabricModelVersion) -> dict[str, Any]:
         return version.to_ref(workspace_id=workspace, model_id=model_id, region=self.hook.region).to_xcom()
 
+    def _publish_version(self, context: Context, ref: dict[str, Any]) -> dict[str, Any]:
+        self.persist_link(FabricModelVersionLink, ref, context)
+        return self.publish(context, "model_version", ref)
+
+
+class _FabricVersionOperator(_FabricOperator):
+    """A task on one version, found by server id or exact name (``pick`` when several versions share it)."""
+
+    template_fields: Sequence[str] = ("model_id", "workspace_id", "version_id", "version_name", "fabric_conn_id")
+    operator_extra_links = (FabricModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        workspace_id: str | None = None,
+        version_id: str | None = None,
+        version_name: str | None = None,
+        pick: str = "unique",
+        fabric_conn_id: str = _DEFAULT_CONN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if pick not in PICKS:
+            raise RegistryInputError("pick", "must be 'unique' or 'newest'", pick)
+        self.model_id = model_id
+        self.workspace_id = workspace_id
+        self.version_id = version_id
+        self.version_name = version_name
+        self.pick = pick
+        self.fabric_conn_id = fabric_conn_id
+
+    def _version(self) -> tuple[str, str, FabricModelVersion]:
+        """(model id, workspace, the version found)."""
+        model_id = rendered_required(self.model_id, "model_id")
+        workspace = self._workspace()
+        return (
+            model_id,
+            workspace,
+            self.hook.get_model_version(
+                model_id,
+                workspace_id=workspace,
+                version_id=rendered_optional(self.version_id, "version_id"),
+                version_name=rendered_optional(self.version_name, "version_name"),
+                pick=self.pick,
+            ),
+        )
+
 
 class FabricListModelVersionsOperator(_FabricOperator):
     """Lists DataArts Fabric model versions as ``ModelVersionRef`` dicts, ready for ``.expand()``: newest first by
@@ -101,7 +149,7 @@ class FabricListModelVersionsOperator(_FabricOperator):
         return self.publish(context, "model_versions", refs)
 
 
-class FabricGetModelVersionOperator(_FabricOperator):
+class FabricGetModelVersionOperator(_FabricVersionOperator):
     """Finds one DataArts Fabric model version, by server id or exact name, and returns its ``ModelVersionRef``.
 
     Names are not unique in Fabric: when several versions carry ``version_name`` the task fails with
@@ -119,44 +167,11 @@ class FabricGetModelVersionOperator(_FabricOperator):
     (:class:`~airflow_provider_modelreg.operators.base.RegistryOperatorBase`).
     """
 
-    template_fields: Sequence[str] = ("model_id", "workspace_id", "version_id", "version_name", "fabric_conn_id")
-    operator_extra_links = (FabricModelVersionLink(),)
-
-    def __init__(
-        self,
-        *,
-        model_id: str,
-        workspace_id: str | None = None,
-        version_id: str | None = None,
-        version_name: str | None = None,
-        pick: str = "unique",
-        fabric_conn_id: str = _DEFAULT_CONN,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if pick not in PICKS:
-            raise RegistryInputError("pick", "must be 'unique' or 'newest'", pick)
-        self.model_id = model_id
-        self.workspace_id = workspace_id
-        self.version_id = version_id
-        self.version_name = version_name
-        self.pick = pick
-        self.fabric_conn_id = fabric_conn_id
-
     def run_registry(self, context: Context) -> dict[str, Any]:
-        model_id = rendered_required(self.model_id, "model_id")
-        workspace = self._workspace()
-        version = self.hook.get_model_version(
-            model_id,
-            workspace_id=workspace,
-            version_id=rendered_optional(self.version_id, "version_id"),
-            version_name=rendered_optional(self.version_name, "version_name"),
-            pick=self.pick,
-        )
+        model_id, workspace, version = self._version()
         ref = self._ref(workspace, model_id, version)
         self.log.info("Model %s version %s (%s): uri %s", model_id, ref["version_name"], ref["version_id"], ref["uri"])
-        self.persist_link(FabricModelVersionLink, ref, context)
-        return self.publish(context, "model_version", ref)
+        return self._publish_version(context, ref)
 
 
 class FabricListModelsOperator(_FabricOperator):
