@@ -293,6 +293,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": PAI_INTEGRATION,
                 "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher"],
             },
+            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.triggers.fabric"]},
         ],
         # oss:// and obs:// assets: one URI per object (the endpoint PAI writes into the authority dropped), and
         # OpenLineage datasets for them; "dataset-uris" is the same for Airflow 2

@@ -40,6 +40,7 @@ from airflow_provider_modelreg.operators.fabric_lifecycle import (
     FabricRegisterModelVersionOperator,
     FabricSetCurrentVersionOperator,
 )
+from airflow_provider_modelreg.triggers.fabric import FabricModelVersionListedTrigger
 
 PATH = "obs://fabric-models/assistant/7/"
 V1 = "00000000-0000-4000-8000-000000000001"
@@ -392,3 +393,72 @@ def test_a_move_the_read_back_does_not_show_fails_the_task(emu: Any, monkeypatch
     monkeypatch.setattr(FabricModelRegistryHook, "update_model", lambda *a, **k: None)  # a move that did not happen
     with pytest.raises(AirflowFailException, match="current version is 00000000-0000-4000-8000-000000000003"):
         FabricSetCurrentVersionOperator(task_id="p", model_id="fm-1", version_id=V1).execute(context())
+
+
+# --------------------------------------------------------------------------------------- deferrable
+
+
+def first_event(trigger: FabricModelVersionListedTrigger) -> dict[str, Any]:
+    import asyncio
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    return asyncio.run(first())
+
+
+def deferred_event(op: FabricRegisterModelVersionOperator) -> dict[str, Any]:
+    """Run ``op`` until it defers, rebuild its trigger from what Airflow stores, run it to its event."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    assert deferred.value.method_name == "execute_complete"
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath == "airflow_provider_modelreg.triggers.fabric.FabricModelVersionListedTrigger"
+    return first_event(FabricModelVersionListedTrigger(**kwargs))
+
+
+def test_a_deferred_registration_resumes_with_the_listed_version(emu: Any) -> None:
+    event = deferred_event(register(deferrable=True))
+    assert event["status"] == "success" and event["model_id"] == "fm-1"
+    ref = register(deferrable=True).execute_complete(context(), event)
+    assert ref["version_name"] == "v7" and ref["uri"] == PATH and ref["workspace_id"] == "ws-1"
+    assert register(deferrable=True).execute(context()) == ref  # a retry finds it: no deferral, no request
+    assert sent(emu, "UpdateModelDefinition") == 1
+
+
+def test_a_deferred_registration_that_fails_or_never_lists_is_a_typed_error(
+    make_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = make_emulator(seed=build_seed(), version_delay=0.1)
+    fabric_conn(monkeypatch, emu.url)
+    emu.store.fail_next_fabric_versions(1)
+    event = deferred_event(register(deferrable=True))
+    assert event["status"] == "failed" and event["version_status"] == "FAILED"
+    with pytest.raises(RegistryVersionFailedError):
+        register(deferrable=True).execute_complete(context(), event)
+    emu.store.version_delay = 60
+    started = time.monotonic()
+    event = deferred_event(register(deferrable=True, version_name="v8", timeout=0.5, poke_interval=0.1))
+    assert event["status"] == "timeout" and time.monotonic() - started < 5
+    with pytest.raises(RegistryWaitTimeoutError, match="v8"):
+        register(deferrable=True, timeout=0.5).execute_complete(context(), event)
+
+
+def test_the_trigger_reports_a_refusal_at_once(emu: Any) -> None:
+    trigger = FabricModelVersionListedTrigger(
+        fabric_conn_id="fabric_default",
+        workspace_id="ws-1",
+        model_id="fm-missing",
+        version_name="v7",
+        model_path=PATH,
+        poke_interval=0.1,
+        end_time=time.time() + 30,
+    )
+    started = time.monotonic()
+    event = first_event(trigger)
+    assert (event["status"], event["error_type"]) == ("error", "RegistryNotFoundError")
+    assert time.monotonic() - started < 5 and sent(emu, "ListModelVersions") == 1

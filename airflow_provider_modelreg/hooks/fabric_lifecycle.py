@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, TypedDict, Unpack
 
 import httpx
@@ -40,6 +41,7 @@ __all__ = [
     "create_model_spec",
     "delete_version_spec",
     "get_model_spec",
+    "pick_registered",
     "update_model_spec",
     "version_failed",
 ]
@@ -212,3 +214,12 @@ def version_failed(version: FabricModelVersion) -> str | None:
     """The status of a version whose creation failed (``FAILED``, ``CREATE_FAILED`` ...), else None."""
     status = (version.model_extra or {}).get("status")
     return status if isinstance(status, str) and status.upper().endswith("FAILED") else None
+
+
+def pick_registered(versions: Sequence[FabricModelVersion], name: str, model_path: str) -> FabricModelVersion | None:
+    """The version named ``name`` with the weights at ``model_path`` (newest first in ``versions``): one that did not
+    fail wins over failed ones; None when none is listed."""
+    mine = [v for v in versions if v.name == name and v.model_path == model_path]
+    good = [v for v in mine if version_failed(v) is None]
+    candidates = good or mine
+    return candidates[0] if candidates else None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
 from airflow_provider_modelreg.approval import check_poke_interval, rendered_optional, rendered_required
 from airflow_provider_modelreg.errors import (
@@ -19,27 +20,20 @@ from airflow_provider_modelreg.hooks.fabric import check_filterable
 from airflow_provider_modelreg.hooks.fabric_lifecycle import (
     FabricNewVersion,
     create_model_spec,
+    pick_registered,
     update_model_spec,
     version_failed,
 )
 from airflow_provider_modelreg.links import FabricModelVersionLink
 from airflow_provider_modelreg.models import FabricModelVersion
 from airflow_provider_modelreg.operators.fabric import _DEFAULT_CONN, _FabricOperator, _FabricVersionOperator
+from airflow_provider_modelreg.triggers.fabric import FabricModelVersionListedTrigger
 from airflow_provider_modelreg.validation import check_request_timeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["FabricRegisterModelVersionOperator", "FabricSetCurrentVersionOperator"]
-
-
-def pick_registered(versions: Sequence[FabricModelVersion], name: str, model_path: str) -> FabricModelVersion | None:
-    """The version named ``name`` with the weights at ``model_path`` (newest first in ``versions``): one that did not
-    fail wins over failed ones; None when none is listed."""
-    mine = [v for v in versions if v.name == name and v.model_path == model_path]
-    good = [v for v in mine if version_failed(v) is None]
-    candidates = good or mine
-    return candidates[0] if candidates else None
 
 
 class FabricRegisterModelVersionOperator(_FabricOperator):
@@ -71,6 +65,8 @@ class FabricRegisterModelVersionOperator(_FabricOperator):
     :param workspace_id: workspace (default: the connection's ``workspace_id``). (templated)
     :param timeout: seconds to wait for the version to list (default 600).
     :param poke_interval: seconds between two listings while waiting (default 10).
+    :param deferrable: wait in the triggerer (:class:`~airflow_provider_modelreg.triggers.fabric.
+        FabricModelVersionListedTrigger`) instead of a worker slot, once the registration is sent.
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
 
     Also ``max_attempts`` and ``call_timeout``, as every registry operator
@@ -104,10 +100,12 @@ class FabricRegisterModelVersionOperator(_FabricOperator):
         workspace_id: str | None = None,
         timeout: float = 600.0,
         poke_interval: float = 10.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fabric_conn_id: str = _DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.version_name = version_name
         self.model_path = model_path
         self.base_model_type = base_model_type
@@ -201,9 +199,46 @@ class FabricRegisterModelVersionOperator(_FabricOperator):
             model_id = arrived
         else:
             self.log.info("Model %s: version %r (%s) sent; waiting until it is listed", model_id, name, path)
+            if self.deferrable:
+                self._defer(workspace, model_id, name, path)
             found = self._wait(workspace, model_id, name, path)
         self.log.info("Model %s: version %r registered as %s", model_id, name, found.id)
         return self._publish_version(context, self._ref(workspace, model_id, found))
+
+    def _defer(self, workspace: str, model_id: str, name: str, path: str) -> None:
+        assert self.timeout is not None
+        trigger = FabricModelVersionListedTrigger(
+            fabric_conn_id=self.fabric_conn_id,
+            workspace_id=workspace,
+            model_id=model_id,
+            version_name=name,
+            model_path=path,
+            poke_interval=self.poke_interval,
+            end_time=time.time() + self.timeout,
+            max_attempts=self.max_attempts,
+            call_timeout=self.call_timeout,
+        )
+        # the deferral's own timeout is a margin behind the trigger's end time, which answers first
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after deferral: the listed version's ref, or the typed error of the event."""
+        return self.closing_hook(lambda: self._complete(context, event))
+
+    def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"unexpected trigger event: {event!r}")
+        status, model_id = event["status"], str(event.get("model_id"))
+        if status == "success":
+            version = FabricModelVersion.model_validate(event["version"])
+            self.log.info("Model %s: version %r registered as %s", model_id, version.name, version.id)
+            return self._publish_version(context, self._ref(str(event["workspace_id"]), model_id, version))
+        if status == "failed":
+            raise RegistryVersionFailedError(model_id, str(event.get("version_id")), str(event.get("version_status")))
+        if status == "timeout":
+            assert self.timeout is not None
+            raise RegistryWaitTimeoutError(f"model {model_id} {event.get('message')}", self.timeout)
+        raise AirflowException(f"version wait failed: {event.get('error_type')}: {event.get('message')}")
 
 
 class FabricSetCurrentVersionOperator(_FabricVersionOperator):
