@@ -37,7 +37,14 @@ from typing import Any, ClassVar
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 from airflow_provider_modelreg.renamed import renamed_class
-from airflow_provider_modelreg.validation import PLACEHOLDERS, check_pai_model_id, check_pai_version_name
+from airflow_provider_modelreg.validation import (
+    check_max_failures,
+    check_pai_model_id,
+    check_pai_version_name,
+    check_poke_interval,
+    rendered_optional,
+    rendered_required,
+)
 
 __all__ = [
     "RECENT_PAGE_SIZE",
@@ -83,45 +90,6 @@ class ApprovalDecision:
     outcome: Outcome
     version: PaiModelVersion | None = None
     outlook: str = ""
-
-
-# ------------------------------------------------------------------------------------------------ rendered input
-
-
-def _is_none_text(value: Any) -> bool:
-    return isinstance(value, str) and (not value.strip() or value.strip() in PLACEHOLDERS)
-
-
-def rendered_required(value: Any, field_name: str) -> str:
-    """A rendered argument that must be a non-empty string (``""``, ``"None"``, None, non-strings fail)."""
-    if value is None or _is_none_text(value) or not isinstance(value, str):
-        raise RegistryInputError(
-            field_name,
-            "must render to a non-empty string (a Jinja template of a missing value renders to '' or 'None')",
-            value,
-        )
-    return value
-
-
-def rendered_optional(value: Any, field_name: str) -> str | None:
-    """A rendered optional argument: a native None means unset; ``""``, ``"None"`` and non-strings fail."""
-    if value is None:
-        return None
-    return rendered_required(value, field_name)
-
-
-def check_poke_interval(value: Any, field_name: str = "poke_interval") -> float:
-    """Seconds between polls: a number from 0.1 to 86400 (typed error naming the field otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise RegistryInputError(field_name, "must be a number of seconds, more than 0 and at most 86400", value)
-    return float(value)
-
-
-def check_max_failures(value: Any, field_name: str = "max_failures") -> int:
-    """Consecutive failed polls tolerated: an integer from 1 to 1000 (typed error naming the field otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise RegistryInputError(field_name, "must be an integer from 1 to 1000", value)
-    return value
 
 
 def parse_created_after(value: Any, field_name: str = "created_after") -> datetime | None:

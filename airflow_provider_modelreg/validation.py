@@ -22,14 +22,18 @@ __all__ = [
     "check_fabric_offset",
     "check_fabric_version_id",
     "check_fabric_version_name",
+    "check_max_failures",
     "check_max_results",
     "check_order",
     "check_pai_approval_status",
     "check_pai_model_id",
     "check_pai_page_size",
     "check_pai_version_name",
+    "check_poke_interval",
     "check_request_attempts",
     "check_request_timeout",
+    "rendered_optional",
+    "rendered_required",
     "setting_number",
 ]
 
@@ -169,6 +173,45 @@ def setting_number(raw: Any, field: str, low: float, high: float, *, integer: bo
         raise RegistryConnectionConfigError(field, rule, raw) from None
     if not (low <= value <= high) or (integer and not value.is_integer()):
         raise RegistryConnectionConfigError(field, rule, raw)
+    return value
+
+
+# ------------------------------------------------------------------------ rendered input (templated arguments)
+
+
+def _is_none_text(value: Any) -> bool:
+    return isinstance(value, str) and (not value.strip() or value.strip() in PLACEHOLDERS)
+
+
+def rendered_required(value: Any, field_name: str) -> str:
+    """A rendered argument that must be a non-empty string (``""``, ``"None"``, None, non-strings fail)."""
+    if value is None or _is_none_text(value) or not isinstance(value, str):
+        raise RegistryInputError(
+            field_name,
+            "must render to a non-empty string (a Jinja template of a missing value renders to '' or 'None')",
+            value,
+        )
+    return value
+
+
+def rendered_optional(value: Any, field_name: str) -> str | None:
+    """A rendered optional argument: a native None means unset; ``""``, ``"None"`` and non-strings fail."""
+    if value is None:
+        return None
+    return rendered_required(value, field_name)
+
+
+def check_poke_interval(value: Any, field_name: str = "poke_interval") -> float:
+    """Seconds between polls: a number from 0.1 to 86400 (typed error naming the field otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise RegistryInputError(field_name, "must be a number of seconds, more than 0 and at most 86400", value)
+    return float(value)
+
+
+def check_max_failures(value: Any, field_name: str = "max_failures") -> int:
+    """Consecutive failed polls tolerated: an integer from 1 to 1000 (typed error naming the field otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise RegistryInputError(field_name, "must be an integer from 1 to 1000", value)
     return value
 
 
