@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-__all__ = ["eas_service_spec", "fabric_service_spec", "normalise_oss_uri", "service_name"]
+__all__ = ["eas_service_labels", "eas_service_spec", "fabric_service_spec", "normalise_oss_uri", "service_name"]
 
 #: Default EAS processor by PAI FormatType (as the PAI SDK chooses it).
 _DEFAULT_PROCESSORS = {
@@ -54,7 +54,8 @@ def _processor(ref: dict[str, Any]) -> str | None:
 
 def eas_service_spec(ref: dict[str, Any], *, instance: int = 1, cpu: int = 2, memory: int = 4000) -> dict[str, Any]:
     """The EAS ``CreateService`` body for a PAI version (``model_path`` from ``uri``, ``processor`` from
-    ``inference_spec``).
+    ``inference_spec``). The service's labels are not part of it: CreateService takes them as its ``Labels`` query
+    parameter (:func:`eas_service_labels`).
 
     :param ref: ModelVersionRef dict (``registry == "pai"``), as the sensor or operators push it to XCom.
     """
@@ -66,7 +67,6 @@ def eas_service_spec(ref: dict[str, Any], *, instance: int = 1, cpu: int = 2, me
         "name": service_name(str(ref["model_id"]), str(ref["version_name"])),
         "model_path": model_path,
         "metadata": {"instance": instance, "cpu": cpu, "memory": memory},
-        "labels": {"model_id": ref["model_id"], "version_name": ref["version_name"]},
     }
     processor = _processor(ref)
     if processor is not None:
@@ -74,6 +74,15 @@ def eas_service_spec(ref: dict[str, Any], *, instance: int = 1, cpu: int = 2, me
     if oss_endpoint is not None:
         spec["oss_endpoint"] = oss_endpoint
     return spec
+
+
+def eas_service_labels(ref: dict[str, Any]) -> dict[str, str]:
+    """The labels of a version's EAS service (CreateService's ``Labels`` query parameter, not the body): the model
+    and version it runs.
+
+    :param ref: ModelVersionRef dict (``registry == "pai"``).
+    """
+    return {"model_id": str(ref["model_id"]), "version_name": str(ref["version_name"])}
 
 
 def fabric_service_spec(ref: dict[str, Any], *, endpoint_id: str, instances: int = 1) -> dict[str, Any]:

@@ -16,6 +16,10 @@ from airflow_provider_modelreg.renamed import renamed_class
 
 __all__ = [
     "PLACEHOLDERS",
+    "check_eas_id",
+    "check_eas_int",
+    "check_eas_labels",
+    "check_eas_text",
     "check_fabric_id",
     "check_fabric_limit",
     "check_fabric_name_filter",
@@ -213,6 +217,61 @@ def check_max_failures(value: Any, field_name: str = "max_failures") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
         raise RegistryInputError(field_name, "must be an integer from 1 to 1000", value)
     return value
+
+
+# ------------------------------------------------------------------------------------------------- PAI-EAS
+
+#: EAS identifiers: (pattern, rule) by kind
+_EAS_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "service_name": (re.compile(r"[a-z][a-z0-9_]{0,62}"), "a lower-case letter, then up to 62 of a-z, 0-9 and '_'"),
+    "region": (re.compile(r"[a-z][a-z0-9-]{1,62}"), "a region id such as cn-hangzhou"),
+    "workspace_id": (re.compile(r"[A-Za-z0-9_-]{1,64}"), "1-64 characters of letters, digits, '-' and '_'"),
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_eas_id(value: Any, field: str, kind: str | None = None) -> str:
+    """An EAS identifier of ``kind`` (default: ``field``): ``service_name`` (a lower-case letter, then up to 62
+    lower-case letters, digits and ``_``), ``region`` (the ``ClusterId``, e.g. ``cn-hangzhou``) or
+    ``workspace_id``."""
+    pattern, rule = _EAS_IDS[kind or field]
+    return _match(pattern, field, value, rule)
+
+
+def check_eas_text(value: Any, field: str, max_length: int = 128) -> str:
+    """A free text value (a label key or value, a filter): a non-empty string of at most ``max_length``
+    characters, no control characters, not a placeholder (``'None'``, ``'null'``) left by a form or template."""
+    if not isinstance(value, str) or not value.strip():
+        raise RegistryInputError(field, "must be a non-empty string", value)
+    if value in PLACEHOLDERS:
+        raise RegistryInputError(field, "holds a placeholder ('None'/'null'): give a value or leave it out", value)
+    if _CONTROL.search(value):
+        raise RegistryInputError(field, "must not contain control characters (a pasted newline?)", value)
+    if len(value) > max_length:
+        raise RegistryInputError(field, f"must be at most {max_length} characters", value)
+    return value
+
+
+def check_eas_labels(value: Any, field: str = "labels") -> dict[str, str]:
+    """Service labels: a mapping of label key to value, both :func:`check_eas_text` (insertion order kept: the
+    SDK sends them in that order)."""
+    if not isinstance(value, dict):
+        raise RegistryInputError(field, "must be a mapping of label key to value", value)
+    return {
+        check_eas_text(key, f"{field} key"): check_eas_text(item, f"{field}[{key!r:.40}]")
+        for key, item in value.items()
+    }
+
+
+#: EAS integers: (lowest, highest) by name
+_EAS_RANGES = {"version": (1, 2**31 - 1), "weight": (-1, 1000), "page_size": (1, 100)}
+
+
+def check_eas_int(value: Any, field: str, kind: str | None = None) -> int:
+    """An EAS integer of ``kind`` (default: ``field``): a service ``version`` (1 or more), ReleaseService's
+    ``weight`` (-1 to 1000), a listing's ``page_size`` (1-100)."""
+    low, high = _EAS_RANGES[kind or field]
+    return _int_range(field, value, low, high)
 
 
 def __getattr__(name: str) -> Any:  # deprecated names: check_pai_order checks either registry's order

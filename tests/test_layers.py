@@ -15,7 +15,18 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "foundation",
-        ("", "errors", "models", "validation", "renamed", "deploy", "lineage", "get_provider_info", "_compat"),
+        (
+            "",
+            "errors",
+            "models",
+            "eas_models",
+            "validation",
+            "renamed",
+            "deploy",
+            "lineage",
+            "get_provider_info",
+            "_compat",
+        ),
     ),
     ("signing", ("auth", "credentials.rpc")),
     ("transport", ("transport", "paging")),
