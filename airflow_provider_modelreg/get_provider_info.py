@@ -97,6 +97,10 @@ PAI_CONN_FIELDS: dict[str, Any] = {
         "(http:// only to a loopback host, for a local emulator).",
     ),
     "network": _field("Network", "public or vpc (aiworkspace-vpc.<region> host).", enum=["public", "vpc"]),
+    "eas_endpoint": _field(
+        "EAS endpoint",
+        "Full URL overriding the PAI-EAS host rule (pai-eas.<region>.aliyuncs.com), e.g. for a local emulator.",
+    ),
     "credential_source": _field(
         "Credential source",
         "access_key: Login/Password are an AccessKey. sts: plus the STS security token. ram_role_arn: "
@@ -268,7 +272,7 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "hooks": [
-            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.hooks.pai"]},
+            {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.hooks.pai", f"{_PKG}.hooks.eas"]},
             {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.hooks.fabric"]},
         ],
         "operators": [

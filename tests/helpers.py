@@ -190,9 +190,15 @@ class RecordingHandler(http.server.BaseHTTPRequestHandler):
 def background_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[http.server.ThreadingHTTPServer]:
     """A local HTTP server of ``handler`` in a daemon thread (e.g. one that records what clients send)."""
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield srv
     finally:
         srv.shutdown()
+        srv.server_close()
+
+
+#: the name the EAS tests were written with
+loopback_server = background_server

@@ -231,7 +231,7 @@ def test_conn_fields_are_optional_in_the_ui(info: dict[str, Any], conn_type: str
 @pytest.mark.parametrize(
     ("conn_type", "sources"),
     [
-        ("pai", ["hooks/pai.py"]),
+        ("pai", ["hooks/pai.py", "hooks/eas.py"]),
         # the Fabric connection's settings are read in their own module since issue 21
         ("huaweicloud_fabric", ["hooks/fabric.py", "hooks/fabric_connection.py"]),
     ],
@@ -240,11 +240,14 @@ def test_every_extra_the_hook_reads_is_a_declared_conn_field(
     info: dict[str, Any], conn_type: str, sources: list[str]
 ) -> None:
     shared = ["hooks/base.py", "operators/base.py", "sensors/pai.py"]
-    pattern = re.compile(r"""extra_str\([^,]+,\s*["'](\w+)["']\)|extras\.get\(["'](\w+)["']""")
+    # endpoint_extra: the extra a PAI hook's host override is read from (endpoint, eas_endpoint)
+    pattern = re.compile(
+        r"""extra_str\([^,]+,\s*["'](\w+)["']\)|extras\.get\(["'](\w+)["']|endpoint_extra = ["'](\w+)["']"""
+    )
     read: set[str] = set()
     for rel in sources + shared:
         for match in pattern.finditer((PACKAGE_DIR / rel).read_text()):
-            read.add(match.group(1) or match.group(2))
+            read.add(match.group(1) or match.group(2) or match.group(3))
     assert {"region", "endpoint", "security_token", "max_attempts"} <= read  # the scan itself works
     assert read <= set(_conn_types(info)[conn_type]["conn-fields"]), read - set(
         _conn_types(info)[conn_type]["conn-fields"]

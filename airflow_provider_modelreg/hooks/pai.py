@@ -80,9 +80,11 @@ def pai_host(region: str, network: str | None = None) -> str:
 _REGIONAL_HOST = re.compile(r"aiworkspace(?:-[a-z]+)?\.([a-z0-9-]+)\.aliyuncs\.com")
 
 
-@with_connection_form  # the connection form of UIs before Airflow 3.2, from the same conn-fields
-class PaiModelRegistryHook(ModelRegistryHookBase):
-    """Talks to the PAI model registry with ACS3-HMAC-SHA256 signed requests.
+class PaiSignedHook(ModelRegistryHookBase):
+    """What every hook on a ``pai`` connection shares: ACS3-HMAC-SHA256 signed requests (``x-acs-version``
+    :attr:`api_version`) to the host of the extra :attr:`endpoint_extra`, else the SDK's host rule for the region.
+    :class:`PaiModelRegistryHook` (AI Workspace) and :class:`~airflow_provider_modelreg.hooks.eas.PaiEasHook`
+    (EAS) differ in these class attributes.
 
     Connection (type ``pai``): login = AccessKey ID, password = AccessKey secret; extras ``region``,
     ``endpoint`` (full URL; ``http://`` only for a local emulator), ``security_token`` (STS), ``network``
@@ -103,12 +105,22 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
     default_conn_name = "pai_default"
     conn_type = "pai"
     hook_name = "Alibaba Cloud PAI"
+    #: ``x-acs-version`` of every request
+    api_version = PAI_API_VERSION
+    #: the connection extra that overrides the host
+    endpoint_extra = "endpoint"
+    #: a regional host of this API, whose first group is the region (the region of an endpoint without one)
+    regional_host = _REGIONAL_HOST
 
     def __init__(self, pai_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(pai_conn_id, **kwargs)
         self.pai_conn_id = pai_conn_id
-        self._workspaces: dict[str, str | None] = {}  # model id -> WorkspaceId (GetModel), once per hook
         self._pai_auth: PaiAuth | None = None
+
+    @staticmethod
+    def default_host(region: str, network: str | None) -> str:
+        """The official SDK's host for a region and network."""
+        return pai_host(region, network)
 
     # -- connection -> transport
 
@@ -120,17 +132,19 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
         network = extra_str(extras, "network")
         if network is not None and network not in ("public", "vpc"):
             raise RegistryConnectionConfigError("network", "must be 'public' or 'vpc'", network)
-        endpoint = extra_str(extras, "endpoint")
+        endpoint = extra_str(extras, self.endpoint_extra)
         if region is not None:
             check_region(region)
         if endpoint is not None:
-            base_url = parse_endpoint(endpoint)
+            base_url = parse_endpoint(endpoint, self.endpoint_extra)
         elif region is not None:
-            base_url = f"https://{pai_host(region, network)}"
+            base_url = f"https://{self.default_host(region, network)}"
         else:
-            raise RegistryConnectionConfigError("region", "is required when no endpoint is set (e.g. cn-hangzhou)")
+            raise RegistryConnectionConfigError(
+                "region", f"is required when no {self.endpoint_extra} is set (e.g. cn-hangzhou)"
+            )
         if region is None:
-            found = _REGIONAL_HOST.fullmatch(urlsplit(base_url).hostname or "")
+            found = self.regional_host.fullmatch(urlsplit(base_url).hostname or "")
             region = found.group(1) if found else None
         return base_url, region, extra_str(extras, "workspace_id")
 
@@ -151,7 +165,7 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
             vendor="pai",
             base_url=base_url,
             auth=self._pai_auth.auth,
-            headers={"x-acs-version": PAI_API_VERSION},
+            headers={"x-acs-version": self.api_version},
             **options,
         )
 
@@ -170,6 +184,18 @@ class PaiModelRegistryHook(ModelRegistryHookBase):
     async def aregion(self) -> str | None:
         """Async twin of :attr:`region` (reads the connection with the async API)."""
         return self._settings(await self.aconnection())[1]
+
+
+@with_connection_form  # the connection form of UIs before Airflow 3.2, from the same conn-fields
+class PaiModelRegistryHook(PaiSignedHook):
+    """Talks to the PAI model registry (AI Workspace API 2021-02-04); the connection as in :class:`PaiSignedHook`.
+
+    :param pai_conn_id: Airflow connection id.
+    """
+
+    def __init__(self, pai_conn_id: str = PaiSignedHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(pai_conn_id, **kwargs)
+        self._workspaces: dict[str, str | None] = {}  # model id -> WorkspaceId (GetModel), once per hook
 
     @property
     def workspace_id(self) -> str | None:
