@@ -4,7 +4,9 @@ Not part of the provider's wheel, and never imported by the provider. It imports
 signing code (``airflow_provider_modelreg.auth``, ``airflow_provider_modelreg.credentials.rpc``) to verify
 requests as the services do, and the wire models (``airflow_provider_modelreg.models``) to check seeds.
 
-One FastAPI app served by uvicorn speaks PAI AIWorkSpace 2021-02-04 (``/api/v1/models...``), DataArts Fabric
+One FastAPI app served by uvicorn speaks PAI AIWorkSpace 2021-02-04 (``/api/v1/models...``), PAI-EAS 2021-07-01
+(``/api/v2/services...``, :mod:`.eas`: services created, updated, rolled back, released and deleted through a state
+machine with injectable failures), DataArts Fabric
 (``/v1/workspaces/...``) and Huawei IAM (``POST /v3/auth/tokens``) on one port, verifies signatures and tokens as the
 services do, keeps its state in memory (loaded from a JSON seed) and can inject latency, server errors, throttling
 and connection resets, deterministically.

@@ -9,6 +9,10 @@ anything else is answered 403.
 * ``GET /_emulator/credentials`` — ``{"temporary_keys": [{"vendor", "key_id", "secret", "token", "issuer",
   "issued_at", "expires_at"}, ...]}``: every temporary key the credential services issued, secrets included (a
   loopback test harness uses them to scan logs and databases for leaks).
+* ``PUT /_emulator/eas/services/{region}/{service_name}/{action}`` with ``fail`` (``{"reason", "message"}``: the
+  service ``Failed`` with a Warning event), ``wait`` (``Waiting`` for resources until advanced), ``slow``
+  (``{"seconds": 30}`` more for its next transition) or ``advance`` (finish the transition in flight now). Answers
+  the service as DescribeService does.
 * ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
   "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
   Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
@@ -30,8 +34,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from modelreg_emulator.eas import eas_admin
 from modelreg_emulator.store import normalise_status
-from modelreg_emulator.wire import Answer, Req
+from modelreg_emulator.wire import Answer, ApiError, Req
 
 if TYPE_CHECKING:
     from modelreg_emulator.app import Registry
@@ -102,16 +107,37 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
         return _set_status(registry, parts[2], parts[4], req.body)
     if parts == ["fabric", "fail-next-versions"] and req.method == "PUT":
         return _fail_next(registry, req.body)
+    if len(parts) == 5 and parts[:2] == ["eas", "services"] and req.method == "PUT":
+        return _eas_action(registry, parts[2], parts[3], parts[4], req.body)
     return _error(404, f"no admin route {req.method} {req.path}")
 
 
-def _set_status(registry: Registry, model_id: str, version_name: str, body: bytes) -> Answer:
+def _eas_action(registry: Registry, region: str, name: str, action: str, body: bytes) -> Answer:
+    """``PUT /_emulator/eas/services/{region}/{name}/{fail|wait|slow|advance}`` (:func:`.eas.eas_admin`)."""
+    request = _body_object(body, '{"reason": "...", "message": "..."}')
+    if isinstance(request, Answer):
+        return request
+    try:
+        return _answer(200, eas_admin(registry.store, action, region, name, request))
+    except ApiError as err:
+        return _error(err.status, err.message)
+
+
+def _body_object(body: bytes, example: str) -> dict[str, Any] | Answer:
+    """The JSON object of an admin request's body, or the 400 answer."""
     try:
         request = json.loads(body or b"{}")
     except ValueError:
-        return _error(400, 'the body must be JSON: {"status": "Approved", "force": false}')
+        return _error(400, f"the body must be JSON: {example}")
     if not isinstance(request, dict):
         return _error(400, "the body must be a JSON object")
+    return request
+
+
+def _set_status(registry: Registry, model_id: str, version_name: str, body: bytes) -> Answer:
+    request = _body_object(body, '{"status": "Approved", "force": false}')
+    if isinstance(request, Answer):
+        return request
     status = normalise_status(request.get("status"))
     if status is None:
         return _error(400, "status must be one of Pending, Approved, Rejected")

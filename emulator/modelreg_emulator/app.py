@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelreg_emulator.admin import ADMIN_PREFIX, handle_admin
 from modelreg_emulator.credential_services import match_credential_service
+from modelreg_emulator.eas import EasSettings, configure_eas, match_eas
 from modelreg_emulator.fabric import IamError, issue_token, match_fabric
 from modelreg_emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
 from modelreg_emulator.pai import match_pai
@@ -51,6 +52,8 @@ class EmulatorConfig:
     #: seconds a Fabric version takes to be created and listed (CreateModelDefinition, UpdateModelDefinition)
     version_delay: float = 0.5
     faults: FaultConfig = field(default_factory=FaultConfig)
+    #: PAI-EAS: how long the emulated services take to create, update and delete
+    eas: EasSettings = field(default_factory=EasSettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, Path):
@@ -97,6 +100,7 @@ class Registry:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.store = Store(config.seed, token_lifetime=config.token_lifetime, version_delay=config.version_delay)
+        self.eas = configure_eas(self.store, config.eas)
         self.faults = FaultInjector(config.faults)
         self._services: dict[str, Any] = {}
         self._services_lock = threading.Lock()
@@ -187,7 +191,10 @@ class Registry:
                     answer = err.answer()
                     fault = Fault.NONE
         else:
-            matched = match_pai(req.method, path) if vendor == "pai" else match_fabric(req.method, path)
+            if vendor == "pai":
+                matched = match_pai(req.method, path) or match_eas(req.method, path)
+            else:
+                matched = match_fabric(req.method, path)
             if matched is None:
                 route = f"{vendor}.Unknown" if path.startswith(("/api/", "/v1/")) else "unknown"
                 if vendor == "pai":

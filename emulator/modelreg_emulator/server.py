@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from modelreg_emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
+from modelreg_emulator.eas import EasSettings
 from modelreg_emulator.faults import FaultConfig, RequestLog
 from modelreg_emulator.store import Store
 
@@ -84,6 +85,7 @@ class RegistryEmulator:
     :param iam_faults: fault IAM token requests too, at the same rates.
     :param tls_certfile: PEM certificate to serve HTTPS with (with ``tls_keyfile``); plain HTTP without.
     :param tls_keyfile: PEM private key of ``tls_certfile``.
+    :param eas: how long PAI-EAS services take to create, update and delete (:class:`~.eas.EasSettings`).
     :param token_lifetime: IAM token lifetime in seconds.
     :param credential_lifetime: lifetime in seconds of temporary keys issued by the credential services.
     :param version_delay: seconds a Fabric version takes to be created and listed (default 0.5).
@@ -108,6 +110,7 @@ class RegistryEmulator:
         iam_faults: bool = False,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
+        eas: EasSettings | None = None,
     ) -> None:
         self._tls = (tls_certfile, tls_keyfile)
         faults = FaultConfig(
@@ -127,6 +130,7 @@ class RegistryEmulator:
             credential_lifetime=credential_lifetime,
             version_delay=version_delay,
             faults=faults,
+            eas=eas or EasSettings(),
         )
         self.registry = Registry(self.config)
         self._server: uvicorn.Server | None = None
