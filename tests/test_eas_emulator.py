@@ -316,3 +316,19 @@ def test_a_wrong_secret_is_an_auth_error(emu: Any, monkeypatch: pytest.MonkeyPat
     pai_conn(monkeypatch, emu.url, region=REGION, eas_endpoint=emu.url, password="wrong-secret")
     with pytest.raises(RegistryAuthError):
         PaiEasHook().describe_service("anything")
+
+
+def test_the_admin_command_line(emu: Any, hook: PaiEasHook, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelreg_emulator.admin import main as cli
+
+    hook.create_service(json.loads(service_json("cli_svc")))
+    assert cli(["eas", "advance", REGION, "cli_svc", "--url", emu.url]) == 0
+    assert "cli_svc: Running (version 1)" in capsys.readouterr().out
+    assert (
+        cli(["eas", "fail", REGION, "cli_svc", "--reason", "OOMKilled", "--message", "out of memory", "--url", emu.url])
+        == 0
+    )
+    service = hook.describe_service("cli_svc")
+    assert (service.status.value, service.reason, service.message) == ("Failed", "OOMKilled", "out of memory")
+    assert cli(["eas", "advance", REGION, "no_such_svc", "--url", emu.url]) == 1
+    assert "HTTP 404" in capsys.readouterr().err

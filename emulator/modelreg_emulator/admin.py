@@ -19,7 +19,8 @@ anything else is answered 403.
 * ``PUT /_emulator/fabric/fail-next-versions`` with ``{"count": 1}`` — the next ``count`` Fabric versions
   (CreateModelDefinition, UpdateModelDefinition) fail: listed with ``status`` FAILED, never current.
 
-:func:`main` is the client side (``modelreg-emulator approve|reject|set-status|fail-next-version|requests --url URL``).
+:func:`main` is the client side (``modelreg-emulator approve|reject|set-status|fail-next-version|requests --url URL``,
+and ``modelreg-emulator eas fail|wait|slow|advance REGION SERVICE --url URL``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ __all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "COMMANDS", "handle_admin", "is_loopb
 
 ADMIN_PREFIX = "/_emulator/"
 ADMIN_HEADER = "X-Modelreg-Admin"
-COMMANDS = ("approve", "reject", "set-status", "fail-next-version", "requests")
+COMMANDS = ("approve", "reject", "set-status", "fail-next-version", "requests", "eas")
 URL_ENV = "MODELREG_EMULATOR_URL"
 _JSON = {"content-type": "application/json"}
 
@@ -191,6 +192,13 @@ def build_admin_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd = sub.add_parser("fail-next-version", help="make the next Fabric version(s) fail")
     cmd.add_argument("--count", type=int, default=1, help="how many next versions fail (default 1)")
+    cmd = sub.add_parser("eas", help="PAI-EAS: fail a service, hold it Waiting, slow it down, or advance it")
+    cmd.add_argument("action", choices=("fail", "wait", "slow", "advance"))
+    cmd.add_argument("region")
+    cmd.add_argument("service_name")
+    cmd.add_argument("--reason", help="fail: the Reason (default ContainerCrashLoop)")
+    cmd.add_argument("--message", help="fail, wait: the Message of the Warning event")
+    cmd.add_argument("--seconds", type=float, help="slow: seconds more for the next transition (default 30)")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd = sub.add_parser("requests", help="the request log: route, authenticated, count")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
@@ -199,7 +207,7 @@ def build_admin_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``modelreg-emulator approve|reject|set-status|requests ...``; returns the exit status."""
+    """``modelreg-emulator approve|reject|set-status|requests|eas ...``; returns the exit status."""
     import httpx
 
     args = build_admin_parser().parse_args(argv)
@@ -214,6 +222,11 @@ def main(argv: Sequence[str]) -> int:
         elif args.command == "fail-next-version":
             path = f"{base}{ADMIN_PREFIX}fabric/fail-next-versions"
             answer = httpx.put(path, json={"count": args.count}, headers=headers, timeout=10, trust_env=False)
+        elif args.command == "eas":
+            given = {"reason": args.reason, "message": args.message, "seconds": args.seconds}
+            path = f"{ADMIN_PREFIX}eas/services/{quote(args.region, safe='')}/{quote(args.service_name, safe='')}"
+            body = {key: value for key, value in given.items() if value is not None}
+            answer = httpx.put(f"{base}{path}/{args.action}", json=body, headers=headers, timeout=10, trust_env=False)
         else:
             status = {"approve": "Approved", "reject": "Rejected"}.get(args.command, getattr(args, "status", ""))
             model, version = quote(args.model_id, safe=""), quote(args.version_name, safe="")
@@ -240,6 +253,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if args.command == "fail-next-version":
         print(f"the next {payload['fail_next_versions']} Fabric version(s) fail")
+        return 0
+    if args.command == "eas":
+        print(f"{payload['ServiceName']}: {payload['Status']} (version {payload['CurrentVersion']})")
         return 0
     print(f"{payload['VersionName']}: {payload['ApprovalStatus']}")
     return 0
