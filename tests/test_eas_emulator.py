@@ -332,3 +332,11 @@ def test_the_admin_command_line(emu: Any, hook: PaiEasHook, capsys: pytest.Captu
     assert (service.status.value, service.reason, service.message) == ("Failed", "OOMKilled", "out of memory")
     assert cli(["eas", "advance", REGION, "no_such_svc", "--url", emu.url]) == 1
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_test_connection(emu: Any, hook: PaiEasHook, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, message = hook.test_connection()
+    assert ok and "PAI-EAS reachable" in message
+    pai_conn(monkeypatch, emu.url, region=REGION, eas_endpoint=emu.url, password="wrong-secret")
+    ok, message = PaiEasHook().test_connection()
+    assert not ok and "SignatureDoesNotMatch" in message and "wrong-secret" not in message
