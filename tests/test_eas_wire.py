@@ -455,8 +455,10 @@ def test_a_missing_service(pinned: int) -> None:
 
 
 def test_a_listing_whose_total_lies_is_refused(pinned: int) -> None:
+    # page 1 holds one service of the 5 announced; pages 2-5 (read concurrently, so all alike) hold none
     page = {"TotalCount": 5, "Services": [_service()], "RequestId": "p"}
-    Recorder.script[:] = [answer(200, page), answer(200, {"TotalCount": 5, "Services": [], "RequestId": "q"})]
+    empty = {"TotalCount": 5, "Services": [], "RequestId": "q"}
+    Recorder.script[:] = [answer(200, page)] + [answer(200, empty)] * 4
     with pytest.raises(RegistryResponseError):
         PaiEasHook(retry=FAST).list_services(page_size=1, label={"a": "b"})
 
