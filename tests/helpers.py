@@ -198,7 +198,3 @@ def background_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iter
     finally:
         srv.shutdown()
         srv.server_close()
-
-
-#: the name the EAS tests were written with
-loopback_server = background_server

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from helpers import PAI_KEY, PAI_SECRET, loopback_server, pai_conn
+from helpers import PAI_KEY, PAI_SECRET, background_server, pai_conn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +87,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[http.server.ThreadingHTTPServer]:
-    with loopback_server(Recorder) as srv:
+    with background_server(Recorder) as srv:
         yield srv
 
 
