@@ -1,0 +1,124 @@
+"""The deferrable wait of an EAS deploy: polls DescribeService in the triggerer until the success rule holds, the
+service fails, or the deploy's time is up (:func:`~airflow_provider_modelreg.eas_deploy.judge_rollout` decides)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_modelreg.eas_deploy import judge_rollout
+from airflow_provider_modelreg.hooks.base import hook_overrides
+from airflow_provider_modelreg.hooks.eas import PaiEasHook
+from airflow_provider_modelreg.triggers.hub import masked
+
+__all__ = ["PaiEasServiceTrigger"]
+
+
+def _retryable(exc: BaseException) -> bool:
+    return bool(getattr(exc, "retryable", False))
+
+
+class PaiEasServiceTrigger(BaseTrigger):
+    """Waits until an EAS service is ready (``Running``, every instance running, the expected version current).
+
+    Events (``payload["status"]``): ``success`` (``service``: the JSON-safe summary, never a token), ``failed``
+    (``reason``, ``message``: a failed service, a settled status a deploy does not end in, or resources waited for
+    beyond ``resource_wait_timeout``), ``timeout`` (``end_time`` passed), ``error`` (``message``, ``error_type``)
+    after ``max_failures`` failed polls in a row, or at once for an error that asking again cannot help.
+
+    :param pai_conn_id: the ``pai`` connection.
+    :param service_name: the service.
+    :param expected_version: the version the deploy made (None: any version, current and latest).
+    :param poll_interval: seconds between polls.
+    :param resource_wait_timeout: seconds the service may wait for resources (``Waiting``).
+    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
+    :param max_failures: consecutive failed polls tolerated.
+    :param max_attempts: attempts per request (None: the connection's).
+    :param call_timeout: seconds per call, retries included (None: the connection's).
+    """
+
+    def __init__(
+        self,
+        *,
+        pai_conn_id: str,
+        service_name: str,
+        expected_version: int | None = None,
+        poll_interval: float = 30.0,
+        resource_wait_timeout: float = 1800.0,
+        end_time: float | None = None,
+        max_failures: int = 5,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.pai_conn_id = pai_conn_id
+        self.service_name = service_name
+        self.expected_version = expected_version
+        self.poll_interval = poll_interval
+        self.resource_wait_timeout = resource_wait_timeout
+        self.end_time = end_time
+        self.max_failures = max_failures
+        self.max_attempts = max_attempts
+        self.call_timeout = call_timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "pai_conn_id": self.pai_conn_id,
+            "service_name": self.service_name,
+            "expected_version": self.expected_version,
+            "poll_interval": self.poll_interval,
+            "resource_wait_timeout": self.resource_wait_timeout,
+            "end_time": self.end_time,
+            "max_failures": self.max_failures,
+            "max_attempts": self.max_attempts,
+            "call_timeout": self.call_timeout,
+        }
+
+    def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "service_name": self.service_name, **payload})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = PaiEasHook(self.pai_conn_id, **hook_overrides(self.max_attempts, self.call_timeout))
+        try:
+            yield await self._wait(hook)
+        finally:
+            await hook.aclose()
+
+    async def _wait(self, hook: PaiEasHook) -> TriggerEvent:
+        failures = 0
+        since: float | None = None
+        outlook: str | None = None
+        while True:
+            if self.end_time is not None and time.time() >= self.end_time:
+                return self._event("timeout", message=f"service {self.service_name} not ready before the deadline")
+            try:
+                found = await hook.adescribe_service(self.service_name)
+            except Exception as exc:
+                failures += 1
+                self.log.warning(
+                    "poll %d/%d of service %s failed: %s", failures, self.max_failures, self.service_name, exc
+                )
+                if not _retryable(exc) or failures >= self.max_failures:
+                    return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+            else:
+                failures = 0
+                verdict = judge_rollout(
+                    found,
+                    expected_version=self.expected_version,
+                    now=time.time(),
+                    waiting_since=since,
+                    resource_wait_timeout=self.resource_wait_timeout,
+                )
+                since = verdict.waiting_since
+                if verdict.outlook != outlook:
+                    outlook = verdict.outlook
+                    self.log.info("Service %s: %s", self.service_name, outlook)
+                if verdict.state == "done":
+                    return self._event("success", service=found.to_output())
+                if verdict.state == "failed":
+                    return self._event("failed", reason=verdict.reason, message=masked(verdict.message or ""))
+            await asyncio.sleep(self.poll_interval)
