@@ -101,14 +101,12 @@ class Create:
 
 @dataclass(frozen=True)
 class Update:
-    """UpdateService (merge) of the drifted paths, then wait for ``LatestVersion`` above ``base_version``."""
+    """UpdateService (merge) of the drifted paths (``base_version``: the latest version before it). A change of the
+    model or image makes a new version; a scale-only change does not: the wait expects the ``LatestVersion`` the
+    service reports after the update."""
 
     base_version: int
     changed: tuple[str, ...]
-
-    @property
-    def expected_version(self) -> int:
-        return self.base_version + 1
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.pai",
                     f"{_PKG}.operators.pai_lifecycle",
                     f"{_PKG}.operators.pai_hitl",
+                    f"{_PKG}.operators.eas",
                 ],
             },
             {
@@ -295,7 +296,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": PAI_INTEGRATION,
-                "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher"],
+                "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher", f"{_PKG}.triggers.eas"],
             },
             {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.triggers.fabric"]},
         ],

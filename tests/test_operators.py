@@ -32,6 +32,7 @@ from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import FabricModelVersionLink, PaiModelLink, PaiModelVersionLink
 from airflow_provider_modelreg.operators.base import RegistryOperatorBase
+from airflow_provider_modelreg.operators.eas import PaiEasDeployOperator
 from airflow_provider_modelreg.operators.fabric import (
     FabricGetModelVersionOperator,
     FabricListModelsOperator,
@@ -74,6 +75,7 @@ PUBLIC = [
     *([PaiModelVersionApprovalHITLOperator] if HAS_HITL else []),  # Airflow 3.1+
     FabricRegisterModelVersionOperator,
     FabricSetCurrentVersionOperator,
+    PaiEasDeployOperator,
 ]
 
 

@@ -137,6 +137,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         self.write_back = write_back
         self.deferrable = deferrable
         self.pai_conn_id = pai_conn_id
+        self._result: dict[str, Any] | None = None
 
     def _make_hook(self, **overrides: Any) -> PaiEasHook:
         return PaiEasHook(self.pai_conn_id, **overrides)
@@ -192,7 +193,10 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         if isinstance(action, Update):
             self.log.info("Service %s runs another config (%s): updating it (merge)", name, ", ".join(action.changed))
             self.hook.update_service(name, config, update_type="merge")
-            return DeployRecord(name, digest, "update", action.expected_version).to_json()
+            # A new version when the model or the image changed; a scale-only change keeps the version: what the
+            # service reports right after the update is what the wait must see current.
+            latest = self.hook.describe_service(name).latest_version
+            return DeployRecord(name, digest, "update", latest or action.base_version).to_json()
         self.log.info("Service %s: %s", name, action.why)
         return DeployRecord(name, digest, stored.action if stored else "update", action.expected_version).to_json()
 
@@ -218,7 +222,9 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
     def is_job_succeeded(self, status: str) -> bool:
         return status == "done"
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
+        """Poll until the service serves (its report is the task's result: the mixin returns it on a reconnect) or
+        fails (:class:`EasDeployError`)."""
         record = DeployRecord.from_json(external_id)
         assert record is not None
         since: float | None = None
@@ -237,7 +243,8 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
                 outlook = verdict.outlook
                 self.log.info("Service %s: %s", record.service_name, outlook)
             if verdict.state == "done":
-                return
+                self._result = self._report(context, found.to_output())
+                return self._result
             if verdict.state == "failed":
                 self._fail(record.service_name, verdict.reason, verdict.message)
             time.sleep(self.poll_interval)
@@ -251,6 +258,8 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         raise EasDeployError(name, reason, message, warnings)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        if self._result is not None:  # reported when the poll saw it done
+            return self._result
         record = DeployRecord.from_json(external_id)
         assert record is not None
         return self._report(context, self.hook.describe_service(record.service_name).to_output())
