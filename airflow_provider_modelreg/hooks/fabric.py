@@ -22,15 +22,6 @@ from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase,
 # (``X as X``: a re-export)
 from airflow_provider_modelreg.hooks.fabric_connection import AUTH_TYPES, FABRIC_REGIONS, fabric_auth, fabric_settings
 from airflow_provider_modelreg.hooks.fabric_connection import _credential_summary as _credential_summary
-from airflow_provider_modelreg.hooks.fabric_lifecycle import (
-    FabricModelCreated,
-    FabricModelUpdate,
-    FabricNewModel,
-    create_model_spec,
-    delete_version_spec,
-    get_model_spec,
-    update_model_spec,
-)
 from airflow_provider_modelreg.hooks.fabric_specs import (
     FabricModelListing,
     FabricPageFilter,
@@ -60,6 +51,7 @@ from airflow_provider_modelreg.validation import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_modelreg.hooks.fabric_lifecycle import FabricModelCreated, FabricModelUpdate, FabricNewModel
     from airflow_provider_modelreg.iam import IamTokenAuth
 
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
@@ -413,25 +405,33 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     def get_model(self, model_id: str, *, workspace_id: str | None = None) -> FabricModel:
         """One model with its ``current_version`` (ListModels filtered by ``id``: Fabric has no ShowModel)."""
-        return self._run(self._in(workspace_id, lambda ws: get_model_spec(ws, model_id)))
+        from airflow_provider_modelreg.hooks import fabric_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(self._in(workspace_id, lambda ws: _lifecycle.get_model_spec(ws, model_id)))
 
     def create_model(
         self, name: str, *, workspace_id: str | None = None, **fields: Unpack[FabricNewModel]
     ) -> FabricModelCreated:
         """CreateModelDefinition: a model and its first version (``version_name``, ``model_path``,
         ``base_model_type``), created asynchronously. Sent once; returns the model id and the version id."""
-        return self._run(self._in(workspace_id, lambda ws: create_model_spec(ws, name, **fields)))
+        from airflow_provider_modelreg.hooks import fabric_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(self._in(workspace_id, lambda ws: _lifecycle.create_model_spec(ws, name, **fields)))
 
     def update_model(
         self, model_id: str, *, workspace_id: str | None = None, **fields: Unpack[FabricModelUpdate]
     ) -> FabricModel:
         """UpdateModelDefinition: a new version (created asynchronously; sent once) and/or the current version
         (``current_version_id``), name, description. Returns the model as the answer shows it."""
-        return self._run(self._in(workspace_id, lambda ws: update_model_spec(ws, model_id, **fields)))
+        from airflow_provider_modelreg.hooks import fabric_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(self._in(workspace_id, lambda ws: _lifecycle.update_model_spec(ws, model_id, **fields)))
 
     def delete_model_version(self, model_id: str, version_id: str, *, workspace_id: str | None = None) -> str | None:
         """DeleteModelVersion; returns the request id."""
-        return self._run(self._in(workspace_id, lambda ws: delete_version_spec(ws, model_id, version_id)))
+        from airflow_provider_modelreg.hooks import fabric_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(self._in(workspace_id, lambda ws: _lifecycle.delete_version_spec(ws, model_id, version_id)))
 
     def close(self) -> None:
         """Close the sync client (an IAM token and its request pool are the process's, shared, and stay)."""

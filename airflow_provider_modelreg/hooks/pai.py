@@ -18,13 +18,6 @@ from airflow_provider_modelreg.hooks.base import (
     mask_secrets,
     parse_endpoint,
 )
-from airflow_provider_modelreg.hooks.pai_lifecycle import (
-    PaiNewVersion,
-    PaiVersionCreated,
-    create_model_version_spec,
-    create_version_labels_spec,
-    delete_version_labels_spec,
-)
 from airflow_provider_modelreg.hooks.pai_specs import PaiModelListing, PaiVersionListing
 
 # the request specs live in hooks/pai_specs.py; importable from here too (``X as X``: a re-export)
@@ -46,6 +39,7 @@ from airflow_provider_modelreg.transport import RegistryTransport
 
 if TYPE_CHECKING:
     from airflow_provider_modelreg.credentials.alibaba import PaiAuth
+    from airflow_provider_modelreg.hooks.pai_lifecycle import PaiNewVersion, PaiVersionCreated
 
 __all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
 
@@ -329,18 +323,24 @@ class PaiModelRegistryHook(PaiSignedHook):
         :param uri: where the artifact is (``oss://bucket.endpoint/path``, ``https://...``).
         :param fields: the other fields (:class:`~airflow_provider_modelreg.hooks.pai_lifecycle.PaiNewVersion`).
         """
-        return self._run(create_model_version_spec(model_id, uri, **fields))
+        from airflow_provider_modelreg.hooks import pai_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(_lifecycle.create_model_version_spec(model_id, uri, **fields))
 
     def add_version_labels(self, model_id: str, version_name: str, labels: dict[str, str]) -> str | None:
         """CreateModelVersionLabels: add (or set) labels; returns the request id.
 
         :param labels: ``{key: value}``; keys and values of at most 128 bytes, without ``=`` or ``,``.
         """
-        return self._run(create_version_labels_spec(model_id, version_name, labels))
+        from airflow_provider_modelreg.hooks import pai_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(_lifecycle.create_version_labels_spec(model_id, version_name, labels))
 
     def remove_version_labels(self, model_id: str, version_name: str, keys: list[str]) -> str | None:
         """DeleteModelVersionLabels of ``keys`` (an absent label is no error); returns the request id."""
-        return self._run(delete_version_labels_spec(model_id, version_name, keys))
+        from airflow_provider_modelreg.hooks import pai_lifecycle as _lifecycle  # on first use (P4)
+
+        return self._run(_lifecycle.delete_version_labels_spec(model_id, version_name, keys))
 
     def test_connection(self) -> tuple[bool, str]:
         """List one model to prove the credentials and endpoint work (one attempt, 10 s deadline); the message says

@@ -9,7 +9,6 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str, hook_overrides
-from airflow_provider_modelreg.lineage import version_datasets
 from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.task_hook import TaskHook
 
@@ -79,6 +78,8 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
         ``obs://{bucket}``, the key as name), the registry version out (``pai://{region}/{workspace}`` or
         ``huaweicloud-fabric://...``, ``{model_id}/{version}``)."""
         from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_modelreg.lineage import version_datasets  # only when OpenLineage asks (P4)
 
         inputs, outputs = version_datasets(getattr(self, "_lineage_refs", []))
         return OperatorLineage(inputs=inputs, outputs=outputs)
