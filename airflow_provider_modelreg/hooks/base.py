@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
@@ -22,16 +22,11 @@ from airflow.providers.common.compat.sdk import BaseHook, Connection
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
 from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, RequestSpec
 from airflow_provider_modelreg.paging import DEFAULT_MAX_PAGES, MAX_PAGES_LIMIT, acollect_pages, collect_pages
-from airflow_provider_modelreg.transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_RETRY,
-    RegistryTransport,
-    RetryPolicy,
-    is_loopback,
-    public_url,
-    shared_ssl_context,
-)
+from airflow_provider_modelreg.transport import DEFAULT_RETRY, RetryPolicy, is_loopback, public_url
 from airflow_provider_modelreg.validation import PLACEHOLDERS, setting_number
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
     "Listing",
@@ -186,6 +181,8 @@ def check_ca_bundle(value: Any, field: str = "ca_bundle") -> str:
     if not isinstance(value, str) or not os.path.isfile(value):
         raise RegistryConnectionConfigError(field, "must be the path of a readable PEM file of CA certificates", value)
     try:
+        from airflow_provider_modelreg.transport import shared_ssl_context
+
         shared_ssl_context(value)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise RegistryConnectionConfigError(
@@ -231,6 +228,8 @@ def mask_secrets(*secrets: str | None) -> None:
 
 
 def _transports_of(transport: RegistryTransport) -> list[RegistryTransport]:
+    from airflow_provider_modelreg.transport import RegistryTransport  # a transport exists: its module is loaded
+
     """The transport and those of the credential sources behind its auth (``auth.credential.source``, sources made of
     sources): everything whose first request would otherwise build an SSL context on the event loop."""
     found: list[RegistryTransport] = [transport]
@@ -364,6 +363,8 @@ class ModelRegistryHookBase(BaseHook):
 
     def transport_options(self, conn: Connection) -> dict[str, Any]:
         """Keyword arguments of :class:`RegistryTransport` common to both vendors, read from the connection."""
+        from airflow_provider_modelreg.transport import DEFAULT_MAX_RESPONSE_BYTES
+
         extras = conn.extra_dejson
         cap = self._max_response_bytes
         if cap is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypedDict, Unpack, get_args
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, get_args
 
 import httpx
 
@@ -31,7 +31,6 @@ from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import Listing, mask_secrets
 from airflow_provider_modelreg.hooks.pai_specs import _page_query, _pai
 from airflow_provider_modelreg.hooks.specs import ListSpec, PageAnswer, RequestSpec, known_options, parsed_as
-from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_eas_id,
     check_eas_int,
@@ -39,6 +38,9 @@ from airflow_provider_modelreg.validation import (
     check_eas_text,
     check_max_results,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
     "EAS_SERVICES_PATH",

@@ -39,7 +39,6 @@ from airflow_provider_modelreg.hooks.fabric_specs import list_models_spec as lis
 from airflow_provider_modelreg.hooks.fabric_specs import versions_page_spec as versions_page_spec
 from airflow_provider_modelreg.hooks.specs import Deferred, ListSpec, PageAnswer, RequestSpec, known_options
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion, FabricModelVersionPage
-from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_fabric_id,
     check_fabric_limit,
@@ -53,6 +52,7 @@ from airflow_provider_modelreg.validation import (
 if TYPE_CHECKING:
     from airflow_provider_modelreg.hooks.fabric_lifecycle import FabricModelCreated, FabricModelUpdate, FabricNewModel
     from airflow_provider_modelreg.iam import IamTokenAuth
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
 
@@ -135,6 +135,8 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
     def build_transport(self, conn: Connection) -> RegistryTransport:
         base_url, _, _ = self._settings(conn)
+        from airflow_provider_modelreg.transport import RegistryTransport  # built here, not at import (P4)
+
         return RegistryTransport(
             vendor="fabric",
             base_url=base_url,

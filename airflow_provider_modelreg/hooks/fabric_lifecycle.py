@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 from pydantic import Field
@@ -30,8 +30,10 @@ from airflow_provider_modelreg.hooks.pai_lifecycle import _text
 from airflow_provider_modelreg.hooks.specs import RequestSpec, known_options, parsed_as, request_id
 from airflow_provider_modelreg.lineage import object_location
 from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, _Wire
-from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import check_fabric_id, check_fabric_version_id
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
     "MODEL_TYPES",

@@ -5,7 +5,7 @@ operation, every argument validated before anything is sent.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import httpx
 
@@ -14,7 +14,6 @@ from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import Listing
 from airflow_provider_modelreg.hooks.specs import ListSpec, PageAnswer, RequestSpec
 from airflow_provider_modelreg.models import FabricModel, FabricModelPage, FabricModelVersion, FabricModelVersionPage
-from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_fabric_id,
     check_fabric_limit,
@@ -23,6 +22,9 @@ from airflow_provider_modelreg.validation import (
     check_fabric_version_id,
     check_max_results,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
     "FabricModelListing",

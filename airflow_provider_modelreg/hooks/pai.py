@@ -35,11 +35,11 @@ from airflow_provider_modelreg.models import (
     PaiModelVersion,
     PaiModelVersionPage,
 )
-from airflow_provider_modelreg.transport import RegistryTransport
 
 if TYPE_CHECKING:
     from airflow_provider_modelreg.credentials.alibaba import PaiAuth
     from airflow_provider_modelreg.hooks.pai_lifecycle import PaiNewVersion, PaiVersionCreated
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = ["PAI_API_VERSION", "PaiModelRegistryHook", "pai_host"]
 
@@ -155,6 +155,8 @@ class PaiSignedHook(ModelRegistryHookBase):
         base_url, _, _ = self._settings(conn)
         options = self.transport_options(conn)
         self._pai_auth = build_pai_auth(config, options)
+        from airflow_provider_modelreg.transport import RegistryTransport  # built here, not at import (P4)
+
         return RegistryTransport(
             vendor="pai",
             base_url=base_url,

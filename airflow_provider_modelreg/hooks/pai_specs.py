@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -28,7 +28,6 @@ from airflow_provider_modelreg.models import (
     PaiModelVersion,
     PaiModelVersionPage,
 )
-from airflow_provider_modelreg.transport import RegistryTransport
 from airflow_provider_modelreg.validation import (
     check_max_results,
     check_order,
@@ -37,6 +36,9 @@ from airflow_provider_modelreg.validation import (
     check_pai_page_size,
     check_pai_version_name,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
 
 __all__ = [
     "PaiModelListing",

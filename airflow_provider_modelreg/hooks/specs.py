@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import httpx
 from airflow.providers.common.compat.sdk import Connection
 from pydantic import BaseModel
 
-from airflow_provider_modelreg.transport import RegistryTransport
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport import RegistryTransport
+
 
 __all__ = [
     "Deferred",
@@ -36,7 +38,7 @@ R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
 
 #: A parser: the transport that answered (its vendor names errors) and the 2xx response.
-Parser: TypeAlias = Callable[[RegistryTransport, httpx.Response], T]
+Parser: TypeAlias = "Callable[[RegistryTransport, httpx.Response], T]"
 #: One page of a listing as the paging plan takes it: its items and the total the server reported.
 PageAnswer: TypeAlias = tuple[Sequence[T], Any]
 

@@ -26,21 +26,51 @@ One module per concern, lowest first: :mod:`.retry` (the retry plan), :mod:`.net
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_modelreg.renamed import renamed_class
-from airflow_provider_modelreg.transport.client import DEFAULT_MAX_RESPONSE_BYTES, USER_AGENT, RegistryTransport
-from airflow_provider_modelreg.transport.deadlines import is_socket_readable
-from airflow_provider_modelreg.transport.network import environment_proxy, is_loopback, public_url, shared_ssl_context
-from airflow_provider_modelreg.transport.responses import Vendor, map_error, parse_model
-from airflow_provider_modelreg.transport.retry import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    Failure,
-    RetryDecision,
-    RetryPlan,
-    RetryPolicy,
-)
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.transport.client import DEFAULT_MAX_RESPONSE_BYTES, USER_AGENT, RegistryTransport
+    from airflow_provider_modelreg.transport.deadlines import is_socket_readable
+    from airflow_provider_modelreg.transport.network import (
+        environment_proxy,
+        is_loopback,
+        public_url,
+        shared_ssl_context,
+    )
+    from airflow_provider_modelreg.transport.responses import Vendor, map_error, parse_model
+    from airflow_provider_modelreg.transport.retry import (
+        DEFAULT_RETRY,
+        DEFAULT_TIMEOUT,
+        Failure,
+        RetryDecision,
+        RetryPlan,
+        RetryPolicy,
+    )
+
+#: Each public name's module, imported when the name is first asked for: a DAG file imports the hooks, and the
+#: hooks need the client (TLS, proxies, deadline backends) only when they build one (P4, import cost).
+_HOMES = {
+    "DEFAULT_MAX_RESPONSE_BYTES": "client",
+    "USER_AGENT": "client",
+    "RegistryTransport": "client",
+    "is_socket_readable": "deadlines",
+    "environment_proxy": "network",
+    "is_loopback": "network",
+    "public_url": "network",
+    "shared_ssl_context": "network",
+    "Vendor": "responses",
+    "map_error": "responses",
+    "parse_model": "responses",
+    "DEFAULT_RETRY": "retry",
+    "DEFAULT_TIMEOUT": "retry",
+    "Failure": "retry",
+    "RetryDecision": "retry",
+    "RetryPlan": "retry",
+    "RetryPolicy": "retry",
+}
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -63,5 +93,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # the deprecated name: two modules had a class called Decision
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+        globals()[name] = value  # asked once
+        return value
+    if name == "Decision":  # the deprecated name: two modules had a class called Decision
+        __getattr__("RetryDecision")
     return renamed_class(globals(), name, {"Decision": "RetryDecision"})
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
