@@ -29,6 +29,7 @@ __all__ = [
     "DeployRecord",
     "Refuse",
     "RolloutVerdict",
+    "RolloutWatch",
     "Update",
     "Wait",
     "config_digest",
@@ -209,6 +210,35 @@ def judge_rollout(
             return RolloutVerdict("failed", seen, found.reason or "Waiting", message, since)
         return RolloutVerdict("wait", seen, waiting_since=since)
     return RolloutVerdict("wait", seen)
+
+
+@dataclass
+class RolloutWatch:
+    """What a wait on a rollout carries from one poll to the next (plain data; the operator's poll loop and the
+    trigger each drive one): since when the service waits for resources, and what was last reported.
+
+    :param expected_version: the version the deploy made (None: any current version).
+    :param resource_wait_timeout: seconds the service may wait for resources.
+    """
+
+    expected_version: int | None
+    resource_wait_timeout: float
+    waiting_since: float | None = None
+    outlook: str | None = None
+
+    def observe(self, found: EasService, now: float) -> tuple[RolloutVerdict, str | None]:
+        """The verdict on one DescribeService answer, and what to log (None: the same as the last poll saw)."""
+        verdict = judge_rollout(
+            found,
+            expected_version=self.expected_version,
+            now=now,
+            waiting_since=self.waiting_since,
+            resource_wait_timeout=self.resource_wait_timeout,
+        )
+        self.waiting_since = verdict.waiting_since
+        news = None if verdict.outlook == self.outlook else verdict.outlook
+        self.outlook = verdict.outlook
+        return verdict, news
 
 
 def deployed_label(service_name: str, region: str) -> dict[str, str]:

@@ -200,3 +200,17 @@ def test_the_write_back_label_is_a_valid_registry_label() -> None:
     assert label_list(deployed_label("fraud_1_2_0_ab12", "cn-hangzhou")) == [
         {"Key": "deployed-eas", "Value": "fraud_1_2_0_ab12@cn-hangzhou"}
     ]
+
+
+def test_a_watch_reports_what_changed_only_and_carries_the_resource_wait() -> None:
+    from airflow_provider_modelreg.eas_deploy import RolloutWatch
+
+    watch = RolloutWatch(expected_version=None, resource_wait_timeout=300)
+    first, news = watch.observe(service("Waiting", Message="no GPU"), now=1000)
+    assert first.state == "wait" and news is not None and watch.waiting_since == 1000
+    again, news = watch.observe(service("Waiting", Message="no GPU"), now=1200)
+    assert again.state == "wait" and news is None  # the same outlook: nothing new to log
+    late, news = watch.observe(service("Waiting", Message="no GPU"), now=1301)
+    assert late.state == "failed" and news is None  # same outlook, but the budget is spent
+    fresh = RolloutWatch(expected_version=None, resource_wait_timeout=300)
+    assert fresh.observe(service(), now=0)[0].state == "done"

@@ -22,10 +22,10 @@ from airflow_provider_modelreg.eas_deploy import (
     Create,
     DeployRecord,
     Refuse,
+    RolloutWatch,
     Update,
     config_digest,
     deployed_label,
-    judge_rollout,
     plan_deploy,
 )
 from airflow_provider_modelreg.eas_models import EasService
@@ -207,14 +207,10 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         found = self._found(record.service_name)
         if found is None:
             return "gone"
-        verdict = judge_rollout(
-            found,
-            expected_version=record.expected_version,
-            now=time.time(),
-            waiting_since=None,
-            resource_wait_timeout=self.resource_wait_timeout,
-        )
-        return verdict.state
+        return self._watch(record).observe(found, time.time())[0].state
+
+    def _watch(self, record: DeployRecord) -> RolloutWatch:
+        return RolloutWatch(record.expected_version, float(self.resource_wait_timeout))
 
     def is_job_active(self, status: str) -> bool:
         return status == "wait"
@@ -227,21 +223,12 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         fails (:class:`EasDeployError`)."""
         record = DeployRecord.from_json(external_id)
         assert record is not None
-        since: float | None = None
-        outlook = None
+        watch = self._watch(record)
         while True:
             found = self.hook.describe_service(record.service_name)
-            verdict = judge_rollout(
-                found,
-                expected_version=record.expected_version,
-                now=time.time(),
-                waiting_since=since,
-                resource_wait_timeout=self.resource_wait_timeout,
-            )
-            since = verdict.waiting_since
-            if verdict.outlook != outlook:
-                outlook = verdict.outlook
-                self.log.info("Service %s: %s", record.service_name, outlook)
+            verdict, news = watch.observe(found, time.time())
+            if news is not None:
+                self.log.info("Service %s: %s", record.service_name, news)
             if verdict.state == "done":
                 self._result = self._report(context, found.to_output())
                 return self._result

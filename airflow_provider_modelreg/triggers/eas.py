@@ -1,5 +1,5 @@
 """The deferrable wait of an EAS deploy: polls DescribeService in the triggerer until the success rule holds, the
-service fails, or the deploy's time is up (:func:`~airflow_provider_modelreg.eas_deploy.judge_rollout` decides)."""
+service fails, or the deploy's time is up (:class:`~airflow_provider_modelreg.eas_deploy.RolloutWatch` decides)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_modelreg.eas_deploy import judge_rollout
+from airflow_provider_modelreg.eas_deploy import RolloutWatch
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.triggers.hub import masked
@@ -90,8 +90,7 @@ class PaiEasServiceTrigger(BaseTrigger):
 
     async def _wait(self, hook: PaiEasHook) -> TriggerEvent:
         failures = 0
-        since: float | None = None
-        outlook: str | None = None
+        watch = RolloutWatch(self.expected_version, self.resource_wait_timeout)
         while True:
             if self.end_time is not None and time.time() >= self.end_time:
                 return self._event("timeout", message=f"service {self.service_name} not ready before the deadline")
@@ -106,17 +105,9 @@ class PaiEasServiceTrigger(BaseTrigger):
                     return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
             else:
                 failures = 0
-                verdict = judge_rollout(
-                    found,
-                    expected_version=self.expected_version,
-                    now=time.time(),
-                    waiting_since=since,
-                    resource_wait_timeout=self.resource_wait_timeout,
-                )
-                since = verdict.waiting_since
-                if verdict.outlook != outlook:
-                    outlook = verdict.outlook
-                    self.log.info("Service %s: %s", self.service_name, outlook)
+                verdict, news = watch.observe(found, time.time())
+                if news is not None:
+                    self.log.info("Service %s: %s", self.service_name, news)
                 if verdict.state == "done":
                     return self._event("success", service=found.to_output())
                 if verdict.state == "failed":
