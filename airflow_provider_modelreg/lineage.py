@@ -94,6 +94,11 @@ def create_asset(*, bucket: str, key: str, scheme: str = "oss", extra: dict[str,
     return Asset(uri=f"{scheme}://{bucket}/{key}", extra=extra)
 
 
+def _object_dataset(location: ObjectLocation) -> Any:
+    """An object's OpenLineage dataset: namespace ``scheme://bucket``, name the key (``/`` for the bucket)."""
+    return _dataset(f"{location.scheme}://{location.bucket}", location.key or "/")
+
+
 def _dataset(namespace: str, name: str) -> Any:
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
@@ -105,7 +110,7 @@ def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> Any:
     location = object_location(asset.uri)
     if location is None:
         raise ValueError(f"not an oss:// or obs:// asset: {asset.uri}")
-    return _dataset(f"{location.scheme}://{location.bucket}", location.key or "/")
+    return _object_dataset(location)
 
 
 def _registry_dataset(ref: dict[str, Any]) -> Any:
@@ -128,7 +133,7 @@ def version_datasets(refs: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
             except ValueError:
                 location = None
             if location is not None:
-                inputs.append(_dataset(f"{location.scheme}://{location.bucket}", location.key or "/"))
+                inputs.append(_object_dataset(location))
             else:
                 parts = urlsplit(uri)
                 inputs.append(_dataset(f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"))

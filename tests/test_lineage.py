@@ -20,8 +20,6 @@ from airflow_provider_modelreg.operators.pai import (
     PaiUpdateModelVersionApprovalOperator,
 )
 
-openlineage = pytest.importorskip("airflow.providers.openlineage", reason="the OpenLineage provider (test extra)")
-
 
 @pytest.mark.parametrize(
     ("uri", "expected"),

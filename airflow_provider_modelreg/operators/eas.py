@@ -30,6 +30,7 @@ from airflow_provider_modelreg.eas_deploy import (
 )
 from airflow_provider_modelreg.eas_models import EasService
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.models import ModelVersionRef
@@ -255,7 +256,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         """The verified deploy: label the version in the registry, attach the summary to the asset events."""
         if self.write_back and output.get("region"):
             ref = self._ref()
-            registry = PaiModelRegistryHook(self.pai_conn_id)
+            registry = PaiModelRegistryHook(self.pai_conn_id, **hook_overrides(self.max_attempts, self.call_timeout))
             try:
                 registry.add_version_labels(
                     ref.model_id, ref.version_name, deployed_label(output["service_name"], output["region"])
