@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +199,41 @@ def background_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iter
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def example_env(home: Path, emulator_url: str, migrated_db: Path, **pai_extra: Any) -> dict[str, str]:
+    """The environment of ``airflow`` commands running the example DAGs against an emulator: a private AIRFLOW_HOME
+    (a copy of the migrated SQLite DB), the examples as DAGs folder, and the demo seed's credentials as the
+    ``pai_default`` and ``fabric_default`` connections (``pai_extra``: more extras, e.g. ``eas_endpoint``)."""
+    import shutil
+
+    seed = demo_seed()
+    pai = seed["pai"]["credentials"][0]
+    fab = seed["fabric"]["credentials"][0]
+    environ = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags_examples"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MODELREG_DEPLOY_DIR": str(home / "deploy"),
+        "AIRFLOW_CONN_PAI_DEFAULT": json.dumps(
+            {
+                "conn_type": "pai",
+                "login": pai["access_key_id"],
+                "password": pai["access_key_secret"],
+                "extra": {"endpoint": emulator_url, "region": "cn-hangzhou", "workspace_id": "ws-demo", **pai_extra},
+            }
+        ),
+        "AIRFLOW_CONN_FABRIC_DEFAULT": json.dumps(
+            {
+                "conn_type": "huaweicloud_fabric",
+                "login": fab["ak"],
+                "password": fab["sk"],
+                "extra": {"endpoint": emulator_url, "project_id": fab["project_id"], "workspace_id": "ws-demo"},
+            }
+        ),
+    }
+    environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    shutil.copyfile(migrated_db, home / "airflow.db")
+    return environ

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SECRETS, demo_seed
+from helpers import SECRETS, demo_seed, example_env
 
 from airflow_provider_modelreg.deploy import service_name
 
@@ -38,38 +36,7 @@ def demo_emulator() -> Any:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, demo_emulator: Any, migrated_airflow_db: Path) -> dict[str, str]:
-    emulator_url = demo_emulator.url
-    home = tmp_path_factory.mktemp("airflow-home")
-    seed = demo_seed()
-    pai = seed["pai"]["credentials"][0]
-    fab = seed["fabric"]["credentials"][0]
-    environ = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags_examples"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "MODELREG_DEPLOY_DIR": str(home / "deploy"),
-        "AIRFLOW_CONN_PAI_DEFAULT": json.dumps(
-            {
-                "conn_type": "pai",
-                "login": pai["access_key_id"],
-                "password": pai["access_key_secret"],
-                "extra": {"endpoint": emulator_url, "region": "cn-hangzhou", "workspace_id": "ws-demo"},
-            }
-        ),
-        "AIRFLOW_CONN_FABRIC_DEFAULT": json.dumps(
-            {
-                "conn_type": "huaweicloud_fabric",
-                "login": fab["ak"],
-                "password": fab["sk"],
-                "extra": {"endpoint": emulator_url, "project_id": fab["project_id"], "workspace_id": "ws-demo"},
-            }
-        ),
-    }
-    environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
-    return environ
+    return example_env(tmp_path_factory.mktemp("airflow-home"), demo_emulator.url, migrated_airflow_db)
 
 
 def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any] | None = None, on_line: Any = None) -> str:
