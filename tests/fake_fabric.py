@@ -61,7 +61,7 @@ def fake_fabric_server() -> Iterator[FakeFabric]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             status, body = fake.answer(url.path, parse_qs(url.query))
             data = json.dumps(body).encode()
