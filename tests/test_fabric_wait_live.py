@@ -192,3 +192,31 @@ async def test_many_waits_on_one_model_share_one_read_per_interval(fake: FakeFab
     assert {e["status"] for e in events} == {"timeout"}
     # 30 waits x ~6 polls would be ~180 listings unshared; one per interval when shared
     assert 3 <= fake.count("ListModelVersions") <= 12, fake.count("ListModelVersions")
+
+
+@pytest.mark.requires_airflow("3.0", reason="reschedule mode through a mocked task instance")
+def test_reschedule_mode_keeps_the_failure_count_across_reschedules(fake: FakeFabric) -> None:
+    """Each reschedule builds a new sensor: the count of throttled polls lives in the task state store."""
+    from airflow.exceptions import AirflowRescheduleException
+    from test_sensor_modes import FakeStateStore
+    from test_sensor_modes import context as store_context
+
+    from airflow_provider_modelreg.sensors.polling import FAILURES_KEY
+
+    store = FakeStateStore()
+    fake.throttle = 1000
+
+    def rescheduled() -> FabricModelVersionSensor:
+        return sensor(False, version_name="v1", max_failures=3, mode="reschedule")
+
+    for run in (1, 2):
+        with pytest.raises(AirflowRescheduleException):  # a throttled poke: rescheduled, the slot freed
+            rescheduled().execute(store_context(store))
+        assert store.values[FAILURES_KEY] == run
+    with pytest.raises(Exception, match="429"):  # the third in a row, in a third sensor object
+        rescheduled().execute(store_context(store))
+    assert fake.count() == 3
+    fake.throttle = 0
+    store.values[FAILURES_KEY] = 2
+    assert rescheduled().execute(store_context(store))["version_name"] == "v1"
+    assert store.values[FAILURES_KEY] == 0
