@@ -220,3 +220,34 @@ def test_reschedule_mode_keeps_the_failure_count_across_reschedules(fake: FakeFa
     store.values[FAILURES_KEY] = 2
     assert rescheduled().execute(store_context(store))["version_name"] == "v1"
     assert store.values[FAILURES_KEY] == 0
+
+
+async def test_a_watcher_and_the_waits_of_one_model_share_the_hubs_read(fake: FakeFabric) -> None:
+    from test_gate_watcher_hub import FakeStore
+
+    from airflow_provider_modelreg.triggers.fabric_watcher import FabricVersionEventTrigger
+
+    watcher = FabricVersionEventTrigger(fabric_conn_id="fabric_default", model_id=MODEL, poke_interval=0.2)
+    watcher.asset_state_store = FakeStore("prod")
+    waits = [  # the sensor gives its trigger the resolved workspace; the watcher resolves the connection's default
+        FabricModelVersionTrigger(
+            fabric_conn_id="fabric_default",
+            model_id=MODEL,
+            workspace_id="ws-1",
+            version_name=f"never-{i}",
+            poke_interval=0.2,
+            end_time=time.time() + 1.0,
+        )
+        for i in range(5)
+    ]
+
+    async def drain(trigger: Any) -> None:
+        async for _ in trigger.run():
+            return
+
+    task = asyncio.ensure_future(drain(watcher))
+    await asyncio.gather(*(drain(t) for t in waits))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # ~5 intervals of 0.2 s: one listing each, shared by the watcher and the five waits (unshared: ~30)
+    assert fake.count("ListModelVersions") <= 9, fake.count("ListModelVersions")

@@ -59,11 +59,12 @@ async def observe_fabric(
     hub: FabricPollHub, workspace_id: str | None, model_id: str, mode: str, max_age: float
 ) -> FabricObservation:
     """One poll of ``model_id`` in ``mode`` for every watcher of it (a shared read through the hub), with where the
-    model is (for the refs of the versions announced)."""
-    poll = FabricWatchPoll(workspace_id, model_id, mode)
+    model is (for the refs of the versions announced). The workspace is resolved first, so the read is the one the
+    deferrable waits of the same model ask (they are given the resolved workspace) and they share it."""
+    workspace, region = await where(hub, workspace_id)
+    poll = FabricWatchPoll(workspace, model_id, mode)
     await adrive(poll, lambda what: hub.read(what, max_age))
     assert poll.observation is not None
-    workspace, region = await where(hub, workspace_id)
     return replace(poll.observation, workspace_id=workspace, region=region)
 
 
