@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fake_fabric import FakeFabric, fake_fabric_server
 from helpers import build_seed, fabric_conn, fabric_version
@@ -87,7 +88,11 @@ async def test_each_new_version_once_oldest_first_failed_ones_never_across_resta
     assert event["status"] == "new_version" and event["workspace_id"] == "ws-1"
     assert event["version"]["uri"] == NEW["model_path"] and event["version"]["registry"] == "fabric"
     await watcher.stop()
-    emu.store.fail_next_fabric_versions(1)
+    async with httpx.AsyncClient() as client:  # the emulator's admin route (`modelreg-emulator fail-next-version`)
+        answer = await client.put(
+            f"{emu.url}/_emulator/fabric/fail-next-versions", json={"count": 1}, headers={"X-Modelreg-Admin": "1"}
+        )
+    assert answer.status_code == 200, answer.text
     await register("v9-failed")  # registered while the triggerer is down, and failed
     await register("v10")
     again = Standalone(store)
