@@ -123,9 +123,13 @@ async def test_each_new_current_version_once(emu: Any) -> None:
 async def test_two_modes_on_one_asset_keep_their_own_state(emu: Any) -> None:
     store = FakeStore("prod")
     new, current = Standalone(store), Standalone(store, mode="current_version")
-    await until(lambda: len(states(store._by_name["prod"])) == 2)
+    await until(lambda: len(states(store._by_name["prod"])) == 2)  # two keys: one per identity
     await new.stop()
     await current.stop()
+    by_mode = {state["identity"]["mode"]: state for state in states(store._by_name["prod"])}
+    assert set(by_mode) == {"new_version", "current_version"}
+    assert len(by_mode["new_version"]["known"]) == 3 and by_mode["new_version"]["current"] is None
+    assert by_mode["current_version"]["known"] == [] and by_mode["current_version"]["current"] is not None
 
 
 class AckRun:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_modelreg.approval_io import adrive
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
     FabricDecision,
     FabricOutcome,
@@ -264,8 +265,6 @@ class FabricModelVersionTrigger(BaseTrigger):
     def target(self) -> FabricWaitTarget:
         """The stored arguments, checked (a typed error naming the field)."""
         if not isinstance(self.current, bool):
-            from airflow_provider_modelreg.errors import RegistryInputError
-
             raise RegistryInputError("current", "must be true or false", self.current)
         return FabricWaitTarget(
             model_id=rendered_required(self.model_id, "model_id"),
@@ -284,7 +283,7 @@ class FabricModelVersionTrigger(BaseTrigger):
             self.max_failures = check_max_failures(self.max_failures)
             attempts = check_request_attempts(self.max_attempts, "max_attempts")
             timeout = check_request_timeout(self.call_timeout, "call_timeout")
-        except Exception as exc:  # RegistryInputError: before any request
+        except RegistryInputError as exc:  # before any request
             yield self._error(exc)
             return
         hub = FabricPollHub.acquire(
