@@ -23,11 +23,12 @@ __all__ = ["Driven", "adrive", "aread", "drive", "read"]
 
 
 class Driven(Protocol):
-    """What both shells drive: :class:`~airflow_provider_modelreg.approval.ApprovalCheck` and ``watch.WatchPoll``."""
+    """What both shells drive: :class:`~airflow_provider_modelreg.approval.ApprovalCheck`, ``watch.WatchPoll`` and
+    the Fabric cores (``fabric_wait.FabricVersionCheck``, ``fabric_watch.FabricWatchPoll``): any read type."""
 
-    def next_read(self) -> Read | None: ...
+    def next_read(self) -> Any: ...
 
-    def receive(self, read: Read, answer: Any) -> None: ...
+    def receive(self, read: Any, answer: Any) -> None: ...
 
 
 def _page(page: PaiModelVersionPage) -> VersionPage:
@@ -72,13 +73,13 @@ async def aread(hook: PaiModelRegistryHook, what: Read) -> Any:
     )
 
 
-def drive(check: Driven, reader: Callable[[Read], Any]) -> None:
+def drive(check: Driven, reader: Callable[[Any], Any]) -> None:
     """Run a check to its end with a sync reader."""
     while (what := check.next_read()) is not None:
         check.receive(what, reader(what))
 
 
-async def adrive(check: Driven, reader: Callable[[Read], Awaitable[Any]]) -> None:
+async def adrive(check: Driven, reader: Callable[[Any], Awaitable[Any]]) -> None:
     """Run a check to its end with an async reader."""
     while (what := check.next_read()) is not None:
         check.receive(what, await reader(what))

@@ -292,13 +292,17 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [
             {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.sensors.pai"]},
+            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.sensors.fabric"]},
         ],
         "triggers": [
             {
                 "integration-name": PAI_INTEGRATION,
                 "python-modules": [f"{_PKG}.triggers.pai", f"{_PKG}.triggers.watcher", f"{_PKG}.triggers.eas"],
             },
-            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.triggers.fabric"]},
+            {
+                "integration-name": FABRIC_INTEGRATION,
+                "python-modules": [f"{_PKG}.triggers.fabric", f"{_PKG}.triggers.fabric_watcher"],
+            },
         ],
         # oss:// and obs:// assets: one URI per object (the endpoint PAI writes into the authority dropped), and
         # OpenLineage datasets for them; "dataset-uris" is the same for Airflow 2

@@ -411,6 +411,12 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
 
         return self._run(self._in(workspace_id, lambda ws: _lifecycle.get_model_spec(ws, model_id)))
 
+    async def aget_model(self, model_id: str, *, workspace_id: str | None = None) -> FabricModel:
+        """Async twin of :meth:`get_model`."""
+        from airflow_provider_modelreg.hooks import fabric_lifecycle as _lifecycle  # on first use (P4)
+
+        return await self._arun(self._in(workspace_id, lambda ws: _lifecycle.get_model_spec(ws, model_id)))
+
     def create_model(
         self, name: str, *, workspace_id: str | None = None, **fields: Unpack[FabricNewModel]
     ) -> FabricModelCreated:

@@ -37,6 +37,13 @@ from airflow_provider_modelreg.hooks.base import extra_str
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
+from airflow_provider_modelreg.sensors.polling import (
+    BACKSTOP_ERRORS,
+    DEFAULT_MAX_FAILURES,
+    FailedPollBudget,
+    retryable,
+)
+from airflow_provider_modelreg.sensors.polling import FAILURES_KEY as FAILURES_KEY
 from airflow_provider_modelreg.task_hook import TaskHook
 
 if TYPE_CHECKING:
@@ -44,20 +51,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_FAILURES", "PaiModelVersionApprovedSensor"]
 
-#: Consecutive failed polls a wait tolerates, in every mode (the trigger's default too).
-DEFAULT_MAX_FAILURES = 5
-#: Key of the consecutive-failure count in Airflow's task state store (reschedule mode, Airflow >= 3.3).
-FAILURES_KEY = "modelreg_consecutive_failed_pokes"
-#: The ``error`` Airflow gives a deferral whose backstop timeout fired: 3.x, then 2.x.
-_BACKSTOP_ERRORS = ("Trigger timeout", "Trigger/execution timeout")
+_BACKSTOP_ERRORS = BACKSTOP_ERRORS  # its name before the failed-poll rules had their own module
+_retryable = retryable
 
 
-def _retryable(exc: BaseException) -> bool:
-    """The one rule of every mode: only an error that says asking again can help is worth another poke."""
-    return bool(getattr(exc, "retryable", False))
-
-
-class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOperator):
+class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryHook], BaseSensorOperator):
     """Waits until a PAI model version is Approved and pushes its ``ModelVersionRef`` dict (with ``uri``) to XCom.
 
     Rejected is terminal in PAI: the task fails at once without retries (``on_rejected="fail"``) or is
@@ -107,6 +105,7 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
     template_fields: Sequence[str] = ("model_id", "version_name", "after_version", "created_after", "pai_conn_id")
     operator_extra_links = (PaiModelVersionLink(),)
     ui_color = "#ffe8cc"
+    nothing_in_time = "Nothing approved in time"
 
     def __init__(
         self,
@@ -221,57 +220,6 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
             raise AirflowSkipException(message)
         raise AirflowFailException(message)
 
-    # -- failed polls
-
-    def _failure_store(self, context: Context) -> Any | None:
-        """Where the consecutive-failure count outlives this run: Airflow's task state store (>= 3.3), used in
-        reschedule mode only (in poke and deferrable mode this object lives across the pokes of the try)."""
-        if not self.reschedule:
-            return None
-        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
-        if store is None or not callable(getattr(store, "get", None)) or not callable(getattr(store, "set", None)):
-            return None
-        return store
-
-    def _stored_failures(self, store: Any | None) -> int:
-        if store is None:
-            return self._failures
-        value = store.get(FAILURES_KEY, 0)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-    def _store_failures(self, store: Any | None, failures: int, before: int) -> None:
-        self._failures = failures
-        if store is not None and failures != before:
-            store.set(FAILURES_KEY, failures)
-
-    def poke(self, context: Context) -> PokeReturnValue | bool:
-        """One check; a retryable error counts against ``max_failures`` and the wait goes on (False)."""
-        store = self._failure_store(context)
-        stored = failures = self._stored_failures(store)
-        # Below Airflow 3.3 nothing of a try survives a reschedule: retry a failed poke within this run.
-        retry_here = self.reschedule and store is None
-        while True:
-            try:
-                result = self._poke(context)
-            except Exception as exc:
-                if not _retryable(exc):
-                    raise
-                failures += 1
-                self.log.warning(
-                    "Poke %d/%d for model %s failed (retryable): %s", failures, self.max_failures, self.model_id, exc
-                )
-                if failures >= self.max_failures:  # the try ends here (a retry has a store of its own)
-                    self._failures = 0
-                    raise
-                if retry_here:
-                    self._failures = failures
-                    time.sleep(float(self.poke_interval))
-                    continue
-                self._store_failures(store, failures, stored)
-                return False
-            self._store_failures(store, 0, stored)
-            return result
-
     def _poke(self, context: Context) -> PokeReturnValue | bool:
         target = self._target()
         hook = self.hook
@@ -327,24 +275,6 @@ class PaiModelVersionApprovedSensor(TaskHook[PaiModelRegistryHook], BaseSensorOp
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
             timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
         )
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Airflow's resume (its ``soft_fail`` handling included), plus ``soft_fail`` and the deprecated
-        ``skip_on_timeout`` on the backstop: Airflow ends a deferral the triggerer did not answer in time with a
-        timeout of its own (``AirflowSensorTimeout`` on Airflow 3, ``TaskDeferralError("Trigger/execution
-        timeout")`` on 2.x), and Airflow 3.0's sensor re-raises that one without looking at ``soft_fail``."""
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSkipException:
-            raise
-        except Exception as exc:
-            error = str((next_kwargs or {}).get("error", ""))
-            backstop = next_method == "__fail__" and (
-                error in _BACKSTOP_ERRORS or isinstance(exc, AirflowSensorTimeout)
-            )
-            if (self.skip_on_timeout or self.soft_fail) and backstop:
-                raise AirflowSkipException(f"Nothing approved in time: the deferral timed out ({error})") from exc
-            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after deferral: validate the trigger's event and return the approved version's ref."""

@@ -1,6 +1,10 @@
 """Triggers for the DataArts Fabric registry: the deferrable wait of
 :class:`~airflow_provider_modelreg.operators.fabric_lifecycle.FabricRegisterModelVersionOperator` until the version
-it registered is listed.
+it registered is listed, and the deferrable wait of
+:class:`~airflow_provider_modelreg.sensors.fabric.FabricModelVersionSensor` (:class:`FabricModelVersionTrigger`),
+which drives the decision core (:mod:`airflow_provider_modelreg.fabric_wait`) through the shared-read hub
+(:class:`FabricPollHub`: one read per connection, workspace and model and poll interval, whatever the number of
+waits).
 
 Trigger kwargs are stored in plain text by Airflow: ids, the conn id and plain numbers only; credentials are resolved
 inside ``run()`` with the async connection API.
@@ -10,17 +14,64 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_modelreg.approval_io import adrive
+from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.fabric_wait import (
+    FabricDecision,
+    FabricOutcome,
+    FabricVersionCheck,
+    FabricWaitTarget,
+    describe_answer,
+)
+from airflow_provider_modelreg.fabric_wait_io import aread_fabric
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook, check_filterable
 from airflow_provider_modelreg.hooks.fabric_lifecycle import pick_registered, version_failed
-from airflow_provider_modelreg.triggers.hub import masked
+from airflow_provider_modelreg.triggers.hub import HubKey, PollHub, masked
+from airflow_provider_modelreg.validation import (
+    check_max_failures,
+    check_poke_interval,
+    check_request_attempts,
+    check_request_timeout,
+    rendered_optional,
+    rendered_required,
+)
 
-__all__ = ["FabricModelVersionListedTrigger"]
+__all__ = ["FABRIC_WAIT_CLASSPATH", "FabricModelVersionListedTrigger", "FabricModelVersionTrigger", "FabricPollHub"]
+
+#: The classpath :meth:`FabricModelVersionTrigger.serialize` returns (a subclass: its own): stored triggers keep it
+#: whatever module the class moves to.
+FABRIC_WAIT_CLASSPATH = "airflow_provider_modelreg.triggers.fabric.FabricModelVersionTrigger"
+
+_FABRIC_HUBS: dict[HubKey, Any] = {}
+
+
+@dataclass
+class FabricPollHub(PollHub[FabricModelRegistryHook]):
+    """The hub of the Fabric triggers (the version wait and the asset watcher): reads of
+    :mod:`airflow_provider_modelreg.fabric_wait`, shared by every trigger of one connection in one event loop."""
+
+    hook_class: ClassVar[Callable[..., Any]] = FabricModelRegistryHook
+    hubs: ClassVar[dict[HubKey, Any]] = _FABRIC_HUBS
+    label: ClassVar[str] = "Fabric model"
+
+    async def perform(self, hook: FabricModelRegistryHook, what: Any) -> Any:
+        return await aread_fabric(hook, what)
+
+    def describe(self, what: Any, answer: Any) -> str:
+        return describe_answer(what, answer)
+
+    async def check(self, target: FabricWaitTarget, anchor: Any, max_age: float) -> FabricVersionCheck:
+        """One poll of one wait, answered from shared reads wherever possible."""
+        check = FabricVersionCheck(target, anchor=anchor)
+        await adrive(check, lambda what: self.read(what, max_age))
+        return check
 
 
 class FabricModelVersionListedTrigger(BaseTrigger):
@@ -118,3 +169,166 @@ class FabricModelVersionListedTrigger(BaseTrigger):
                         return self._event("failed", version_id=found.id, version_status=status)
                     return self._event("success", version=found.to_wire())
             await asyncio.sleep(max(0.0, min(self.poke_interval, self.end_time - time.time())))
+
+
+def _retryable(exc: BaseException) -> bool:
+    """The one rule of every mode: only an error that says asking again can help is worth another poll."""
+    return bool(getattr(exc, "retryable", False))
+
+
+class FabricModelVersionTrigger(BaseTrigger):
+    """Waits for a Fabric model version (a name, a name pattern, or the current version moving past one), polling
+    through the shared hub.
+
+    Events (``payload["status"]``): ``success`` (``version``: the version as the API lists it), ``failed``
+    (``version``, ``version_status``: the newest matching version, or the current one, failed), ``timeout``
+    (``end_time`` passed; it also bounds a poll in flight), ``error`` (``message``, ``error_type``) after
+    ``max_failures`` consecutive failed polls, or at once for bad input, refusals and answers the wait cannot judge.
+    ``model_id`` and ``workspace_id`` are in every event.
+
+    :param fabric_conn_id: Airflow connection id (credentials are looked up inside ``run()``).
+    :param model_id: the model.
+    :param workspace_id: the workspace (None: the connection's ``workspace_id``).
+    :param version_name: wait for a version with this exact name.
+    :param version_pattern: wait for a version whose whole name matches this regular expression.
+    :param current_after: with ``current``: wait until the current version is newer than this version id.
+    :param current: wait for the current version (``current_after`` None: any current version).
+    :param poke_interval: seconds between polls.
+    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
+    :param max_failures: consecutive failed polls tolerated before an ``error`` event.
+    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param call_timeout: seconds one registry call may take, retries included (None: the connection's).
+    """
+
+    def __init__(
+        self,
+        *,
+        fabric_conn_id: str,
+        model_id: str,
+        workspace_id: str | None = None,
+        version_name: str | None = None,
+        version_pattern: str | None = None,
+        current_after: str | None = None,
+        current: bool = False,
+        poke_interval: float = 60.0,
+        end_time: float | None = None,
+        max_failures: int = 5,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        # Kept as given: run() checks them and reports a bad value as an ``error`` event (a constructor error
+        # would only make the triggerer fail to rebuild the trigger).
+        self.fabric_conn_id = fabric_conn_id
+        self.model_id = model_id
+        self.workspace_id = workspace_id
+        self.version_name = version_name
+        self.version_pattern = version_pattern
+        self.current_after = current_after
+        self.current = current
+        self.poke_interval = poke_interval
+        self.end_time = end_time
+        self.max_failures = max_failures
+        self.max_attempts = max_attempts
+        self.call_timeout = call_timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        cls = type(self)
+        classpath = (
+            FABRIC_WAIT_CLASSPATH if cls is FabricModelVersionTrigger else f"{cls.__module__}.{cls.__qualname__}"
+        )
+        return (
+            classpath,
+            {
+                "fabric_conn_id": self.fabric_conn_id,
+                "model_id": self.model_id,
+                "workspace_id": self.workspace_id,
+                "version_name": self.version_name,
+                "version_pattern": self.version_pattern,
+                "current_after": self.current_after,
+                "current": self.current,
+                "poke_interval": self.poke_interval,
+                "end_time": self.end_time,
+                "max_failures": self.max_failures,
+                "max_attempts": self.max_attempts,
+                "call_timeout": self.call_timeout,
+            },
+        )
+
+    def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "workspace_id": self.workspace_id, "model_id": self.model_id, **payload})
+
+    def _error(self, exc: BaseException) -> TriggerEvent:
+        # Airflow stores event payloads unmasked: the message goes through the secrets masker first
+        return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+
+    def target(self) -> FabricWaitTarget:
+        """The stored arguments, checked (a typed error naming the field)."""
+        if not isinstance(self.current, bool):
+            raise RegistryInputError("current", "must be true or false", self.current)
+        return FabricWaitTarget(
+            model_id=rendered_required(self.model_id, "model_id"),
+            workspace_id=rendered_optional(self.workspace_id, "workspace_id"),
+            version_name=rendered_optional(self.version_name, "version_name"),
+            version_pattern=rendered_optional(self.version_pattern, "version_pattern"),
+            current_after=rendered_optional(self.current_after, "current_after"),
+            current=self.current,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            target = self.target()
+            rendered_required(self.fabric_conn_id, "fabric_conn_id")
+            self.poke_interval = check_poke_interval(self.poke_interval)
+            self.max_failures = check_max_failures(self.max_failures)
+            attempts = check_request_attempts(self.max_attempts, "max_attempts")
+            timeout = check_request_timeout(self.call_timeout, "call_timeout")
+        except RegistryInputError as exc:  # before any request
+            yield self._error(exc)
+            return
+        hub = FabricPollHub.acquire(
+            self.fabric_conn_id, self.poke_interval, max_attempts=attempts, call_timeout=timeout
+        )
+        try:
+            yield await self._poll(hub, target)
+        finally:
+            await hub.release(self.poke_interval)
+
+    def _timeout(self, target: FabricWaitTarget) -> TriggerEvent:
+        return self._event("timeout", message=f"no {target.describe()} before the sensor timeout ({self.end_time})")
+
+    async def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> TriggerEvent:
+        failures = 0
+        anchor: Any = None
+        outlook: str | None = None
+        while True:
+            left = None if self.end_time is None else self.end_time - time.time()
+            if left is not None and left <= 0:
+                return self._timeout(target)
+            try:
+                poll = hub.check(target, anchor, self.poke_interval)
+                check = await (poll if left is None else asyncio.wait_for(poll, left))
+            except asyncio.TimeoutError:
+                return self._timeout(target)
+            except Exception as exc:
+                failures += 1
+                self.log.warning("poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc)
+                if not _retryable(exc) or failures >= self.max_failures:
+                    return self._error(exc)
+            else:
+                failures = 0
+                anchor = check.anchor
+                decision: FabricDecision | None = check.decision
+                assert decision is not None
+                if decision.outlook != outlook:  # one wait logs only when what it sees changes
+                    outlook = decision.outlook
+                    self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+                if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
+                    return self._event("success", version=decision.version.to_wire())
+                if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
+                    status = version_failed(decision.version)
+                    return self._event("failed", version=decision.version.to_wire(), version_status=status)
+            delay = self.poke_interval
+            if self.end_time is not None:
+                delay = max(0.0, min(delay, self.end_time - time.time()))
+            await asyncio.sleep(delay)

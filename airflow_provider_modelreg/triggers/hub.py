@@ -1,4 +1,4 @@
-"""The shared-read hub of the PAI triggers: one per event loop, connection and request settings.
+"""The shared-read hub of the triggers: one per event loop, connection and request settings.
 
 Work is shared inside one triggerer process: per event loop and connection there is one :class:`PaiPollHub` with
 one hook (one async connection pool) that answers each read (a hashable value from the decision core) once for
@@ -6,6 +6,10 @@ every trigger that asks it while the answer is younger than that trigger's poll 
 few models cost a few requests per interval. Its public API (:meth:`PaiPollHub.acquire`, :meth:`~PaiPollHub.release`,
 :meth:`~PaiPollHub.read`, :meth:`~PaiPollHub.check`, :meth:`~PaiPollHub.version_ref`,
 :meth:`~PaiPollHub.gated_transport`) is all the triggers use.
+
+The machinery is the registry's choice of nothing: :class:`PollHub` takes its hook class, how it performs a read and
+how it describes an answer from a subclass (:class:`PaiPollHub` here, ``FabricPollHub`` in
+:mod:`airflow_provider_modelreg.triggers.fabric`); each subclass keeps hubs of its own.
 """
 
 from __future__ import annotations
@@ -15,20 +19,22 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from airflow_provider_modelreg.approval import Anchor, ApprovalCheck, ApprovalTarget, Read, ReadVersion, describe_page
 from airflow_provider_modelreg.approval_io import aread
 from airflow_provider_modelreg.errors import RegistryAuthError
-from airflow_provider_modelreg.hooks.base import hook_overrides
+from airflow_provider_modelreg.hooks.base import ModelRegistryHookBase, hook_overrides
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.models import PaiModelVersion
 
-__all__ = ["HUB_MAX_IN_FLIGHT", "LOG_HEARTBEAT", "PaiPollHub", "masked"]
+__all__ = ["HUB_MAX_IN_FLIGHT", "LOG_HEARTBEAT", "PaiPollHub", "PollHub", "masked"]
 
 #: The triggers' logger since before the hub had its own module (logging configurations name it).
 log = logging.getLogger("airflow_provider_modelreg.triggers.pai")
 R = TypeVar("R")
+H = TypeVar("H", bound=ModelRegistryHookBase)
+HubKey = tuple[int, str, tuple[tuple[str, Any], ...]]
 
 #: Attempts one hub keeps on the wire. httpcore's pool scans its whole queue on every change, so a thousand waiting
 #: requests cost quadratic CPU; a semaphore in front keeps that queue short (and the connections few). It is held
@@ -48,22 +54,30 @@ class _Entry:
 
 
 @dataclass
-class PaiPollHub:
+class PollHub(Generic[H]):
     """Shared hook and coalesced reads for all triggers of one connection in one event loop.
 
     State is bounded: an answer older than the longest poll interval of the hub's users can serve no one and is
     dropped; the hub itself goes away with its last user, cancelling what is in flight and closing its clients.
+    A subclass names its hook class, performs a read (:meth:`perform`) and describes an answer (:meth:`describe`).
     """
 
+    #: builds the hook of a connection: ``hook_class(conn_id, **request settings)``
+    hook_class: ClassVar[Callable[..., Any]]
+    #: the hubs of this subclass, by (event loop, conn id, request settings)
+    hubs: ClassVar[dict[HubKey, Any]]
+    #: who is polled, for the log lines ("PAI model ...")
+    label: ClassVar[str] = "model"
+
     conn_id: str
-    hook: PaiModelRegistryHook
+    hook: H
     overrides: tuple[tuple[str, Any], ...] = ()  # hook arguments: the triggers' request settings
     users: int = 0
     requests: int = 0
     entries: dict[Any, _Entry] = field(default_factory=dict)
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HUB_MAX_IN_FLIGHT))
     intervals: Counter[float] = field(default_factory=Counter)
-    retired: list[PaiModelRegistryHook] = field(default_factory=list)
+    retired: list[H] = field(default_factory=list)
     _swept: float = float("-inf")
     #: What each shared read last logged, and when (see :meth:`_log_read`).
     logged: dict[Any, tuple[str, float]] = field(default_factory=dict)
@@ -78,14 +92,14 @@ class PaiPollHub:
         *,
         max_attempts: int | None = None,
         call_timeout: float | None = None,
-    ) -> PaiPollHub:
+    ) -> Self:
         """The hub of this event loop for ``conn_id`` and these request settings (created with its first user)."""
         overrides = tuple(sorted(hook_overrides(max_attempts, call_timeout).items()))
         key = (id(asyncio.get_running_loop()), conn_id, overrides)
-        hub = _HUBS.get(key)
+        hub: Self | None = cls.hubs.get(key)
         if hub is None:
-            hook = PaiModelRegistryHook(conn_id, **dict(overrides))
-            hub = _HUBS[key] = cls(conn_id=conn_id, hook=hook, overrides=overrides)
+            hook = cls.hook_class(conn_id, **dict(overrides))
+            hub = cls.hubs[key] = cls(conn_id=conn_id, hook=hook, overrides=overrides)
         hub.users += 1
         hub.intervals[interval] += 1
         return hub
@@ -98,7 +112,7 @@ class PaiPollHub:
             del self.intervals[interval]
         if self.users > 0:
             return
-        _HUBS.pop((id(asyncio.get_running_loop()), self.conn_id, self.overrides), None)
+        type(self).hubs.pop((id(asyncio.get_running_loop()), self.conn_id, self.overrides), None)
         tasks = [e.task for e in self.entries.values() if e.task is not None]
         for task in tasks:
             task.cancel()
@@ -119,18 +133,18 @@ class PaiPollHub:
         for key in [k for k, (_, at) in self.logged.items() if now - at >= LOG_HEARTBEAT]:
             del self.logged[key]  # it would be logged again anyway
 
-    def _log_read(self, what: Read, answer: Any) -> None:
+    def _log_read(self, what: Any, answer: Any) -> None:
         """Log at INFO what a shared read saw, once per model: when it differs from what the last read of that
         model saw, and at least every :data:`LOG_HEARTBEAT` seconds, so a wait is never silent. (A line on every
         read would cost a thousand log lines a round with a thousand models: Airflow's log pipeline takes about a
         millisecond a line.)"""
-        text = describe_page(what, answer)
+        text = self.describe(what, answer)
         now = asyncio.get_running_loop().time()
         last = self.logged.get(what)
         if last is not None and last[0] == text and now - last[1] < LOG_HEARTBEAT:
             return
         self.logged[what] = (text, now)
-        log.info("PAI model %s: %s", what.model_id, text)
+        log.info("%s %s: %s", self.label, what.model_id, text)
 
     # -- coalescing
 
@@ -168,11 +182,11 @@ class PaiPollHub:
             if entry.waiters <= 0 and not running.done():
                 running.cancel()  # nobody waits for it any more
 
-    async def _renew_hook(self, stale: PaiModelRegistryHook) -> None:
+    async def _renew_hook(self, stale: H) -> None:
         """Re-read the connection (a rotated secret) once; the old client closes once no read uses it."""
         if self.hook is stale:
             self.retired.append(stale)
-            self.hook = PaiModelRegistryHook(self.conn_id, **dict(self.overrides))
+            self.hook = type(self).hook_class(self.conn_id, **dict(self.overrides))
 
     async def _close_retired(self) -> None:
         """Close the clients of renewed hooks once nothing is in flight (a long-running watcher renews often)."""
@@ -181,7 +195,19 @@ class PaiPollHub:
             for hook in retired:
                 await hook.aclose()
 
-    async def read(self, what: Read, max_age: float) -> Any:
+    async def perform(self, hook: H, what: Any) -> Any:
+        """Perform one read of the core with ``hook`` (the subclass's registry)."""
+        raise NotImplementedError
+
+    def describe(self, what: Any, answer: Any) -> str:
+        """One line on what a shared read saw (the subclass's registry)."""
+        raise NotImplementedError
+
+    def logged_read(self, what: Any) -> bool:
+        """Whether a read's answer is logged (:meth:`_log_read`)."""
+        return True
+
+    async def read(self, what: Any, max_age: float) -> Any:
         """One read for the core, shared by every trigger asking it; an auth error re-reads the connection once."""
         entry = self.entries.get(what)
         if entry is not None and entry.task is None and asyncio.get_running_loop().time() - entry.at < max_age:
@@ -191,7 +217,7 @@ class PaiPollHub:
             hook = self.hook
             await self.gated_transport(hook)
             try:
-                answer = await aread(hook, what)
+                answer = await self.perform(hook, what)
             except RegistryAuthError as exc:
                 from airflow_provider_modelreg.credentials.base import CredentialSourceError  # loaded already
 
@@ -199,8 +225,8 @@ class PaiPollHub:
                     raise  # the source failed, not the key: asking it again at once would only double the load
                 await self._renew_hook(hook)
                 await self.gated_transport(self.hook)
-                answer = await aread(self.hook, what)
-            if not isinstance(what, ReadVersion):
+                answer = await self.perform(self.hook, what)
+            if self.logged_read(what):
                 self._log_read(what, answer)
             return answer
 
@@ -209,7 +235,7 @@ class PaiPollHub:
         finally:
             await self._close_retired()
 
-    async def gated_transport(self, hook: PaiModelRegistryHook) -> None:
+    async def gated_transport(self, hook: H) -> None:
         """Build the hook's async client once, whatever number of reads start at the same moment (a thousand
         models' first reads would otherwise each look the connection up and build a client), and give it the
         hub's slots: held per attempt on the wire, not across retry waits, so one throttled model cannot delay
@@ -227,6 +253,28 @@ class PaiPollHub:
 
     _gated_transport = gated_transport  # its name before it was public
 
+
+_HUBS: dict[HubKey, PaiPollHub] = {}
+
+
+@dataclass
+class PaiPollHub(PollHub[PaiModelRegistryHook]):
+    """The hub of the PAI triggers (the approval wait and the asset watcher): reads of
+    :mod:`airflow_provider_modelreg.approval`."""
+
+    hook_class: ClassVar[Callable[..., Any]] = PaiModelRegistryHook
+    hubs: ClassVar[dict[HubKey, Any]] = _HUBS
+    label: ClassVar[str] = "PAI model"
+
+    async def perform(self, hook: PaiModelRegistryHook, what: Read) -> Any:
+        return await aread(hook, what)
+
+    def describe(self, what: Read, answer: Any) -> str:
+        return describe_page(what, answer)
+
+    def logged_read(self, what: Read) -> bool:
+        return not isinstance(what, ReadVersion)
+
     async def version_ref(self, model_id: str, version: PaiModelVersion, max_age: float) -> dict[str, Any]:
         """The ModelVersionRef dict of a version: the model's own workspace (GetModel once per model and hook,
         shared by every trigger asking at the same time), the endpoint's region."""
@@ -242,9 +290,6 @@ class PaiPollHub:
         while (what := check.next_read()) is not None:
             check.receive(what, await self.read(what, max_age))
         return check
-
-
-_HUBS: dict[tuple[int, str, tuple[tuple[str, Any], ...]], PaiPollHub] = {}
 
 
 def masked(text: str) -> str:

@@ -40,6 +40,7 @@ from airflow_provider_modelreg.renamed import renamed_class, take_renamed
 # serialized classpath is this module's, see triggers/watcher.py); ``X as X`` marks a re-export.
 from airflow_provider_modelreg.triggers.hub import _HUBS as _HUBS
 from airflow_provider_modelreg.triggers.hub import HUB_MAX_IN_FLIGHT, LOG_HEARTBEAT, PaiPollHub, masked
+from airflow_provider_modelreg.triggers.hub import PollHub as PollHub
 from airflow_provider_modelreg.triggers.hub import _Entry as _Entry
 from airflow_provider_modelreg.triggers.watcher import _WATCH_GROUPS as _WATCH_GROUPS
 from airflow_provider_modelreg.triggers.watcher import (

@@ -1,0 +1,110 @@
+"""What every sensor of the provider does with a failed poll and a deferral's backstop, whatever the registry: the
+``max_failures`` budget of consecutive retryable failures (counted across reschedules in Airflow's task state store
+on Airflow >= 3.3), and ``soft_fail`` on the backstop timeout of a deferral. Mixed into a sensor class before
+``BaseSensorOperator``; the sensor defines ``_poke`` (one check) and names its model in ``model_id``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["DEFAULT_MAX_FAILURES", "FAILURES_KEY", "FailedPollBudget"]
+
+#: Consecutive failed polls a wait tolerates, in every mode (the triggers' default too).
+DEFAULT_MAX_FAILURES = 5
+#: Key of the consecutive-failure count in Airflow's task state store (reschedule mode, Airflow >= 3.3).
+FAILURES_KEY = "modelreg_consecutive_failed_pokes"
+#: The ``error`` Airflow gives a deferral whose backstop timeout fired: 3.x, then 2.x.
+BACKSTOP_ERRORS = ("Trigger timeout", "Trigger/execution timeout")
+
+
+def retryable(exc: BaseException) -> bool:
+    """The one rule of every mode: only an error that says asking again can help is worth another poke."""
+    return bool(getattr(exc, "retryable", False))
+
+
+class FailedPollBudget:
+    """The failed-poll rules of a sensor (see the module docstring)."""
+
+    model_id: Any
+    max_failures: int
+    _failures: int
+    reschedule: bool
+    poke_interval: Any
+    soft_fail: bool
+    log: Any
+    #: the skip message of a backstop timeout starts with this
+    nothing_in_time: ClassVar[str] = "Nothing found in time"
+
+    def _poke(self, context: Context) -> PokeReturnValue | bool:
+        raise TypeError(f"{type(self).__name__} must define _poke")
+
+    def _failure_store(self, context: Context) -> Any | None:
+        """Where the consecutive-failure count outlives this run: Airflow's task state store (>= 3.3), used in
+        reschedule mode only (in poke and deferrable mode this object lives across the pokes of the try)."""
+        if not self.reschedule:
+            return None
+        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
+        if store is None or not callable(getattr(store, "get", None)) or not callable(getattr(store, "set", None)):
+            return None
+        return store
+
+    def _stored_failures(self, store: Any | None) -> int:
+        if store is None:
+            return self._failures
+        value = store.get(FAILURES_KEY, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    def _store_failures(self, store: Any | None, failures: int, before: int) -> None:
+        self._failures = failures
+        if store is not None and failures != before:
+            store.set(FAILURES_KEY, failures)
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One check; a retryable error counts against ``max_failures`` and the wait goes on (False)."""
+        store = self._failure_store(context)
+        stored = failures = self._stored_failures(store)
+        # Below Airflow 3.3 nothing of a try survives a reschedule: retry a failed poke within this run.
+        retry_here = self.reschedule and store is None
+        while True:
+            try:
+                result = self._poke(context)
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                failures += 1
+                self.log.warning(
+                    "Poke %d/%d for model %s failed (retryable): %s", failures, self.max_failures, self.model_id, exc
+                )
+                if failures >= self.max_failures:  # the try ends here (a retry has a store of its own)
+                    self._failures = 0
+                    raise
+                if retry_here:
+                    self._failures = failures
+                    time.sleep(float(self.poke_interval))
+                    continue
+                self._store_failures(store, failures, stored)
+                return False
+            self._store_failures(store, 0, stored)
+            return result
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's resume (its ``soft_fail`` handling included), plus ``soft_fail`` and a deprecated
+        ``skip_on_timeout`` on the backstop: Airflow ends a deferral the triggerer did not answer in time with a
+        timeout of its own (``AirflowSensorTimeout`` on Airflow 3, ``TaskDeferralError("Trigger/execution
+        timeout")`` on 2.x), and Airflow 3.0's sensor re-raises that one without looking at ``soft_fail``."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            error = str((next_kwargs or {}).get("error", ""))
+            backstop = next_method == "__fail__" and (error in BACKSTOP_ERRORS or isinstance(exc, AirflowSensorTimeout))
+            if (getattr(self, "skip_on_timeout", False) or self.soft_fail) and backstop:
+                raise AirflowSkipException(f"{self.nothing_in_time}: the deferral timed out ({error})") from exc
+            raise
