@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from airflow_provider_modelreg.eas_models import EasService, EasServiceStatus
 from airflow_provider_modelreg.eas_traffic import (
     RESTORE,
@@ -191,6 +189,8 @@ class PaiEasCanaryOperator(_EasOperator):
         return urlunsplit(parts._replace(path=path))
 
     def _probe(self, service: EasService) -> None:
+        import httpx  # on first probe: a DAG file does not load the HTTP client
+
         url = self._probe_url(service)
         token = service.access_token.get_secret_value() if service.access_token is not None else None
         headers = {"Authorization": token} if token else {}
