@@ -139,6 +139,34 @@ def test_a_rollback_that_fails_is_a_typed_error_with_the_reason(emu: Any, hook: 
     assert (err.value.version, err.value.reason) == (1, "ImagePullBackOff") and "image is gone" in str(err.value)
 
 
+def test_the_deferrable_rollback_ends_in_the_same_output_and_checks_the_version(emu: Any, hook: PaiEasHook) -> None:
+    import asyncio
+
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    running(emu, hook, "svc", versions=3)
+    op = rollback(service_name="svc", deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    trigger, target = deferred.value.trigger, deferred.value.kwargs["target"]
+    _, kwargs = trigger.serialize()
+    assert target == 2 and kwargs["expected_version"] == 2 and sent(emu, "UpdateServiceVersion") == 1
+
+    async def first() -> dict[str, Any]:
+        rebuilt = type(trigger)(**kwargs)
+        return (await anext(rebuilt.run())).payload  # type: ignore[no-any-return]
+
+    event = asyncio.run(first())
+    assert event["status"] == "success"
+    assert op.execute_complete(context(), event, target=2)["current_version"] == 2
+    elsewhere = {**event, "service": {**event["service"], "current_version": 3}}
+    with pytest.raises(EasRollbackError) as err:
+        op.execute_complete(context(), elsewhere, target=2)
+    assert err.value.reason == "RolledElsewhere"
+    with pytest.raises(EasRollbackError):
+        op.execute_complete(context(), {"status": "failed", "service_name": "svc", "reason": "X"}, target=2)
+
+
 # ------------------------------------------------------------------------------------------------ delete
 
 

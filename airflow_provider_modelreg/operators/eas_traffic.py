@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_provider_modelreg.eas_deploy import RolloutWatch
 from airflow_provider_modelreg.eas_models import EasService, EasServiceStatus
@@ -74,6 +77,8 @@ class PaiEasRollbackOperator(_EasOperator):
     :param resource_wait_timeout: seconds the service may wait for resources (default 1,800).
     :param poll_interval: seconds between DescribeService polls (default 30).
     :param timeout: seconds the whole wait may take (default 3,600).
+    :param deferrable: wait in the triggerer
+        (:class:`~airflow_provider_modelreg.triggers.eas.PaiEasServiceTrigger`) instead of a worker slot.
     :param pai_conn_id: connection of type ``pai``. (templated)
 
     Also ``max_attempts`` and ``call_timeout``, as every registry operator.
@@ -90,6 +95,7 @@ class PaiEasRollbackOperator(_EasOperator):
         resource_wait_timeout: float = 1800.0,
         poll_interval: float = 30.0,
         timeout: float = 3600.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         pai_conn_id: str = _DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
@@ -99,6 +105,7 @@ class PaiEasRollbackOperator(_EasOperator):
         self.resource_wait_timeout = resource_wait_timeout
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.deferrable = deferrable
         self.pai_conn_id = pai_conn_id
 
     def _version(self) -> int | None:
@@ -122,6 +129,8 @@ class PaiEasRollbackOperator(_EasOperator):
             self.hook.update_service_version(name, plan.target)
         else:
             self.log.info("Service %s is on (or on its way to) version %d: verifying only", name, plan.target)
+        if self.deferrable:
+            self._defer(name, plan.target)
         watch = RolloutWatch(plan.target, float(self.resource_wait_timeout))
         deadline = time.monotonic() + float(self.timeout)
         while True:
@@ -137,6 +146,44 @@ class PaiEasRollbackOperator(_EasOperator):
             if time.monotonic() >= deadline:
                 raise RegistryWaitTimeoutError(f"EAS service {name} rollback to version {plan.target}", self.timeout)
             time.sleep(self.poll_interval)
+
+    def _defer(self, name: str, target: int) -> None:
+        from airflow_provider_modelreg.triggers.eas import PaiEasServiceTrigger
+
+        self.defer(
+            trigger=PaiEasServiceTrigger(
+                pai_conn_id=self.pai_conn_id,
+                service_name=name,
+                expected_version=target,
+                poll_interval=float(self.poll_interval),
+                resource_wait_timeout=float(self.resource_wait_timeout),
+                end_time=time.time() + float(self.timeout),
+                max_attempts=self.max_attempts,
+                call_timeout=self.call_timeout,
+            ),
+            method_name="execute_complete",
+            kwargs={"target": target},
+            timeout=timedelta(seconds=float(self.timeout) + 60),
+        )
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, target: int | None = None
+    ) -> dict[str, Any]:
+        """Resume after the trigger: the service must be ready with ``target`` current (the trigger's success only
+        says a version at least the target is)."""
+        if not isinstance(event, dict) or "status" not in event or not isinstance(target, int):
+            raise AirflowException(f"unexpected trigger event: {event!r}")
+        name, status, service = str(event.get("service_name")), event["status"], event.get("service")
+        if status == "success" and isinstance(service, dict):
+            if service.get("current_version") != target:
+                why = f"version {service.get('current_version')} is current, not {target}: another change won"
+                raise EasRollbackError(name, target, "RolledElsewhere", why)
+            return service
+        if status == "failed":
+            raise EasRollbackError(name, target, event.get("reason"), event.get("message"))
+        if status == "timeout":
+            raise RegistryWaitTimeoutError(f"EAS service {name} rollback to version {target}", self.timeout)
+        raise AirflowException(f"EAS rollback wait failed: {event.get('error_type')}: {event.get('message')}")
 
 
 class PaiEasDeleteServiceOperator(_EasOperator):
