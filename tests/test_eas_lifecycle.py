@@ -256,6 +256,47 @@ def test_cleanup_keeps_the_newest_by_create_time_not_by_the_servers_order(emu: A
     assert hook.describe_service("other_model").status.value == "Running"
 
 
+def test_cleanup_honours_a_lock_set_after_the_listing(
+    emu: Any, hook: PaiEasHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("svc_a", "svc_b", "svc_c"):
+        running(emu, hook, name)
+    aged(emu, {"svc_a": "2026-12-01T00:00:00Z", "svc_b": "2026-12-02T00:00:00Z", "svc_c": "2026-12-03T00:00:00Z"})
+    real = PaiEasHook.list_services
+
+    def then_locked(self: PaiEasHook, **query: Any) -> Any:
+        listed = real(self, **query)
+        self.update_service_safety_lock("svc_a", "all")  # someone locks it while we decide
+        return listed
+
+    monkeypatch.setattr(PaiEasHook, "list_services", then_locked)
+    out = cleanup(keep=1).execute(context())
+    assert out["deleted"] == ["svc_b"] and out["skipped"] == [{"service_name": "svc_a", "reason": "SafetyLock all"}]
+    assert sent(emu, "DeleteService") == 1 and hook.describe_service("svc_a").status.value == "Running"
+
+
+def test_cleanup_reports_a_delete_eas_refused_for_a_lock_as_skipped(emu: Any, hook: PaiEasHook) -> None:
+    for name in ("svc_a", "svc_b"):
+        running(emu, hook, name)
+    aged(emu, {"svc_a": "2026-12-01T00:00:00Z", "svc_b": "2026-12-02T00:00:00Z"})
+    stale = hook.describe_service("svc_a")
+    real = PaiEasHook.list_services
+
+    def then_locked(self: PaiEasHook, **query: Any) -> Any:
+        listed = real(self, **query)
+        self.update_service_safety_lock("svc_a", "dangerous")  # locked after the listing and the second look
+        return listed
+
+    with (
+        mock.patch.object(PaiEasHook, "list_services", then_locked),
+        mock.patch.object(PaiEasCleanupOperator, "_found", return_value=stale),
+    ):
+        out = cleanup(keep=1).execute(context())
+    assert out["deleted"] == [] and out["kept"] == ["svc_b"]
+    assert out["skipped"] == [{"service_name": "svc_a", "reason": "EAS refused: ServiceSafetyLocked"}]
+    assert sent(emu, "DeleteService") == 1
+
+
 def test_cleanup_plan_only_deletes_nothing(emu: Any, hook: PaiEasHook) -> None:
     for name in ("svc_a", "svc_b", "svc_c"):
         running(emu, hook, name)

@@ -256,8 +256,9 @@ class PaiEasCleanupOperator(_EasOperator):
     :class:`~airflow_provider_modelreg.operators.eas.PaiEasDeployOperator` gives them), keeps the newest ``keep`` by
     ``CreateTime`` (then name; never the server's order), never deletes a ``protect``-ed one (e.g. the one serving
     now), and skips, reporting why, a service whose safety lock forbids DeleteService, one already being deleted, and
-    one whose age cannot be read (:func:`~airflow_provider_modelreg.eas_traffic.plan_cleanup` decides). Deletes are
-    not waited for.
+    one whose age cannot be read (:func:`~airflow_provider_modelreg.eas_traffic.plan_cleanup` decides). Each service
+    is described again just before its delete (a lock set since the listing is honoured). Deletes are not waited
+    for.
 
     XCom: ``{"deleted": [...], "kept": [...], "skipped": [{"service_name", "reason"}], "plan_only"}`` (with
     ``plan_only``, ``deleted`` lists what would be deleted and nothing is).
@@ -301,6 +302,10 @@ class PaiEasCleanupOperator(_EasOperator):
         for name in plan.delete:
             if self.plan_only:
                 deleted.append(name)
+                continue
+            fresh = self._found(name)  # the listing's lock may be stale (or not listed): read it again
+            if fresh is not None and lock_forbids(fresh.safety_lock, "DeleteService"):
+                skipped.append({"service_name": name, "reason": f"SafetyLock {fresh.safety_lock}"})
                 continue
             try:
                 self.hook.delete_service(name)
