@@ -4,6 +4,7 @@ service and refuse a locked one, cleanups that keep the newest by CreateTime wha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -191,7 +192,14 @@ def test_a_404_from_delete_itself_is_already_gone(emu: Any, hook: PaiEasHook) ->
     op = delete("racy")
     found = hook.describe_service("racy")
     hook.delete_service("racy")  # someone else deletes it after we looked
-    admin(emu, "racy", "advance")
+    deadline = time.monotonic() + 10
+    while True:  # gone after delete_seconds (0.1 s; longer on a loaded machine)
+        try:
+            hook.describe_service("racy")
+        except RegistryNotFoundError:
+            break
+        assert time.monotonic() < deadline, "the emulated delete never finished"
+        time.sleep(0.05)
     with mock.patch.object(PaiEasDeleteServiceOperator, "_found", side_effect=[found, None]):
         assert op.execute(context())["deleted"] is False
     assert sent(emu, "DeleteService") == 2  # theirs, then ours answered 404
@@ -248,6 +256,7 @@ def test_cleanup_keeps_the_newest_by_create_time_not_by_the_servers_order(emu: A
     listed = [s.service_name for s in hook.list_services(label={"model_id": "m-1"})]
     assert listed == ["svc_e", "svc_d", "svc_c", "svc_b", "svc_a"]  # server order: not what decides
     hook.update_service_safety_lock("svc_d", "dangerous")
+    emu.registry.eas.settings.delete_seconds = 600  # a deleted service stays Deleting: seen below
     out = cleanup(keep=2, protect=["svc_b"]).execute(context())
     assert out["kept"] == ["svc_a", "svc_c", "svc_b"]
     assert out["deleted"] == ["svc_e"]
