@@ -26,6 +26,7 @@ __all__ = [
     "EasLabel",
     "EasPage",
     "EasRollout",
+    "EasSafetyLock",
     "EasService",
     "EasServiceStatus",
     "EasServiceVersion",
@@ -106,6 +107,9 @@ _TRANSIENT = frozenset(
 EasUpdateType = Literal["merge", "replace"]
 #: ReleaseService's ``TrafficState``: in its service group's traffic (``grouping``) or out (``standalone``)
 EasTrafficState = Literal["standalone", "grouping"]
+#: UpdateServiceSafetyLock's ``Lock`` (the SDK's ``UpdateServiceSafetyLockRequest.lock``): ``all`` locks every
+#: operation, ``dangerous`` the dangerous ones (delete, stop), ``none`` nothing
+EasSafetyLock = Literal["all", "dangerous", "none"]
 
 
 #: Where a service stands against the success rule (:meth:`EasService.rollout`): ``ready`` (``Running``, every
@@ -148,6 +152,8 @@ class EasService(_EasWire):
     internet_endpoint: Opt[str] = None
     intranet_endpoint: Opt[str] = None
     labels: Opt[list[EasLabel]] = None
+    #: ``all``, ``dangerous`` or ``none`` (absent or empty: none); kept as sent, judged by
+    #: :func:`~airflow_provider_modelreg.eas_traffic.lock_forbids`
     safety_lock: Opt[str] = None
     workspace_id: Opt[str] = None
     create_time: Opt[str] = None
@@ -222,6 +228,7 @@ class EasService(_EasWire):
             "internet_endpoint": self.internet_endpoint,
             "intranet_endpoint": self.intranet_endpoint,
             "labels": self.label_map,
+            "safety_lock": self.safety_lock,
         }
 
 

@@ -283,6 +283,8 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.pai_lifecycle",
                     f"{_PKG}.operators.pai_hitl",
                     f"{_PKG}.operators.eas",
+                    f"{_PKG}.operators.eas_traffic",
+                    f"{_PKG}.operators.eas_canary",
                 ],
             },
             {

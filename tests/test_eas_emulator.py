@@ -175,6 +175,36 @@ def test_sdk_release_traffic_in_a_service_group(emu: Any) -> None:
     assert err.code == "InvalidParameter"  # no service group
 
 
+def test_sdk_safety_lock_refuses_the_locked_operations(emu: Any) -> None:
+    client = sdk(emu)
+    client.create_service(models().CreateServiceRequest(body=service_json("guarded", metadata={"group": "g"})))
+    admin(emu, "guarded", "advance")
+    assert client.describe_service(REGION, "guarded").body.safety_lock == "none"
+    lock = models().UpdateServiceSafetyLockRequest
+    assert client.update_service_safety_lock(REGION, "guarded", lock(lock="all")).body.request_id
+    assert client.describe_service(REGION, "guarded").body.safety_lock == "all"
+    for call in (
+        lambda: client.delete_service(REGION, "guarded"),
+        lambda: client.release_service(REGION, "guarded", models().ReleaseServiceRequest(weight=5)),
+        lambda: client.update_service_version(REGION, "guarded", models().UpdateServiceVersionRequest(version=1)),
+        lambda: client.update_service(REGION, "guarded", models().UpdateServiceRequest(body='{"processor": "x"}')),
+    ):
+        err = sdk_error(call)
+        assert (err.status_code, err.code) == (400, "ServiceSafetyLocked") and "all" in err.message
+    client.update_service_safety_lock(REGION, "guarded", lock(lock="dangerous"))
+    client.release_service(REGION, "guarded", models().ReleaseServiceRequest(weight=5))  # allowed now
+    assert client.describe_service(REGION, "guarded").body.weight == 5
+    assert sdk_error(lambda: client.delete_service(REGION, "guarded")).code == "ServiceSafetyLocked"
+    err = sdk_error(lambda: client.update_service_safety_lock(REGION, "guarded", lock(lock="some")))
+    assert err.code == "InvalidParameter"
+    client.update_service_safety_lock(REGION, "guarded", lock(lock="none"))
+    client.delete_service(REGION, "guarded")
+    assert client.describe_service(REGION, "guarded").body.status == "Deleting"
+    assert emu.request_log.count("eas.UpdateServiceSafetyLock", authenticated=True) == 4
+    bad = sdk_error(lambda: sdk(emu, secret="wrong").update_service_safety_lock(REGION, "guarded", lock(lock="all")))
+    assert bad.code == "SignatureDoesNotMatch"
+
+
 def test_sdk_list_services_by_label_and_paging(emu: Any) -> None:
     client = sdk(emu)
     for index in range(5):

@@ -261,6 +261,17 @@ def test_release_service(pinned: int, name: str, state: Any, weight: Any) -> Non
 
 
 @WIRE
+@given(name=names, lock=st.sampled_from(["all", "dangerous", "none"]))
+def test_update_service_safety_lock(pinned: int, name: str, lock: str) -> None:
+    request = models().UpdateServiceSafetyLockRequest(lock=lock)
+    got = assert_same(
+        lambda: PaiEasHook().update_service_safety_lock(name, lock),  # type: ignore[arg-type]
+        lambda: sdk(pinned).update_service_safety_lock(REGION, name, request),
+    )
+    assert got["target"] == f"/api/v2/services/{REGION}/{name}/lock" and json.loads(got["body"]) == {"Lock": lock}
+
+
+@WIRE
 @given(name=names)
 def test_describe_and_delete_service(pinned: int, name: str) -> None:
     hook = PaiEasHook()
@@ -337,6 +348,7 @@ def test_the_async_twins_send_the_same_bytes(pinned: int) -> None:
             (lambda: hook.describe_service("svc"), hook.adescribe_service("svc")),
             (lambda: hook.list_services(label={"m": "1"}), hook.alist_services(label={"m": "1"})),
             (lambda: hook.release_service("svc", weight=50), hook.arelease_service("svc", weight=50)),
+            (lambda: hook.update_service_safety_lock("svc", "all"), hook.aupdate_service_safety_lock("svc", "all")),
             (lambda: hook.create_service({"name": "svc"}), hook.acreate_service({"name": "svc"})),
         ):
             expected = signed_part(one_request(sync))

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("transport", ("transport", "paging")),
     ("credentials", ("credentials", "iam")),
     ("hooks", ("hooks",)),
-    ("decision cores", ("approval", "watch", "eas_deploy", "fabric_wait", "fabric_watch")),
+    ("decision cores", ("approval", "watch", "eas_deploy", "eas_traffic", "fabric_wait", "fabric_watch")),
     ("core I/O shells", ("approval_io", "fabric_wait_io")),
     ("triggers", ("triggers",)),
     ("task helpers", ("links", "asset_events", "task_hook")),

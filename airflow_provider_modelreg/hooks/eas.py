@@ -1,5 +1,5 @@
 """Hook for Alibaba Cloud PAI-EAS (Elastic Algorithm Service, API 2021-07-01): create, describe, update, roll
-back, release (traffic), delete and list model services, on the same ``pai`` connection and credential sources as
+back, release (traffic), lock, delete and list model services, on the same ``pai`` connection and credential sources as
 :class:`~airflow_provider_modelreg.hooks.pai.PaiModelRegistryHook`."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import Connection
 from airflow_provider_modelreg.eas_models import (
     EasAnswer,
     EasEventPage,
+    EasSafetyLock,
     EasService,
     EasServiceVersion,
     EasTrafficState,
@@ -31,6 +32,7 @@ from airflow_provider_modelreg.hooks.eas_specs import (
     list_service_versions_spec,
     list_services_spec,
     release_service_spec,
+    update_service_safety_lock_spec,
     update_service_spec,
     update_service_version_spec,
 )
@@ -168,6 +170,15 @@ class PaiEasHook(PaiSignedHook):
         """Async twin of :meth:`release_service`."""
         spec = release_service_spec(await self.acluster_id(), service_name, traffic_state=traffic_state, weight=weight)
         return await self._arun(spec)
+
+    def update_service_safety_lock(self, service_name: str, lock: EasSafetyLock) -> EasAnswer:
+        """UpdateServiceSafetyLock: ``all`` (every change refused), ``dangerous`` (delete and stop refused) or
+        ``none``."""
+        return self._run(update_service_safety_lock_spec(self.cluster_id, service_name, lock))
+
+    async def aupdate_service_safety_lock(self, service_name: str, lock: EasSafetyLock) -> EasAnswer:
+        """Async twin of :meth:`update_service_safety_lock`."""
+        return await self._arun(update_service_safety_lock_spec(await self.acluster_id(), service_name, lock))
 
     def delete_service(self, service_name: str) -> EasAnswer:
         """DeleteService."""

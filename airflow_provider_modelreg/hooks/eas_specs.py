@@ -21,6 +21,7 @@ from airflow_provider_modelreg.eas_models import (
     EasAnswer,
     EasEventPage,
     EasPage,
+    EasSafetyLock,
     EasService,
     EasServiceStatus,
     EasServiceVersion,
@@ -54,6 +55,7 @@ __all__ = [
     "list_service_versions_spec",
     "list_services_spec",
     "release_service_spec",
+    "update_service_safety_lock_spec",
     "update_service_spec",
     "update_service_version_spec",
 ]
@@ -254,6 +256,14 @@ def release_service_spec(
     if not body:
         raise RegistryInputError("traffic_state", "give traffic_state, weight or both")
     return _pai("ReleaseService", "PUT", path, parsed_as(EasAnswer), body=_json(body).encode(), idempotent=True)
+
+
+def update_service_safety_lock_spec(region: str, service_name: str, lock: EasSafetyLock) -> RequestSpec[EasAnswer]:
+    """UpdateServiceSafetyLock: ``PUT .../{ServiceName}/lock`` ``{"Lock": "all"|"dangerous"|"none"}``. Retried:
+    setting the same lock twice is harmless."""
+    path = _service_path(region, service_name, "/lock")
+    body = _json({"Lock": _choice(lock, "lock", EasSafetyLock)}).encode()
+    return _pai("UpdateServiceSafetyLock", "PUT", path, parsed_as(EasAnswer), body=body, idempotent=True)
 
 
 def delete_service_spec(region: str, service_name: str) -> RequestSpec[EasAnswer]:

@@ -12,6 +12,9 @@ Behaviour pinned by the emulator ([inferred] where the API reference is silent):
 * UpdateServiceVersion ``{"Version": n}`` (0 < n < CurrentVersion): ``Updating``, then version n current and latest.
 * ReleaseService ``{"TrafficState", "Weight"}``: at once; ``grouping`` needs a service group (``metadata.group``).
   A service in a named group starts ``standalone`` with weight 0 (a group's new member gets no traffic by default).
+* UpdateServiceSafetyLock ``{"Lock": "all"|"dangerous"|"none"}`` (DescribeService's ``SafetyLock``, ``none`` at
+  creation): ``all`` refuses UpdateService, UpdateServiceVersion, ReleaseService and DeleteService, ``dangerous``
+  DeleteService, with 400 ``ServiceSafetyLocked`` [inferred: the code EAS answers is undocumented].
 * DeleteService: ``Deleting``, then gone (404 ``InvalidService.NotFound``) after :attr:`EasSettings.delete_seconds`.
 * DescribeServiceEvent: the service's events, oldest first (``EventType`` filter, ``PageNum``/``PageSize``).
 * ListServices: ``Label`` (every label must match), ``ServiceName``, ``GroupName``, ``ServiceStatus``, ``Filter``
@@ -102,6 +105,7 @@ class EasService:
     total: int = 1
     traffic_state: str = "standalone"
     weight: int = 100
+    lock: str = "none"
     events: list[dict[str, str]] = field(default_factory=list)
     pending: tuple[str, float] | None = None
     hold: bool = False  # Waiting for resources until advanced
@@ -162,6 +166,7 @@ class EasService:
             "InternetEndpoint": f"http://{self.service_id}.{self.region}.pai-eas.aliyuncs.com/api/predict/{self.name}",
             "IntranetEndpoint": f"http://{self.service_id}.vpc.{self.region}.pai-eas.aliyuncs.com/api/predict/{self.name}",
             "Labels": [{"LabelKey": k, "LabelValue": v} for k, v in self.labels.items()],
+            "SafetyLock": self.lock,
             "AccessToken": self.token,
             "WorkspaceId": self.workspace_id or "",
             "CreateTime": self.created,
@@ -279,13 +284,38 @@ def _busy(service: EasService) -> None:
         raise ApiError(400, "ServiceBusy", f"Service {service.name} is {service.status}; try again when it settles.")
 
 
+#: the operations each safety lock refuses [inferred: "all" = every change, "dangerous" = delete and stop]
+_LOCKED = {
+    "all": ("UpdateService", "UpdateServiceVersion", "ReleaseService", "DeleteService"),
+    "dangerous": ("DeleteService",),
+}
+
+
+def _unlocked(service: EasService, operation: str) -> EasService:
+    if operation in _LOCKED.get(service.lock, ()):
+        message = f"Service {service.name} has SafetyLock {service.lock}: {operation} is refused; unlock it first."
+        raise ApiError(400, "ServiceSafetyLocked", message)
+    return service
+
+
+def _lock(state: EasState, req: Req, args: list[str]) -> Answer:
+    lock = _json_object(req.body, "the body").get("Lock")
+    if lock not in ("all", "dangerous", "none"):
+        raise _invalid("Lock must be all, dangerous or none")
+    with state.lock:
+        service = state.get(args[0], args[1])
+        service.lock = lock
+        service.event("Normal", "SafetyLock", f"safety lock {lock}")
+    return ali_ok({"Message": f"Service {args[1]} safety lock is {lock}."})
+
+
 def _update(state: EasState, req: Req, args: list[str]) -> Answer:
     kind = _params(req).get("UpdateType") or "merge"
     if kind not in ("merge", "replace"):
         raise _invalid("UpdateType must be merge or replace")
     change = _json_object(req.body, "the service JSON")
     with state.lock:
-        service = state.get(args[0], args[1])
+        service = _unlocked(state.get(args[0], args[1]), "UpdateService")
         _busy(service)
         latest = service.versions[service.latest_version - 1]
         config = _merge(latest, change) if kind == "merge" else {**change, "name": service.name}
@@ -305,7 +335,7 @@ def _update(state: EasState, req: Req, args: list[str]) -> Answer:
 def _rollback(state: EasState, req: Req, args: list[str]) -> Answer:
     version = _json_object(req.body, "the body").get("Version")
     with state.lock:
-        service = state.get(args[0], args[1])
+        service = _unlocked(state.get(args[0], args[1]), "UpdateServiceVersion")
         _busy(service)
         if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < service.current_version:
             raise _invalid(f"Version must be an integer from 1 to {service.current_version - 1}")
@@ -322,7 +352,7 @@ def _release(state: EasState, req: Req, args: list[str]) -> Answer:
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int) or not -1 <= weight <= 1000):
         raise _invalid("Weight must be an integer from -1 to 1000")
     with state.lock:
-        service = state.get(args[0], args[1])
+        service = _unlocked(state.get(args[0], args[1]), "ReleaseService")
         if traffic == "grouping" and _group(service.config) is None:
             raise _invalid(f"Service {service.name} is in no service group (metadata.group)")
         if traffic is not None:
@@ -335,7 +365,7 @@ def _release(state: EasState, req: Req, args: list[str]) -> Answer:
 
 def _delete(state: EasState, req: Req, args: list[str]) -> Answer:
     with state.lock:
-        service = state.get(args[0], args[1])
+        service = _unlocked(state.get(args[0], args[1]), "DeleteService")
         if service.status != "Deleting":
             service.hold = False
             service.start("Deleting", state.settings.delete_seconds, final="Deleted")
@@ -400,6 +430,7 @@ _SERVICE_ROUTES: dict[str, tuple[str, Operation]] = {
     "DELETE ": ("DeleteService", _delete),
     "PUT version": ("UpdateServiceVersion", _rollback),
     "PUT release": ("ReleaseService", _release),
+    "PUT lock": ("UpdateServiceSafetyLock", _lock),
     "GET events": ("DescribeServiceEvent", _events),
     "GET versions": ("ListServiceVersions", _versions),
 }
