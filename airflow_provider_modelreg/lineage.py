@@ -25,6 +25,7 @@ __all__ = [
     "create_asset",
     "object_location",
     "sanitize_uri",
+    "service_dataset",
     "version_datasets",
 ]
 
@@ -139,3 +140,8 @@ def version_datasets(refs: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
                 inputs.append(_dataset(f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"))
         outputs.append(_registry_dataset(ref))
     return inputs, outputs
+
+
+def service_dataset(service: dict[str, Any]) -> Any:
+    """A deployed PAI-EAS service: namespace ``pai-eas://{region}``, name the service name."""
+    return _dataset(f"pai-eas://{service.get('region') or 'unknown'}", str(service["service_name"]))

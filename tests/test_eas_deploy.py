@@ -150,3 +150,17 @@ def test_a_version_that_is_not_from_pai_is_refused_before_any_request(emu: Any) 
             PaiEasDeployOperator(task_id="eas", model_version=value).execute(context())
         assert err.value.field == field
     assert emu.request_log.count() == before
+
+
+def test_the_deploy_reports_the_version_in_and_the_service_out_to_openlineage(emu: Any) -> None:
+    from airflow.providers.openlineage.extractors.base import DefaultExtractor
+
+    op = deploy(service_name="lineage_svc")
+    assert DefaultExtractor(op).extract_on_complete(None).outputs == []  # nothing deployed yet: nothing claimed
+    op.execute(context())
+    lineage = DefaultExtractor(op).extract_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [(f"pai-eas://{REGION}", "lineage_svc")]
+    names = [(d.namespace.split("://")[0], d.name) for d in lineage.inputs]
+    assert ("pai", "m-main/1.0.0") in names and any(scheme == "oss" for scheme, _ in names)
+    (entry,) = lineage.run_facets["modelreg_model_versions"].versions
+    assert (entry["model_id"], entry["version_name"], entry["approval_status"]) == ("m-main", "1.0.0", "Approved")

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("decision cores", ("approval", "watch", "eas_deploy", "eas_traffic", "fabric_wait", "fabric_watch")),
     ("core I/O shells", ("approval_io", "fabric_wait_io")),
     ("triggers", ("triggers",)),
-    ("task helpers", ("links", "asset_events", "task_hook")),
+    ("task helpers", ("links", "asset_events", "task_hook", "lineage_facets")),
     ("sensors and operators", ("sensors", "operators")),
 ]
 #: the top layer's two kinds do not import each other: what both need lives below them

@@ -188,3 +188,23 @@ def test_the_list_and_approve_operators_report_every_version_they_return(emu: An
     fabric = FabricListModelVersionsOperator(task_id="fl", model_id="fm-1", workspace_id="ws-1", max_results=1)
     inputs, _ = _lineage(fabric)
     assert inputs == [("obs://llm-weights", "qwen/9/")]  # the newest, the only one returned
+
+
+def test_the_run_facet_names_each_version_with_its_approval_status(emu: Any) -> None:
+    from airflow.providers.openlineage.extractors.base import DefaultExtractor
+
+    approve = PaiUpdateModelVersionApprovalOperator(
+        task_id="a", model_id="m-main", version_name="2.0.0", approval_status="Approved"
+    )
+    approve.execute(context())
+    lineage = DefaultExtractor(approve).extract_on_complete(None)
+    assert lineage is not None
+    facet = lineage.run_facets["modelreg_model_versions"]
+    assert [(v["model_id"], v["version_name"], v["approval_status"]) for v in facet.versions] == [
+        ("m-main", "2.0.0", "Approved")
+    ]
+    assert "approved_by" not in facet.versions[0]  # no person decided here
+    from openlineage.client.serde import Serde
+
+    as_sent = Serde.to_dict(facet)  # the facet survives the client's serialisation, as the transport sends it
+    assert as_sent["versions"][0]["approval_status"] == "Approved" and "_producer" in as_sent

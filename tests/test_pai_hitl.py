@@ -92,13 +92,23 @@ def test_an_approval_is_asked_with_the_versions_facts_and_written_back_with_who_
     assert "oss://bucket.oss-cn-hangzhou.aliyuncs.com/models/1.1.0/" in recorded[0]["body"]
     assert "`team=risk`" in recorded[0]["body"]
     assert status("1.1.0")[0] == "Pending"  # asking writes nothing
-    ref = operator(version_name="1.1.0").execute_complete(ctx, answer("Approve"))  # a fresh object, as on resume
+    resumed = operator(version_name="1.1.0")  # a fresh object, as on resume
+    ref = resumed.execute_complete(ctx, answer("Approve"))
     assert ref["approval_status"] == "Approved" and ref["version_name"] == "1.1.0"
     written, extra = status("1.1.0")
     assert written == "Approved"
     assert extra["airflow_approval"]["by"] == {"id": "alice", "name": "Alice"}
     assert extra["airflow_approval"]["at"] == "2026-12-06T12:00:00+00:00"
     assert extra["airflow_approval"]["run_id"] == "r1"
+    from airflow.providers.openlineage.extractors.base import DefaultExtractor
+
+    lineage = DefaultExtractor(resumed).extract_on_complete(None)  # what OpenLineage reports for the decision
+    assert lineage is not None and [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("oss://bucket", "models/1.1.0/")
+    ]
+    assert lineage.outputs[0].name == "m-main/1.1.0"
+    (entry,) = lineage.run_facets["modelreg_model_versions"].versions
+    assert entry["approval_status"] == "Approved" and entry["approved_by"] == {"id": "alice", "name": "Alice"}
 
 
 @hitl

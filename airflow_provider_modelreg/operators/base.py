@@ -76,13 +76,11 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (the provider calls it when installed): each version's artifact in (``oss://{bucket}`` /
         ``obs://{bucket}``, the key as name), the registry version out (``pai://{region}/{workspace}`` or
-        ``huaweicloud-fabric://...``, ``{model_id}/{version}``)."""
-        from airflow.providers.openlineage.extractors import OperatorLineage
+        ``huaweicloud-fabric://...``, ``{model_id}/{version}``), and the run facet ``modelreg_model_versions``
+        (each version's name, id and approval status)."""
+        from airflow_provider_modelreg.lineage_facets import operator_lineage  # only when OpenLineage asks (P4)
 
-        from airflow_provider_modelreg.lineage import version_datasets  # only when OpenLineage asks (P4)
-
-        inputs, outputs = version_datasets(getattr(self, "_lineage_refs", []))
-        return OperatorLineage(inputs=inputs, outputs=outputs)
+        return operator_lineage(getattr(self, "_lineage_refs", []))
 
     def report_listing(self, context: Context, what: str, listing: Listing[Any]) -> None:
         """Push ``total`` and ``truncated`` (XCom keys) and say at WARNING when ``max_results`` cut the listing."""

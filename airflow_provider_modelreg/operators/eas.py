@@ -265,7 +265,18 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
                 registry.close()
         emit_asset_events(self, context, "eas_service", output)
         self.log.info("Service %s is running version %s", output["service_name"], output["current_version"])
+        self._lineage_service = output
         return output
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the version's artifact and the registry version in, the service out
+        (``pai-eas://{region}``, the service name), and the run facet ``modelreg_model_versions``."""
+        from airflow_provider_modelreg.lineage_facets import operator_lineage  # only when OpenLineage asks (P4)
+
+        service = getattr(self, "_lineage_service", None)
+        if service is None:
+            return operator_lineage([])
+        return operator_lineage([self._ref().to_xcom()], service=service)
 
     # -- execute
 

@@ -127,7 +127,16 @@ class PaiModelVersionApprovalHITLOperator(TaskHook[PaiModelRegistryHook], _Appro
     def _ref(self, model_id: str, version: PaiModelVersion, context: Context) -> dict[str, Any]:
         ref = self.hook.version_ref(model_id, version).to_xcom()
         PaiModelVersionLink.persist(self, ref, None, context=context)
+        self._lineage_ref = ref
         return ref
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the version's artifact in, the registry version out, and the run facet
+        ``modelreg_model_versions`` with the status written and who decided (``approved_by``)."""
+        from airflow_provider_modelreg.lineage_facets import operator_lineage  # only when OpenLineage asks (P4)
+
+        ref = getattr(self, "_lineage_ref", None)
+        return operator_lineage([ref] if ref else [], approved_by=getattr(self, "_decided_by", None))
 
     def execute(self, context: Context) -> Any:
         model_id, version_name = self._ids()
@@ -183,6 +192,7 @@ class PaiModelVersionApprovalHITLOperator(TaskHook[PaiModelRegistryHook], _Appro
         }
         extra = {**(current.extra_info or {}), APPROVAL_INFO_KEY: record}
         hook.update_model_version(model_id, version_name, approval_status=wanted, extra_info=extra)
+        self._decided_by = who
         self.log.info("Model %s version %s: %s by %s", model_id, version_name, wanted.value, who)
         ref = self._ref(model_id, hook.get_model_version(model_id, version_name), context)
         if not timed_out:
