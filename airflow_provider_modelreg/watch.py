@@ -240,8 +240,10 @@ class WatchPoll:
             self._on_pending(read, answer)
         elif isinstance(read, ReadApproved):
             self._on_newest_approved(answer)
-        else:
+        elif isinstance(read, ReadVersion):
             self._on_version(read, answer)
+        else:
+            raise RuntimeError(f"the watcher never asks {read!r}")
         if not self._queue and self.observation is None:
             self._finish()
 

@@ -67,6 +67,18 @@ def many(n: int, status: str = "Pending", approved_at: int | None = None) -> lis
     return out
 
 
+def labels(*pairs: tuple[str, str]) -> dict[str, Any]:
+    return {"Labels": [{"Key": key, "Value": value} for key, value in pairs]}
+
+
+CHAMPION = ("alias", "champion")
+
+
+def held(name: str, status: str | None, day: int, second: int = 0, label: tuple[str, str] = CHAMPION) -> dict[str, Any]:
+    """A version holding an alias (by default alias=champion)."""
+    return v(name, status, day, second, **labels(label))
+
+
 CASES = [
     # -- behaviour kept from before
     Case("named-approved", {"version_name": "1.0.0"}, ("approved", "1.0.0")),
@@ -222,6 +234,88 @@ CASES = [
         ("error", "Uri"),
         versions=[*BASE, {k: x for k, x in v("3.0.0", "Approved", 9).items() if k != "Uri"}],
     ),
+    # -- issue 24: alias= follows whichever version holds the alias (the newest holder while it moves)
+    Case(
+        "alias-held-by-an-approved-version",
+        {"alias": "champion"},
+        ("approved", "0.9.5"),
+        versions=[*BASE[:1], held("0.9.5", "Approved", 2), *BASE[2:]],
+    ),
+    Case(
+        "alias-two-holders-the-newest-wins",
+        {"alias": "champion"},
+        ("approved", "1.0.0"),
+        versions=[*BASE[:1], held("0.9.5", "Approved", 2), held("1.0.0", "Approved", 3), *BASE[3:]],
+    ),
+    Case(
+        "alias-two-holders-in-one-instant-the-later-name-wins-whatever-the-server-order",
+        {"alias": "champion"},
+        ("approved", "1.0.1"),
+        # the server lists equal times in the order they were stored: the loser first
+        versions=[*BASE, held("1.0.0-b", "Approved", 7), held("1.0.1", "Approved", 7)],
+    ),
+    Case(
+        "alias-on-a-pending-version-waits",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[*BASE[:3], held("1.1.0", "Pending", 4), *BASE[4:]],
+    ),
+    Case(
+        "alias-newest-holder-pending-an-older-approved-holder-does-not-open",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[*BASE[:2], held("1.0.0", "Approved", 3), held("1.1.0", "Pending", 4)],
+    ),
+    Case(
+        "alias-on-a-rejected-version-waits",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[held("0.9.0", "Rejected", 1), *BASE[1:]],
+    ),
+    Case("alias-held-by-no-version-waits", {"alias": "champion"}, ("waiting",)),
+    Case(
+        "alias-labels-that-only-contain-it-do-not-hold-it",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[
+            *BASE[:1],
+            held("0.9.5", "Approved", 2, label=("alias", "champion-old")),
+            held("1.0.0", "Approved", 3, label=("other", "champion")),
+            *BASE[3:],
+        ],
+    ),
+    Case(
+        "alias-under-another-key",
+        {"alias": "prod", "alias_key": "stage"},
+        ("approved", "1.0.0"),
+        versions=[*BASE[:2], held("1.0.0", "Approved", 3, label=("stage", "prod")), *BASE[3:]],
+    ),
+    Case(
+        "alias-holder-behind-a-full-page-of-look-alikes",
+        {"alias": "champion"},
+        ("approved", "1.0.0"),
+        versions=[
+            *BASE[:2],
+            held("1.0.0", "Approved", 3),
+            *(held(f"3.{i}.0", "Approved", 20 + i // 50, i % 50, ("alias", "champion-x")) for i in range(150)),
+        ],
+    ),
+    Case(
+        "alias-approved-holder-without-uri",
+        {"alias": "champion"},
+        ("error", "Uri"),
+        versions=[*BASE, {**held("3.0.0", "Approved", 9), "Uri": ""}],
+    ),
+    Case(
+        "alias-holder-without-creation-time",
+        {"alias": "champion"},
+        ("error", "GmtCreateTime"),
+        versions=[*BASE, {k: x for k, x in held("3.0.0", "Approved", 9).items() if k != "GmtCreateTime"}],
+    ),
+    Case("alias-None-text", {"alias": "{{ x }}"}, ("error", "alias"), rendered={"alias": "None"}, no_requests=True),
+    Case("alias-empty", {"alias": "{{ x }}"}, ("error", "alias"), rendered={"alias": ""}, no_requests=True),
+    Case("alias-with-a-comma", {"alias": "a,b"}, ("error", "alias"), no_requests=True),
+    Case("alias-too-long", {"alias": "é" * 65}, ("error", "alias"), no_requests=True),
     Case(
         "3-get-answers-another-version",
         {"version_name": "1.0.0"},
