@@ -120,9 +120,10 @@ class PaiListModelVersionsOperator(_PaiOperator):
     :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
     :param max_results: at most this many versions (default 100; None: all).
     :param alias: list the version holding this alias (a label ``alias_key=alias``, as
-        ``PaiSetModelVersionAliasOperator`` keeps it): a list of one ref, or an empty list when no version holds it. While a move leaves two holders, the newest
-        (by creation time, then name) is the one. With ``approval_status`` the holder is listed only when it has
-        that status; other filters cannot be combined with it. (templated)
+        ``PaiSetModelVersionAliasOperator`` keeps it): a list of one ref, or an empty list when no version holds
+        it. While a move leaves two holders, the newest (by creation time, then name) is the one. With
+        ``approval_status`` the holder is listed only when it has that status; other filters cannot be combined
+        with it. (templated)
     :param alias_key: the label key of aliases (default ``alias``).
     :param pai_conn_id: connection of type ``pai``. (templated)
 
