@@ -14,6 +14,12 @@ Two kinds of wait, fixed when the wait is created:
   such version wins, Rejected ones are passed over. The anchor is ``after_version`` (its GmtCreateTime and name),
   or ``created_after`` (a time), or none (the first deployment: the newest Approved version counts).
 
+* **alias** (``alias``, a label ``alias_key=alias`` that
+  :class:`~airflow_provider_modelreg.operators.pai_lifecycle.PaiSetModelVersionAliasOperator` keeps on one version):
+  each poll resolves the holder (:func:`alias_holder`: the versions listed with the ``Label`` filter that carry
+  exactly that label, the newest by ``(GmtCreateTime, VersionName)`` when a move briefly leaves two) and judges it:
+  done when the holder is Approved; no holder, a Pending or a Rejected holder is waited past (the alias can move).
+
 "Newer" orders versions by ``(GmtCreateTime, VersionName)``: creation time first; versions created in the same
 instant are ordered by VersionName as plain strings (so with ``after_version``, a version created in the same
 instant counts as newer when its name sorts after the anchor's). With ``created_after`` only the time counts and
@@ -30,7 +36,8 @@ merged by name) but never skip one that stays Approved; the next poll sees anyth
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -39,6 +46,7 @@ from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 from airflow_provider_modelreg.renamed import renamed_class
 from airflow_provider_modelreg.validation import (
     check_max_failures,
+    check_pai_label_part,
     check_pai_model_id,
     check_pai_version_name,
     check_poke_interval,
@@ -47,7 +55,9 @@ from airflow_provider_modelreg.validation import (
 )
 
 __all__ = [
+    "DEFAULT_ALIAS_KEY",
     "RECENT_PAGE_SIZE",
+    "AliasLookup",
     "Anchor",
     "ApprovalCheck",
     "ApprovalDecision",
@@ -55,13 +65,17 @@ __all__ = [
     "Outcome",
     "Read",
     "ReadApproved",
+    "ReadLabelled",
     "ReadPending",
     "ReadRecent",
     "ReadVersion",
     "VersionPage",
+    "alias_holder",
+    "check_alias",
     "check_listed_status",
     "check_max_failures",
     "check_poke_interval",
+    "holds_alias",
     "parse_created_after",
     "rendered_optional",
     "rendered_required",
@@ -71,6 +85,8 @@ __all__ = [
 RECENT_PAGE_SIZE = 100
 #: Pages of Approved versions one poll may read before the answer is called unreadable (10,000 versions).
 MAX_APPROVED_PAGES = 100
+#: The label key of aliases (PaiSetModelVersionAliasOperator's default).
+DEFAULT_ALIAS_KEY = "alias"
 
 
 class Outcome(str, enum.Enum):
@@ -131,9 +147,18 @@ class ApprovalTarget:
     version_name: str | None = None
     after_version: str | None = None
     created_after: datetime | None = None
+    alias: str | None = None
+    alias_key: str = DEFAULT_ALIAS_KEY
 
     def __post_init__(self) -> None:
         check_pai_model_id(self.model_id)
+        if self.alias is not None:
+            check_alias(self.alias, self.alias_key)
+            given = [n for n in ("version_name", "after_version", "created_after") if getattr(self, n) is not None]
+            if given:
+                raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them", self.alias)
+        else:
+            check_alias_key(self.alias_key)
         if self.version_name is not None:
             check_pai_version_name(self.version_name)
             if self.after_version is not None or self.created_after is not None:
@@ -149,7 +174,14 @@ class ApprovalTarget:
     def named(self) -> bool:
         return self.version_name is not None
 
+    @property
+    def label(self) -> tuple[str, str] | None:
+        """The alias as a label ``(key, value)``; None without an alias."""
+        return None if self.alias is None else (self.alias_key, self.alias)
+
     def describe(self) -> str:
+        if self.alias is not None:
+            return f"the Approved holder of alias {self.alias_key}={self.alias}"
         if self.version_name is not None:
             return f"version {self.version_name}"
         if self.after_version is not None:
@@ -222,7 +254,19 @@ class ReadPending:
     page: int = 0
 
 
-Read = ReadVersion | ReadRecent | ReadApproved | ReadPending
+@dataclass(frozen=True)
+class ReadLabelled:
+    """ListModelVersions with the ``Label`` filter ``label`` (a substring of a label key or value: the answer may
+    hold versions that do not carry the alias), newest first, page ``page`` (0-based). Answer: a page."""
+
+    #: the listing's ApprovalStatus filter (None: every status)
+    status: ClassVar[str | None] = None
+    model_id: str
+    label: str
+    page: int = 0
+
+
+Read = ReadVersion | ReadRecent | ReadApproved | ReadPending | ReadLabelled
 
 
 @dataclass(frozen=True)
@@ -274,6 +318,80 @@ def _status_text(version: PaiModelVersion) -> str:
     return f"{version.version_name} ({version.approval_status})"
 
 
+# ------------------------------------------------------------------------------------------------ alias
+
+
+def check_alias_key(alias_key: Any) -> str:
+    """``alias_key`` is a PAI label key (typed error naming ``alias_key``)."""
+    return check_pai_label_part(rendered_required(alias_key, "alias_key"), "alias_key")
+
+
+def check_alias(alias: Any, alias_key: Any = DEFAULT_ALIAS_KEY) -> tuple[str, str]:
+    """An alias and its key as a label ``(key, value)``: each a PAI label key or value (at most 128 bytes, no ``=``
+    or ``,``, no placeholder such as ``'None'``); a typed error naming ``alias`` or ``alias_key``."""
+    key = check_alias_key(alias_key)
+    return key, check_pai_label_part(rendered_required(alias, "alias"), "alias")
+
+
+def holds_alias(version: PaiModelVersion, alias_key: str, alias: str) -> bool:
+    """Whether ``version`` carries exactly the label ``alias_key=alias`` (the ``Label`` filter only narrows)."""
+    return any(label.key == alias_key and label.value == alias for label in version.labels or ())
+
+
+def alias_holder(
+    versions: Iterable[PaiModelVersion], alias_key: str, alias: str, request_id: str | None = None
+) -> PaiModelVersion | None:
+    """The version that holds the alias: of the versions carrying exactly ``alias_key=alias``, the newest by
+    ``(GmtCreateTime, VersionName)`` (whatever order they came in; two hold it while the alias moves); None when
+    none does. A holder without a creation time cannot be ordered: an error naming ``GmtCreateTime``."""
+    holders = [version for version in versions if holds_alias(version, alias_key, alias)]
+    for version in holders:
+        _check_created(version, request_id)
+    return max(holders, key=order_key, default=None)
+
+
+@dataclass
+class AliasLookup:
+    """Which version holds an alias now (sans-IO, driven like :class:`ApprovalCheck`): every page of the
+    ``Label``-filtered listing, then :func:`alias_holder`. :attr:`done` once read; :attr:`holder` is the answer."""
+
+    model_id: str
+    alias_key: str
+    alias: str
+    done: bool = False
+    holder: PaiModelVersion | None = None
+    request_id: str | None = None
+    _pending: ReadLabelled | None = None
+    _seen: dict[str, PaiModelVersion] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._pending = ReadLabelled(self.model_id, self.alias, 0)
+
+    def next_read(self) -> Read | None:
+        return self._pending
+
+    def receive(self, read: Read, answer: Any) -> None:
+        if read != self._pending or not isinstance(read, ReadLabelled):
+            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
+        self._pending = None
+        page: VersionPage = answer
+        for version in page.versions:
+            if holds_alias(version, self.alias_key, self.alias):
+                self._seen[version.version_name] = version  # a version shifted to the next page: seen twice
+        self.request_id = page.request_id
+        if len(page.versions) >= RECENT_PAGE_SIZE:
+            if read.page + 1 >= MAX_APPROVED_PAGES:
+                raise _bad(
+                    "TotalCount",
+                    f"more than {MAX_APPROVED_PAGES} pages of versions labelled {self.alias!r} to read in one poll",
+                    page.request_id,
+                )
+            self._pending = ReadLabelled(self.model_id, self.alias, read.page + 1)
+            return
+        self.holder = alias_holder(self._seen.values(), self.alias_key, self.alias, page.request_id)
+        self.done = True
+
+
 # ------------------------------------------------------------------------------------------------ one poll
 
 
@@ -291,10 +409,14 @@ class ApprovalCheck:
     _pending: Read | None = None
     _best: PaiModelVersion | None = None
     _last: PaiModelVersion | None = None
+    _alias: AliasLookup | None = None
 
     def __post_init__(self) -> None:
         target = self.target
-        if target.named:
+        if target.alias is not None:
+            self._alias = AliasLookup(target.model_id, target.alias_key, target.alias)
+            self._pending = self._alias.next_read()
+        elif target.named:
             self._pending = ReadRecent(target.model_id)
         elif self.anchor is None and target.after_version is not None:
             self._pending = ReadVersion(target.model_id, target.after_version)
@@ -312,7 +434,9 @@ class ApprovalCheck:
         if read != self._pending:
             raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
         self._pending = None
-        if isinstance(read, ReadRecent):
+        if isinstance(read, ReadLabelled) and self._alias is not None:
+            self._on_labelled(self._alias, read, answer)
+        elif isinstance(read, ReadRecent):
             self._on_recent(answer)
         elif isinstance(read, ReadVersion):
             if self.target.named:
@@ -360,6 +484,25 @@ class ApprovalCheck:
         assert name is not None
         check_answer_is_about(version, name)
         self._judge_named(version, version.request_id)
+
+    # -- alias
+
+    def _on_labelled(self, lookup: AliasLookup, read: ReadLabelled, page: VersionPage) -> None:
+        lookup.receive(read, page)
+        if not lookup.done:
+            self._pending = lookup.next_read()
+            return
+        holder = lookup.holder
+        label = f"{lookup.alias_key}={lookup.alias}"
+        if holder is None:
+            self._decide(Outcome.WAITING, None, f"no version holds {label}")
+            return
+        status = _judged_status(holder, lookup.request_id)
+        if status is ApprovalStatus.APPROVED:
+            _check_deployable(holder, lookup.request_id)
+            self._decide(Outcome.APPROVED, holder, f"{label} is on {holder.version_name}, Approved")
+        else:  # Pending or Rejected: the alias can still move to an Approved version
+            self._decide(Outcome.WAITING, None, f"{label} is on {holder.version_name}, {status.value}")
 
     # -- next approved
 
@@ -463,6 +606,8 @@ def describe_page(read: Read, answer: Any) -> str:
     """One line on what a shared read saw (the newest version and its status), for the hub's INFO log."""
     if isinstance(answer, VersionPage):
         kind = {ReadApproved: "Approved versions", ReadPending: "Pending versions"}.get(type(read), "versions")
+        if isinstance(read, ReadLabelled):
+            kind = f"versions labelled like {read.label!r}"
         first = answer.versions[0] if answer.versions else None
         shown = _status_text(first) if first else "none"
         page = getattr(read, "page", 0)

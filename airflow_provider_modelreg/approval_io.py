@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from airflow_provider_modelreg.approval import (
     RECENT_PAGE_SIZE,
     Read,
+    ReadLabelled,
     ReadVersion,
     VersionPage,
 )
@@ -40,6 +41,10 @@ def _missing_version(exc: RegistryNotFoundError) -> bool:
     return exc.code != "InvalidModel.NotFound"
 
 
+def _label(what: Read) -> str | None:
+    return what.label if isinstance(what, ReadLabelled) else None
+
+
 def read(hook: PaiModelRegistryHook, what: Read) -> Any:
     """Perform one read synchronously."""
     if isinstance(what, ReadVersion):
@@ -51,7 +56,11 @@ def read(hook: PaiModelRegistryHook, what: Read) -> Any:
             raise
     return _page(
         hook.list_model_versions_page(
-            what.model_id, page=what.page, page_size=RECENT_PAGE_SIZE, approval_status=what.status
+            what.model_id,
+            page=what.page,
+            page_size=RECENT_PAGE_SIZE,
+            approval_status=what.status,
+            label=_label(what),
         )
     )
 
@@ -68,7 +77,11 @@ async def aread(hook: PaiModelRegistryHook, what: Read) -> Any:
         return found
     return _page(
         await hook.alist_model_versions_page(
-            what.model_id, page=what.page, page_size=RECENT_PAGE_SIZE, approval_status=what.status
+            what.model_id,
+            page=what.page,
+            page_size=RECENT_PAGE_SIZE,
+            approval_status=what.status,
+            label=_label(what),
         )
     )
 

@@ -15,6 +15,7 @@ from airflow_provider_modelreg.models import ApprovalStatus
 from airflow_provider_modelreg.renamed import renamed_class
 
 __all__ = [
+    "MAX_PAI_LABEL_BYTES",
     "PLACEHOLDERS",
     "check_eas_id",
     "check_eas_int",
@@ -30,6 +31,7 @@ __all__ = [
     "check_max_results",
     "check_order",
     "check_pai_approval_status",
+    "check_pai_label_part",
     "check_pai_model_id",
     "check_pai_page_size",
     "check_pai_version_name",
@@ -177,6 +179,25 @@ def setting_number(raw: Any, field: str, low: float, high: float, *, integer: bo
         raise RegistryConnectionConfigError(field, rule, raw) from None
     if not (low <= value <= high) or (integer and not value.is_integer()):
         raise RegistryConnectionConfigError(field, rule, raw)
+    return value
+
+
+#: PAI label keys and values (CreateModelVersionLabels, the alias of PaiSetModelVersionAliasOperator): at most this
+#: many bytes (UTF-8).
+MAX_PAI_LABEL_BYTES = 128
+
+
+def check_pai_label_part(value: Any, field: str) -> str:
+    """A PAI label key or value: a non-empty string, not a placeholder (``'None'``, ``'null'``), no control
+    characters, no ``=`` or ``,``, at most :data:`MAX_PAI_LABEL_BYTES` bytes (typed error naming ``field``)."""
+    if not isinstance(value, str) or not value.strip() or value in PLACEHOLDERS:
+        raise RegistryInputError(field, "must be a non-empty string, not a placeholder such as 'None'", value)
+    if _CONTROL.search(value):
+        raise RegistryInputError(field, "must not contain control characters", value)
+    if "=" in value or "," in value:
+        raise RegistryInputError(field, "must not contain '=' or ','", value)
+    if len(value.encode()) > MAX_PAI_LABEL_BYTES:
+        raise RegistryInputError(field, f"must be at most {MAX_PAI_LABEL_BYTES} bytes", value)
     return value
 
 

@@ -20,6 +20,11 @@ cursor (one poll serves every watcher of a model in a triggerer) and produces an
 than every version the watcher announced or knew Approved when it started: a late approval of an older version is
 reported (``skipped``) and not announced, as the approval gate would pass it over. ``announce="every"`` announces
 every version that becomes Approved, oldest first.
+
+A watcher of an **alias** (``alias=``, a label ``alias_key=alias`` kept on one version) follows the holder instead:
+each poll resolves it (:class:`~airflow_provider_modelreg.approval.AliasLookup`: the newest holder while a move
+leaves two) and :func:`apply_alias` announces it when it is Approved and is not the version the watcher announced
+last. Its state (:class:`AliasCursor`) is that version's name.
 """
 
 from __future__ import annotations
@@ -51,13 +56,17 @@ from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 
 __all__ = [
     "ANNOUNCE_MODES",
+    "AliasCursor",
+    "AliasResult",
     "Observation",
     "WatchCursor",
     "WatchIdentity",
     "WatchPoll",
     "WatchResult",
+    "apply_alias",
     "apply_observation",
     "check_announce",
+    "merge_alias_cursors",
     "merge_cursors",
 ]
 
@@ -88,14 +97,22 @@ class WatchIdentity:
     conn_id: str
     endpoint: str
     model_id: str
+    #: the label ``(key, value)`` an alias watcher follows (None: every approval); part of the identity only when
+    #: set, so the state of a watcher without it keeps its key
+    alias: tuple[str, str] | None = None
 
-    def to_json(self) -> dict[str, str]:
-        return {"conn_id": self.conn_id, "endpoint": self.endpoint, "model_id": self.model_id}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"conn_id": self.conn_id, "endpoint": self.endpoint, "model_id": self.model_id}
+        if self.alias is not None:
+            out["alias"] = list(self.alias)
+        return out
 
     @property
     def state_key(self) -> str:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         readable = f"modelreg_pai_watch:{self.model_id}"
+        if self.alias is not None:
+            readable = f"modelreg_pai_alias:{self.model_id}"
         # model ids are short ([A-Za-z0-9-]); the hash tells connections and endpoints apart
         return f"{readable[:150]}:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
@@ -240,8 +257,10 @@ class WatchPoll:
             self._on_pending(read, answer)
         elif isinstance(read, ReadApproved):
             self._on_newest_approved(answer)
-        else:
+        elif isinstance(read, ReadVersion):
             self._on_version(read, answer)
+        else:
+            raise RuntimeError(f"the watcher never asks {read!r}")
         if not self._queue and self.observation is None:
             self._finish()
 
@@ -374,3 +393,64 @@ def apply_observation(cursor: WatchCursor | None, obs: Observation, *, announce:
         newest = key if newest is None or key > newest else newest
     seen = obs.seen if cursor.seen is None or (obs.seen is not None and obs.seen > cursor.seen) else cursor.seen
     return WatchResult(replace(cursor, seen=seen, pending=obs.pending, newest=newest), tuple(out), tuple(skipped))
+
+
+# ------------------------------------------------------------------------------------------------ alias watchers
+
+
+@dataclass(frozen=True)
+class AliasCursor:
+    """An alias watcher's state: the version it announced last, or found holding the alias Approved when it
+    started (None: none yet; the next Approved holder is announced)."""
+
+    holder: str | None = None
+
+    def to_json(self, identity: WatchIdentity) -> dict[str, Any]:
+        return {"v": STATE_VERSION, "identity": identity.to_json(), "alias_holder": self.holder}
+
+    @classmethod
+    def from_json(cls, value: Any, identity: WatchIdentity) -> AliasCursor | None:
+        """The stored cursor of ``identity``; None when nothing usable is stored or it is another watcher's."""
+        if not isinstance(value, dict) or value.get("v") != STATE_VERSION or "alias_holder" not in value:
+            return None
+        if identity.alias is None or value.get("identity") != identity.to_json():
+            return None
+        holder = value["alias_holder"]
+        return cls(holder) if holder is None or isinstance(holder, str) else None
+
+
+def merge_alias_cursors(found: Iterable[AliasCursor]) -> AliasCursor:
+    """The cursor of a watcher whose assets stored several: theirs when they agree; else none announced (the
+    holder is announced again rather than missed by an asset that did not see it)."""
+    holders = {cursor.holder for cursor in found}
+    return AliasCursor(holders.pop()) if len(holders) == 1 else AliasCursor(None)
+
+
+@dataclass(frozen=True)
+class AliasResult:
+    """What one alias watcher does with one resolved holder."""
+
+    cursor: AliasCursor
+    announce: PaiModelVersion | None = None
+
+
+def apply_alias(
+    cursor: AliasCursor | None, holder: PaiModelVersion | None, *, created_after: datetime | None = None
+) -> AliasResult:
+    """One alias watcher's announcement and next cursor, given the version holding the alias now (None: none).
+
+    Announced: an Approved holder that is not the version announced last (so a move back to an earlier version
+    announces it again; a move to a Pending version announces nothing until it is Approved). ``cursor`` None: the
+    watcher starts without state: the holder as it stands is known and not announced, unless it was created after
+    ``created_after``.
+    """
+    approved = holder if holder is not None and holder.status is ApprovalStatus.APPROVED else None
+    if cursor is None:
+        if approved is not None and created_after is not None:
+            created = order_key(approved)[0]
+            if created > created_after:
+                return AliasResult(AliasCursor(approved.version_name), approved)
+        return AliasResult(AliasCursor(None if approved is None else approved.version_name))
+    if approved is None or approved.version_name == cursor.holder:
+        return AliasResult(cursor)
+    return AliasResult(AliasCursor(approved.version_name), approved)

@@ -66,6 +66,15 @@ class FakePai:
         status = query.get("ApprovalStatus", [None])[0]
         if status is not None:
             versions = [v for v in versions if v.get("ApprovalStatus") == status]
+        label = query.get("Label", [""])[0].lower()
+        if label:  # as PAI: a case-insensitive substring of a label key or value
+            versions = [
+                v
+                for v in versions
+                if any(
+                    label in str(lb.get(part, "")).lower() for lb in v.get("Labels") or [] for part in ("Key", "Value")
+                )
+            ]
         versions.sort(key=lambda v: str(v.get("GmtCreateTime", "")), reverse=query.get("Order") == ["DESC"])
         number, size = int(query["PageNumber"][0]), int(query["PageSize"][0])
         page = versions[(number - 1) * size : number * size]

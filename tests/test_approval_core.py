@@ -160,3 +160,114 @@ def test_an_answer_to_another_read_is_a_bug_not_a_decision() -> None:
     check = ApprovalCheck(NAMED)
     with pytest.raises(RuntimeError):
         check.receive(ReadApproved("m", 0), page())
+
+
+# -- issue 24: alias= (the holder resolved from plain data)
+
+
+def held(name: str, status: str | None = "Approved", minutes: float = 0, *pairs: tuple[str, str]) -> PaiModelVersion:
+    return ver(name, status, minutes, Labels=[{"Key": k, "Value": x} for k, x in pairs or [("alias", "champion")]])
+
+
+HOLDER_CASES = [
+    pytest.param([], None, id="no-versions"),
+    pytest.param([ver("1.0.0")], None, id="no-labels"),
+    pytest.param([held("1.0.0")], "1.0.0", id="one-holder"),
+    pytest.param([held("1.0.0", "Approved", 1), held("2.0.0", "Pending", 2)], "2.0.0", id="newer-holder-wins"),
+    pytest.param([held("2.0.0", "Pending", 2), held("1.0.0", "Approved", 1)], "2.0.0", id="whatever-the-order"),
+    pytest.param([held("1.0.0", "Approved", 2), held("1.0.1", "Approved", 2)], "1.0.1", id="same-instant-by-name"),
+    pytest.param([held("1.0.1", "Approved", 2), held("1.0.0", "Approved", 2)], "1.0.1", id="same-instant-reversed"),
+    pytest.param([held("9.0", "Approved", 1), held("10.0", "Approved", 1)], "9.0", id="names-as-plain-strings"),
+    pytest.param([held("1.0.0", "Approved", 5, ("alias", "champion-old"))], None, id="a-value-containing-it"),
+    pytest.param([held("1.0.0", "Approved", 5, ("other", "champion"))], None, id="another-key"),
+    pytest.param([held("1.0.0", "Approved", 5, ("Alias", "champion"))], None, id="keys-are-case-sensitive"),
+    pytest.param([held("1.0.0", "Approved", 5, ("alias", "Champion"))], None, id="values-are-case-sensitive"),
+    pytest.param(
+        [held("1.0.0", "Approved", 1), held("2.0.0", "Approved", 9, ("alias", "challenger"))], "1.0.0", id="other-alias"
+    ),
+    pytest.param(
+        [held("1.0.0", "Approved", 1, ("team", "x"), ("alias", "champion"))], "1.0.0", id="among-other-labels"
+    ),
+]
+
+
+@pytest.mark.parametrize(("versions", "expected"), HOLDER_CASES)
+def test_alias_holder(versions: list[PaiModelVersion], expected: str | None) -> None:
+    from airflow_provider_modelreg.approval import alias_holder
+
+    found = alias_holder(versions, "alias", "champion")
+    assert (found.version_name if found else None) == expected
+
+
+def test_alias_holder_without_a_creation_time_cannot_be_ordered() -> None:
+    from airflow_provider_modelreg.approval import alias_holder
+
+    with pytest.raises(RegistryResponseError, match="GmtCreateTime"):
+        alias_holder([held("1.0.0", "Approved", None)], "alias", "champion")  # type: ignore[arg-type]
+    assert alias_holder([ver("1.0.0", "Approved", None)], "alias", "champion") is None  # not a holder: not judged
+
+
+@pytest.mark.parametrize(
+    ("holders", "outcome", "name"),
+    [
+        pytest.param([held("1.0.0", "Approved", 1)], Outcome.APPROVED, "1.0.0", id="approved"),
+        pytest.param([held("1.0.0", "Pending", 1)], Outcome.WAITING, None, id="pending"),
+        pytest.param([held("1.0.0", "Rejected", 1)], Outcome.WAITING, None, id="rejected-waits-the-alias-can-move"),
+        pytest.param([], Outcome.WAITING, None, id="no-holder"),
+        pytest.param(
+            [held("1.1.0", "Pending", 2), held("1.0.0", "Approved", 1)], Outcome.WAITING, None, id="newest-pending"
+        ),
+    ],
+)
+def test_alias_check_judges_the_newest_holder(
+    holders: list[PaiModelVersion], outcome: Outcome, name: str | None
+) -> None:
+    from airflow_provider_modelreg.approval import ReadLabelled
+
+    check = ApprovalCheck(ApprovalTarget("m", alias="champion"))
+    asked = drive(check, {ReadLabelled("m", "champion"): page(*holders)})
+    assert asked == [ReadLabelled("m", "champion")]
+    assert check.decision is not None and check.decision.outcome is outcome
+    assert (check.decision.version.version_name if check.decision.version else None) == name
+
+
+def test_alias_check_reads_every_labelled_page() -> None:
+    from airflow_provider_modelreg.approval import ReadLabelled
+
+    first = page(*(held(f"9.{i}", "Approved", 100 - i, ("alias", "champion-x")) for i in range(RECENT_PAGE_SIZE)))
+    check = ApprovalCheck(ApprovalTarget("m", alias="champion"))
+    asked = drive(
+        check,
+        {ReadLabelled("m", "champion"): first, ReadLabelled("m", "champion", 1): page(held("1.0.0", "Approved", 1))},
+    )
+    assert asked == [ReadLabelled("m", "champion"), ReadLabelled("m", "champion", 1)]
+    assert check.decision is not None and check.decision.version is not None
+    assert check.decision.version.version_name == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        pytest.param({"alias": "None"}, "alias", id="placeholder"),
+        pytest.param({"alias": "null"}, "alias", id="null"),
+        pytest.param({"alias": ""}, "alias", id="empty"),
+        pytest.param({"alias": "a=b"}, "alias", id="equals"),
+        pytest.param({"alias": "a,b"}, "alias", id="comma"),
+        pytest.param({"alias": "x" * 129}, "alias", id="129-bytes"),
+        pytest.param({"alias": "a\nb"}, "alias", id="newline"),
+        pytest.param({"alias": 7}, "alias", id="not-a-string"),
+        pytest.param({"alias": "champion", "alias_key": "None"}, "alias_key", id="key-placeholder"),
+        pytest.param({"alias": "champion", "alias_key": "a=b"}, "alias_key", id="key-equals"),
+        pytest.param({"alias": "champion", "version_name": "1.0.0"}, "alias", id="with-version-name"),
+        pytest.param({"alias": "champion", "after_version": "1.0.0"}, "alias", id="with-after-version"),
+        pytest.param({"alias": "champion", "created_after": T0}, "alias", id="with-created-after"),
+    ],
+)
+def test_alias_input_is_refused_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(RegistryInputError) as err:
+        ApprovalTarget("m", **kwargs)
+    assert err.value.field == field
+
+
+def test_alias_of_128_bytes_is_accepted() -> None:
+    assert ApprovalTarget("m", alias="é" * 64).label == ("alias", "é" * 64)

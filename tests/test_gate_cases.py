@@ -1,5 +1,6 @@
 """Issue 10: the gate's cases as one table, run through every mode: poke, reschedule, deferrable (the sensor
-defers, the trigger runs as the triggerer rebuilds it, the sensor resumes) and the trigger alone.
+defers, the trigger runs as the triggerer rebuilds it, the sensor resumes) and the trigger alone; the alias cases
+(issue 24) through the asset watcher as well.
 
 The registry is the suite's own fake PAI server (tests/fake_pai.py), so answers can lie.
 """
@@ -7,6 +8,7 @@ The registry is the suite's own fake PAI server (tests/fake_pai.py), so answers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -25,6 +27,9 @@ from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigge
 
 MODEL = "m-gate"
 MODES = ("poke", "reschedule", "deferrable", "trigger")
+#: alias cases run through the asset watcher too: started with ``created_after`` in the past, it announces the
+#: Approved holder at its first poll (an approved case), or nothing (a waiting case, an error: logged, not raised)
+ALIAS_MODES = (*MODES, "watcher")
 
 
 def v(name: str, status: str | None = "Pending", day: int = 1, second: int = 0, **extra: Any) -> dict[str, Any]:
@@ -60,11 +65,27 @@ class Case:
     no_requests: bool = False  # bad input must fail before anything is sent
 
 
+def alias_case(*args: Any, **kwargs: Any) -> Case:
+    return Case(*args, modes=ALIAS_MODES, **kwargs)
+
+
 def many(n: int, status: str = "Pending", approved_at: int | None = None) -> list[dict[str, Any]]:
     out = [v(f"2.{i}.0", status, 10 + i // 50, i % 50) for i in range(n)]
     if approved_at is not None:
         out[approved_at]["ApprovalStatus"] = "Approved"
     return out
+
+
+def labels(*pairs: tuple[str, str]) -> dict[str, Any]:
+    return {"Labels": [{"Key": key, "Value": value} for key, value in pairs]}
+
+
+CHAMPION = ("alias", "champion")
+
+
+def held(name: str, status: str | None, day: int, second: int = 0, label: tuple[str, str] = CHAMPION) -> dict[str, Any]:
+    """A version holding an alias (by default alias=champion)."""
+    return v(name, status, day, second, **labels(label))
 
 
 CASES = [
@@ -222,6 +243,90 @@ CASES = [
         ("error", "Uri"),
         versions=[*BASE, {k: x for k, x in v("3.0.0", "Approved", 9).items() if k != "Uri"}],
     ),
+    # -- issue 24: alias= follows whichever version holds the alias (the newest holder while it moves)
+    alias_case(
+        "alias-held-by-an-approved-version",
+        {"alias": "champion"},
+        ("approved", "0.9.5"),
+        versions=[*BASE[:1], held("0.9.5", "Approved", 2), *BASE[2:]],
+    ),
+    alias_case(
+        "alias-two-holders-the-newest-wins",
+        {"alias": "champion"},
+        ("approved", "1.0.0"),
+        versions=[*BASE[:1], held("0.9.5", "Approved", 2), held("1.0.0", "Approved", 3), *BASE[3:]],
+    ),
+    alias_case(
+        "alias-two-holders-in-one-instant-the-later-name-wins-whatever-the-server-order",
+        {"alias": "champion"},
+        ("approved", "1.0.1"),
+        # the server lists equal times in the order they were stored: the loser first
+        versions=[*BASE, held("1.0.0-b", "Approved", 7), held("1.0.1", "Approved", 7)],
+    ),
+    alias_case(
+        "alias-on-a-pending-version-waits",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[*BASE[:3], held("1.1.0", "Pending", 4), *BASE[4:]],
+    ),
+    alias_case(
+        "alias-newest-holder-pending-an-older-approved-holder-does-not-open",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[*BASE[:2], held("1.0.0", "Approved", 3), held("1.1.0", "Pending", 4)],
+    ),
+    alias_case(
+        "alias-on-a-rejected-version-waits",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[held("0.9.0", "Rejected", 1), *BASE[1:]],
+    ),
+    alias_case("alias-held-by-no-version-waits", {"alias": "champion"}, ("waiting",)),
+    alias_case(
+        "alias-labels-that-only-contain-it-do-not-hold-it",
+        {"alias": "champion"},
+        ("waiting",),
+        versions=[
+            *BASE[:1],
+            held("0.9.5", "Approved", 2, label=("alias", "champion-old")),
+            held("1.0.0", "Approved", 3, label=("other", "champion")),
+            *BASE[3:],
+        ],
+    ),
+    alias_case(
+        "alias-under-another-key",
+        {"alias": "prod", "alias_key": "stage"},
+        ("approved", "1.0.0"),
+        versions=[*BASE[:2], held("1.0.0", "Approved", 3, label=("stage", "prod")), *BASE[3:]],
+    ),
+    alias_case(
+        "alias-holder-behind-a-full-page-of-look-alikes",
+        {"alias": "champion"},
+        ("approved", "1.0.0"),
+        versions=[
+            *BASE[:2],
+            held("1.0.0", "Approved", 3),
+            *(held(f"3.{i}.0", "Approved", 20 + i // 50, i % 50, ("alias", "champion-x")) for i in range(150)),
+        ],
+    ),
+    alias_case(
+        "alias-approved-holder-without-uri",
+        {"alias": "champion"},
+        ("error", "Uri"),
+        versions=[*BASE, {**held("3.0.0", "Approved", 9), "Uri": ""}],
+    ),
+    alias_case(
+        "alias-holder-without-creation-time",
+        {"alias": "champion"},
+        ("error", "GmtCreateTime"),
+        versions=[*BASE, {k: x for k, x in held("3.0.0", "Approved", 9).items() if k != "GmtCreateTime"}],
+    ),
+    alias_case(
+        "alias-None-text", {"alias": "{{ x }}"}, ("error", "alias"), rendered={"alias": "None"}, no_requests=True
+    ),
+    alias_case("alias-empty", {"alias": "{{ x }}"}, ("error", "alias"), rendered={"alias": ""}, no_requests=True),
+    alias_case("alias-with-a-comma", {"alias": "a,b"}, ("error", "alias"), no_requests=True),
+    alias_case("alias-too-long", {"alias": "é" * 65}, ("error", "alias"), no_requests=True),
     Case(
         "3-get-answers-another-version",
         {"version_name": "1.0.0"},
@@ -236,6 +341,10 @@ CASES = [
 RESCHEDULE_WITHOUT_DB = pytest.mark.requires_airflow(
     "3.0", reason="reschedule mode through a mocked task instance (Airflow 2 reads task_reschedule from the DB)"
 )
+
+
+#: the asset watcher is an event trigger: it exists from Airflow 3.0
+WATCHER_NEEDS_3 = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event triggers exist from Airflow 3.0")
 
 
 def context(first_reschedule_date: Any = None) -> dict[str, Any]:
@@ -342,6 +451,46 @@ def check_trigger_event(case: Case, event: dict[str, Any]) -> None:
         assert case.expect[1] in event["message"], event
 
 
+def run_watcher(case: Case) -> list[dict[str, Any]]:
+    """The events an alias watcher announces within the case's budget (it never ends by itself)."""
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger
+
+    trigger = PaiModelVersionApprovedEventTrigger(
+        pai_conn_id="pai_default",
+        model_id=MODEL,
+        poke_interval=0.05,
+        created_after="2000-01-01T00:00:00Z",
+        **{**case.args, **case.rendered},
+    )
+    events: list[dict[str, Any]] = []
+
+    async def watch() -> None:
+        announced = asyncio.Event()
+
+        async def collect() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+                announced.set()
+
+        task = asyncio.ensure_future(collect())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(announced.wait(), 0.4 if case.expect[0] != "approved" else 15.0)
+        await asyncio.sleep(0.2)  # the polls after the first announce nothing again
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(watch())
+    return events
+
+
+def check_watcher_events(case: Case, events: list[dict[str, Any]]) -> None:
+    if case.expect[0] == "approved":
+        assert [e["version"]["version_name"] for e in events] == [case.expect[1]], events
+        assert events[0]["status"] == "approved" and events[0]["alias"] == case.args["alias"], events
+    else:  # waiting, or an error (logged at ERROR, the watcher backs off): nothing announced
+        assert events == [], events
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
     with fake_pai_server() as server:
@@ -353,9 +502,9 @@ def _params() -> list[Any]:
     out = []
     for case in CASES:
         for mode in case.modes:
-            if mode == "trigger" and case.rendered:
+            if mode in ("trigger", "watcher") and case.rendered:
                 continue  # triggers are not templated: their kwargs come from the validated sensor
-            marks = (RESCHEDULE_WITHOUT_DB,) if mode == "reschedule" else ()
+            marks = {"reschedule": (RESCHEDULE_WITHOUT_DB,), "watcher": (WATCHER_NEEDS_3,)}.get(mode, ())
             out.append(pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks))
     return out
 
@@ -366,6 +515,8 @@ def test_gate_case(fake: FakePai, case: Case, mode: str) -> None:
     fake.get_override = {(MODEL, name): body for name, body in case.get_override.items()}
     if mode == "trigger":
         check_trigger_event(case, run_trigger(case))
+    elif mode == "watcher":
+        check_watcher_events(case, run_watcher(case))
     else:
         check_sensor_run(mode, case, run_sensor(mode, case))
     if case.no_requests:

@@ -35,6 +35,21 @@ WATCHERS = pytest.mark.requires_airflow("3.0", reason="AssetWatcher and event tr
             id="watcher",
             marks=WATCHERS,
         ),
+        pytest.param(
+            lambda: pai.PaiModelVersionApprovedTrigger(
+                pai_conn_id="pai_default", model_id="m-1", alias="champion", alias_key="stage"
+            ),
+            "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedTrigger",
+            id="approval-alias",
+        ),
+        pytest.param(
+            lambda: pai.PaiModelVersionApprovedEventTrigger(
+                pai_conn_id="pai_default", model_id="m-1", alias="champion", alias_key="stage"
+            ),
+            "airflow_provider_modelreg.triggers.pai.PaiModelVersionApprovedEventTrigger",
+            id="watcher-alias",
+            marks=WATCHERS,
+        ),
     ],
 )
 def test_each_trigger_keeps_the_classpath_it_was_stored_with(make: Any, classpath: str) -> None:
@@ -83,3 +98,21 @@ def test_the_names_of_the_split_modules_stay_importable_from_triggers_pai() -> N
                 continue
             assert getattr(pai, name) is getattr(module, name), name
     assert pai._Entry is hub._Entry and pai._WatchGroup is watcher._WatchGroup
+
+
+def test_a_stored_approval_trigger_of_an_older_release_rebuilds_without_the_alias_kwargs() -> None:
+    stored = {  # what a release before issue 24 stored
+        "pai_conn_id": "pai_default",
+        "model_id": "m-1",
+        "version_name": None,
+        "after_version": "1.0.0",
+        "created_after": None,
+        "poke_interval": 60.0,
+        "end_time": None,
+        "max_failures": 5,
+        "max_attempts": None,
+        "call_timeout": None,
+    }
+    classpath, kwargs = pai.PaiModelVersionApprovedTrigger(**stored).serialize()
+    assert kwargs == {**stored, "alias": None, "alias_key": "alias"}
+    assert _resolve(classpath)(**kwargs).serialize() == (classpath, kwargs)

@@ -266,3 +266,56 @@ def test_a_poll_planned_without_a_watcher_does_not_serve_it() -> None:
         "1.1.0",
         "1.2.0",
     ]
+
+
+# -- issue 24: alias watchers (the holder given; who holds it is approval.alias_holder's table)
+
+
+@pytest.mark.parametrize(
+    ("cursor", "holder", "created_after", "announced", "after"),
+    [
+        pytest.param(None, None, None, None, None, id="start-no-holder"),
+        pytest.param(None, ver("1.0.0"), None, None, "1.0.0", id="start-approved-holder-is-known-not-announced"),
+        pytest.param(None, ver("1.0.0", "Pending"), None, None, None, id="start-pending-holder"),
+        pytest.param(None, ver("1.0.0", minutes=5), T0, "1.0.0", "1.0.0", id="start-holder-created-after"),
+        pytest.param(None, ver("1.0.0", minutes=0), T0, None, "1.0.0", id="start-created-after-is-strict"),
+        pytest.param("1.0.0", ver("1.0.0"), None, None, "1.0.0", id="same-holder-once"),
+        pytest.param("1.0.0", ver("1.1.0"), None, "1.1.0", "1.1.0", id="new-approved-holder"),
+        pytest.param("1.0.0", ver("1.1.0", "Pending"), None, None, "1.0.0", id="new-pending-holder-waits"),
+        pytest.param("1.0.0", ver("1.1.0", "Rejected"), None, None, "1.0.0", id="new-rejected-holder"),
+        pytest.param("1.0.0", None, None, None, "1.0.0", id="no-holder-keeps-the-last"),
+        pytest.param("1.1.0", ver("1.0.0"), None, "1.0.0", "1.0.0", id="moved-back-is-announced-again"),
+    ],
+)
+def test_apply_alias(
+    cursor: str | None, holder: PaiModelVersion | None, created_after: Any, announced: str | None, after: str | None
+) -> None:
+    from airflow_provider_modelreg.watch import AliasCursor, apply_alias
+
+    result = apply_alias(None if cursor is None else AliasCursor(cursor), holder, created_after=created_after)
+    assert (result.announce.version_name if result.announce else None) == announced
+    assert result.cursor == AliasCursor(after)
+
+
+def test_an_empty_alias_state_announces_the_next_approved_holder() -> None:
+    from airflow_provider_modelreg.watch import AliasCursor, apply_alias
+
+    result = apply_alias(AliasCursor(None), ver("1.0.0"))
+    assert result.announce is not None and result.cursor == AliasCursor("1.0.0")
+
+
+def test_alias_state_is_namespaced_and_round_trips() -> None:
+    from airflow_provider_modelreg.watch import AliasCursor, merge_alias_cursors
+
+    mine = WatchIdentity(ID.conn_id, ID.endpoint, ID.model_id, ("alias", "champion"))
+    other = WatchIdentity(ID.conn_id, ID.endpoint, ID.model_id, ("alias", "challenger"))
+    assert len({ID.state_key, mine.state_key, other.state_key}) == 3
+    assert ID.to_json() == {"conn_id": ID.conn_id, "endpoint": ID.endpoint, "model_id": "m"}  # unchanged
+    stored = json.loads(json.dumps(AliasCursor("1.0.0").to_json(mine)))
+    assert AliasCursor.from_json(stored, mine) == AliasCursor("1.0.0")
+    assert AliasCursor.from_json(stored, other) is None
+    assert AliasCursor.from_json(stored, ID) is None
+    assert WatchCursor.from_json(stored, ID) is None  # a plain watcher never reads an alias state
+    assert AliasCursor.from_json(WatchCursor(None).to_json(ID), mine) is None
+    assert merge_alias_cursors([AliasCursor("1.0.0"), AliasCursor("1.0.0")]) == AliasCursor("1.0.0")
+    assert merge_alias_cursors([AliasCursor("1.0.0"), AliasCursor("1.1.0")]) == AliasCursor(None)

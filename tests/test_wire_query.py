@@ -82,6 +82,30 @@ def check_list_model_versions(port: int, hook: PaiModelRegistryHook, label: str)
     assert ours == expected
 
 
+def check_labelled_page(port: int, hook: PaiModelRegistryHook, label: str) -> None:
+    """The gate's alias read (one page, Label filter) as the SDK sends it; a value no label can hold is refused
+    before anything is sent."""
+    from alibabacloud_aiworkspace20210204 import models
+
+    from airflow_provider_modelreg.errors import RegistryInputError
+    from airflow_provider_modelreg.validation import check_pai_label_part
+
+    try:
+        check_pai_label_part(label, "label")
+    except RegistryInputError:
+        Recorder.targets.clear()
+        with pytest.raises(RegistryInputError):
+            hook.list_model_versions_page("m-1", page=1, label=label)
+        assert Recorder.targets == []
+        return
+    request = models.ListModelVersionsRequest(
+        label=label, order="DESC", sort_by="GmtCreateTime", page_number=2, page_size=100
+    )
+    expected = targets_of(lambda: sdk_client(port).list_model_versions("m-1", request))
+    ours = targets_of(lambda: hook.list_model_versions_page("m-1", page=1, label=label))
+    assert ours == expected
+
+
 def check_list_models(port: int, hook: PaiModelRegistryHook, name: str) -> None:
     from alibabacloud_aiworkspace20210204 import models
 
@@ -100,6 +124,7 @@ def test_query_values_are_sent_as_the_sdk_sends_them(
     pai_conn(monkeypatch, f"http://127.0.0.1:{server.server_port}")
     hook = PaiModelRegistryHook()
     check_list_model_versions(server.server_port, hook, value)
+    check_labelled_page(server.server_port, hook, value)
     check_list_models(server.server_port, hook, value)
 
 
@@ -119,4 +144,5 @@ def test_arbitrary_query_values_match_the_sdk(
     pai_conn(monkeypatch, f"http://127.0.0.1:{server.server_port}")
     hook = PaiModelRegistryHook()
     check_list_model_versions(server.server_port, hook, value)
+    check_labelled_page(server.server_port, hook, value)
     check_list_models(server.server_port, hook, value)

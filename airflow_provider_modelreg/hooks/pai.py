@@ -359,7 +359,13 @@ class PaiModelRegistryHook(PaiSignedHook):
     # -- single pages (the approval gate pages itself; see approval.py)
 
     def list_model_versions_page(
-        self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
+        self,
+        model_id: str,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        approval_status: str | None = None,
+        label: str | None = None,
     ) -> PaiModelVersionPage:
         """One ListModelVersions page, newest first by creation time (with ``TotalCount`` and ``RequestId``).
 
@@ -367,11 +373,18 @@ class PaiModelRegistryHook(PaiSignedHook):
         :param page: 0-based page index.
         :param page_size: PageSize, 1-100.
         :param approval_status: optional ApprovalStatus filter.
+        :param label: optional ``Label`` filter (a substring of a label key or value).
         """
-        return self._run(versions_page_spec(model_id, page, page_size, approval_status))
+        return self._run(versions_page_spec(model_id, page, page_size, approval_status, label))
 
     async def alist_model_versions_page(
-        self, model_id: str, *, page: int = 0, page_size: int = 100, approval_status: str | None = None
+        self,
+        model_id: str,
+        *,
+        page: int = 0,
+        page_size: int = 100,
+        approval_status: str | None = None,
+        label: str | None = None,
     ) -> PaiModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        return await self._arun(versions_page_spec(model_id, page, page_size, approval_status))
+        return await self._arun(versions_page_spec(model_id, page, page_size, approval_status, label))

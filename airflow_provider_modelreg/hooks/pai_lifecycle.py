@@ -16,8 +16,10 @@ from airflow_provider_modelreg.hooks.pai_specs import _pai, _version_path
 from airflow_provider_modelreg.hooks.specs import RequestSpec, known_options, parsed_as, request_id
 from airflow_provider_modelreg.models import ApprovalStatus, _Wire
 from airflow_provider_modelreg.validation import (
+    MAX_PAI_LABEL_BYTES,
     PLACEHOLDERS,
     check_pai_approval_status,
+    check_pai_label_part,
     check_pai_model_id,
     check_pai_version_name,
 )
@@ -35,7 +37,7 @@ __all__ = [
 #: CreateModelVersion's limit on ``Metrics`` (its JSON, in bytes).
 MAX_METRICS_BYTES = 8192
 #: Label keys and values: at most this many bytes (UTF-8).
-MAX_LABEL_BYTES = 128
+MAX_LABEL_BYTES = MAX_PAI_LABEL_BYTES
 #: VersionName of a new version (the API's pattern): ``1.2.3`` or ``1.2.3_suffix``.
 NEW_VERSION_NAME = re.compile(r"\d+\.\d+\.\d+(?:_\w+)?", re.ASCII)
 SOURCE_TYPES = ("Custom", "PAIFlow", "TrainingService")
@@ -93,13 +95,7 @@ def _object(value: Any, field: str, limit: int | None = None) -> dict[str, Any] 
 
 
 def _label_part(value: Any, field: str) -> str:
-    text = _text(value, field, required=True)
-    assert text is not None
-    if "=" in text or "," in text:
-        raise RegistryInputError(field, "must not contain '=' or ','", text)
-    if len(text.encode()) > MAX_LABEL_BYTES:
-        raise RegistryInputError(field, f"must be at most {MAX_LABEL_BYTES} bytes", text)
-    return text
+    return check_pai_label_part(value, field)
 
 
 def label_list(labels: Any, field: str = "labels") -> list[dict[str, str]]:

@@ -32,6 +32,7 @@ from airflow_provider_modelreg.validation import (
     check_max_results,
     check_order,
     check_pai_approval_status,
+    check_pai_label_part,
     check_pai_model_id,
     check_pai_page_size,
     check_pai_version_name,
@@ -146,11 +147,14 @@ def _status_filter(approval_status: str | ApprovalStatus | None) -> list[tuple[s
 
 
 def versions_page_spec(
-    model_id: str, page: int, page_size: int, approval_status: str | None
+    model_id: str, page: int, page_size: int, approval_status: str | None, label: str | None = None
 ) -> RequestSpec[PaiModelVersionPage]:
-    """One ListModelVersions page, newest first."""
+    """One ListModelVersions page, newest first; ``label``: the ``Label`` filter (a substring of a label key or
+    value: the caller keeps the exact matches)."""
     path = _version_path(check_pai_model_id(model_id))
     params = [*_status_filter(approval_status), ("Order", "DESC"), ("SortBy", "GmtCreateTime")]
+    if label is not None:
+        params.append(("Label", check_pai_label_part(label, "label")))
     query = _page_query(params, page, check_pai_page_size(page_size))
     return _pai("ListModelVersions", "GET", path, parsed_as(PaiModelVersionPage), query=query)
 

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_modelreg.approval import check_answer_is_about, rendered_optional, rendered_required
+from airflow_provider_modelreg.approval import (
+    DEFAULT_ALIAS_KEY,
+    alias_holder,
+    check_alias,
+    check_alias_key,
+    check_answer_is_about,
+    rendered_optional,
+    rendered_required,
+)
+from airflow_provider_modelreg.errors import RegistryInputError
+from airflow_provider_modelreg.hooks.base import Listing
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiModelLink, PaiModelVersionLink
 from airflow_provider_modelreg.models import PaiModelVersion
@@ -109,6 +119,12 @@ class PaiListModelVersionsOperator(_PaiOperator):
     :param source_id: SourceId filter. (templated)
     :param order: ``DESC`` (newest first, default) or ``ASC`` by creation time.
     :param max_results: at most this many versions (default 100; None: all).
+    :param alias: list the version holding this alias (a label ``alias_key=alias``, as
+        ``PaiSetModelVersionAliasOperator`` keeps it): a list of one ref, or an empty list when no version holds
+        it. While a move leaves two holders, the newest (by creation time, then name) is the one. With
+        ``approval_status`` the holder is listed only when it has that status; other filters cannot be combined
+        with it. (templated)
+    :param alias_key: the label key of aliases (default ``alias``).
     :param pai_conn_id: connection of type ``pai``. (templated)
 
     Also ``max_attempts`` and ``call_timeout``, as every registry operator
@@ -120,6 +136,7 @@ class PaiListModelVersionsOperator(_PaiOperator):
         "approval_status",
         "version_name",
         "label_filter",
+        "alias",
         "format_type",
         "framework_type",
         "source_type",
@@ -141,10 +158,27 @@ class PaiListModelVersionsOperator(_PaiOperator):
         source_id: str | None = None,
         order: str = "DESC",
         max_results: int | None = DEFAULT_MAX_RESULTS,
+        alias: str | None = None,
+        alias_key: str = DEFAULT_ALIAS_KEY,
         pai_conn_id: str = _DEFAULT_CONN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if alias is not None:
+            others = {
+                "version_name": version_name,
+                "label_filter": label_filter,
+                "format_type": format_type,
+                "framework_type": framework_type,
+                "source_type": source_type,
+                "source_id": source_id,
+            }
+            given = [name for name, value in others.items() if value is not None]
+            if given:
+                raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them")
+        check_alias_key(alias_key)
+        self.alias = alias
+        self.alias_key = alias_key
         self.model_id = model_id
         self.approval_status = approval_status
         self.version_name = version_name
@@ -159,7 +193,36 @@ class PaiListModelVersionsOperator(_PaiOperator):
 
     def run_registry(self, context: Context) -> list[dict[str, Any]]:
         model_id = rendered_required(self.model_id, "model_id")
-        versions = self.hook.list_model_versions(
+        if self.alias is not None:
+            versions = self._alias_holder(model_id)
+        else:
+            versions = self._listed(model_id)
+        refs = [self._ref(model_id, v) for v in versions]
+        self.report_listing(context, f"Model {model_id} versions", versions)
+        # the link: the first listed version, else the model
+        first = refs[0] if refs else self._model_only(model_id)
+        self.persist_link(PaiModelVersionLink, first, context)
+        return self.publish(context, "model_versions", refs)
+
+    def _alias_holder(self, model_id: str) -> Listing[PaiModelVersion]:
+        """The holder of the alias as a listing of one (none: empty), whatever order the server listed in."""
+        key, alias = check_alias(self.alias, self.alias_key)  # before anything is sent
+        status = rendered_optional(self.approval_status, "approval_status")
+        wanted = None if status is None else check_pai_approval_status(status)
+        listed = self.hook.list_model_versions(model_id, label_filter=alias, max_results=None)
+        holder = alias_holder(listed, key, alias)
+        if holder is None:
+            self.log.info("Model %s: no version holds %s=%s", model_id, key, alias)
+            return Listing()
+        self.log.info(
+            "Model %s: %s=%s is on %s (%s)", model_id, key, alias, holder.version_name, holder.approval_status
+        )
+        if wanted is not None and holder.status is not wanted:
+            return Listing()
+        return Listing([holder])
+
+    def _listed(self, model_id: str) -> Listing[PaiModelVersion]:
+        return self.hook.list_model_versions(
             model_id,
             approval_status=rendered_optional(self.approval_status, "approval_status"),
             version_name=rendered_optional(self.version_name, "version_name"),
@@ -171,12 +234,6 @@ class PaiListModelVersionsOperator(_PaiOperator):
             order=self.order,
             max_results=self.max_results,
         )
-        refs = [self._ref(model_id, v) for v in versions]
-        self.report_listing(context, f"Model {model_id} versions", versions)
-        # the link: the first listed version, else the model
-        first = refs[0] if refs else self._model_only(model_id)
-        self.persist_link(PaiModelVersionLink, first, context)
-        return self.publish(context, "model_versions", refs)
 
     def _model_only(self, model_id: str) -> dict[str, Any]:
         hook = self.hook

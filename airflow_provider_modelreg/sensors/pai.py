@@ -20,11 +20,13 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_modelreg.approval import (
+    DEFAULT_ALIAS_KEY,
     Anchor,
     ApprovalCheck,
     ApprovalDecision,
     ApprovalTarget,
     Outcome,
+    check_alias_key,
     check_max_failures,
     parse_created_after,
     rendered_optional,
@@ -82,10 +84,19 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
     than ``after_version`` or ``created_after``; a native None there (e.g. an ``XComArg`` of a task that found no
     deployed version yet) means "no anchor": the newest Approved version counts. See README "Semantics".
 
+    With ``alias`` the sensor follows an alias (a label ``alias_key=alias``, as
+    :class:`~airflow_provider_modelreg.operators.pai_lifecycle.PaiSetModelVersionAliasOperator` keeps it on one
+    version): each poke resolves the version holding it (the newest holder by creation time, then name, while a
+    move leaves two) and the wait is done when that version is Approved. No holder, or a holder that is Pending or
+    Rejected, is waited past: the alias can move. ``alias`` cannot be combined with ``version_name``,
+    ``after_version`` or ``created_after``.
+
     :param version_name: the version to wait for. (templated)
     :param after_version: a version name: only versions newer than it count (None: no anchor). (templated)
     :param created_after: an aware datetime or ISO 8601 string with time: only versions created after it count
         (None: no anchor). At most one of ``after_version`` and ``created_after``. (templated)
+    :param alias: follow the version holding this alias (the label's value, e.g. ``champion``). (templated)
+    :param alias_key: the label key of aliases (default ``alias``).
     :param pai_conn_id: connection of type ``pai``. (templated)
     :param on_rejected: ``"fail"`` (default) or ``"skip"``.
     :param skip_on_timeout: deprecated, use ``soft_fail=True``. When nothing was approved before ``timeout``
@@ -102,7 +113,14 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         (Deprecated name: ``request_timeout``.)
     """
 
-    template_fields: Sequence[str] = ("model_id", "version_name", "after_version", "created_after", "pai_conn_id")
+    template_fields: Sequence[str] = (
+        "model_id",
+        "version_name",
+        "after_version",
+        "created_after",
+        "alias",
+        "pai_conn_id",
+    )
     operator_extra_links = (PaiModelVersionLink(),)
     ui_color = "#ffe8cc"
     nothing_in_time = "Nothing approved in time"
@@ -114,6 +132,8 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         version_name: str | None = None,
         after_version: str | None = None,
         created_after: datetime | str | None = None,
+        alias: str | None = None,
+        alias_key: str = DEFAULT_ALIAS_KEY,
         pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
         on_rejected: str = "fail",
         skip_on_timeout: bool = False,
@@ -137,6 +157,19 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
             )
         if on_rejected not in ("fail", "skip"):
             raise RegistryInputError("on_rejected", "must be 'fail' or 'skip'", on_rejected)
+        if alias is not None:
+            given = [
+                n
+                for n, x in (
+                    ("version_name", version_name),
+                    ("after_version", after_version),
+                    ("created_after", created_after),
+                )
+                if x is not None
+            ]
+            if given:
+                raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them")
+        check_alias_key(alias_key)
         if version_name is not None and (after_version is not None or created_after is not None):
             raise RegistryInputError("version_name", "cannot be combined with after_version or created_after")
         if after_version is not None and created_after is not None:
@@ -145,12 +178,15 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         self.version_name = version_name
         self.after_version = after_version
         self.created_after = created_after
+        self.alias = alias
+        self.alias_key = alias_key
         self.pai_conn_id = pai_conn_id
         self.on_rejected = on_rejected
         self.skip_on_timeout = skip_on_timeout
         self.deferrable = deferrable
         # The mode, fixed by the arguments given (an XComArg or a template counts as given).
         self._named = version_name is not None
+        self._follows_alias = alias is not None
         self._anchor: Anchor | None = None
         self._outlook: str | None = None
         self._failures = 0  # consecutive failed pokes, where the sensor object lives across pokes
@@ -158,6 +194,12 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
 
     def _target(self) -> ApprovalTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
+        if self._follows_alias:
+            return ApprovalTarget(
+                model_id=rendered_required(self.model_id, "model_id"),
+                alias=rendered_required(self.alias, "alias"),
+                alias_key=self.alias_key,
+            )
         if self._named:
             return ApprovalTarget(
                 model_id=rendered_required(self.model_id, "model_id"),
@@ -265,6 +307,8 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
                 version_name=target.version_name,
                 after_version=target.after_version,
                 created_after=target.created_after.isoformat() if target.created_after else None,
+                alias=target.alias,
+                alias_key=target.alias_key,
                 poke_interval=float(self.poke_interval),
                 end_time=end_time,
                 max_failures=self.max_failures,

@@ -23,6 +23,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_modelreg.approval import (
+    DEFAULT_ALIAS_KEY,
     Anchor,
     ApprovalDecision,
     ApprovalTarget,
@@ -88,6 +89,9 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
     :param version_name: wait for this version; None = the next approved version after the anchor.
     :param after_version: anchor: versions newer than this one count.
     :param created_after: anchor: ISO 8601 time with offset.
+    :param alias: follow the version holding the label ``alias_key=alias`` (the newest holder) instead.
+    :param alias_key: the label key of aliases (default ``alias``). Stored triggers of older releases have neither:
+        they rebuild with the defaults.
     :param poke_interval: seconds between polls.
     :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
     :param max_failures: consecutive failed polls tolerated before an ``error`` event.
@@ -105,6 +109,8 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
         version_name: str | None = None,
         after_version: str | None = None,
         created_after: str | None = None,
+        alias: str | None = None,
+        alias_key: str = DEFAULT_ALIAS_KEY,
         poke_interval: float = 60.0,
         end_time: float | None = None,
         max_failures: int = 5,
@@ -125,6 +131,8 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
         self.version_name = version_name
         self.after_version = after_version
         self.created_after = created_after
+        self.alias = alias
+        self.alias_key = alias_key
         self.poke_interval = poke_interval
         self.end_time = end_time
         self.max_failures = max_failures
@@ -138,6 +146,8 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
                 "version_name": self.version_name,
                 "after_version": self.after_version,
                 "created_after": self.created_after,
+                "alias": self.alias,
+                "alias_key": self.alias_key,
                 "poke_interval": self.poke_interval,
                 "end_time": self.end_time,
                 "max_failures": self.max_failures,
@@ -160,6 +170,8 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
                 version_name=rendered_optional(self.version_name, "version_name"),
                 after_version=rendered_optional(self.after_version, "after_version"),
                 created_after=parse_created_after(self.created_after),
+                alias=rendered_optional(self.alias, "alias"),
+                alias_key=self.alias_key,
             )
             rendered_required(self.pai_conn_id, "pai_conn_id")
             self.poke_interval = check_poke_interval(self.poke_interval)

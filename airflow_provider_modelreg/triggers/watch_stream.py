@@ -204,6 +204,10 @@ class ModelWatcherTrigger(BaseEventTrigger):
     def _stream_key(self) -> tuple[Any, ...]:
         raise NotImplementedError
 
+    def _watched(self) -> str:
+        """What this watcher watches, for its log lines."""
+        return f"model {self.model_id}"
+
     # -- state
 
     async def _prepare(self, hub: Any, start: Any) -> None:
@@ -212,9 +216,9 @@ class ModelWatcherTrigger(BaseEventTrigger):
         self._accessors = asset_state_accessors(self)
         if self._accessors is None:
             self.log.warning(
-                "No asset state store (Airflow < 3.3): the watcher state of model %s lives in memory; versions "
+                "No asset state store (Airflow < 3.3): the watcher state of %s lives in memory; versions "
                 "announced while the triggerer restarts are not announced",
-                self.model_id,
+                self._watched(),
             )
             self.cursor = self._first_cursor(start)
             return

@@ -10,19 +10,24 @@ where it is still importable): watchers already registered keep their trigger an
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_modelreg.approval import (
+    DEFAULT_ALIAS_KEY,
+    AliasLookup,
+    check_alias,
+    check_alias_key,
     check_deployable,
     check_poke_interval,
     parse_created_after,
     rendered_required,
 )
 from airflow_provider_modelreg.approval_io import adrive
+from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.renamed import current_names, renamed_class, take_renamed
 from airflow_provider_modelreg.triggers.hub import PaiPollHub
 from airflow_provider_modelreg.triggers.watch_stream import _WATCH_GROUPS as _WATCH_GROUPS
@@ -32,12 +37,15 @@ from airflow_provider_modelreg.triggers.watch_stream import _watch_failed as _wa
 from airflow_provider_modelreg.triggers.watch_stream import _WatchGroup as _WatchGroup
 from airflow_provider_modelreg.validation import check_pai_model_id, check_request_attempts, check_request_timeout
 from airflow_provider_modelreg.watch import (
+    AliasCursor,
     Observation,
     WatchCursor,
     WatchIdentity,
     WatchPoll,
+    apply_alias,
     apply_observation,
     check_announce,
+    merge_alias_cursors,
     merge_cursors,
     start_cursor,
 )
@@ -65,6 +73,15 @@ async def observe(hub: PaiPollHub, model_id: str, cursors: list[WatchCursor | No
     for version in obs.approved:
         obs.refs[version.version_name] = await hub.version_ref(model_id, version, max_age)
     return obs
+
+
+@dataclass(frozen=True)
+class AliasObservation:
+    """One poll of an alias watcher: the version holding the alias (None: none) and, when the watcher is to
+    announce it, its ModelVersionRef (fetched only then)."""
+
+    holder: PaiModelVersion | None
+    ref: dict[str, Any] | None = None
 
 
 class PaiWatchProducer(WatchProducer):
@@ -137,6 +154,15 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
     :param created_after: ISO 8601 time: versions created after it and Approved at the first start are announced.
     :param announce: ``"newer"`` (default): announce only versions newer than every one announced before;
         ``"every"``: every version that becomes Approved.
+    :param alias: follow an alias instead (a label ``alias_key=alias``, as
+        :class:`~airflow_provider_modelreg.operators.pai_lifecycle.PaiSetModelVersionAliasOperator` keeps it): each
+        poll resolves the version holding it (the newest holder while a move leaves two), and each version that
+        becomes the holder and is Approved is announced once (a move back to an earlier version announces it
+        again; ``announce`` does not apply). Its state is namespaced by the alias too. An alias watcher polls on
+        its own (through the shared hub, whose reads every watcher of the alias shares), not in a shared stream:
+        its state is written after its events are handed to the triggerer. With ``created_after``, the holder at
+        the first start is announced when it was created after that time.
+    :param alias_key: the label key of aliases (default ``alias``).
     :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
     :param call_timeout: seconds one registry call may take, retries included (None: the connection's
         ``call_timeout``). ``start_after``, ``request_attempts`` and ``request_timeout`` are the deprecated names
@@ -153,6 +179,8 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         announce: str = "newer",
         max_attempts: int | None = None,
         call_timeout: float | None = None,
+        alias: str | None = None,
+        alias_key: str = DEFAULT_ALIAS_KEY,
         **renamed: Any,
     ) -> None:
         super().__init__()
@@ -173,6 +201,8 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         self.announce = announce
         self.max_attempts = given["max_attempts"]
         self.call_timeout = given["call_timeout"]
+        self.alias = alias
+        self.alias_key = alias_key
         self._init_state()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -186,6 +216,9 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         }
         if self.announce != "newer":  # the default stays out: existing watchers keep their trigger hash
             kwargs["announce"] = self.announce
+        if self.alias is not None:  # likewise: only an alias watcher has these
+            kwargs["alias"] = self.alias
+            kwargs["alias_key"] = self.alias_key
         cls = type(self)
         classpath = CLASSPATH if cls is PaiModelVersionApprovedEventTrigger else f"{cls.__module__}.{cls.__qualname__}"
         return classpath, kwargs
@@ -199,11 +232,25 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         check_announce(self.announce)
         check_request_attempts(self.max_attempts, "max_attempts")
         check_request_timeout(self.call_timeout, "call_timeout")
+        if self.alias is not None:
+            check_alias(self.alias, self.alias_key)
+        else:
+            check_alias_key(self.alias_key)
         return interval, start
+
+    @property
+    def alias_label(self) -> tuple[str, str] | None:
+        """The alias followed, as a label ``(key, value)`` (None: every approval is announced)."""
+        return None if self.alias is None else (self.alias_key, self.alias)
 
     # -- the watch core's interface (triggers.watch_stream.ModelWatcherTrigger)
 
     label: ClassVar[str] = "PAI model"
+
+    def shared_stream_key(self) -> Any:
+        if self.alias is not None:  # an alias watcher polls on its own (run())
+            return None
+        return super().shared_stream_key()
 
     def _stream_key(self) -> tuple[Any, ...]:
         return _stream_key(self.serialize()[1])
@@ -224,27 +271,42 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         """Who this watcher is: connection, endpoint, model."""
         await hub.gated_transport(hub.hook)
         endpoint = (await hub.hook.atransport()).base_url
-        return WatchIdentity(self.pai_conn_id, endpoint, self.model_id)
+        return WatchIdentity(self.pai_conn_id, endpoint, self.model_id, self.alias_label)
 
-    def _stored_cursor(self, value: Any, identity: Any) -> WatchCursor | None:
+    def _watched(self) -> str:
+        if self.alias is None:
+            return super()._watched()
+        return f"alias {self.alias_key}={self.alias} of model {self.model_id}"
+
+    def _stored_cursor(self, value: Any, identity: Any) -> WatchCursor | AliasCursor | None:
+        if self.alias is not None:
+            return AliasCursor.from_json(value, identity)
         return WatchCursor.from_json(value, identity)
 
     def _first_cursor(self, start: datetime | None) -> WatchCursor | None:
+        if self.alias is not None:
+            return None  # apply_alias: the holder as it stands is known (announced only if created after start)
         return start_cursor(start)
 
-    def _merge_stored(self, found: list[Any]) -> WatchCursor:
+    def _merge_stored(self, found: list[Any]) -> WatchCursor | AliasCursor:
+        if self.alias is not None:
+            return merge_alias_cursors(found)
         merged = merge_cursors(found)
         assert merged is not None
         newest = [c.newest for c in found if c.newest is not None]
         return replace(merged, newest=min(newest) if len(newest) == len(found) else None)
 
-    async def _observe(self, hub: Any, cursors: list[Any], interval: float) -> Observation:
+    async def _observe(self, hub: Any, cursors: list[Any], interval: float) -> Observation | AliasObservation:
+        if self.alias is not None:
+            return await self._observe_alias(hub, interval)
         return await observe(hub, self.model_id, cursors, interval)
 
     def _covers(self, obs: Any, cursor: Any) -> bool:
         return bool(obs.covers(cursor))
 
-    def _apply(self, obs: Observation) -> tuple[WatchCursor, list[TriggerEvent]]:
+    def _apply(self, obs: Observation | AliasObservation) -> tuple[WatchCursor | AliasCursor, list[TriggerEvent]]:
+        if isinstance(obs, AliasObservation):
+            return self._apply_alias(obs)
         result = apply_observation(self.cursor, obs, announce=self.announce)
         for version in result.skipped:
             self.log.warning(
@@ -263,6 +325,47 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
             ref = obs.refs[version.version_name]
             events.append(TriggerEvent({"status": "approved", "model_id": self.model_id, "version": ref}))
         return result.cursor, events
+
+    # -- alias watchers (always standalone: run())
+
+    async def _observe_alias(self, hub: PaiPollHub, interval: float) -> AliasObservation:
+        """One poll of an alias watcher: the holder (reads shared through the hub) and, when it is to be announced,
+        its ModelVersionRef."""
+        label = self.alias_label
+        assert label is not None
+        lookup = AliasLookup(self.model_id, *label)
+        await adrive(lookup, lambda what: hub.read(what, interval))
+        version = apply_alias(
+            self.cursor, lookup.holder, created_after=parse_created_after(self.created_after)
+        ).announce
+        if version is None or not _deployable(version):
+            return AliasObservation(lookup.holder)
+        return AliasObservation(lookup.holder, await hub.version_ref(self.model_id, version, interval))
+
+    def _apply_alias(self, obs: AliasObservation) -> tuple[AliasCursor, list[TriggerEvent]]:
+        label = self.alias_label
+        assert label is not None
+        result = apply_alias(self.cursor, obs.holder, created_after=parse_created_after(self.created_after))
+        version = result.announce
+        if version is None:
+            return result.cursor, []
+        try:
+            check_deployable(version)
+        except Exception as exc:  # as every watcher: an approval that cannot be deployed is logged, not announced
+            self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
+            return result.cursor, []
+        assert obs.ref is not None
+        self.log.info("Model %s: alias %s=%s is on %s, Approved", self.model_id, *label, version.version_name)
+        event = TriggerEvent({"status": "approved", "model_id": self.model_id, "alias": label[1], "version": obs.ref})
+        return result.cursor, [event]
+
+
+def _deployable(version: PaiModelVersion) -> bool:
+    try:
+        check_deployable(version)
+    except Exception:
+        return False
+    return True
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)
