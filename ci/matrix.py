@@ -729,7 +729,10 @@ def cmd_skips(args: argparse.Namespace) -> int:
         venv = ROOT / ".venv" if cell == NEWEST else d / "venv"
         report_path = d / "skips.json"
         report_path.unlink(missing_ok=True)
-        env = clean_env(venv, PYTHONPATH=str(ROOT / "ci"), MODELREG_MATRIX_REPORT=str(report_path))
+        # the repository's package and emulator ahead of the wheels the last run installed: the tests collected
+        # here may import modules those wheels do not have yet
+        path = os.pathsep.join(str(p) for p in (ROOT / "ci", ROOT, ROOT / "emulator"))
+        env = clean_env(venv, PYTHONPATH=path, MODELREG_MATRIX_REPORT=str(report_path))
         env["MODELREG_MATRIX_SKIPS_ONLY"] = "1"
         cmd = [venv / "bin" / "python", "-m", "pytest", ROOT / "tests", "-c", ROOT / "pyproject.toml"]
         cmd += ["--rootdir", ROOT, "-p", "matrix_report", "-p", "no:cacheprovider", "-q"]

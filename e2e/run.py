@@ -14,6 +14,8 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
    worker task on Fabric metadata credentials, keys living 20 s so both renew mid-run (``e2e.credentials_check``);
    (g) two watchers (two models) on one asset and a triggerer SIGKILLed right after an announcement: the version
    is announced again and deployed once (``e2e.watch_check``).
+   (h) the lifecycle DAG: register, a human approval answered through the HITL REST API, an EAS deploy, and the
+   OpenLineage events it sends, read from a file transport (``e2e.lifecycle_check``).
 5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
@@ -40,7 +42,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from e2e import credentials_check, proxy_check, watch_check
+from e2e import credentials_check, lifecycle_check, proxy_check, watch_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -80,6 +82,7 @@ def e2e_seed() -> dict[str, Any]:
     seed["pai"]["models"].append(watched)
     watch_check.add_models(seed, watched, variant)
     fraud["Versions"].append(credentials_check.seed_version(template))
+    lifecycle_check.add_model(seed, fraud)
     return seed
 
 
@@ -124,7 +127,12 @@ def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, A
                     "conn_type": "pai",
                     "login": cred["access_key_id"],
                     "password": cred["access_key_secret"],
-                    "extra": {"endpoint": emulator_url, "region": "cn-hangzhou", "workspace_id": "ws-demo"},
+                    "extra": {
+                        "endpoint": emulator_url,
+                        "eas_endpoint": emulator_url,
+                        "region": "cn-hangzhou",
+                        "workspace_id": "ws-demo",
+                    },
                 }
             ),
             "AIRFLOW_CONN_FABRIC_DEFAULT": json.dumps(
@@ -140,6 +148,7 @@ def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, A
                 }
             ),
             "PYTHONUNBUFFERED": "1",
+            **lifecycle_check.environment(WORKDIR),
         }
     )
     return env
@@ -363,6 +372,7 @@ def main() -> int:
             "pai_asset_deploy_staging",
             credentials_check.DAG_ID,
             watch_check.DAG_ID,
+            lifecycle_check.DAG_ID,
         )
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
@@ -381,6 +391,7 @@ def main() -> int:
         )
         results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
         results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status)
+        results["h"] = lifecycle_check.run(api, WORKDIR)
 
         if "--no-browser" not in sys.argv:
             from e2e.ui_check import run_ui_check

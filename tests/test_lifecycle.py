@@ -376,3 +376,18 @@ def test_an_alias_still_held_elsewhere_after_the_move_fails_the_task(emu: Any, m
         PaiSetModelVersionAliasOperator(task_id="a", model_id="m-main", version_name="1.0.0", alias="champion").execute(
             context()
         )
+
+
+def test_a_registration_reports_its_artifact_in_and_the_new_version_out_to_openlineage(emu: Any) -> None:
+    from airflow.providers.openlineage.extractors.base import DefaultExtractor
+
+    uri = "oss://train-out.oss-cn-hangzhou-internal.aliyuncs.com/fraud/run-7/"
+    op = PaiCreateModelVersionOperator(task_id="register", model_id="m-main", uri=uri)
+    ref = op.execute(context())
+    lineage = DefaultExtractor(op).extract_on_complete(None)
+    assert lineage is not None
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("oss://train-out", "fraud/run-7/")]
+    (out,) = lineage.outputs
+    assert out.namespace.startswith("pai://") and out.name == f"m-main/{ref['version_name']}"
+    (entry,) = lineage.run_facets["modelreg_model_versions"].versions
+    assert entry["version_name"] == ref["version_name"] and entry["approval_status"] == "Pending"
