@@ -391,3 +391,24 @@ def test_a_registration_reports_its_artifact_in_and_the_new_version_out_to_openl
     assert out.namespace.startswith("pai://") and out.name == f"m-main/{ref['version_name']}"
     (entry,) = lineage.run_facets["modelreg_model_versions"].versions
     assert entry["version_name"] == ref["version_name"] and entry["approval_status"] == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"alias": "None"}, "alias"),
+        ({"alias": "a,b"}, "alias"),
+        ({"alias_key": "a=b"}, "alias_key"),
+        ({"alias_key": ""}, "alias_key"),
+        ({"alias_key": "k\x00"}, "alias_key"),
+    ],
+)
+def test_a_bad_alias_or_alias_key_is_refused_naming_it_before_any_request(
+    emu: Any, kwargs: dict[str, Any], field: str
+) -> None:
+    before = emu.request_log.count()
+    arguments = {"task_id": "alias", "model_id": "m-main", "version_name": "1.0.0", "alias": "champion", **kwargs}
+    with pytest.raises(RegistryInputError) as err:
+        PaiSetModelVersionAliasOperator(**arguments).execute(context())
+    assert err.value.field == field
+    assert emu.request_log.count() == before

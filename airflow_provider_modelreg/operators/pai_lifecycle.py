@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_modelreg.approval import rendered_optional, rendered_required
+from airflow_provider_modelreg.approval import check_alias, holds_alias, rendered_optional, rendered_required
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
 from airflow_provider_modelreg.hooks.pai_lifecycle import PaiNewVersion, create_model_version_spec, label_list
 from airflow_provider_modelreg.links import PaiModelVersionLink
@@ -301,14 +301,13 @@ class PaiSetModelVersionAliasOperator(_PaiOperator):
 
     def _holders(self, model_id: str, label: tuple[str, str]) -> list[PaiModelVersion]:
         listed = self.hook.list_model_versions(model_id, label_filter=label[1], max_results=None)
-        return [v for v in listed if label in {(lb.key, lb.value) for lb in v.labels or ()}]
+        return [v for v in listed if holds_alias(v, *label)]
 
     def run_registry(self, context: Context) -> dict[str, Any]:
         model_id = rendered_required(self.model_id, "model_id")
         version_name = rendered_required(self.version_name, "version_name")
-        alias = rendered_required(self.alias, "alias")
-        label_list({self.alias_key: alias}, "alias")  # checked before anything is sent
-        label = (self.alias_key, alias)
+        label = check_alias(self.alias, self.alias_key)  # checked before anything is sent, naming the field
+        alias = label[1]
         hook = self.hook
         hook.add_version_labels(model_id, version_name, {self.alias_key: alias})
         added = time.monotonic()
