@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,10 @@ def run(api: Api, workdir: Path) -> dict[str, Any]:
     wait_for(asking, 180, "the review task to ask")
     ti = api.task(DAG_ID, run_id, "review")
     assert ti["state"] == "awaiting_input", ti  # Airflow 3.3: waiting with no trigger
+    # Answer as a person would, not within the second: Airflow 3.3.2 fails the task when the answer re-queues it
+    # before the scheduler has handled the executor's report of the paused try ("finished with state success, but
+    # the task instance's state attribute is queued" -> FAILED), seen here with an answer 0.3 s after the pause.
+    time.sleep(5)
     api.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails", {"chosen_options": ["Approve"]})
     state = wait_for(lambda: (s := api.run_state(DAG_ID, run_id)) in ("success", "failed") and s, 240, "the run")
     assert state == "success", f"(h) run ended {state}"
