@@ -407,3 +407,51 @@ def test_the_deprecated_name_decision_is_the_approval_decision_with_a_warning() 
         assert approval.Decision is ApprovalDecision
     with pytest.raises(AttributeError, match="Verdict"):
         approval.Verdict  # noqa: B018
+
+
+# ------------------------------------------------------------------ the alias lookup, page by page (plain data)
+
+
+def _holding(name: str, minutes: float, value: str = "champion", key: str = "alias") -> PaiModelVersion:
+    return ver(name, minutes=minutes, Labels=[{"Key": key, "Value": value}])
+
+
+def test_an_alias_lookup_reads_the_label_filtered_pages_until_a_short_one() -> None:
+    from airflow_provider_modelreg.approval import RECENT_PAGE_SIZE, AliasLookup, ReadLabelled
+
+    lookup = AliasLookup("m-1", "alias", "champion")
+    assert lookup.next_read() == ReadLabelled("m-1", "champion", 0) and not lookup.done
+    others = [ver(f"0.{i}.0", minutes=-i) for i in range(RECENT_PAGE_SIZE - 1)]  # matched the filter, hold nothing
+    first = VersionPage((_holding("1.0.0", 1), *others), 500, "req-a")
+    lookup.receive(ReadLabelled("m-1", "champion", 0), first)
+    assert lookup.next_read() == ReadLabelled("m-1", "champion", 1) and not lookup.done and lookup.holder is None
+    with pytest.raises(RuntimeError, match="while waiting for"):
+        lookup.receive(ReadLabelled("m-1", "champion", 0), first)  # an answer to a read it did not ask
+    second = VersionPage((_holding("1.0.0", 1), _holding("2.0.0", 2), _holding("3.0.0", 3, value="champion-2")), 3)
+    lookup.receive(ReadLabelled("m-1", "champion", 1), VersionPage(second.versions, 3, "req-b"))
+    assert lookup.done and lookup.next_read() is None
+    assert lookup.holder is not None and lookup.holder.version_name == "2.0.0"  # newest exact holder, seen once
+    assert lookup.request_id == "req-b"
+
+
+def test_an_alias_lookup_with_no_holder_and_a_key_that_differs() -> None:
+    from airflow_provider_modelreg.approval import AliasLookup, ReadLabelled
+
+    lookup = AliasLookup("m-1", "stage", "champion")
+    lookup.receive(ReadLabelled("m-1", "champion", 0), VersionPage((_holding("1.0.0", 1),), 1, "r"))
+    assert lookup.done and lookup.holder is None  # alias=champion is not stage=champion
+
+
+def test_an_alias_lookup_refuses_more_pages_than_one_poll_may_read() -> None:
+    from airflow_provider_modelreg.approval import MAX_APPROVED_PAGES, RECENT_PAGE_SIZE, AliasLookup, ReadLabelled
+
+    lookup = AliasLookup("m-1", "alias", "champion")
+    full = VersionPage(tuple(ver(f"0.{i}.0", minutes=-i) for i in range(RECENT_PAGE_SIZE)), 10**6, "req-z")
+    for number in range(MAX_APPROVED_PAGES - 1):
+        lookup.receive(ReadLabelled("m-1", "champion", number), full)
+    assert lookup.next_read() == ReadLabelled("m-1", "champion", MAX_APPROVED_PAGES - 1)
+    with pytest.raises(RegistryResponseError) as err:
+        lookup.receive(ReadLabelled("m-1", "champion", MAX_APPROVED_PAGES - 1), full)
+    assert err.value.field == "TotalCount" and err.value.request_id == "req-z"
+    assert f"more than {MAX_APPROVED_PAGES} pages" in str(err.value) and "'champion'" in str(err.value)
+    assert not lookup.done
