@@ -455,3 +455,25 @@ def test_an_alias_lookup_refuses_more_pages_than_one_poll_may_read() -> None:
     assert err.value.field == "TotalCount" and err.value.request_id == "req-z"
     assert f"more than {MAX_APPROVED_PAGES} pages" in str(err.value) and "'champion'" in str(err.value)
     assert not lookup.done
+
+
+def test_an_alias_holder_without_a_creation_time_is_an_error_with_the_pages_request_id() -> None:
+    from airflow_provider_modelreg.approval import AliasLookup, ReadLabelled
+
+    undated = ver("1.0.0", minutes=None, Labels=[{"Key": "alias", "Value": "champion"}])
+    lookup = AliasLookup("m-1", "alias", "champion")
+    with pytest.raises(RegistryResponseError) as err:
+        lookup.receive(ReadLabelled("m-1", "champion", 0), VersionPage((undated,), 1, "req-u"))
+    assert err.value.field == "GmtCreateTime" and err.value.request_id == "req-u"
+
+
+def test_describe_page_of_a_label_filtered_read() -> None:
+    from airflow_provider_modelreg.approval import ReadLabelled
+
+    answer = VersionPage((_holding("2.0.0", 2),), 4, "r")
+    assert describe_page(ReadLabelled("m", "champion", 0), answer) == (
+        "4 versions labelled like 'champion'; newest 2.0.0 (Approved)"
+    )
+    assert describe_page(ReadLabelled("m", "champion", 2), answer) == (
+        "4 versions labelled like 'champion'; page 3 starts at 2.0.0 (Approved)"
+    )
