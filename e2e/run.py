@@ -16,6 +16,9 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
    is announced again and deployed once (``e2e.watch_check``).
    (h) the lifecycle DAG: register, a human approval answered through the HITL REST API, an EAS deploy, and the
    OpenLineage events it sends, read from a file transport (``e2e.lifecycle_check``).
+   (i) the EAS canary pipeline with its deploy waiting in a worker: the worker SIGKILLed mid-wait, the retry
+   reconnects (one CreateService), the canary moves all traffic; an injected EAS failure fails the deploy with
+   its reason and the old service keeps all traffic (``e2e.eas_check``).
 5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
@@ -42,7 +45,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from e2e import credentials_check, lifecycle_check, proxy_check, watch_check
+from e2e import credentials_check, eas_check, lifecycle_check, proxy_check, watch_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -83,6 +86,7 @@ def e2e_seed() -> dict[str, Any]:
     watch_check.add_models(seed, watched, variant)
     fraud["Versions"].append(credentials_check.seed_version(template))
     lifecycle_check.add_model(seed, fraud)
+    eas_check.add_model(seed, fraud)
     return seed
 
 
@@ -90,7 +94,12 @@ def dags_folder() -> Path:
     """The example DAGs plus the credentials check's DAG, linked into one folder under the work directory."""
     folder = WORKDIR / "dags"
     folder.mkdir(exist_ok=True)
-    sources = [ROOT / "dags_examples", ROOT / "e2e" / "credential_dags", ROOT / "e2e" / "watch_dags"]
+    sources = [
+        ROOT / "dags_examples",
+        ROOT / "e2e" / "credential_dags",
+        ROOT / "e2e" / "watch_dags",
+        ROOT / "e2e" / "eas_dags",
+    ]
     for dag_file in [path for source in sources for path in sorted(source.glob("*.py"))]:
         link = folder / dag_file.name
         if not link.exists():
@@ -373,6 +382,7 @@ def main() -> int:
             credentials_check.DAG_ID,
             watch_check.DAG_ID,
             lifecycle_check.DAG_ID,
+            eas_check.DAG_ID,
         )
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
@@ -392,6 +402,7 @@ def main() -> int:
         results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
         results["f"] = credentials_check.run(api, WORKDIR, emulator_url, set_status)
         results["h"] = lifecycle_check.run(api, WORKDIR)
+        results["i"] = eas_check.run(api, emulator_url)
 
         if "--no-browser" not in sys.argv:
             from e2e.ui_check import run_ui_check
