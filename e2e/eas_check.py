@@ -1,9 +1,10 @@
 """(i) The canary pipeline on the real services, its deploy waiting in a worker (``e2e_pai_eas_canary_worker``).
 
 1. The deploy task's process is SIGKILLed while it waits for the new service (held ``Waiting`` by the emulator's
-   admin ``wait``); its retry reconnects to the create in flight (Airflow's task state store): the emulator's
-   request log shows exactly one CreateService, not two. The service is let run, the canary moves the group's
-   traffic 10/50/100 and the version is labelled: DescribeService reads 100 on the new service, 0 on the old.
+   admin ``wait``); its retry reconnects to the create in flight (Airflow's task state store; its log says
+   "Reconnecting to existing job"): the emulator's request log shows exactly one CreateService, not two. The
+   service is let run, the canary moves the group's traffic 10/50/100 and the version is labelled:
+   DescribeService reads 100 on the new service, 0 on the old.
 2. An injected failure (admin ``fail``, reason ``OOMKilled``) of the next new service: the deploy fails with that
    reason in its log, and the old service of that group keeps all of its traffic (read back).
 """
@@ -122,18 +123,26 @@ def _killed_mid_wait(api: Api, emulator_url: str) -> dict[str, Any]:
     pid = int(ti["pid"])
     os.kill(pid, signal.SIGKILL)
     say(f"(i) SIGKILLed the deploy task (pid {pid}, try {ti['try_number']}) while {new} waits")
+    retry = ti["try_number"] + 1
     wait_for(
-        lambda: (t := api.task(DAG_ID, run_id, "deploy"))["try_number"] > ti["try_number"] and t["state"] == "running",
+        lambda: (t := api.task(DAG_ID, run_id, "deploy"))["try_number"] == retry and t["state"] == "running",
         120,
         "the deploy's retry",
+    )
+    # the retry reads the create's record from the task state store and goes on waiting for that service
+    wait_for(
+        lambda: "Reconnecting to existing job" in _log(api, run_id, "deploy", retry),
+        60,
+        "the retry to reconnect to the create in flight",
     )
     _admin(emulator_url, new, "advance")  # resources found: the service runs
     state = _ended(api, run_id)
     assert state == "success", f"(i) run ended {state}"
     deploy = api.task(DAG_ID, run_id, "deploy")
-    assert deploy["try_number"] == ti["try_number"] + 1, deploy
+    assert deploy["try_number"] == retry, deploy
     created = creates(emulator_url) - before
     assert created == 1, f"(i) {created} CreateService requests: the retry created the service again"
+    assert "does not exist: creating it" not in _log(api, run_id, "deploy", retry)
     assert _traffic(new) == ("grouping", 100), _traffic(new)
     assert _traffic("e2e_eas_serving") == ("grouping", 0), _traffic("e2e_eas_serving")
     labels = _labels("2.0.0")
