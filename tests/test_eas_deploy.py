@@ -164,3 +164,41 @@ def test_the_deploy_reports_the_version_in_and_the_service_out_to_openlineage(em
     assert ("pai", "m-main/1.0.0") in names and any(scheme == "oss" for scheme, _ in names)
     (entry,) = lineage.run_facets["modelreg_model_versions"].versions
     assert (entry["model_id"], entry["version_name"], entry["approval_status"]) == ("m-main", "1.0.0", "Approved")
+
+
+def test_waits_on_one_service_share_the_hubs_client_and_each_describe(emu: Any) -> None:
+    """Ten deferred waits on one service (a deploy and the rollbacks and canaries watching it): one client for the
+    connection, one DescribeService per round however many wait, and the hub gone with its last wait."""
+    import asyncio
+
+    from airflow_provider_modelreg.hooks.eas import PaiEasHook
+    from airflow_provider_modelreg.triggers.eas import EasPollHub, PaiEasServiceTrigger
+
+    PaiEasHook().create_service({"name": "shared_wait", "metadata": {"instance": 1}, "processor": "pmml"})
+    built: list[Any] = []
+    original = EasPollHub.hook_class
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return original(*args, **kwargs)
+
+    async def all_waits() -> list[dict[str, Any]]:
+        waits = [
+            PaiEasServiceTrigger(pai_conn_id="pai_default", service_name="shared_wait", poll_interval=0.1)
+            for _ in range(10)
+        ]
+        events = await asyncio.gather(*(anext(w.run()) for w in waits))
+        return [e.payload for e in events]
+
+    before = sent(emu, "DescribeService")
+    EasPollHub.hook_class = counting
+    try:
+        events = asyncio.run(all_waits())
+    finally:
+        EasPollHub.hook_class = original
+    assert [e["status"] for e in events] == ["success"] * 10
+    described = sent(emu, "DescribeService") - before
+    rounds = 0.3 / 0.1 + 3  # Creating for 0.3 s, polled every 0.1 s, plus scheduling slack
+    assert 1 <= described <= rounds, described  # ten waits, yet one read a round (unshared: about 40)
+    assert len(built) == 1  # one hook, one client, for every wait of the connection
+    assert EasPollHub.hubs == {}  # released with the last wait: its client closed

@@ -5,17 +5,48 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_modelreg.eas_deploy import RolloutWatch
-from airflow_provider_modelreg.hooks.base import hook_overrides
+from airflow_provider_modelreg.eas_models import EasService
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
-from airflow_provider_modelreg.triggers.hub import masked
+from airflow_provider_modelreg.triggers.hub import HubKey, PollHub, masked
 
-__all__ = ["PaiEasServiceTrigger"]
+__all__ = ["DescribeService", "EasPollHub", "PaiEasServiceTrigger"]
+
+
+@dataclass(frozen=True)
+class DescribeService:
+    """One DescribeService read: the hub's key, shared by every wait on the service."""
+
+    service_name: str
+
+
+_EAS_HUBS: dict[HubKey, Any] = {}
+
+
+@dataclass
+class EasPollHub(PollHub[PaiEasHook]):
+    """The hub of the EAS waits: one client per ``pai`` connection (and request settings) in a triggerer, whatever
+    number of deploys and rollbacks wait at once, and one DescribeService per service and round however many waits
+    watch that service. The waits log what changed themselves: the hub logs no reads."""
+
+    hook_class: ClassVar[Callable[..., Any]] = PaiEasHook
+    hubs: ClassVar[dict[HubKey, Any]] = _EAS_HUBS
+    label: ClassVar[str] = "EAS service"
+
+    async def perform(self, hook: PaiEasHook, what: DescribeService) -> EasService:
+        return await hook.adescribe_service(what.service_name)
+
+    def describe(self, what: DescribeService, answer: EasService) -> str:
+        return f"{answer.status}"
+
+    def logged_read(self, what: DescribeService) -> bool:
+        return False
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -82,20 +113,23 @@ class PaiEasServiceTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "service_name": self.service_name, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = PaiEasHook(self.pai_conn_id, **hook_overrides(self.max_attempts, self.call_timeout))
+        hub = EasPollHub.acquire(
+            self.pai_conn_id, self.poll_interval, max_attempts=self.max_attempts, call_timeout=self.call_timeout
+        )
         try:
-            yield await self._wait(hook)
+            yield await self._wait(hub)
         finally:
-            await hook.aclose()
+            await hub.release(self.poll_interval)
 
-    async def _wait(self, hook: PaiEasHook) -> TriggerEvent:
+    async def _wait(self, hub: EasPollHub) -> TriggerEvent:
         failures = 0
         watch = RolloutWatch(self.expected_version, self.resource_wait_timeout)
         while True:
             if self.end_time is not None and time.time() >= self.end_time:
                 return self._event("timeout", message=f"service {self.service_name} not ready before the deadline")
             try:
-                found = await hook.adescribe_service(self.service_name)
+                # an answer from this round is shared; our own last round's (a poll_interval old) is not reused
+                found = await hub.read(DescribeService(self.service_name), self.poll_interval / 2)
             except Exception as exc:
                 failures += 1
                 self.log.warning(
