@@ -30,7 +30,7 @@ P5_RESULTS = OUT / "e2e" / "p5.json"
 SCALE_RESULTS = OUT / "e2e-scale" / "records.json"
 RECORDS = ROOT / "bench" / "records.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-FIGURES = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "scale")
+FIGURES = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "scale")
 #: packages whose versions a run records
 RECORDED_PACKAGES = (
     "airflow-provider-modelreg",
@@ -123,7 +123,7 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
         "Each figure is measured side by side with its anchor in the same run, against the emulator on 127.0.0.1 in",
         "its own process. Ratios are the headline; absolute times are context (shared, noisy machines). Under each",
         "heading: the date, machine, package versions and revision of the run that measured that figure.",
-        "Reproduce with `make bench` (P1-P4, P6, P7), `make e2e` (P5) and `make e2e-scale` (SCALE), which write under",
+        "Reproduce with `make bench` (P1-P4, P6-P8), `make e2e` (P5) and `make e2e-scale` (SCALE), which write under",
         "`out/`; `make benchmarks-md`",
         "then records the new runs in `bench/records.json` and renders this file from it.",
         "",
@@ -147,6 +147,7 @@ def render(records: dict[str, Any], notes: str | None = None) -> str:
         lines += missing("p5", "make e2e")
     lines += _render_p6(records, head, missing)
     lines += _render_p7(records, head, missing)
+    lines += _render_p8(records, head, missing)
     lines += _render_scale(records, head, missing)
     if notes:
         lines += ["## Notes", "", notes, ""]
@@ -297,6 +298,25 @@ def _render_p7(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
     return lines
 
 
+def _render_p8(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
+    lines: list[str] = head("p8", "P8 — triggerer CPU per poll: an EAS deploy wait next to an approval wait")
+    if "p8" not in records:
+        return lines + missing("p8", "make bench")
+    p8 = records["p8"]["result"]
+    lines += [
+        "| deploy wait, per poll (ms CPU) | approval wait, per poll (ms CPU) | deploy / approval |",
+        "|---|---|---|",
+        f"| {p8['deploy_ms']:.3f} | {p8['approval_ms']:.3f} | {p8['ratio']:.2f} |",
+        "",
+        f"One wait of each kind in one event loop, {p8['polls']} polls each, interleaved, median of {p8['runs']} "
+        "runs; every read fresh (one request a poll, as a lone wait makes). The deploy wait: DescribeService "
+        "through the EAS hub, judged by RolloutWatch; the approval wait: one ApprovalCheck of a named Pending "
+        "version through the PAI hub. The emulator's CPU is not counted.",
+        "",
+    ]
+    return lines
+
+
 def _render_scale(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
     lines: list[str] = head("scale", "SCALE — CeleryExecutor, two workers, two triggerers (`make e2e-scale`)")
     if "scale" not in records:
@@ -411,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _env()
     sys.path.insert(0, str(ROOT))
-    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports, p6_capacity, p7_watcher
+    from bench import p1_paging, p2_cpu, p3_triggers, p4_imports, p6_capacity, p7_watcher, p8_deploy_wait
 
     figures = (
         ("p4", p4_imports),
@@ -420,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         ("p3", p3_triggers),
         ("p6", p6_capacity),
         ("p7", p7_watcher),
+        ("p8", p8_deploy_wait),
     )
     if argv[:1] == ["--only"]:  # e.g. `python -m bench.run --only p6`: those figures only (the others keep theirs)
         figures = tuple(f for f in figures if f[0] in argv[1:])
-    out = RESULTS if len(figures) == 6 else RESULTS.with_name(f"results-{'-'.join(f[0] for f in figures)}.json")
+    out = RESULTS if len(figures) == 7 else RESULTS.with_name(f"results-{'-'.join(f[0] for f in figures)}.json")
     run_benchmarks(figures, out)
     print(f"results in {out.relative_to(ROOT)}; `make benchmarks-md` renders them into BENCHMARKS.md")
     return 0
