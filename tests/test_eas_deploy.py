@@ -202,3 +202,39 @@ def test_waits_on_one_service_share_the_hubs_client_and_each_describe(emu: Any) 
     assert 1 <= described <= rounds, described  # ten waits, yet one read a round (unshared: about 40)
     assert len(built) == 1  # one hook, one client, for every wait of the connection
     assert EasPollHub.hubs == {}  # released with the last wait: its client closed
+
+
+def _describe_failing(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """DescribeService answers 503 ``failures`` times once the service exists (the deploy's first look passes)."""
+    from modelreg_emulator import eas
+    from modelreg_emulator.wire import ApiError
+
+    name, real = eas._SERVICE_ROUTES["GET "]
+    left = [failures]
+
+    def handler(state: Any, req: Any, args: list[str]) -> Any:
+        answer = real(state, req, args)  # a missing service raises its 404 here, before any injected failure
+        if left[0] > 0:
+            left[0] -= 1
+            raise ApiError(503, "ServiceUnavailable", "try later")
+        return answer
+
+    monkeypatch.setitem(eas._SERVICE_ROUTES, "GET ", (name, handler))
+    return left
+
+
+def test_the_worker_wait_rides_out_failed_polls_within_its_budget(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    left = _describe_failing(monkeypatch, 3)
+    out = deploy(service_name="budget_ok", max_attempts=1, max_failures=4).execute(context())
+    assert out["status"] == "Running" and left == [0] and sent(emu, "CreateService") == 1
+
+
+def test_the_worker_wait_fails_once_failed_polls_exhaust_its_budget(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_modelreg.errors import RegistryInputError, RegistryServerError
+
+    _describe_failing(monkeypatch, 3)
+    with pytest.raises(RegistryServerError, match="503"):
+        deploy(service_name="budget_out", max_attempts=1, max_failures=3).execute(context())
+    for bad in (0, True, "5", 1001):
+        with pytest.raises(RegistryInputError, match="max_failures"):
+            deploy(service_name="budget_bad", max_failures=bad)

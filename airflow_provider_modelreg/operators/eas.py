@@ -35,7 +35,7 @@ from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.task_hook import TaskHook
-from airflow_provider_modelreg.validation import check_eas_id
+from airflow_provider_modelreg.validation import check_eas_id, check_max_failures
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -95,6 +95,8 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         an image). (templated)
     :param resource_wait_timeout: seconds the service may wait for resources (default 1,800).
     :param poll_interval: seconds between DescribeService polls (default 30).
+    :param max_failures: failed polls in a row tolerated while waiting (default 5), in the worker or the triggerer;
+        only failures asking again can cure (throttling, 5xx, network), each after the connection's own retries.
     :param write_back: label the version in the registry after a verified deploy (default True).
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param pai_conn_id: connection of type ``pai`` (the registry's; EAS on the same credentials). (templated)
@@ -117,6 +119,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         service_overrides: dict[str, Any] | None = None,
         resource_wait_timeout: float = 1800.0,
         poll_interval: float = 30.0,
+        max_failures: int = 5,
         write_back: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
@@ -135,6 +138,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         self.service_overrides = service_overrides
         self.resource_wait_timeout = resource_wait_timeout
         self.poll_interval = poll_interval
+        self.max_failures = check_max_failures(max_failures)
         self.write_back = write_back
         self.deferrable = deferrable
         self.pai_conn_id = pai_conn_id
@@ -225,8 +229,20 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         record = DeployRecord.from_json(external_id)
         assert record is not None
         watch = self._watch(record)
+        failures = 0
         while True:
-            found = self.hook.describe_service(record.service_name)
+            try:
+                found = self.hook.describe_service(record.service_name)
+            except ModelRegistryError as exc:
+                failures += 1
+                if not getattr(exc, "retryable", False) or failures >= self.max_failures:
+                    raise
+                self.log.warning(
+                    "poll %d/%d of service %s failed: %s", failures, self.max_failures, record.service_name, exc
+                )
+                time.sleep(self.poll_interval)
+                continue
+            failures = 0
             verdict, news = watch.observe(found, time.time())
             if news is not None:
                 self.log.info("Service %s: %s", record.service_name, news)
@@ -303,6 +319,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
                 poll_interval=float(self.poll_interval),
                 resource_wait_timeout=float(self.resource_wait_timeout),
                 end_time=time.time() + timeout if timeout else None,
+                max_failures=self.max_failures,
                 max_attempts=self.max_attempts,
                 call_timeout=self.call_timeout,
             ),
