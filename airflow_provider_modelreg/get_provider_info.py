@@ -314,6 +314,7 @@ def get_provider_info() -> dict[str, Any]:
             f"{_PKG}.links.PaiModelVersionLink",
             f"{_PKG}.links.PaiModelLink",
             f"{_PKG}.links.FabricModelVersionLink",
+            f"{_PKG}.links.PaiEasServiceLink",
         ],
         "connection-types": [
             {

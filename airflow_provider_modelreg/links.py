@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FabricModelVersionLink",
+    "PaiEasServiceLink",
     "PaiModelLink",
     "PaiModelVersionLink",
     "render_console_url",
@@ -49,6 +50,7 @@ FABRIC_CONSOLE_TEMPLATE = (
     "https://console.huaweicloud.com/dataartsfabric/?region={region}"
     "#/workspace/{workspace_id}/models/{model_id}/versions/{version_id}"
 )
+PAI_EAS_CONSOLE_TEMPLATE = "https://pai.console.aliyun.com/?regionId={region}#/eas/serviceDetail/{service_name}/detail"
 FABRIC_MODEL_CONSOLE_TEMPLATE = (
     "https://console.huaweicloud.com/dataartsfabric/?region={region}#/workspace/{workspace_id}/models/{model_id}"
 )
@@ -166,3 +168,12 @@ class FabricModelVersionLink(_ConsoleLink):
     name = "DataArts Fabric Model Version"
     default_template = FABRIC_CONSOLE_TEMPLATE
     model_template = FABRIC_MODEL_CONSOLE_TEMPLATE
+
+
+class PaiEasServiceLink(_ConsoleLink):
+    """Link to the PAI-EAS console page of the deployed service (``{region}``, ``{service_name}``; the connection's
+    ``console_url_template`` is the registry's and does not apply)."""
+
+    name = "PAI-EAS Service"
+    default_template = PAI_EAS_CONSOLE_TEMPLATE
+    model_template = PAI_EAS_CONSOLE_TEMPLATE

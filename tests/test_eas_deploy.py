@@ -238,3 +238,15 @@ def test_the_worker_wait_fails_once_failed_polls_exhaust_its_budget(emu: Any, mo
     for bad in (0, True, "5", 1001):
         with pytest.raises(RegistryInputError, match="max_failures"):
             deploy(service_name="budget_bad", max_failures=bad)
+
+
+def test_the_deploy_stores_a_console_link_to_its_service(emu: Any) -> None:
+    from airflow_provider_modelreg.links import PaiEasServiceLink
+
+    ctx = context()
+    op = deploy(service_name="linked_svc")
+    op.execute(ctx)
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list if "key" in c.kwargs}
+    url = pushed[PaiEasServiceLink.key()]
+    assert url == f"https://pai.console.aliyun.com/?regionId={REGION}#/eas/serviceDetail/linked_svc/detail"
+    assert PaiEasServiceLink().get_link(op, ti_key=None) == url  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputEr
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.links import PaiEasServiceLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.task_hook import TaskHook
 from airflow_provider_modelreg.validation import check_eas_id, check_max_failures
@@ -105,6 +106,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
     """
 
     template_fields: Sequence[str] = ("model_version", "service_name", "service_overrides", "pai_conn_id")
+    operator_extra_links = (PaiEasServiceLink(),)
     external_id_key = "modelreg_eas_deploy"
     ui_color = "#e0f0e0"
 
@@ -143,6 +145,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         self.deferrable = deferrable
         self.pai_conn_id = pai_conn_id
         self._result: dict[str, Any] | None = None
+        track_links(self)
 
     def _make_hook(self, **overrides: Any) -> PaiEasHook:
         return PaiEasHook(self.pai_conn_id, **overrides)
@@ -279,6 +282,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
                 )
             finally:
                 registry.close()
+        PaiEasServiceLink.persist(self, output, None, context=context)
         emit_asset_events(self, context, "eas_service", output)
         self.log.info("Service %s is running version %s", output["service_name"], output["current_version"])
         self._lineage_service = output
