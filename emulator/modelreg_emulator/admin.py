@@ -16,6 +16,8 @@ anything else is answered 403.
 * ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
   "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
   Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
+* ``PUT /_emulator/fabric-ep/instances/{workspace}/{instance_id}/{action}`` with ``fail`` (``{"error_code",
+  "error_msg"}``: the instance FAILED), ``advance`` or ``slow`` (``{"seconds"}``) — :func:`.fabric_ep.fabric_ep_admin`.
 * ``PUT /_emulator/fabric/fail-next-versions`` with ``{"count": 1}`` — the next ``count`` Fabric versions
   (CreateModelDefinition, UpdateModelDefinition) fail: listed with ``status`` FAILED, never current.
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from modelreg_emulator.eas import eas_admin
+from modelreg_emulator.fabric_ep import fabric_ep_admin
 from modelreg_emulator.store import normalise_status
 from modelreg_emulator.wire import Answer, ApiError, Req
 
@@ -110,7 +113,20 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
         return _fail_next(registry, req.body)
     if len(parts) == 5 and parts[:2] == ["eas", "services"] and req.method == "PUT":
         return _eas_action(registry, parts[2], parts[3], parts[4], req.body)
+    if len(parts) == 5 and parts[:2] == ["fabric-ep", "instances"] and req.method == "PUT":
+        return _fabric_ep_action(registry, parts[2], parts[3], parts[4], req.body)
     return _error(404, f"no admin route {req.method} {req.path}")
+
+
+def _fabric_ep_action(registry: Registry, workspace: str, instance_id: str, action: str, body: bytes) -> Answer:
+    """``PUT /_emulator/fabric-ep/instances/{workspace}/{id}/{fail|advance|slow}`` (:func:`.fabric_ep.fabric_ep_admin`)."""
+    request = _body_object(body, '{"error_code": "...", "error_msg": "..."}')
+    if isinstance(request, Answer):
+        return request
+    try:
+        return _answer(200, fabric_ep_admin(registry.store, action, workspace, instance_id, request))
+    except ApiError as err:
+        return _error(err.status, err.message)
 
 
 def _eas_action(registry: Registry, region: str, name: str, action: str, body: bytes) -> Answer:
