@@ -119,7 +119,8 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
 
 
 def _fabric_ep_action(registry: Registry, workspace: str, instance_id: str, action: str, body: bytes) -> Answer:
-    """``PUT /_emulator/fabric-ep/instances/{workspace}/{id}/{fail|advance|slow}`` (:func:`.fabric_ep.fabric_ep_admin`)."""
+    """``PUT /_emulator/fabric-ep/instances/{workspace}/{id}/{fail|advance|slow}``
+    (:func:`.fabric_ep.fabric_ep_admin`)."""
     request = _body_object(body, '{"error_code": "...", "error_msg": "..."}')
     if isinstance(request, Answer):
         return request
