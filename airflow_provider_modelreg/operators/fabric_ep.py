@@ -202,8 +202,8 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         )
         action = plan_deploy(intent, list(listed), record, recorded)
         if isinstance(action, Refuse):
-            if action.instance is not None:
-                failed = action.instance
+            if action.instance is not None:  # a listing has no error fields: the detail has
+                failed = self._get(action.instance.id) or action.instance
                 raise FabricEpDeployError(failed.id, failed.error_code or "FAILED", failed.error_msg or action.reason)
             if action.retryable:
                 raise AirflowException(action.reason)
