@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 from unittest import mock
 
+import httpx
 import pytest
 from helpers import background_server, build_seed, fabric_conn
 
@@ -80,9 +81,15 @@ def sent(emu: Any, operation: str) -> int:
 
 
 def fail(emu: Any, instance_id: str, code: str = "EP.5001", msg: str = "the model does not fit: out of memory") -> None:
-    from modelreg_emulator.fabric_ep import fabric_ep_admin
-
-    fabric_ep_admin(emu.registry.store, "fail", "ws-1", instance_id, {"error_code": code, "error_msg": msg})
+    """The emulator's admin route (``PUT /_emulator/fabric-ep/instances/{workspace}/{id}/fail``)."""
+    answer = httpx.put(
+        f"{emu.url}/_emulator/fabric-ep/instances/ws-1/{instance_id}/fail",
+        json={"error_code": code, "error_msg": msg},
+        headers={"X-Modelreg-Admin": "1"},
+        trust_env=False,
+    )
+    answer.raise_for_status()
+    assert answer.json()["status"] == "FAILED"
 
 
 # ------------------------------------------------------------------------------------------- the operator
