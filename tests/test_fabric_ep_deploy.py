@@ -185,6 +185,62 @@ def test_a_failed_instance_is_a_typed_error_with_the_services_code_and_message(
     assert again.value.error_code == "EP.5001" and sent(emu, "DeployServiceInstance") == 1
 
 
+def test_a_lost_deploy_answer_is_not_a_second_instance(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_modelreg.errors import RegistryTransportError
+
+    real = FabricEpHook.deploy_instance
+
+    def arrives_then_fails(self: FabricEpHook, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise RegistryTransportError("read timed out")
+
+    monkeypatch.setattr(FabricEpHook, "deploy_instance", arrives_then_fails)
+    with pytest.raises(RegistryTransportError):
+        deploy().execute(context())
+    monkeypatch.setattr(FabricEpHook, "deploy_instance", real)
+    out = deploy().execute(context())  # a fresh store: the listing finds the instance the lost answer named
+    assert out["status"] == "RUNNING" and sent(emu, "DeployServiceInstance") == 1
+
+
+def test_the_listing_reads_every_page(emu: Any) -> None:
+    hook = FabricEpHook()
+    for index in range(3):
+        body = {
+            "source": {"id": "fm-1", "version_id": V1},
+            "name": f"svc {index}",
+            "endpoint_id": f"ep-{index % 2}",
+            "config": {"model_instance_config": {"resource": {"min": 1, "max": 1}}},
+        }
+        hook.deploy_instance(body)
+    every = hook.list_instances(source_id="fm-1", page_size=1)
+    assert len(every) == 3 and sent(emu, "ListServicesInstances") >= 3
+    assert [i.name for i in hook.list_instances(endpoint_id="ep-0", page_size=1)] == ["svc 0", "svc 2"]
+    assert len(hook.list_instances(source_id="fm-1", version_id=V2)) == 0
+    hook.close()
+
+
+def test_the_trigger_times_out_and_the_operator_reports_every_event_kind(emu: Any) -> None:
+    out = deploy().execute(context())
+    trigger = FabricEpInstanceTrigger(
+        fabric_conn_id="fabric_default", instance_id=out["instance_id"], version_id=V1, end_time=0.0
+    )
+    assert first_event(trigger)["status"] == "timeout"
+    op = deploy(deferrable=True)
+    for event in (
+        None,
+        {"nothing": 1},
+        {"status": "timeout", "instance_id": "i-1", "message": "late"},
+        {"status": "error", "instance_id": "i-1", "error_type": "X", "message": "m"},
+        {"status": "success", "instance_id": "i-1"},  # no instance summary: not a success
+    ):
+        with pytest.raises(Exception) as err:
+            op.execute_complete(context(), event)
+        assert not isinstance(err.value, FabricEpDeployError)
+    gone = FabricEpInstanceTrigger(fabric_conn_id="fabric_default", instance_id="nope", version_id=V1)
+    event = first_event(gone)
+    assert event["status"] == "error" and event["error_type"] == "RegistryNotFoundError"
+
+
 def test_the_deferrable_wait_ends_in_the_same_output(emu: Any) -> None:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
