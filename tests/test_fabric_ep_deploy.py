@@ -241,6 +241,28 @@ def test_the_trigger_times_out_and_the_operator_reports_every_event_kind(emu: An
     assert event["status"] == "error" and event["error_type"] == "RegistryNotFoundError"
 
 
+def test_the_admin_command_line(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelreg_emulator.admin import main as cli
+
+    created = FabricEpHook().deploy_instance(
+        {
+            "source": {"id": "fm-1", "version_id": V1},
+            "name": "cli",
+            "endpoint_id": "ep-1",
+            "config": {"model_instance_config": {"resource": {"min": 1, "max": 1}}},
+        }
+    )
+    assert cli(["fabric-ep", "advance", "ws-1", created.id, "--url", emu.url]) == 0
+    assert f"{created.id}: RUNNING (version {V1})" in capsys.readouterr().out
+    assert (
+        cli(["fabric-ep", "fail", "ws-1", created.id, "--error-code", "E9", "--error-msg", "x", "--url", emu.url]) == 0
+    )
+    found = FabricEpHook().get_instance(created.id)
+    assert (found.status.value, found.error_code, found.error_msg) == ("FAILED", "E9", "x")
+    assert cli(["fabric-ep", "advance", "ws-1", "no-such", "--url", emu.url]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+
 def test_the_deferrable_wait_ends_in_the_same_output(emu: Any) -> None:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
