@@ -147,6 +147,10 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
     def _make_hook(self, **overrides: Any) -> FabricEpHook:
         return FabricEpHook(self.fabric_conn_id, **overrides)
 
+    def _workspace_id(self) -> str | None:
+        """The rendered ``workspace_id`` (None: the connection's)."""
+        return rendered_optional(self.workspace_id, "workspace_id")
+
     # -- what to deploy
 
     def _source(self) -> tuple[str, str]:
@@ -186,7 +190,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
 
     def _get(self, instance_id: str) -> FabricEpInstance | None:
         try:
-            return self.hook.get_instance(instance_id, workspace_id=self.workspace_id)
+            return self.hook.get_instance(instance_id, workspace_id=self._workspace_id())
         except RegistryNotFoundError:
             return None
 
@@ -198,7 +202,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         record = EpDeployRecord.from_json(store.get(self.external_id_key)) if store is not None else None
         recorded = self._get(record.instance_id) if record is not None and record.is_for(intent) else None
         listed = self.hook.list_instances(
-            workspace_id=self.workspace_id, source_id=intent.model_id, endpoint_id=intent.endpoint_id
+            workspace_id=self._workspace_id(), source_id=intent.model_id, endpoint_id=intent.endpoint_id
         )
         action = plan_deploy(intent, list(listed), record, recorded)
         if isinstance(action, Refuse):
@@ -213,7 +217,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             self.log.info(
                 "No instance of version %s on endpoint %s: deploying one", intent.version_id, intent.endpoint_id
             )
-            created = self.hook.deploy_instance(body, workspace_id=self.workspace_id)
+            created = self.hook.deploy_instance(body, workspace_id=self._workspace_id())
             return EpDeployRecord(created.id, *fields, action="deploy").to_json()
         if isinstance(action, Swap):
             self.log.info(
@@ -224,7 +228,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             )
             self.hook.update_instance(
                 action.instance_id,
-                workspace_id=self.workspace_id,
+                workspace_id=self._workspace_id(),
                 model_id=intent.model_id,
                 version_id=intent.version_id,
             )
@@ -254,7 +258,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         assert record is not None
         watch = InstanceWatch(record.version_id)
         while True:
-            found = self.hook.get_instance(record.instance_id, workspace_id=self.workspace_id)
+            found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
             verdict, news = watch.observe(found)
             if news is not None:
                 self.log.info("Instance %s: %s", record.instance_id, news)
@@ -270,7 +274,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             return self._result
         record = EpDeployRecord.from_json(external_id)
         assert record is not None
-        found = self.hook.get_instance(record.instance_id, workspace_id=self.workspace_id)
+        found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
         return self._report(context, found.to_output())
 
     def _report(self, context: Context, output: dict[str, Any]) -> dict[str, Any]:
@@ -300,7 +304,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
                 fabric_conn_id=self.fabric_conn_id,
                 instance_id=record.instance_id,
                 version_id=record.version_id,
-                workspace_id=self.workspace_id,
+                workspace_id=self._workspace_id(),
                 poll_interval=float(self.poll_interval),
                 end_time=time.time() + timeout if timeout else None,
                 max_attempts=self.max_attempts,
@@ -360,12 +364,16 @@ class FabricDeleteServiceInstanceOperator(TaskHook[FabricEpHook], BaseOperator):
     def _make_hook(self, **overrides: Any) -> FabricEpHook:
         return FabricEpHook(self.fabric_conn_id, **overrides)
 
+    def _workspace_id(self) -> str | None:
+        """The rendered ``workspace_id`` (None: the connection's)."""
+        return rendered_optional(self.workspace_id, "workspace_id")
+
     def execute(self, context: Context) -> dict[str, Any]:
         instance_id = rendered_required(self.instance_id, "instance_id")
 
         def delete() -> dict[str, Any]:
             try:
-                self.hook.delete_instance(instance_id, workspace_id=self.workspace_id)
+                self.hook.delete_instance(instance_id, workspace_id=self._workspace_id())
             except RegistryNotFoundError:
                 self.log.info("Instance %s does not exist: nothing to delete", instance_id)
                 return {"instance_id": instance_id, "deleted": False}
