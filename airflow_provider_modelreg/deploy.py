@@ -85,19 +85,45 @@ def eas_service_labels(ref: dict[str, Any]) -> dict[str, str]:
     return {"model_id": str(ref["model_id"]), "version_name": str(ref["version_name"])}
 
 
-def fabric_service_spec(ref: dict[str, Any], *, endpoint_id: str, instances: int = 1) -> dict[str, Any]:
-    """The Fabric ``DeployServiceInstance`` body for a version (the service runs the version's ``model_path``).
+def fabric_service_spec(
+    ref: dict[str, Any],
+    *,
+    endpoint_id: str,
+    instances: int | None = None,
+    spec_code: str | None = None,
+    min_instances: int | None = None,
+    max_instances: int | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """The Fabric EP ``DeployServiceInstance`` body for a version (``ServiceInstanceInput`` of
+    ``huaweicloudsdkdataartsfabricep`` 3.1.219, in its key order): ``source`` (the model and version), ``name``,
+    ``description``, ``endpoint_id``, ``config.model_instance_config.resource`` (``min``, ``max``, ``spec_code``).
+
+    Before issue 23 this returned ``config.resource``, ``model_path`` and ``base_model_type``, which the API does not
+    take; ``instances`` (min = max = instances) is kept for those callers. Values are not checked here:
+    :func:`~airflow_provider_modelreg.hooks.fabric_ep_specs.deploy_instance_body` checks them.
 
     :param ref: ModelVersionRef dict (``registry == "fabric"``).
-    :param endpoint_id: the inference endpoint (resource pool) to deploy on.
+    :param endpoint_id: the inference endpoint to deploy on.
+    :param instances: deprecated: ``min_instances`` = ``max_instances`` = ``instances``.
+    :param spec_code: the resource specification.
+    :param min_instances: ``resource.min`` (default 1, or ``instances``).
+    :param max_instances: ``resource.max`` (default ``min_instances``).
+    :param name: the instance name (default: stable per model and version, :func:`service_name`).
+    :param description: a description.
     """
-    if not ref.get("uri"):
-        raise ValueError(f"model {ref.get('model_id')} version {ref.get('version_id')} has no model_path")
-    return {
-        "name": service_name(str(ref["model_id"]), str(ref["version_name"] or ref["version_id"]), "svc_"),
+    low = min_instances if min_instances is not None else (instances if instances is not None else 1)
+    high = max_instances if max_instances is not None else (instances if instances is not None else low)
+    resource: dict[str, Any] = {"min": low, "max": high}
+    if spec_code is not None:
+        resource["spec_code"] = spec_code
+    body: dict[str, Any] = {
         "source": {"id": ref["model_id"], "version_id": ref["version_id"]},
-        "endpoint_id": endpoint_id,
-        "config": {"resource": {"min": instances, "max": instances}},
-        "model_path": ref["uri"],
-        "base_model_type": ref.get("base_model_type"),
+        "name": name or service_name(str(ref["model_id"]), str(ref["version_name"] or ref["version_id"]), "svc_"),
     }
+    if description is not None:
+        body["description"] = description
+    body["endpoint_id"] = endpoint_id
+    body["config"] = {"model_instance_config": {"resource": resource}}
+    return body

@@ -183,6 +183,11 @@ FABRIC_CONN_FIELDS: dict[str, Any] = {
         "Endpoint",
         "Full URL, e.g. https://fabric.cn-north-4.myhuaweicloud.com (http:// only to a loopback host).",
     ),
+    "ep_endpoint": _field(
+        "EP endpoint",
+        "Full URL overriding the Fabric EP host rule (fabric-ep.<region>.myhuaweicloud.com), e.g. for a local "
+        "emulator (http:// only to a loopback host).",
+    ),
     "project_id": _field(
         "Project ID",
         "Sent as X-Project-Id when signing and used as the token scope (oidc/env: default HUAWEICLOUD_SDK_PROJECT_ID).",
@@ -273,7 +278,10 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [
             {"integration-name": PAI_INTEGRATION, "python-modules": [f"{_PKG}.hooks.pai", f"{_PKG}.hooks.eas"]},
-            {"integration-name": FABRIC_INTEGRATION, "python-modules": [f"{_PKG}.hooks.fabric"]},
+            {
+                "integration-name": FABRIC_INTEGRATION,
+                "python-modules": [f"{_PKG}.hooks.fabric", f"{_PKG}.hooks.fabric_ep"],
+            },
         ],
         "operators": [
             {
@@ -289,7 +297,11 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "integration-name": FABRIC_INTEGRATION,
-                "python-modules": [f"{_PKG}.operators.fabric", f"{_PKG}.operators.fabric_lifecycle"],
+                "python-modules": [
+                    f"{_PKG}.operators.fabric",
+                    f"{_PKG}.operators.fabric_lifecycle",
+                    f"{_PKG}.operators.fabric_ep",
+                ],
             },
         ],
         "sensors": [
@@ -303,7 +315,11 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "integration-name": FABRIC_INTEGRATION,
-                "python-modules": [f"{_PKG}.triggers.fabric", f"{_PKG}.triggers.fabric_watcher"],
+                "python-modules": [
+                    f"{_PKG}.triggers.fabric",
+                    f"{_PKG}.triggers.fabric_watcher",
+                    f"{_PKG}.triggers.fabric_ep",
+                ],
             },
         ],
         # oss:// and obs:// assets: one URI per object (the endpoint PAI writes into the authority dropped), and

@@ -172,7 +172,9 @@ def test_b_fabric_list_newest_and_mapped_specs(env: dict[str, str], runs: dict[s
     assert "Newest version: 1.0.0" in out, out[-3000:]
     for name in ("v1", "v2", "1.0.0"):
         written = spec(env, "staging/" + service_name("fabric-model-demo", name, "svc_"))
-        assert written["model_path"].startswith("obs://demo-llm/support/")
+        # issue 23: the DeployServiceInstance body (the version by id, no model_path)
+        assert written["source"]["id"] == "fabric-model-demo" and written["source"]["version_id"]
+        assert written["config"]["model_instance_config"]["resource"] == {"min": 1, "max": 1}
         assert written["endpoint_id"] == "ep-demo"
     production = Path(env["MODELREG_DEPLOY_DIR"]) / "production"
     assert [p.name for p in production.iterdir()] == [service_name("fabric-model-demo", "1.0.0", "svc_") + ".json"]

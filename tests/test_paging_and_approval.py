@@ -147,6 +147,14 @@ def test_fabric_spec_and_names() -> None:
     spec = fabric_service_spec(ref, endpoint_id="ep-1")
     assert spec["source"] == {"id": "m-1", "version_id": "x" * 32}
     assert spec["endpoint_id"] == "ep-1"
+    # issue 23: the DeployServiceInstance body (config.model_instance_config.resource), nothing the API refuses
+    assert list(spec) == ["source", "name", "endpoint_id", "config"]
+    assert spec["config"] == {"model_instance_config": {"resource": {"min": 1, "max": 1}}}
+    assert "model_path" not in spec and "base_model_type" not in spec
+    old = fabric_service_spec(ref, endpoint_id="ep-1", instances=3)
+    assert old["config"]["model_instance_config"]["resource"] == {"min": 3, "max": 3}
+    scaled = fabric_service_spec(ref, endpoint_id="ep-1", min_instances=1, max_instances=4, spec_code="s1")
+    assert scaled["config"]["model_instance_config"]["resource"] == {"min": 1, "max": 4, "spec_code": "s1"}
     assert normalise_oss_uri("https://x/y") == ("https://x/y", None)
     assert len(service_name("m" * 80, "v")) == 63
 

@@ -16,11 +16,14 @@ anything else is answered 403.
 * ``PUT /_emulator/pai/models/{model_id}/versions/{version_name}/status`` with ``{"status": "Approved",
   "force": false}`` — ``approve`` / ``reject`` change only a Pending version (as the registry does: Approved and
   Rejected are terminal; 409 otherwise); ``"force": true`` sets any status (``set-status``). Answers the version.
+* ``PUT /_emulator/fabric-ep/instances/{workspace}/{instance_id}/{action}`` with ``fail`` (``{"error_code",
+  "error_msg"}``: the instance FAILED), ``advance`` or ``slow`` (``{"seconds"}``) — :func:`.fabric_ep.fabric_ep_admin`.
 * ``PUT /_emulator/fabric/fail-next-versions`` with ``{"count": 1}`` — the next ``count`` Fabric versions
   (CreateModelDefinition, UpdateModelDefinition) fail: listed with ``status`` FAILED, never current.
 
 :func:`main` is the client side (``modelreg-emulator approve|reject|set-status|fail-next-version|requests --url URL``,
-and ``modelreg-emulator eas fail|wait|slow|advance REGION SERVICE --url URL``).
+``modelreg-emulator eas fail|wait|slow|advance REGION SERVICE --url URL`` and
+``modelreg-emulator fabric-ep fail|slow|advance WORKSPACE INSTANCE --url URL``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from modelreg_emulator.eas import eas_admin
+from modelreg_emulator.fabric_ep import fabric_ep_admin
 from modelreg_emulator.store import normalise_status
 from modelreg_emulator.wire import Answer, ApiError, Req
 
@@ -46,7 +50,7 @@ __all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "COMMANDS", "handle_admin", "is_loopb
 
 ADMIN_PREFIX = "/_emulator/"
 ADMIN_HEADER = "X-Modelreg-Admin"
-COMMANDS = ("approve", "reject", "set-status", "fail-next-version", "requests", "eas")
+COMMANDS = ("approve", "reject", "set-status", "fail-next-version", "requests", "eas", "fabric-ep")
 URL_ENV = "MODELREG_EMULATOR_URL"
 _JSON = {"content-type": "application/json"}
 
@@ -110,7 +114,21 @@ def handle_admin(registry: Registry, req: Req, client_host: str | None) -> Answe
         return _fail_next(registry, req.body)
     if len(parts) == 5 and parts[:2] == ["eas", "services"] and req.method == "PUT":
         return _eas_action(registry, parts[2], parts[3], parts[4], req.body)
+    if len(parts) == 5 and parts[:2] == ["fabric-ep", "instances"] and req.method == "PUT":
+        return _fabric_ep_action(registry, parts[2], parts[3], parts[4], req.body)
     return _error(404, f"no admin route {req.method} {req.path}")
+
+
+def _fabric_ep_action(registry: Registry, workspace: str, instance_id: str, action: str, body: bytes) -> Answer:
+    """``PUT /_emulator/fabric-ep/instances/{workspace}/{id}/{fail|advance|slow}``
+    (:func:`.fabric_ep.fabric_ep_admin`)."""
+    request = _body_object(body, '{"error_code": "...", "error_msg": "..."}')
+    if isinstance(request, Answer):
+        return request
+    try:
+        return _answer(200, fabric_ep_admin(registry.store, action, workspace, instance_id, request))
+    except ApiError as err:
+        return _error(err.status, err.message)
 
 
 def _eas_action(registry: Registry, region: str, name: str, action: str, body: bytes) -> Answer:
@@ -200,6 +218,14 @@ def build_admin_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--message", help="fail, wait: the Message of the Warning event")
     cmd.add_argument("--seconds", type=float, help="slow: seconds more for the next transition (default 30)")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
+    cmd = sub.add_parser("fabric-ep", help="Fabric EP: fail an instance, slow it down, or advance it")
+    cmd.add_argument("action", choices=("fail", "slow", "advance"))
+    cmd.add_argument("workspace_id")
+    cmd.add_argument("instance_id")
+    cmd.add_argument("--error-code", help="fail: the error_code (default DataArtsFabricEp.5001)")
+    cmd.add_argument("--error-msg", help="fail: the error_msg")
+    cmd.add_argument("--seconds", type=float, help="slow: seconds more for the next transition (default 30)")
+    cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd = sub.add_parser("requests", help="the request log: route, authenticated, count")
     cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=url_help)
     cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -227,6 +253,12 @@ def main(argv: Sequence[str]) -> int:
             path = f"{ADMIN_PREFIX}eas/services/{quote(args.region, safe='')}/{quote(args.service_name, safe='')}"
             body = {key: value for key, value in given.items() if value is not None}
             answer = httpx.put(f"{base}{path}/{args.action}", json=body, headers=headers, timeout=10, trust_env=False)
+        elif args.command == "fabric-ep":
+            given = {"error_code": args.error_code, "error_msg": args.error_msg, "seconds": args.seconds}
+            path = f"{ADMIN_PREFIX}fabric-ep/instances/{quote(args.workspace_id, safe='')}/"
+            path += f"{quote(args.instance_id, safe='')}/{args.action}"
+            body = {key: value for key, value in given.items() if value is not None}
+            answer = httpx.put(f"{base}{path}", json=body, headers=headers, timeout=10, trust_env=False)
         else:
             status = {"approve": "Approved", "reject": "Rejected"}.get(args.command, getattr(args, "status", ""))
             model, version = quote(args.model_id, safe=""), quote(args.version_name, safe="")
@@ -256,6 +288,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if args.command == "eas":
         print(f"{payload['ServiceName']}: {payload['Status']} (version {payload['CurrentVersion']})")
+        return 0
+    if args.command == "fabric-ep":
+        print(f"{payload['id']}: {payload['status']} (version {payload['source']['version_id']})")
         return 0
     print(f"{payload['VersionName']}: {payload['ApprovalStatus']}")
     return 0

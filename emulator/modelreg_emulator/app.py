@@ -28,6 +28,7 @@ from modelreg_emulator.admin import ADMIN_PREFIX, handle_admin
 from modelreg_emulator.credential_services import match_credential_service
 from modelreg_emulator.eas import EasSettings, configure_eas, match_eas
 from modelreg_emulator.fabric import IamError, issue_token, match_fabric
+from modelreg_emulator.fabric_ep import FabricEpSettings, configure_fabric_ep, match_fabric_ep
 from modelreg_emulator.faults import Fault, FaultConfig, FaultInjector, LogEntry, RequestLog
 from modelreg_emulator.pai import match_pai
 from modelreg_emulator.store import Store
@@ -54,6 +55,8 @@ class EmulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     #: PAI-EAS: how long the emulated services take to create, update and delete
     eas: EasSettings = field(default_factory=EasSettings)
+    #: Fabric EP: how long the emulated service instances take to deploy, update and delete
+    fabric_ep: FabricEpSettings = field(default_factory=FabricEpSettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, Path):
@@ -101,6 +104,7 @@ class Registry:
         self.config = config
         self.store = Store(config.seed, token_lifetime=config.token_lifetime, version_delay=config.version_delay)
         self.eas = configure_eas(self.store, config.eas)
+        self.fabric_ep = configure_fabric_ep(self.store, config.fabric_ep)
         self.faults = FaultInjector(config.faults)
         self._services: dict[str, Any] = {}
         self._services_lock = threading.Lock()
@@ -194,7 +198,7 @@ class Registry:
             if vendor == "pai":
                 matched = match_pai(req.method, path) or match_eas(req.method, path)
             else:
-                matched = match_fabric(req.method, path)
+                matched = match_fabric(req.method, path) or match_fabric_ep(req.method, path)
             if matched is None:
                 route = f"{vendor}.Unknown" if path.startswith(("/api/", "/v1/")) else "unknown"
                 if vendor == "pai":

@@ -14,6 +14,7 @@ import uvicorn
 
 from modelreg_emulator.app import EmulatorConfig, Registry, create_app, direct_asgi
 from modelreg_emulator.eas import EasSettings
+from modelreg_emulator.fabric_ep import FabricEpSettings
 from modelreg_emulator.faults import FaultConfig, RequestLog
 from modelreg_emulator.store import Store
 
@@ -86,6 +87,8 @@ class RegistryEmulator:
     :param tls_certfile: PEM certificate to serve HTTPS with (with ``tls_keyfile``); plain HTTP without.
     :param tls_keyfile: PEM private key of ``tls_certfile``.
     :param eas: how long PAI-EAS services take to create, update and delete (:class:`~.eas.EasSettings`).
+    :param fabric_ep: how long Fabric EP instances take to deploy, update and delete
+        (:class:`~.fabric_ep.FabricEpSettings`).
     :param token_lifetime: IAM token lifetime in seconds.
     :param credential_lifetime: lifetime in seconds of temporary keys issued by the credential services.
     :param version_delay: seconds a Fabric version takes to be created and listed (default 0.5).
@@ -111,6 +114,7 @@ class RegistryEmulator:
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         eas: EasSettings | None = None,
+        fabric_ep: FabricEpSettings | None = None,
     ) -> None:
         self._tls = (tls_certfile, tls_keyfile)
         faults = FaultConfig(
@@ -131,6 +135,7 @@ class RegistryEmulator:
             version_delay=version_delay,
             faults=faults,
             eas=eas or EasSettings(),
+            fabric_ep=fabric_ep or FabricEpSettings(),
         )
         self.registry = Registry(self.config)
         self._server: uvicorn.Server | None = None

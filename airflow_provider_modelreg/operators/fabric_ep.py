@@ -1,0 +1,383 @@
+"""Deploy a DataArts Fabric model version as an EP service instance, and delete one (issue 23)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    ResumableJobMixin,
+    conf,
+)
+
+from airflow_provider_modelreg.asset_events import emit_asset_events
+from airflow_provider_modelreg.deploy import service_name
+from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.fabric_ep_deploy import (
+    Deploy,
+    EpDeployIntent,
+    EpDeployRecord,
+    InstanceWatch,
+    Refuse,
+    Swap,
+    plan_deploy,
+)
+from airflow_provider_modelreg.fabric_ep_models import FabricEpInstance
+from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+from airflow_provider_modelreg.hooks.fabric_ep import FabricEpHook
+from airflow_provider_modelreg.hooks.fabric_ep_specs import deploy_instance_body
+from airflow_provider_modelreg.models import ModelVersionRef
+from airflow_provider_modelreg.task_hook import TaskHook
+from airflow_provider_modelreg.validation import rendered_optional, rendered_required
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["FabricDeleteServiceInstanceOperator", "FabricDeployServiceInstanceOperator", "FabricEpDeployError"]
+
+_DEFAULT_CONN = FabricModelRegistryHook.default_conn_name
+
+
+class FabricEpDeployError(ModelRegistryError):
+    """A Fabric EP deploy that cannot succeed: the instance failed or settled elsewhere.
+
+    :param instance_id: the instance (None: none was started).
+    :param error_code: the service's ``error_code`` (or ours).
+    :param error_msg: the service's ``error_msg`` (or ours).
+    """
+
+    def __init__(self, instance_id: str | None, error_code: str | None, error_msg: str | None) -> None:
+        self.instance_id = instance_id
+        self.error_code = error_code
+        self.error_msg = error_msg
+        super().__init__(f"Fabric EP instance {instance_id} deploy failed: {error_code}: {error_msg}")
+
+
+class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHook], BaseOperator):
+    """Deploys a Fabric model version on an EP endpoint and waits until the instance runs it.
+
+    Idempotent: ListServicesInstances of the model on the endpoint first. An instance serving the version
+    (``source_id``, ``version_id``, ``endpoint_id``): nothing is sent, the task waits for it. An instance with the
+    task's ``name`` serving another version: UpdateServiceInstance swaps its ``source.version_id``. Neither:
+    DeployServiceInstance. The instance id is kept in Airflow 3.3's task state store, so a retry after a worker crash
+    reconnects to the deploy or swap in flight instead of starting another.
+
+    Success: ``RUNNING`` with the version. ``FAILED`` (now, or found failed for this version), a status a deploy does
+    not end in, or another version running: :class:`FabricEpDeployError` with the service's ``error_code`` and
+    ``error_msg``.
+
+    XCom: ``instance_id``, ``status``, ``url`` (any token masked), ``name``, ``endpoint_id``, ``model_id``,
+    ``version_id``; the same summary goes to the outlets' asset events (key ``fabric_ep_instance``).
+
+    :param endpoint_id: the EP endpoint to deploy on. (templated)
+    :param model_version: a Fabric ``ModelVersionRef`` dict (e.g. the list operator's or sensor's XCom); or
+    :param model_id: the model (with ``version_id``). (templated)
+    :param version_id: the version's id. (templated)
+    :param name: the instance name (default: stable per model and endpoint, so that a new version swaps onto the
+        same instance). (templated)
+    :param description: the instance description. (templated)
+    :param spec_code: the resource specification (``resource.spec_code``). (templated)
+    :param min_instances: ``resource.min`` (default 1).
+    :param max_instances: ``resource.max`` (1-1000, default 1).
+    :param workspace_id: the workspace (default: the connection's). (templated)
+    :param poll_interval: seconds between ShowServiceInstanceDetail polls (default 30).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
+    :param max_attempts: attempts per request (1-20; default: the connection's).
+    :param call_timeout: seconds per call, retries included (default: the connection's).
+    """
+
+    template_fields: Sequence[str] = (
+        "endpoint_id",
+        "model_version",
+        "model_id",
+        "version_id",
+        "name",
+        "description",
+        "spec_code",
+        "workspace_id",
+        "fabric_conn_id",
+    )
+    external_id_key = "modelreg_fabric_ep_deploy"
+    ui_color = "#e0f0e0"
+
+    def __init__(
+        self,
+        *,
+        endpoint_id: str,
+        model_version: dict[str, Any] | str | None = None,
+        model_id: str | None = None,
+        version_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        spec_code: str | None = None,
+        min_instances: int = 1,
+        max_instances: int = 1,
+        workspace_id: str | None = None,
+        poll_interval: float = 30.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        fabric_conn_id: str = _DEFAULT_CONN,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        settings = self.request_settings(kwargs, max_attempts, call_timeout)
+        super().__init__(**kwargs)
+        self.max_attempts, self.call_timeout = settings
+        self.endpoint_id = endpoint_id
+        self.model_version = model_version
+        self.model_id = model_id
+        self.version_id = version_id
+        self.name = name
+        self.description = description
+        self.spec_code = spec_code
+        self.min_instances = min_instances
+        self.max_instances = max_instances
+        self.workspace_id = workspace_id
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.fabric_conn_id = fabric_conn_id
+        self._result: dict[str, Any] | None = None
+
+    def _make_hook(self, **overrides: Any) -> FabricEpHook:
+        return FabricEpHook(self.fabric_conn_id, **overrides)
+
+    def _workspace_id(self) -> str | None:
+        """The rendered ``workspace_id`` (None: the connection's)."""
+        return rendered_optional(self.workspace_id, "workspace_id")
+
+    # -- what to deploy
+
+    def _source(self) -> tuple[str, str]:
+        value = self.model_version
+        if value is None:
+            if self.model_id is None or self.version_id is None:
+                raise RegistryInputError("model_version", "give model_version, or model_id and version_id")
+            return rendered_required(self.model_id, "model_id"), rendered_required(self.version_id, "version_id")
+        if self.model_id is not None or self.version_id is not None:
+            raise RegistryInputError("model_version", "give model_version, or model_id and version_id, not both")
+        if not isinstance(value, dict):
+            raise RegistryInputError("model_version", "must be a ModelVersionRef dict (e.g. the sensor's XCom)", value)
+        try:
+            ref = ModelVersionRef.from_xcom(value)
+        except ValueError as exc:
+            raise RegistryInputError("model_version", f"is not a ModelVersionRef: {exc}") from None
+        if ref.registry != "fabric":
+            raise RegistryInputError("model_version", "must be a Fabric version (registry 'fabric')", ref.registry)
+        return ref.model_id, ref.version_id
+
+    def _intent(self) -> tuple[EpDeployIntent, dict[str, Any]]:
+        """(what to deploy, the DeployServiceInstance body), every part checked before anything is sent."""
+        model_id, version_id = self._source()
+        endpoint_id = rendered_required(self.endpoint_id, "endpoint_id")
+        name = rendered_optional(self.name, "name") or service_name(model_id, endpoint_id, "ep_")
+        body = deploy_instance_body(
+            name=name,
+            model_id=model_id,
+            version_id=version_id,
+            endpoint_id=endpoint_id,
+            spec_code=rendered_optional(self.spec_code, "spec_code"),
+            min_instances=self.min_instances,
+            max_instances=self.max_instances,
+            description=self.description,
+        )
+        return EpDeployIntent(model_id, version_id, endpoint_id, name), body
+
+    def _get(self, instance_id: str) -> FabricEpInstance | None:
+        try:
+            return self.hook.get_instance(instance_id, workspace_id=self._workspace_id())
+        except RegistryNotFoundError:
+            return None
+
+    # -- ResumableJobMixin: start (or find) the deploy, poll it, report it
+
+    def submit_job(self, context: Context) -> Any:
+        intent, body = self._intent()
+        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
+        record = EpDeployRecord.from_json(store.get(self.external_id_key)) if store is not None else None
+        recorded = self._get(record.instance_id) if record is not None and record.is_for(intent) else None
+        listed = self.hook.list_instances(
+            workspace_id=self._workspace_id(), source_id=intent.model_id, endpoint_id=intent.endpoint_id
+        )
+        action = plan_deploy(intent, list(listed), record, recorded)
+        if isinstance(action, Refuse):
+            if action.instance is not None:  # a listing has no error fields: the detail has
+                failed = self._get(action.instance.id) or action.instance
+                raise FabricEpDeployError(failed.id, failed.error_code or "FAILED", failed.error_msg or action.reason)
+            if action.retryable:
+                raise AirflowException(action.reason)
+            raise AirflowFailException(action.reason)
+        fields = (intent.model_id, intent.version_id, intent.endpoint_id, intent.name)
+        if isinstance(action, Deploy):
+            self.log.info(
+                "No instance of version %s on endpoint %s: deploying one", intent.version_id, intent.endpoint_id
+            )
+            created = self.hook.deploy_instance(body, workspace_id=self._workspace_id())
+            return EpDeployRecord(created.id, *fields, action="deploy").to_json()
+        if isinstance(action, Swap):
+            self.log.info(
+                "Instance %s serves version %s: swapping in %s",
+                action.instance_id,
+                action.from_version,
+                intent.version_id,
+            )
+            self.hook.update_instance(
+                action.instance_id,
+                workspace_id=self._workspace_id(),
+                model_id=intent.model_id,
+                version_id=intent.version_id,
+            )
+            return EpDeployRecord(action.instance_id, *fields, action="swap").to_json()
+        self.log.info("Instance %s: %s", action.instance_id, action.why)
+        return EpDeployRecord(action.instance_id, *fields, action=action.action).to_json()
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        record = EpDeployRecord.from_json(external_id)
+        if record is None:
+            return "unknown"
+        found = self._get(record.instance_id)
+        if found is None:
+            return "gone"
+        return InstanceWatch(record.version_id).observe(found)[0].state
+
+    def is_job_active(self, status: str) -> bool:
+        return status == "wait"
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == "done"
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
+        """Poll until the instance runs the version (its report is the task's result) or fails
+        (:class:`FabricEpDeployError`)."""
+        record = EpDeployRecord.from_json(external_id)
+        assert record is not None
+        watch = InstanceWatch(record.version_id)
+        while True:
+            found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
+            verdict, news = watch.observe(found)
+            if news is not None:
+                self.log.info("Instance %s: %s", record.instance_id, news)
+            if verdict.state == "done":
+                self._result = self._report(context, found.to_output())
+                return self._result
+            if verdict.state == "failed":
+                raise FabricEpDeployError(record.instance_id, verdict.error_code, verdict.error_msg)
+            time.sleep(self.poll_interval)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        if self._result is not None:  # reported when the poll saw it done
+            return self._result
+        record = EpDeployRecord.from_json(external_id)
+        assert record is not None
+        found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
+        return self._report(context, found.to_output())
+
+    def _report(self, context: Context, output: dict[str, Any]) -> dict[str, Any]:
+        emit_asset_events(self, context, "fabric_ep_instance", output)
+        self.log.info("Instance %s runs version %s at %s", output["instance_id"], output["version_id"], output["url"])
+        return output
+
+    # -- execute
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return self.closing_hook(lambda: self.execute_resumable(context))
+        return self.closing_hook(lambda: self._defer(context))
+
+    def _defer(self, context: Context) -> Any:
+        from airflow_provider_modelreg.triggers.fabric_ep import FabricEpInstanceTrigger
+
+        external_id = self.submit_job(context)
+        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
+        if store is not None:
+            store.set(self.external_id_key, external_id)
+        record = EpDeployRecord.from_json(external_id)
+        assert record is not None
+        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else None
+        self.defer(
+            trigger=FabricEpInstanceTrigger(
+                fabric_conn_id=self.fabric_conn_id,
+                instance_id=record.instance_id,
+                version_id=record.version_id,
+                workspace_id=self._workspace_id(),
+                poll_interval=float(self.poll_interval),
+                end_time=time.time() + timeout if timeout else None,
+                max_attempts=self.max_attempts,
+                call_timeout=self.call_timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout + 60) if timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: validate its event."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"unexpected trigger event: {event!r}")
+        instance_id = event.get("instance_id")
+        status = event["status"]
+        if status == "success" and isinstance(event.get("instance"), dict):
+            return self._report(context, event["instance"])
+        if status == "failed":
+            raise FabricEpDeployError(
+                None if instance_id is None else str(instance_id), event.get("error_code"), event.get("error_msg")
+            )
+        if status == "timeout":
+            raise AirflowException(f"Fabric EP instance {instance_id}: {event.get('message')}")
+        raise AirflowException(f"Fabric EP deploy wait failed: {event.get('error_type')}: {event.get('message')}")
+
+
+class FabricDeleteServiceInstanceOperator(TaskHook[FabricEpHook], BaseOperator):
+    """Deletes a Fabric EP service instance (DeleteServiceInstance); an instance that is already gone (404) is not an
+    error. XCom: ``{"instance_id", "deleted"}`` (``deleted`` False when there was nothing to delete).
+
+    :param instance_id: the instance (e.g. the deploy operator's XCom ``instance_id``). (templated)
+    :param workspace_id: the workspace (default: the connection's). (templated)
+    :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
+    :param max_attempts: attempts per request (1-20; default: the connection's).
+    :param call_timeout: seconds per call, retries included (default: the connection's).
+    """
+
+    template_fields: Sequence[str] = ("instance_id", "workspace_id", "fabric_conn_id")
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        workspace_id: str | None = None,
+        fabric_conn_id: str = _DEFAULT_CONN,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        settings = self.request_settings(kwargs, max_attempts, call_timeout)
+        super().__init__(**kwargs)
+        self.max_attempts, self.call_timeout = settings
+        self.instance_id = instance_id
+        self.workspace_id = workspace_id
+        self.fabric_conn_id = fabric_conn_id
+
+    def _make_hook(self, **overrides: Any) -> FabricEpHook:
+        return FabricEpHook(self.fabric_conn_id, **overrides)
+
+    def _workspace_id(self) -> str | None:
+        """The rendered ``workspace_id`` (None: the connection's)."""
+        return rendered_optional(self.workspace_id, "workspace_id")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        instance_id = rendered_required(self.instance_id, "instance_id")
+
+        def delete() -> dict[str, Any]:
+            try:
+                self.hook.delete_instance(instance_id, workspace_id=self._workspace_id())
+            except RegistryNotFoundError:
+                self.log.info("Instance %s does not exist: nothing to delete", instance_id)
+                return {"instance_id": instance_id, "deleted": False}
+            self.log.info("Instance %s is being deleted", instance_id)
+            return {"instance_id": instance_id, "deleted": True}
+
+        return self.closing_hook(delete)
