@@ -135,6 +135,11 @@ class Crash(Exception):
     """The worker dies."""
 
 
+@pytest.mark.requires_airflow(
+    "3.3",
+    reason="the task state store keeps the crashed try's record from Airflow 3.3; below, the compat stand-in of "
+    "ResumableJobMixin keeps none (a retry finds the instance by listing: the swap test below)",
+)
 def test_a_retry_after_a_crash_reconnects_instead_of_deploying_again(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store()
     op = deploy()
