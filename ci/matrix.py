@@ -206,6 +206,7 @@ def prefetch(constraint_files: list[Path], log: Path) -> None:
             batch.append(pin)
     if len(batches) == 1:
         batches = [batches[0][0::2], batches[0][1::2]]
+    batches = [b for b in batches if b]  # one missing file makes one batch, not an empty second (pip refuses it)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", WHEELHOUSE]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         codes = list(
