@@ -55,6 +55,10 @@ def _completed(workdir: Path, run_id: str) -> dict[str, dict[str, Any]]:
     return events
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
 def _names(datasets: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(d["namespace"], d["name"]) for d in datasets]
 
@@ -67,19 +71,27 @@ def run(api: Api, workdir: Path) -> dict[str, Any]:
     def asking() -> bool:
         state = api.run_state(DAG_ID, run_id)
         if state in ("success", "failed"):
-            raise AssertionError(f"(h) the run ended {state} before the review asked")
+            raise AssertionError(f"(h) the run ended {state} before the review asked\n{api.run_report(DAG_ID, run_id)}")
         return any(d["task_instance"]["task_id"] == "review" for d in api.get(details).get("hitl_details", []))
 
     wait_for(asking, 180, "the review task to ask")
     ti = api.task(DAG_ID, run_id, "review")
     assert ti["state"] == "awaiting_input", ti  # Airflow 3.3: waiting with no trigger
-    # Answer as a person would, not within the second: Airflow 3.3.2 fails the task when the answer re-queues it
-    # before the scheduler has handled the executor's report of the paused try ("finished with state success, but
-    # the task instance's state attribute is queued" -> FAILED), seen here with an answer 0.3 s after the pause.
-    time.sleep(5)
+    # Answer only once the scheduler has handled the executor's report of the paused try: Airflow 3.3.2 fails the
+    # task when the answer re-queues it before that ("finished with state success, but the task instance's state
+    # attribute is queued" -> FAILED), seen here with an answer 0.3 s after the pause. A person never clicks that
+    # fast; the scheduler's own log line says when it is safe, where a fixed sleep only guesses.
+    handled = f"TaskInstance Finished: dag_id={DAG_ID}, task_id=review, run_id={run_id},"
+    scheduler_log = workdir / "logs" / "scheduler.log"
+    wait_for(
+        lambda: any(handled in line and "state=awaiting_input" in line for line in _lines(scheduler_log)),
+        120,
+        "the scheduler to handle the paused review",
+    )
+    time.sleep(1)
     api.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails", {"chosen_options": ["Approve"]})
     state = wait_for(lambda: (s := api.run_state(DAG_ID, run_id)) in ("success", "failed") and s, 240, "the run")
-    assert state == "success", f"(h) run ended {state}"
+    assert state == "success", f"(h) run ended {state}\n{api.run_report(DAG_ID, run_id)}"
     ref = api.xcom(DAG_ID, run_id, "register")
     version = ref["version_name"]
     service = api.xcom(DAG_ID, run_id, "deploy")

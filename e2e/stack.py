@@ -294,3 +294,22 @@ class Api:
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.get(f"/dags/{dag_id}/dagRuns", order_by="id")["dag_runs"]  # type: ignore[no-any-return]
+
+    def run_report(self, dag_id: str, run_id: str, tail: int = 40) -> str:
+        """Every task's state and, for each one that did not succeed, the end of its log: what a failed check prints."""
+        lines = [f"{dag_id} {run_id}:"]
+        for ti in self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
+            lines.append(f"  {ti['task_id']}: {ti['state']} (try {ti['try_number']})")
+            if ti["state"] in ("success", "skipped", None) or not ti["try_number"]:
+                continue
+            path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+            try:
+                content = self.get(path, full_content="true").get("content", [])
+            except httpx.HTTPError as error:
+                lines.append(f"    (no log: {error})")
+                continue
+            for entry in content[-tail:]:
+                if isinstance(entry, dict):  # a structured record; the error's detail is the part worth reading
+                    entry = json.dumps(entry) if "error_detail" in entry else entry.get("event", entry)
+                lines.append(f"    | {entry}")
+        return "\n".join(lines)
