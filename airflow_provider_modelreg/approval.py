@@ -36,17 +36,31 @@ merged by name) but never skip one that stays Approved; the next poll sees anyth
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any
 
-from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
+from airflow_provider_modelreg.alias import AliasLookup, alias_holder, check_alias, check_alias_key, holds_alias
+from airflow_provider_modelreg.approval_reads import (
+    DEFAULT_ALIAS_KEY,
+    MAX_APPROVED_PAGES,
+    RECENT_PAGE_SIZE,
+    Read,
+    ReadApproved,
+    ReadLabelled,
+    ReadPending,
+    ReadRecent,
+    ReadVersion,
+    VersionPage,
+    order_key,
+)
+from airflow_provider_modelreg.approval_reads import bad_answer as _bad
+from airflow_provider_modelreg.approval_reads import page_in_order as _page_in_order
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 from airflow_provider_modelreg.renamed import renamed_class
 from airflow_provider_modelreg.validation import (
     check_max_failures,
-    check_pai_label_part,
     check_pai_model_id,
     check_pai_version_name,
     check_poke_interval,
@@ -56,6 +70,7 @@ from airflow_provider_modelreg.validation import (
 
 __all__ = [
     "DEFAULT_ALIAS_KEY",
+    "MAX_APPROVED_PAGES",
     "RECENT_PAGE_SIZE",
     "AliasLookup",
     "Anchor",
@@ -72,21 +87,16 @@ __all__ = [
     "VersionPage",
     "alias_holder",
     "check_alias",
+    "check_alias_key",
     "check_listed_status",
     "check_max_failures",
     "check_poke_interval",
     "holds_alias",
+    "order_key",
     "parse_created_after",
     "rendered_optional",
     "rendered_required",
 ]
-
-#: Versions per page for every read of the gate (the API's maximum PageSize).
-RECENT_PAGE_SIZE = 100
-#: Pages of Approved versions one poll may read before the answer is called unreadable (10,000 versions).
-MAX_APPROVED_PAGES = 100
-#: The label key of aliases (PaiSetModelVersionAliasOperator's default).
-DEFAULT_ALIAS_KEY = "alias"
 
 
 class Outcome(str, enum.Enum):
@@ -206,82 +216,6 @@ class Anchor:
         return (created, version.version_name) > (self.created, self.version_name)
 
 
-def order_key(version: PaiModelVersion) -> tuple[datetime, str]:
-    """The one order of "newer": creation time, then VersionName (plain string order) for equal times."""
-    assert version.gmt_create_time is not None
-    return version.gmt_create_time, version.version_name
-
-
-# ------------------------------------------------------------------------------------------------ reads
-
-
-@dataclass(frozen=True)
-class ReadVersion:
-    """GetModelVersion. Answer: the version, or None when that version does not exist (the model does)."""
-
-    model_id: str
-    version_name: str
-
-
-@dataclass(frozen=True)
-class ReadRecent:
-    """ListModelVersions, unfiltered, newest first by GmtCreateTime, page ``page`` (0-based; the gate reads the
-    first only). Answer: :class:`VersionPage`."""
-
-    #: the listing's ApprovalStatus filter (None: every status)
-    status: ClassVar[str | None] = None
-    model_id: str
-    page: int = 0
-
-
-@dataclass(frozen=True)
-class ReadApproved:
-    """ListModelVersions with ApprovalStatus=Approved, newest first, page ``page`` (0-based). Answer: a page."""
-
-    #: the listing's ApprovalStatus filter
-    status: ClassVar[str | None] = "Approved"
-    model_id: str
-    page: int = 0
-
-
-@dataclass(frozen=True)
-class ReadPending:
-    """ListModelVersions with ApprovalStatus=Pending, newest first, page ``page`` (0-based). Answer: a page."""
-
-    #: the listing's ApprovalStatus filter
-    status: ClassVar[str | None] = "Pending"
-    model_id: str
-    page: int = 0
-
-
-@dataclass(frozen=True)
-class ReadLabelled:
-    """ListModelVersions with the ``Label`` filter ``label`` (a substring of a label key or value: the answer may
-    hold versions that do not carry the alias), newest first, page ``page`` (0-based). Answer: a page."""
-
-    #: the listing's ApprovalStatus filter (None: every status)
-    status: ClassVar[str | None] = None
-    model_id: str
-    label: str
-    page: int = 0
-
-
-Read = ReadVersion | ReadRecent | ReadApproved | ReadPending | ReadLabelled
-
-
-@dataclass(frozen=True)
-class VersionPage:
-    """One ListModelVersions page as the core needs it."""
-
-    versions: tuple[PaiModelVersion, ...]
-    total: int
-    request_id: str | None = None
-
-
-def _bad(field_name: str, problem: str, request_id: str | None) -> RegistryResponseError:
-    return RegistryResponseError(field=field_name, problem=problem, request_id=request_id, status_code=200)
-
-
 def _judged_status(version: PaiModelVersion, request_id: str | None) -> ApprovalStatus:
     status = version.status
     if status is None:
@@ -299,97 +233,8 @@ def _check_deployable(version: PaiModelVersion, request_id: str | None) -> None:
         raise _bad("Uri", f"version {version.version_name} is Approved but has no Uri to deploy", request_id)
 
 
-def _check_created(version: PaiModelVersion, request_id: str | None) -> None:
-    if version.gmt_create_time is None:
-        raise _bad("GmtCreateTime", f"version {version.version_name} has no creation time", request_id)
-
-
-def _page_in_order(page: VersionPage, previous: PaiModelVersion | None) -> None:
-    """Newest first, as asked (the core relies on the order to stop early)."""
-    last = previous
-    for version in page.versions:
-        _check_created(version, page.request_id)
-        if last is not None and order_key(version)[0] > order_key(last)[0]:
-            raise _bad("GmtCreateTime", "versions are not listed newest first", page.request_id)
-        last = version
-
-
 def _status_text(version: PaiModelVersion) -> str:
     return f"{version.version_name} ({version.approval_status})"
-
-
-# ------------------------------------------------------------------------------------------------ alias
-
-
-def check_alias_key(alias_key: Any) -> str:
-    """``alias_key`` is a PAI label key (typed error naming ``alias_key``)."""
-    return check_pai_label_part(rendered_required(alias_key, "alias_key"), "alias_key")
-
-
-def check_alias(alias: Any, alias_key: Any = DEFAULT_ALIAS_KEY) -> tuple[str, str]:
-    """An alias and its key as a label ``(key, value)``: each a PAI label key or value (at most 128 bytes, no ``=``
-    or ``,``, no placeholder such as ``'None'``); a typed error naming ``alias`` or ``alias_key``."""
-    key = check_alias_key(alias_key)
-    return key, check_pai_label_part(rendered_required(alias, "alias"), "alias")
-
-
-def holds_alias(version: PaiModelVersion, alias_key: str, alias: str) -> bool:
-    """Whether ``version`` carries exactly the label ``alias_key=alias`` (the ``Label`` filter only narrows)."""
-    return any(label.key == alias_key and label.value == alias for label in version.labels or ())
-
-
-def alias_holder(
-    versions: Iterable[PaiModelVersion], alias_key: str, alias: str, request_id: str | None = None
-) -> PaiModelVersion | None:
-    """The version that holds the alias: of the versions carrying exactly ``alias_key=alias``, the newest by
-    ``(GmtCreateTime, VersionName)`` (whatever order they came in; two hold it while the alias moves); None when
-    none does. A holder without a creation time cannot be ordered: an error naming ``GmtCreateTime``."""
-    holders = [version for version in versions if holds_alias(version, alias_key, alias)]
-    for version in holders:
-        _check_created(version, request_id)
-    return max(holders, key=order_key, default=None)
-
-
-@dataclass
-class AliasLookup:
-    """Which version holds an alias now (sans-IO, driven like :class:`ApprovalCheck`): every page of the
-    ``Label``-filtered listing, then :func:`alias_holder`. :attr:`done` once read; :attr:`holder` is the answer."""
-
-    model_id: str
-    alias_key: str
-    alias: str
-    done: bool = False
-    holder: PaiModelVersion | None = None
-    request_id: str | None = None
-    _pending: ReadLabelled | None = None
-    _seen: dict[str, PaiModelVersion] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._pending = ReadLabelled(self.model_id, self.alias, 0)
-
-    def next_read(self) -> Read | None:
-        return self._pending
-
-    def receive(self, read: Read, answer: Any) -> None:
-        if read != self._pending or not isinstance(read, ReadLabelled):
-            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
-        self._pending = None
-        page: VersionPage = answer
-        for version in page.versions:
-            if holds_alias(version, self.alias_key, self.alias):
-                self._seen[version.version_name] = version  # a version shifted to the next page: seen twice
-        self.request_id = page.request_id
-        if len(page.versions) >= RECENT_PAGE_SIZE:
-            if read.page + 1 >= MAX_APPROVED_PAGES:
-                raise _bad(
-                    "TotalCount",
-                    f"more than {MAX_APPROVED_PAGES} pages of versions labelled {self.alias!r} to read in one poll",
-                    page.request_id,
-                )
-            self._pending = ReadLabelled(self.model_id, self.alias, read.page + 1)
-            return
-        self.holder = alias_holder(self._seen.values(), self.alias_key, self.alias, page.request_id)
-        self.done = True
 
 
 # ------------------------------------------------------------------------------------------------ one poll

@@ -45,12 +45,12 @@ from airflow_provider_modelreg.approval import (
     ReadRecent,
     ReadVersion,
     VersionPage,
-    _bad,
-    _page_in_order,
     check_answer_is_about,
     check_listed_status,
     order_key,
 )
+from airflow_provider_modelreg.approval_reads import bad_answer as _bad
+from airflow_provider_modelreg.approval_reads import page_in_order as _page_in_order
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 

@@ -71,7 +71,7 @@ class Module:
 
 MODULES: dict[str, Module] = {
     "approval": Module(
-        f"{PACKAGE}/approval.py",
+        (f"{PACKAGE}/approval.py", f"{PACKAGE}/approval_reads.py", f"{PACKAGE}/alias.py"),
         tests=(
             "tests/test_approval_core.py",
             "tests/test_paging_and_approval.py",

@@ -35,7 +35,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("hooks", ("hooks",)),
     (
         "decision cores",
-        ("approval", "watch", "eas_deploy", "eas_traffic", "fabric_ep_deploy", "fabric_wait", "fabric_watch"),
+        (
+            "approval_reads",
+            "alias",
+            "approval",
+            "watch",
+            "eas_deploy",
+            "eas_traffic",
+            "fabric_ep_deploy",
+            "fabric_wait",
+            "fabric_watch",
+        ),
     ),
     ("core I/O shells", ("approval_io", "fabric_wait_io")),
     ("triggers", ("triggers",)),
