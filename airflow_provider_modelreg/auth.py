@@ -321,7 +321,8 @@ class HuaweiAkSkAuth(httpx.Auth):
             method=request.method,
             raw_path=path,
             query=_parse_query(query, plus_is_space=False),
-            headers=[(k, v) for k, v in headers.multi_items() if sdk_signable(k)],
+            # the SDK signs before its HTTP stack (requests) adds Accept: never signed, as on the SDK's wire
+            headers=[(k, v) for k, v in headers.multi_items() if sdk_signable(k) and k.lower() != "accept"],
             hashed_payload=sdk_hashed_payload(request.content, headers.get("x-sdk-content-sha256")),
             sdk_date=sdk_date,
             secret_key=self._sk,

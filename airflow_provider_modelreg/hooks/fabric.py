@@ -141,7 +141,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
             vendor="fabric",
             base_url=base_url,
             auth=self._auth(conn),
-            headers={"Content-Type": "application/json"},
+            headers={"Accept": "*/*", "Content-Type": "application/json"},  # the SDK's (requests') Accept
             **self.transport_options(conn),
         )
 
