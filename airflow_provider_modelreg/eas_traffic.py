@@ -33,6 +33,7 @@ __all__ = [
     "plan_canary",
     "plan_cleanup",
     "plan_rollback",
+    "resume_index",
     "traffic_mismatch",
 ]
 
@@ -162,6 +163,23 @@ def traffic_mismatch(found: EasService, weight: int) -> str | None:
         f"{found.service_name} shows TrafficState {found.traffic_state}, Weight {found.weight} "
         f"after ReleaseService asked grouping, {weight}"
     )
+
+
+def resume_index(plan: Sequence[CanaryStep], new: EasService, old: EasService) -> int:
+    """Where a canary starts: the latest step of ``plan`` whose two settings DescribeService already shows (a retry
+    after a crash resumes there, never moving traffic back down), else 0 (a fresh canary, or traffic put back).
+
+    The step found is released and verified again: whether its verification passed before the crash is unknown.
+
+    :param plan: the steps, as :func:`plan_canary` made them.
+    :param new: the new service as DescribeService shows it.
+    :param old: the old service as DescribeService shows it.
+    """
+    for index in range(len(plan) - 1, -1, -1):
+        step = plan[index]
+        if traffic_mismatch(new, step.new_weight) is None and traffic_mismatch(old, step.old_weight) is None:
+            return index
+    return 0
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,18 @@ def test_every_step_is_applied_read_back_and_verified_then_the_old_service_serve
     assert "access_token" not in json.dumps(out) and sent(emu, "ReleaseService") == 1 + 6
 
 
+def test_a_retry_after_a_crash_at_50_resumes_there_and_never_moves_traffic_back_down(
+    emu: Any, hook: PaiEasHook
+) -> None:
+    hook.release_service("new_svc", traffic_state="grouping", weight=50)  # where the crashed try left it
+    hook.release_service("old_svc", traffic_state="grouping", weight=50)
+    before = sent(emu, "ReleaseService")
+    verifier = Verifier(hook)
+    out = canary(steps=[10, 50, 100], verify=verifier).execute({})
+    assert verifier.seen == [(50, 50, ("grouping", 50)), (100, 100, ("grouping", 0))]
+    assert sent(emu, "ReleaseService") == before + 4 and out["steps"] == [10, 50, 100]
+
+
 def test_a_plan_ending_below_100_leaves_that_split(emu: Any, hook: PaiEasHook) -> None:
     canary(steps=[5, 25]).execute({})
     assert traffic(hook, "new_svc") == ("grouping", 25) and traffic(hook, "old_svc") == ("grouping", 75)

@@ -23,6 +23,7 @@ from airflow_provider_modelreg.eas_traffic import (
     plan_canary,
     plan_cleanup,
     plan_rollback,
+    resume_index,
     traffic_mismatch,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
@@ -78,6 +79,33 @@ def test_a_release_took_only_when_describe_shows_both_settings() -> None:
     assert "Weight 0" in str(traffic_mismatch(service(TrafficState="grouping", Weight=0), 10))
     assert "standalone" in str(traffic_mismatch(service(TrafficState="standalone", Weight=10), 10))
     assert traffic_mismatch(service(), 10) is not None  # nothing reported: never assumed
+
+
+def at(weight: int | None, state: str | None = "grouping") -> EasService:
+    return service(TrafficState=state, Weight=weight) if weight is not None else service(TrafficState=state)
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "start"),
+    [
+        (at(0), at(100), 0),  # fresh: the new member at 0, the old service serving the group
+        (at(10), at(90), 0),  # step 10% already applied: released and verified again
+        (at(50), at(50), 1),  # a retry after a crash at 50%: resumes there, never back to 10%
+        (at(100), at(0), 2),  # the last step reached: verified again, nothing moves
+        (at(50), at(90), 0),  # half a step (the crash fell between the two releases): from the start
+        (at(50, "standalone"), at(50), 0),  # not grouping: not a step's setting
+        (at(None), at(None), 0),  # nothing reported: never assumed
+    ],
+)
+def test_a_retry_resumes_at_the_latest_step_describe_shows(new: EasService, old: EasService, start: int) -> None:
+    assert resume_index(plan_canary([10, 50, 100]), new, old) == start
+
+
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=6, unique=True).map(sorted), st.data())
+def test_resume_finds_any_applied_step(steps: list[int], data: st.DataObject) -> None:
+    plan = plan_canary(steps)
+    index = data.draw(st.integers(0, len(plan) - 1))
+    assert resume_index(plan, at(plan[index].new_weight), at(plan[index].old_weight)) == index
 
 
 # ------------------------------------------------------------------------------------------------ locks

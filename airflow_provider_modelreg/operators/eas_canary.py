@@ -15,6 +15,7 @@ from airflow_provider_modelreg.eas_traffic import (
     EasSafetyLockError,
     lock_forbids,
     plan_canary,
+    resume_index,
     traffic_mismatch,
 )
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, one_line
@@ -53,6 +54,10 @@ class PaiEasCanaryOperator(_EasOperator):
     must return True) or, with ``probe_path``, an HTTP GET of the new service's endpoint plus that path with its
     access token, which must answer 2xx (TLS verified; an ``http://`` EAS endpoint is probed as ``https://``,
     plain HTTP only to a loopback host).
+
+    A retry resumes: when DescribeService already shows a step's two settings (the worker died mid-canary), the
+    canary starts at the latest such step, releasing and verifying it again, and never moves traffic back down
+    first (:func:`~airflow_provider_modelreg.eas_traffic.resume_index`).
 
     A failed release, a setting that did not take, or a failed verification: the new service goes to weight 0 and
     the old one to ``grouping``/100, verified by DescribeService, then
@@ -240,7 +245,10 @@ class PaiEasCanaryOperator(_EasOperator):
         new, old, plan = self._checked()
         found_new, found_old = self.hook.describe_service(new), self.hook.describe_service(old)
         self._preflight(found_new, found_old)
-        for step in plan:
+        start = resume_index(plan, found_new, found_old)
+        if start:
+            self.log.info("Resuming at step %d%%: DescribeService shows its traffic (a retry)", plan[start].percent)
+        for step in plan[start:]:
             self.log.info(
                 "Step %d%%: %s weight %d, %s weight %d", step.percent, new, step.new_weight, old, step.old_weight
             )
