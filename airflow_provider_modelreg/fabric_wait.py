@@ -29,13 +29,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
 from airflow_provider_modelreg.validation import check_fabric_id, check_fabric_version_id, rendered_required
 
 __all__ = [
+    "READY_STATUSES",
     "FabricDecision",
     "FabricOutcome",
     "FabricRead",
@@ -45,7 +46,9 @@ __all__ = [
     "ReadFabricModel",
     "ReadFabricVersions",
     "failed_status",
+    "listed_status",
     "version_key",
+    "version_state",
 ]
 
 #: Longest ``version_pattern`` accepted (a pattern is compiled in every poll of every wait).
@@ -79,6 +82,29 @@ def failed_status(version: FabricModelVersion) -> str | None:
     """The listed ``status`` of a version whose creation failed (``FAILED``, ``CREATE_FAILED`` ...), else None."""
     status = (version.model_extra or {}).get("status")
     return status if isinstance(status, str) and status.upper().endswith("FAILED") else None
+
+
+#: listed statuses that say a version is usable (the SDK's ModelVersionInfo has no status at all: a version without
+#: one is usable once listed, as the API says a new version shows when its creation is done)
+READY_STATUSES = frozenset({"SUCCEEDED", "SUCCESS", "SUCCESSFUL", "READY", "AVAILABLE", "ACTIVE", "NORMAL", "CREATED"})
+
+
+def version_state(version: FabricModelVersion) -> Literal["ready", "failed", "pending"]:
+    """Whether a listed version is usable: ``failed`` (:func:`failed_status`), ``ready`` (no status, or one of
+    :data:`READY_STATUSES`), else ``pending`` -- ``CREATING`` or any status not known to mean done: waited on, never
+    taken for a version that can be deployed."""
+    if failed_status(version) is not None:
+        return "failed"
+    status = (version.model_extra or {}).get("status")
+    if status is None or (isinstance(status, str) and status.strip().upper() in READY_STATUSES | {""}):
+        return "ready"
+    return "pending"
+
+
+def listed_status(version: FabricModelVersion) -> str:
+    """The listed ``status`` as text, for messages (``-`` when there is none)."""
+    status = (version.model_extra or {}).get("status")
+    return "-" if status is None else str(status)[:64]
 
 
 def version_key(version: FabricModelVersion, request_id: str | None = None) -> tuple[datetime, str]:
@@ -277,6 +303,10 @@ class FabricVersionCheck:
         if status is not None:
             self._decide(FabricOutcome.FAILED, newest, f"{newest.name} ({newest.id}) failed: {status}")
             return
+        if version_state(newest) == "pending":
+            why = f"{newest.name} ({newest.id}) is listed with status {listed_status(newest)}: not ready yet"
+            self._decide(FabricOutcome.WAITING, None, why)
+            return
         self._decide(FabricOutcome.FOUND, newest, f"{newest.name} ({newest.id}) is listed")
 
     def _on_anchor(self, answer: FabricVersionList) -> None:
@@ -305,5 +335,9 @@ class FabricVersionCheck:
         status = failed_status(current)
         if status is not None:
             self._decide(FabricOutcome.FAILED, current, f"current version {current.id} failed: {status}")
+            return
+        if version_state(current) == "pending":
+            why = f"the current version {current.id} has status {listed_status(current)}: not ready yet"
+            self._decide(FabricOutcome.WAITING, None, why)
             return
         self._decide(FabricOutcome.FOUND, current, f"the current version is {current.name} ({current.id})")

@@ -35,6 +35,7 @@ from airflow_provider_modelreg.fabric_wait import (
     ReadFabricVersions,
     failed_status,
     version_key,
+    version_state,
 )
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
 
@@ -93,7 +94,8 @@ class FabricWatchIdentity:
 class FabricWatchCursor:
     """One watcher's state.
 
-    :param known: ``new_version``: ids of the versions listed at the last poll (announced, failed or known).
+    :param known: ``new_version``: ids of the versions listed at the last poll (announced, failed or known; one
+        still being created is left out, so that the poll that sees it ready announces it).
     :param current: ``current_version``: id of the current version at the last poll (None: none).
     """
 
@@ -210,7 +212,8 @@ def _new_versions(
     listing = obs.versions
     if listing is None:
         raise RuntimeError("a new_version watcher needs the listing")
-    listed = frozenset(v.id for v in listing.versions)
+    # a version listed while still being created is not known yet: the poll that sees it ready announces it
+    listed = frozenset(v.id for v in listing.versions if version_state(v) != "pending")
     if cursor is None:
         if created_after is None:
             return FabricWatchResult(FabricWatchCursor(listed))
@@ -218,8 +221,8 @@ def _new_versions(
     else:
         new = [v for v in listing.versions if v.id not in cursor.known]
     ordered = listing.newest_first(new)[::-1]  # oldest first; raises naming create_time on an undated one
-    failed = tuple(v for v in ordered if failed_status(v) is not None)
-    announce = tuple(v for v in ordered if failed_status(v) is None)
+    failed = tuple(v for v in ordered if version_state(v) == "failed")
+    announce = tuple(v for v in ordered if version_state(v) == "ready")
     return FabricWatchResult(FabricWatchCursor(listed), announce, failed)
 
 
@@ -240,4 +243,6 @@ def _current_version(
         return FabricWatchResult(cursor)
     if failed_status(current) is not None:
         return FabricWatchResult(now, failed=(current,))
+    if version_state(current) == "pending":  # not ready yet: the move is announced by the poll that sees it ready
+        return FabricWatchResult(cursor if cursor is not None else FabricWatchCursor(current=None))
     return FabricWatchResult(now, announce=(current,))

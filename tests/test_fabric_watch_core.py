@@ -18,6 +18,7 @@ from airflow_provider_modelreg.fabric_wait import (
     FabricWaitTarget,
     ReadFabricModel,
     ReadFabricVersions,
+    version_state,
 )
 from airflow_provider_modelreg.fabric_watch import (
     FabricObservation,
@@ -143,3 +144,54 @@ def test_the_wait_core_decides_from_plain_data() -> None:
     assert current.decision is not None and current.decision.outcome is FabricOutcome.FOUND
     # the anchor resolved once: the next poll reads the model only
     assert FabricVersionCheck(current.target, anchor=current.anchor).next_read() == ReadFabricModel(None, "fm-1")
+
+
+# -- a version listed while still being created (Fabric's status is undocumented; its SDK shows none)
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (None, "ready"),  # the SDK's ModelVersionInfo: no status, usable once listed
+        ("", "ready"),
+        ("SUCCEEDED", "ready"),
+        ("active", "ready"),
+        ("FAILED", "failed"),
+        ("CREATE_FAILED", "failed"),
+        ("CREATING", "pending"),
+        ("PENDING", "pending"),
+        ("UPDATING", "pending"),
+        ("SOMETHING_NEW", "pending"),  # not known to mean done: waited on, never deployed
+        (3, "pending"),
+    ],
+)
+def test_a_listed_version_is_ready_failed_or_pending(status: Any, state: str) -> None:
+    assert version_state(ver(1, status=status) if status is not None else ver(1)) == state
+
+
+def test_a_version_still_being_created_is_announced_once_by_the_poll_that_sees_it_ready() -> None:
+    start = apply_fabric_observation(None, listing(ver(1)), mode="new_version")
+    creating = apply_fabric_observation(start.cursor, listing(ver(2, status="CREATING"), ver(1)), mode="new_version")
+    assert creating.announce == () and creating.failed == () and ver(2).id not in creating.cursor.known
+    ready = apply_fabric_observation(creating.cursor, listing(ver(2, status="SUCCEEDED"), ver(1)), mode="new_version")
+    assert names(ready.announce) == ["ver-2"]
+    assert apply_fabric_observation(ready.cursor, listing(ver(2), ver(1)), mode="new_version").announce == ()
+
+
+def test_a_current_version_still_being_created_is_announced_when_ready() -> None:
+    start = apply_fabric_observation(None, model(ver(1)), mode="current_version")
+    creating = apply_fabric_observation(start.cursor, model(ver(2, status="CREATING")), mode="current_version")
+    assert creating.announce == () and creating.cursor == start.cursor
+    ready = apply_fabric_observation(creating.cursor, model(ver(2)), mode="current_version")
+    assert names(ready.announce) == ["ver-2"]
+
+
+def test_the_wait_never_opens_on_a_version_still_being_created() -> None:
+    check = FabricVersionCheck(FabricWaitTarget("fm-1", version_name="rc-2"))
+    check.receive(check.next_read(), FabricVersionList((ver(2, "rc-2", 9, status="CREATING"),)))
+    assert check.decision is not None and check.decision.outcome is FabricOutcome.WAITING
+    assert "CREATING" in check.decision.outlook and check.decision.version is None
+    current = FabricVersionCheck(FabricWaitTarget("fm-1", current_after=ver(1).id))
+    current.receive(ReadFabricVersions(None, "fm-1"), FabricVersionList((ver(1), ver(2))))
+    current.receive(ReadFabricModel(None, "fm-1"), FabricModel(id="fm-1", current_version=ver(2, status="PENDING")))
+    assert current.decision is not None and current.decision.outcome is FabricOutcome.WAITING
