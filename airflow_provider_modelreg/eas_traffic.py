@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 from airflow_provider_modelreg.eas_deploy import RolloutVerdict, RolloutWatch
 from airflow_provider_modelreg.eas_models import EasService
 from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, one_line
@@ -25,6 +27,7 @@ __all__ = [
     "CanaryStep",
     "CleanupPlan",
     "EasCanaryError",
+    "EasCanaryRejectedError",
     "EasRollbackError",
     "EasSafetyLockError",
     "RollbackPlan",
@@ -98,6 +101,13 @@ class EasCanaryError(ModelRegistryError):
             else "traffic could NOT be verified back on the old service: check the service group now"
         )
         super().__init__(f"EAS canary of {service_name} failed {where}: {self.reason}; {after}")
+
+
+class EasCanaryRejectedError(EasCanaryError, AirflowFailException):
+    """A canary step judged the new service bad (its verification failed, or it stopped running) and traffic is
+    verified back on the old service: the task fails **without retries**, because a retry would send production
+    traffic to that service again. A step that failed on the registry (a release that kept failing) stays an
+    :class:`EasCanaryError`, which Airflow may retry."""
 
 
 class EasRollbackError(ModelRegistryError):

@@ -13,10 +13,11 @@ from unittest import mock
 
 import httpx
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from helpers import background_server, build_seed, pai_conn
 
 from airflow_provider_modelreg.eas_models import EasService
-from airflow_provider_modelreg.eas_traffic import EasCanaryError, EasSafetyLockError
+from airflow_provider_modelreg.eas_traffic import EasCanaryError, EasCanaryRejectedError, EasSafetyLockError
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.operators.eas_canary import PaiEasCanaryOperator
@@ -140,6 +141,8 @@ def test_a_failed_verification_puts_traffic_back_and_names_the_step(emu: Any, ho
         canary(verify=verifier).execute({})
     assert_restored(hook, err, 50)
     assert "verify returned False" in str(err.value) and [s[0] for s in verifier.seen] == [10, 50]
+    # judged bad and traffic is safe: Airflow must not retry (a retry would send traffic to it again)
+    assert err.type is EasCanaryRejectedError and isinstance(err.value, AirflowFailException)
 
 
 def test_a_verify_that_raises_is_a_failed_step(emu: Any, hook: PaiEasHook) -> None:
@@ -149,7 +152,7 @@ def test_a_verify_that_raises_is_a_failed_step(emu: Any, hook: PaiEasHook) -> No
     with pytest.raises(EasCanaryError) as err:
         canary(verify=broken).execute({})
     assert_restored(hook, err, 10)
-    assert "ValueError: metrics backend down" in err.value.reason
+    assert "ValueError: metrics backend down" in err.value.reason and err.type is EasCanaryRejectedError
 
 
 def test_a_weight_that_does_not_take_is_caught_by_reading_it_back(
@@ -171,6 +174,7 @@ def test_a_weight_that_does_not_take_is_caught_by_reading_it_back(
         canary(verify=verifier, traffic_checks=2).execute({})
     assert_restored(hook, err, 50)
     assert "did not take" in err.value.reason and "Weight 10" in err.value.reason
+    assert err.type is EasCanaryError  # EAS did not apply it: nothing says the service is bad, a retry may go on
     assert [s[0] for s in verifier.seen] == [10]  # never verified a step that was not applied
 
 
@@ -213,6 +217,7 @@ def test_a_release_that_keeps_failing_fails_the_step_and_traffic_goes_back(
     with pytest.raises(EasCanaryError) as err:
         canary(steps=[40, 60, 100], max_attempts=2).execute({})
     assert_restored(hook, err, 60)
+    assert err.type is EasCanaryError and not isinstance(err.value, AirflowFailException)
     assert "InternalError" in err.value.reason
 
 
@@ -285,9 +290,14 @@ def probe_server() -> Iterator[str]:
 
 
 def test_the_probe_calls_the_endpoint_with_the_services_token(emu: Any, hook: PaiEasHook, probe_server: str) -> None:
-    canary(verify=None, probe_path="/health", probe_base_url=probe_server).execute({})
+    canary(verify=None, probe_path="/health", probe_base_url=probe_server, probe_sends_token=True).execute({})
     token = emu.registry.eas.services[(REGION, "new_svc")].token
     assert Probed.seen == [("/api/predict/new_svc/health", token)] * 3
+
+
+def test_a_probe_base_url_gets_no_token_unless_asked(emu: Any, hook: PaiEasHook, probe_server: str) -> None:
+    canary(verify=None, probe_path="/health", probe_base_url=probe_server).execute({})
+    assert Probed.seen == [("/api/predict/new_svc/health", None)] * 3  # a templated URL cannot take the token
 
 
 def test_a_probe_answering_503_fails_the_step(emu: Any, hook: PaiEasHook, probe_server: str) -> None:

@@ -134,7 +134,7 @@ def test_a_failed_verification_fails_the_canary_and_the_old_service_keeps_all_tr
     new = service_name(MODEL, "1.0.0")
     assert canary_emulator.request_log.count("eas.CreateService") == creates + 1
     assert "step 50% fails on purpose" in out and "verify returned False" in out, out[-4000:]
-    assert "EasCanaryError" in out, out[-4000:]
+    assert "EasCanaryRejectedError" in out, out[-4000:]  # judged bad, traffic back: failed without retries
     assert traffic(canary_emulator, "fraud_b_serving") == ("grouping", 100)  # read back: all traffic on the old one
     assert described(canary_emulator, new)["Weight"] == 0
     got = labels(canary_emulator, "1.0.0")

@@ -12,6 +12,7 @@ from airflow_provider_modelreg.eas_traffic import (
     RESTORE,
     CanaryStep,
     EasCanaryError,
+    EasCanaryRejectedError,
     EasSafetyLockError,
     lock_forbids,
     plan_canary,
@@ -31,7 +32,12 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class _StepFailed(Exception):
-    """A step did not hold (internal: the operator puts traffic back and raises EasCanaryError)."""
+    """A step did not hold (internal: the operator puts traffic back and raises EasCanaryError). ``judged``: the
+    new service itself was found bad (its verification failed, or it stopped running)."""
+
+    def __init__(self, reason: str, *, judged: bool = False) -> None:
+        super().__init__(reason)
+        self.judged = judged
 
 
 class PaiEasCanaryOperator(_EasOperator):
@@ -62,7 +68,10 @@ class PaiEasCanaryOperator(_EasOperator):
     A failed release, a setting that did not take, or a failed verification: the new service goes to weight 0 and
     the old one to ``grouping``/100, verified by DescribeService, then
     :class:`~airflow_provider_modelreg.eas_traffic.EasCanaryError` names the step and why (``restored`` says whether
-    the old service was verified serving again).
+    the old service was verified serving again). When the step judged the new service bad (verification, or it
+    stopped running) and traffic is verified back, the error is
+    :class:`~airflow_provider_modelreg.eas_traffic.EasCanaryRejectedError`: the task fails without retries, as a
+    retry would send traffic to that service again.
 
     XCom: ``{"service_name", "old_service_name", "steps", "service", "old_service"}`` (summaries, never a token).
 
@@ -73,7 +82,11 @@ class PaiEasCanaryOperator(_EasOperator):
     :param verify: ``verify(context, step, service) -> bool`` run after each step.
     :param probe_path: instead of ``verify``: the path probed on the new service's endpoint. (templated)
     :param probe_endpoint: ``internet`` (default) or ``intranet``: which endpoint of the service the probe calls.
-    :param probe_base_url: a URL probed instead of the service's endpoint (e.g. a gateway). (templated)
+    :param probe_base_url: a URL probed instead of the service's endpoint (e.g. a gateway). (templated) The
+        service's access token goes to it only with ``probe_sends_token=True``: a templated URL must not be a way
+        to hand the token to another host.
+    :param probe_sends_token: send the service's access token to ``probe_base_url`` too (default False; the
+        service's own endpoint always gets it).
     :param probe_timeout: seconds a probe may take (default 10).
     :param bake_time: seconds to let each step serve before verifying it (default 0).
     :param traffic_checks: DescribeService reads that may show a release not yet applied (default 3).
@@ -101,6 +114,7 @@ class PaiEasCanaryOperator(_EasOperator):
         probe_path: str | None = None,
         probe_endpoint: Literal["internet", "intranet"] = "internet",
         probe_base_url: str | None = None,
+        probe_sends_token: bool = False,
         probe_timeout: float = 10.0,
         bake_time: float = 0.0,
         traffic_checks: int = 3,
@@ -116,6 +130,7 @@ class PaiEasCanaryOperator(_EasOperator):
         self.probe_path = probe_path
         self.probe_endpoint = probe_endpoint
         self.probe_base_url = probe_base_url
+        self.probe_sends_token = probe_sends_token
         self.probe_timeout = probe_timeout
         self.bake_time = bake_time
         self.traffic_checks = traffic_checks
@@ -174,7 +189,9 @@ class PaiEasCanaryOperator(_EasOperator):
             ]
             if not wrong:
                 if found_new.status is not EasServiceStatus.RUNNING:
-                    raise _StepFailed(f"{new} is {found_new.status.value} ({found_new.reason}: {found_new.message})")
+                    raise _StepFailed(
+                        f"{new} is {found_new.status.value} ({found_new.reason}: {found_new.message})", judged=True
+                    )
                 return found_new, found_old
             self.log.info("Step %d%%: not applied yet (%s)", step.percent, "; ".join(wrong))
         raise _StepFailed(f"the release did not take after {self.traffic_checks} reads: {'; '.join(wrong)}")
@@ -197,15 +214,18 @@ class PaiEasCanaryOperator(_EasOperator):
         import httpx  # on first probe: a DAG file does not load the HTTP client
 
         url = self._probe_url(service)
-        token = service.access_token.get_secret_value() if service.access_token is not None else None
+        own = rendered_optional(self.probe_base_url, "probe_base_url") is None or self.probe_sends_token is True
+        token = service.access_token.get_secret_value() if service.access_token is not None and own else None
         headers = {"Authorization": token} if token else {}
         try:
             with httpx.Client(verify=True, timeout=float(self.probe_timeout), follow_redirects=False) as client:
                 answer = client.get(url, headers=headers)
         except httpx.HTTPError as exc:
-            raise _StepFailed(f"probe GET {url} failed: {type(exc).__name__}: {one_line(str(exc), 200)}") from None
+            raise _StepFailed(
+                f"probe GET {url} failed: {type(exc).__name__}: {one_line(str(exc), 200)}", judged=True
+            ) from None
         if not 200 <= answer.status_code < 300:
-            raise _StepFailed(f"probe GET {url} answered HTTP {answer.status_code}")
+            raise _StepFailed(f"probe GET {url} answered HTTP {answer.status_code}", judged=True)
         self.log.info("Probe GET %s answered HTTP %d", url, answer.status_code)
 
     def _verify(self, context: Context, step: CanaryStep, service: EasService) -> None:
@@ -215,9 +235,9 @@ class PaiEasCanaryOperator(_EasOperator):
         try:
             verdict = self.verify(context, step.percent, service)
         except Exception as exc:
-            raise _StepFailed(f"verify raised {type(exc).__name__}: {one_line(str(exc), 200)}") from None
+            raise _StepFailed(f"verify raised {type(exc).__name__}: {one_line(str(exc), 200)}", judged=True) from None
         if verdict is not True:
-            raise _StepFailed(f"verify returned {verdict!r}")
+            raise _StepFailed(f"verify returned {verdict!r}", judged=True)
 
     # -- putting traffic back
 
@@ -261,7 +281,11 @@ class PaiEasCanaryOperator(_EasOperator):
             except (_StepFailed, ModelRegistryError) as exc:
                 reason = str(exc)
                 self.log.error("Step %d%% failed: %s; putting traffic back on %s", step.percent, reason, old)
-                raise EasCanaryError(new, step.percent, reason, restored=self._restore(new, old)) from exc
+                restored = self._restore(new, old)
+                # judged bad and traffic is safe: a retry would only send traffic to it again
+                rejected = restored and isinstance(exc, _StepFailed) and exc.judged
+                error = EasCanaryRejectedError if rejected else EasCanaryError
+                raise error(new, step.percent, reason, restored=restored) from exc
             self.log.info("Step %d%% holds", step.percent)
         return {
             "service_name": new,
