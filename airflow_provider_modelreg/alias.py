@@ -94,5 +94,12 @@ class AliasLookup:
                 )
             self._pending = ReadLabelled(self.model_id, self.alias, read.page + 1)
             return
+        listed = read.page * RECENT_PAGE_SIZE + len(page.versions)
+        if page.total > listed:  # a short page before the end (a server capping PageSize): a holder could be missed
+            raise bad_answer(
+                "TotalCount",
+                f"{page.total} versions labelled {self.alias!r}, but the listing ended after {listed}",
+                page.request_id,
+            )
         self.holder = alias_holder(self._seen.values(), self.alias_key, self.alias, page.request_id)
         self.done = True

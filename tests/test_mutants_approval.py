@@ -457,6 +457,26 @@ def test_an_alias_lookup_refuses_more_pages_than_one_poll_may_read() -> None:
     assert not lookup.done
 
 
+def test_an_alias_lookup_refuses_a_listing_that_ends_before_its_total() -> None:
+    from airflow_provider_modelreg.approval import RECENT_PAGE_SIZE, AliasLookup, ReadLabelled
+
+    full = VersionPage(tuple(ver(f"0.{i}.0", minutes=-i) for i in range(RECENT_PAGE_SIZE)), 160, "req-1")
+    for last, total in ((59, 160), (60, 160), (60, 161)):
+        lookup = AliasLookup("m-1", "alias", "champion")
+        lookup.receive(ReadLabelled("m-1", "champion", 0), full)
+        short = VersionPage(tuple(_holding(f"1.{i}.0", i) for i in range(last)), total, "req-2")
+        if RECENT_PAGE_SIZE + last >= total:
+            lookup.receive(ReadLabelled("m-1", "champion", 1), short)
+            assert lookup.done and lookup.holder is not None and lookup.holder.version_name == f"1.{last - 1}.0"
+            continue
+        with pytest.raises(RegistryResponseError) as err:  # a capped page size: the holder may be further on
+            lookup.receive(ReadLabelled("m-1", "champion", 1), short)
+        assert err.value.field == "TotalCount" and err.value.request_id == "req-2" and not lookup.done
+        assert f"{total} versions labelled 'champion', but the listing ended after {RECENT_PAGE_SIZE + last}" in str(
+            err.value
+        )
+
+
 def test_an_alias_holder_without_a_creation_time_is_an_error_with_the_pages_request_id() -> None:
     from airflow_provider_modelreg.approval import AliasLookup, ReadLabelled
 
