@@ -99,6 +99,17 @@ def test_a_retry_reconnects_to_the_update_in_flight_instead_of_updating_again(em
     assert sent(emu, "UpdateService") == 1 and out["total_instance"] == 3
 
 
+def test_a_cleared_task_deploying_another_version_does_not_reuse_the_stored_deploy(emu: Any) -> None:
+    store = Store()  # the task state store outlives a clear of the task
+    first = deploy().execute(context(store))
+    cleared = PaiEasDeployOperator(task_id="eas", model_version=ref("1.1.0"), poll_interval=0.1)
+    second = cleared.execute(context(store))  # the upstream gate now hands over 1.1.0
+    assert second["service_name"] != first["service_name"] and second["labels"]["version_name"] == "1.1.0"
+    assert sent(emu, "CreateService") == 2
+    labels = {lb.key: lb.value for lb in PaiModelRegistryHook().get_model_version("m-main", "1.1.0").labels or ()}
+    assert labels["deployed-eas"] == f"{second['service_name']}@{REGION}"  # never the old service's name
+
+
 def test_a_failed_service_fails_the_task_with_reason_message_and_warnings(emu: Any) -> None:
     op = deploy()
     record = op.submit_job(context())

@@ -210,7 +210,9 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         record = DeployRecord.from_json(external_id)
-        if record is None:
+        name, config, _ = self._intent()
+        if record is None or (record.service_name, record.config_digest) != (name, config_digest(config)):
+            # the store outlives a clear: a record of another deploy (e.g. an earlier version) is not this one's
             return "unknown"
         found = self._found(record.service_name)
         if found is None:
