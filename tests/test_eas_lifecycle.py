@@ -110,6 +110,16 @@ def test_a_retry_verifies_the_same_rollback_instead_of_rolling_back_again(emu: A
     assert out["current_version"] == 2 and sent(emu, "UpdateServiceVersion") == 1  # not to version 1
 
 
+def test_without_a_task_state_store_a_retried_rollback_needs_its_version(emu: Any, hook: PaiEasHook) -> None:
+    running(emu, hook, "svc", versions=3)
+    no_store = {"ti": mock.MagicMock()}  # Airflow below 3.3
+    with pytest.raises(RegistryInputError) as err:
+        rollback(service_name="svc", retries=2).execute(no_store)
+    assert err.value.field == "version" and sent(emu, "UpdateServiceVersion") == 0
+    assert rollback(service_name="svc", retries=2, version=2).execute(no_store)["current_version"] == 2
+    assert rollback(service_name="svc", retries=0).execute(no_store)["current_version"] == 1  # no retry: no risk
+
+
 def test_a_rollback_refused_by_the_lock_or_without_an_earlier_version_sends_nothing(emu: Any, hook: PaiEasHook) -> None:
     running(emu, hook, "svc", versions=2)
     hook.update_service_safety_lock("svc", "all")

@@ -119,6 +119,14 @@ class PaiEasRollbackOperator(_EasOperator):
     def run_registry(self, context: Context) -> dict[str, Any]:
         name, version = self._name(self.service_name), self._version()
         store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
+        if store is None and version is None and self.retries:
+            # "the previous version" is resolved once and kept for the retries; without a store to keep it in, a
+            # retry after the rollback landed would roll back once more
+            raise RegistryInputError(
+                "version",
+                "give the version to roll back to: without Airflow 3.3's task state store a retry of a rollback to "
+                "'the previous version' could roll back twice (or set retries=0)",
+            )
         record = store.get(self.state_key) if store is not None else None
         recorded = record.get("version") if isinstance(record, dict) and record.get("service_name") == name else None
         plan = plan_rollback(self.hook.describe_service(name), version, recorded if isinstance(recorded, int) else None)
