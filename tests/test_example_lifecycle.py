@@ -120,11 +120,18 @@ def run_answering(env: dict[str, str], client: httpx.Client, choice: str) -> tup
         detail = _until(waiting, "the review task to ask", 180)
         run_id = detail["task_instance"]["dag_run_id"]
         path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
+        # The question is stored before the task pauses. A person answers a paused task, and so does the test: an
+        # answer inside that window takes another path in Airflow (resumed from the park transition itself).
+        ti_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review"
+        _until(lambda: client.get(ti_path).json().get("state") == "awaiting_input", "the review task to pause", 120)
         answered = client.patch(path, json={"chosen_options": [choice]})
         assert answered.status_code == 200, answered.text
         # The run is over when `dags test` reports it. Its process then exits, but on a loaded machine it has been
         # seen to linger after that line (Airflow's, after our tasks ended): waited for, then stopped.
-        _until(lambda: proc.poll() is not None or any("DagRun Finished" in line for line in lines), "the run", 240)
+        try:
+            _until(lambda: proc.poll() is not None or any("DagRun Finished" in line for line in lines), "the run", 240)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the run's output ends:\n{''.join(lines)[-6000:]}") from None
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
