@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo docs lint typecheck unit bench benchmarks-md bench-compare mutation e2e e2e-scale docs-screenshots constraints matrix matrix-newest matrix-constraints clean
+.PHONY: test demo docs docs-check lint typecheck unit bench benchmarks-md bench-compare mutation e2e e2e-scale docs-screenshots constraints matrix matrix-newest matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ docs: $(DOCS_STAMP)
 	rm -rf out/docs/site
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --config-file mkdocs.yml
 	$(BIN)/python ci/check_docs.py out/docs/site
+
+# The built site in headless Chromium (Debian chromium + chromium-driver, installed as root when missing): the front
+# page, a how-to with its included example DAG, and the search finding an operator; screenshots in out/docs/screenshots.
+docs-check: docs
+	$(BIN)/python -m ci.docs_browser out/docs/site
 
 # Runs write only under out/ (ignored): bench -> out/bench/results.json, e2e -> out/e2e/p5.json and screenshots.
 bench: $(STAMP)
