@@ -3,14 +3,17 @@
 ``mkdocs build --strict`` checks the Markdown's relative links and anchors it can see; this reads the built HTML,
 so it also covers what mkdocstrings, the snippets and the theme wrote: every ``href`` to a page of the site must
 name a file that was built, and every ``#fragment`` (same page or another) an ``id`` on that page. It also checks
-that the search index holds the public operators, sensors and triggers by name, so the site's search finds them.
-Exit status 1 with one line per problem.
+that the search index holds the public operators, sensors and triggers by name (so the site's search finds
+them), and that the API reference covers the provider: every module ``get_provider_info()`` lists under operators,
+sensors, triggers and hooks has its section, with every class its ``__all__`` names, and every connection type has
+its page. Exit status 1 with one line per problem.
 
     python ci/check_docs.py out/docs/site
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from html.parser import HTMLParser
@@ -49,6 +52,38 @@ def _parse(path: Path) -> _Page:
     return page
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _public_classes(module: str) -> list[str]:
+    """The class names a module's ``__all__`` lists (read from its source, not imported)."""
+    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            exported = list(ast.literal_eval(node.value))
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    return [name for name in exported if name in classes]
+
+
+def coverage(site: Path, ids: set[str]) -> list[str]:
+    """What the API reference and the connection pages miss of what the provider declares."""
+    from airflow_provider_modelreg.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    problems = []
+    for kind in ("operators", "sensors", "triggers", "hooks"):
+        for entry in info.get(kind, []):
+            for module in entry["python-modules"]:
+                wanted = [module] + [f"{module}.{name}" for name in _public_classes(module)]
+                problems += [f"API reference ({kind}): no section {name!r}" for name in wanted if name not in ids]
+    pages = " ".join(p.read_text(encoding="utf-8") for p in site.glob("connection-*.html"))
+    for conn in info.get("connection-types", []):
+        if f"<code>{conn['connection-type']}</code>" not in pages:
+            problems.append(f"no connection page names the connection type {conn['connection-type']!r}")
+    return problems
+
+
 def check(site: Path) -> list[str]:
     """Problems found in the site under ``site`` (empty: all good)."""
     pages = {p: _parse(p) for p in sorted(site.rglob("*.html"))}
@@ -76,6 +111,7 @@ def check(site: Path) -> list[str]:
                 ids = pages[target].ids if target in pages else _parse(target).ids
                 if unquote(parts.fragment) not in ids:
                     problems.append(f"{where}: link {link!r}: no id {parts.fragment!r} on {target.name}")
+    problems += coverage(site, set().union(*(page.ids for page in pages.values())))
     index = site / "search" / "search_index.json"
     if not index.is_file():
         problems.append(f"{index}: no search index")
