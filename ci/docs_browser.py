@@ -70,6 +70,9 @@ def check(site: Path) -> None:
             assert 'dag_id="pai_deploy_next_approved"' in shown and 'dag_id="pai_deploy_next_approved"' in expected, (
                 f"{HOWTO}: the example DAG is not shown"
             )
+            included = next(c for c in code if 'dag_id="pai_deploy_next_approved"' in c.text)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -80);", included)
+            time.sleep(0.3)  # the theme moves its header on scroll
             driver.save_screenshot(str(SCREENSHOTS / "howto.png"))
             _log(f"{HOWTO}: the example DAG from dags_examples/ shown as code (howto.png)")
 

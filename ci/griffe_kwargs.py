@@ -1,4 +1,4 @@
-"""A griffe extension for the API reference (mkdocs.yml): documents the keywords a function forwards.
+"""A griffe extension for the API reference (mkdocs.yml): forwarded keywords, and the docstrings' reST roles.
 
 The hooks take their listing options as ``**options: Unpack[<TypedDict>]`` and the hook classes forward
 ``**kwargs`` to ``ModelRegistryHookBase.__init__``; their docstrings document each such keyword with ``:param:``.
@@ -6,13 +6,36 @@ griffe matches ``:param:`` fields against the signature only, so it would warn (
 fail) on every one of them. This extension adds the forwarded keywords to the signature griffe reads, each a
 keyword-only parameter with its annotation (from the TypedDict's fields, or from the base class's ``__init__``),
 before the ``**`` parameter, so a ``:param:`` naming a keyword that is not forwarded still fails the build.
+
+The docstrings cross-reference with reST roles (``:class:`~airflow_provider_modelreg.errors.RegistryAuthError```),
+which Markdown would show as typed. Each role becomes inline code (the last name with ``~``, the whole path
+without), and a role naming a path of this package that does not exist (a class renamed or moved) is a warning,
+which fails the strict build. Relative names and names outside the package are shown, not checked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
+
+ROLE = re.compile(r":(?:class|meth|func|mod|attr|exc|data|obj|const):`(~?)([^`]+)`")
+
+
+def _roles(pkg: griffe.Module, obj: Any) -> None:
+    """Rewrite the reST roles of ``obj``'s docstring as inline code; warn about a path of ``pkg`` that is gone."""
+    docstring = obj.docstring
+    if docstring is None or ":`" not in docstring.value:
+        return
+
+    def code(match: re.Match[str]) -> str:
+        target = re.sub(r"\s+", "", match.group(2))
+        if target.startswith(pkg.path + ".") and _resolve(pkg, target) is None:
+            griffe.logger.warning(f"{obj.relative_filepath}:{docstring.lineno}: {match.group(0)!r}: no such object")
+        return f"`{target.rsplit('.', 1)[-1] if match.group(1) else target}`"
+
+    docstring.value = ROLE.sub(code, docstring.value)
 
 
 def _objects(obj: griffe.Object) -> Any:
@@ -57,10 +80,13 @@ def _forwarded(pkg: griffe.Module, func: griffe.Function, var: griffe.Parameter)
 
 
 class ForwardedKeywords(griffe.Extension):
-    """Adds the keywords a ``**`` parameter forwards to the function's signature (see the module docstring)."""
+    """Adds the keywords a ``**`` parameter forwards to the function's signature, and rewrites the docstrings'
+    reST roles (see the module docstring)."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        _roles(pkg, pkg)
         for obj in _objects(pkg):
+            _roles(pkg, obj)
             if not obj.is_function:
                 continue
             params = list(obj.parameters)
