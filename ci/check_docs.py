@@ -84,8 +84,9 @@ def coverage(site: Path, ids: set[str]) -> list[str]:
     return problems
 
 
-def check(site: Path) -> list[str]:
-    """Problems found in the site under ``site`` (empty: all good)."""
+def check(site: Path, *, provider: bool = True) -> list[str]:
+    """Problems found in the site under ``site`` (empty: all good); ``provider=False`` leaves out the checks against
+    what the provider declares (API reference, connection pages)."""
     pages = {p: _parse(p) for p in sorted(site.rglob("*.html"))}
     if not pages:
         return [f"{site}: no HTML pages (was the site built?)"]
@@ -111,7 +112,8 @@ def check(site: Path) -> list[str]:
                 ids = pages[target].ids if target in pages else _parse(target).ids
                 if unquote(parts.fragment) not in ids:
                     problems.append(f"{where}: link {link!r}: no id {parts.fragment!r} on {target.name}")
-    problems += coverage(site, set().union(*(page.ids for page in pages.values())))
+    if provider:
+        problems += coverage(site, set().union(*(page.ids for page in pages.values())))
     index = site / "search" / "search_index.json"
     if not index.is_file():
         problems.append(f"{index}: no search index")
