@@ -58,7 +58,7 @@ def check(site: Path) -> None:
             assert "airflow-provider-modelreg" in title, f"front page title: {title!r}"
             tables = driver.find_elements(By.CSS_SELECTOR, "article table")
             assert any("2.11" in t.text and "3.3" in t.text for t in tables), "front page: no Airflow x feature table"
-            nav = driver.find_element(By.CSS_SELECTOR, "nav.md-nav--primary").get_attribute("textContent") or ""
+            nav = driver.find_element(By.CSS_SELECTOR, ".md-nav--primary").get_attribute("textContent") or ""
             assert "Connections" in nav and "API reference" in nav, "front page: no navigation"
             driver.save_screenshot(str(SCREENSHOTS / "front-page.png"))
             _log("front page: title, feature table and navigation shown (front-page.png)")
