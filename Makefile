@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo lint typecheck unit bench benchmarks-md bench-compare mutation e2e e2e-scale docs-screenshots constraints matrix matrix-newest matrix-constraints clean
+.PHONY: test demo docs docs-check lint typecheck unit bench benchmarks-md bench-compare mutation e2e e2e-scale docs-screenshots constraints matrix matrix-newest matrix-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,24 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/python -m dags_examples.demo
 
+# The documentation site (mkdocs.yml, docs/; issue 26): the `docs` extra (exact pins), a --strict build (a warning, a
+# broken link or a docstring mkdocstrings cannot read fails it) into out/docs/site, then every internal link and
+# anchor of the built HTML checked (ci/check_docs.py).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[test,dev,docs]" -e ./emulator
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf out/docs/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --config-file mkdocs.yml
+	$(BIN)/python ci/check_docs.py out/docs/site
+
+# The built site in headless Chromium (Debian chromium + chromium-driver, installed as root when missing): the front
+# page, a how-to with its included example DAG, and the search finding an operator; screenshots in out/docs/screenshots.
+docs-check: docs
+	$(BIN)/python -m ci.docs_browser out/docs/site
+
 # Runs write only under out/ (ignored): bench -> out/bench/results.json, e2e -> out/e2e/p5.json and screenshots.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
@@ -77,7 +95,7 @@ e2e: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,e2e]" -e ./emulator
 	$(BIN)/python -m e2e.run
 
-# Airflow's distributed engine (README "Running at scale"): PostgreSQL, Redis (Debian's redis-server), CeleryExecutor with
+# Airflow's distributed engine (docs/scale.md): PostgreSQL, Redis (Debian's redis-server), CeleryExecutor with
 # two workers, two triggerers, 500 mapped deferrable waits, a SIGKILLed triggerer, the asset watcher's deploys and
 # burst latency; about 10 min on 2 cores. Figures under out/e2e-scale/ (`make benchmarks-md` puts them in BENCHMARKS.md).
 e2e-scale: $(STAMP)

@@ -48,7 +48,7 @@ POKE_INTERVAL = 5.0
 EMULATOR_LATENCY_MS = 20
 BURST = 10  # models approved at once (100 waits)
 BURST_EVERY_S = 25  # after the takeover: one burst every 25 s
-# Triggerer settings (see README "Running at scale"):
+# Triggerer settings (see docs/scale.md):
 HEARTBEAT_SEC = 2  # [triggerer] job_heartbeat_sec: how often a triggerer proves it is alive
 HEALTH_THRESHOLD = 10  # [triggerer] triggerer_health_check_threshold: silence after which its triggers are taken
 CAPACITY = 1000  # [triggerer] capacity: one survivor must be able to hold every trigger (501 here)

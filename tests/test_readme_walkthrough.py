@@ -1,4 +1,5 @@
-"""The README's "Run your own DAG against the emulator" walkthrough, run as written.
+"""The walkthrough "Run your own DAG against the emulator" (docs/guide-emulator-walkthrough.md; the README's until
+issue 26 moved it to the documentation site, the README links to it), run as written.
 
 The fenced ``sh`` block of that section is split into its commands (heredocs and multi-line quotes kept whole) and
 run one after the other in one bash process, in an empty temporary directory, each command's exit status checked.
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+WALKTHROUGH = ROOT / "docs" / "guide-emulator-walkthrough.md"
 SECTION = "## Run your own DAG against the emulator"
 README_PORT = "40213"
 
@@ -117,7 +119,7 @@ def test_checked_script_stops_at_the_failing_command(tmp_path: Path) -> None:
 
 @pytest.mark.requires_airflow("3.0", reason="the walkthrough is written for Airflow 3 (its DAG imports airflow.sdk)")
 def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = WALKTHROUGH.read_text(encoding="utf-8")
     block = walkthrough_block(readme)
     commands = split_commands(block)
     text = "\n".join(commands)
@@ -180,3 +182,14 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     # more about the neighbours than about the walkthrough, so the bound is on the CPU it costs.
     print(f"walkthrough: {elapsed:.1f} s wall, {cpu:.1f} s CPU")
     assert cpu < 45, f"the walkthrough cost {cpu:.0f} s of CPU ({elapsed:.0f} s wall): keep it under a minute"
+
+
+def test_readme_example_is_the_walkthrough_dag() -> None:
+    """The README's example is the DAG the walkthrough runs (above): the front page shows tested code."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Example\n")
+    match = re.search(r"^```python\n(.*?)^```$", readme[start:], flags=re.MULTILINE | re.DOTALL)
+    assert match, "the README's example has no ```python block"
+    example = match.group(1)
+    assert "PaiModelVersionApprovedSensor(" in example and "deploy(wait.output)" in example
+    assert example in walkthrough_block(WALKTHROUGH.read_text(encoding="utf-8"))

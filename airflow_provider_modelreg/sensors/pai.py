@@ -82,7 +82,7 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
     sensor waits for that version, and its rendered value must be a non-empty string (``""``, ``"None"``, None
     or a non-string fail before any request). Without it, the sensor waits for the next Approved version newer
     than ``after_version`` or ``created_after``; a native None there (e.g. an ``XComArg`` of a task that found no
-    deployed version yet) means "no anchor": the newest Approved version counts. See README "Semantics".
+    deployed version yet) means "no anchor": the newest Approved version counts. See docs/semantics.md.
 
     With ``alias`` the sensor follows an alias (a label ``alias_key=alias``, as
     :class:`~airflow_provider_modelreg.operators.pai_lifecycle.PaiSetModelVersionAliasOperator` keeps it on one

@@ -129,7 +129,7 @@ def _stream_key(stored: dict[str, Any]) -> tuple[Any, ...]:
 class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
     """Fires once per newly approved version of a PAI model: for ``AssetWatcher`` scheduling.
 
-    Semantics (README "Semantics"): a watcher's state is its cursor (:mod:`airflow_provider_modelreg.watch`): the
+    Semantics (docs/semantics.md): a watcher's state is its cursor (:mod:`airflow_provider_modelreg.watch`): the
     newest version it has seen, the versions Pending at its last poll and the newest version it announced. Cost
     and size do not grow with the model's history: about two requests a poll, plus one per version decided since.
     On its first start with no state, the model as it stands is known (nothing announced), except versions created
