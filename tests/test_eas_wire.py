@@ -85,8 +85,11 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    # one server per test: a request a test's client left in flight (pages read concurrently, abandoned when one
+    # answer was refused) must not reach the next test's server and take an answer from its script
+    Recorder.seen, Recorder.script = [], []
     with background_server(Recorder) as srv:
         yield srv
 
