@@ -76,12 +76,22 @@ def url_secrets(address: str | None) -> list[str]:
         found = [parts.password] if parts.password else []
     except ValueError:
         return []
-    found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if _secret_name(name) and value]
+    for pairs in (parts.query, parts.fragment):  # a fragment can carry a token too (``#access_token=...``)
+        found += [value for name, value in parse_qsl(pairs, keep_blank_values=True) if _secret_name(name) and value]
     return found
 
 
+def _masked_pairs(text: str) -> str:
+    """``name=value&...`` with every token-like value replaced by ``***`` (unchanged when none is)."""
+    pairs = parse_qsl(text, keep_blank_values=True)
+    if not any(_secret_name(name) for name, _ in pairs):
+        return text
+    return urlencode([(name, MASK if _secret_name(name) else value) for name, value in pairs], safe="*")
+
+
 def masked_url(address: str | None) -> str | None:
-    """``address`` with a userinfo password and every token-like query value replaced by ``***``."""
+    """``address`` with a userinfo password and every token-like value of its query or fragment replaced by
+    ``***``."""
     if not address:
         return address
     try:
@@ -91,12 +101,7 @@ def masked_url(address: str | None) -> str | None:
             netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     except ValueError:
         return MASK  # not a URL we can read: nothing of it is shown
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(_secret_name(name) for name, _ in query):
-        masked = urlencode([(name, MASK if _secret_name(name) else value) for name, value in query], safe="*")
-    else:
-        masked = parts.query
-    return urlunsplit((parts.scheme, netloc, parts.path, masked, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, _masked_pairs(parts.query), _masked_pairs(parts.fragment)))
 
 
 class FabricEpCreated(_Wire):

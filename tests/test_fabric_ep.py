@@ -102,6 +102,9 @@ def test_urls_lose_their_credentials() -> None:
     assert "model=q" in shown and "host.example:8443" in shown
     assert sorted(url_secrets(url)) == ["abc123", "k9", "pw"]
     assert masked_url("https://host/v1") == "https://host/v1" and url_secrets(None) == []
+    fragment = "https://host/v1#access_token=frag-tok&state=s1"
+    assert masked_url(fragment) == "https://host/v1#access_token=***&state=s1" and url_secrets(fragment) == ["frag-tok"]
+    assert masked_url("https://host/v1#section-2") == "https://host/v1#section-2"
 
 
 def test_the_ep_host_follows_the_sdks_regions(monkeypatch: pytest.MonkeyPatch, ep: Any) -> None:
