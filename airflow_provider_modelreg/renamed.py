@@ -42,12 +42,13 @@ def renamed_class(module: dict[str, Any], name: str, renames: dict[str, str] | N
     return module[new]
 
 
-def take_renamed(owner: str, kwargs: dict[str, Any], **current: Any) -> dict[str, Any]:
+def take_renamed(owner: str, kwargs: dict[str, Any], *, stacklevel: int = 3, **current: Any) -> dict[str, Any]:
     """The ``current`` arguments, with any deprecated name for one of them moved out of ``kwargs`` (a warning
     each). Giving both names of one setting is refused.
 
     :param owner: the class whose constructor is called (named in the warning).
     :param kwargs: the constructor's ``**kwargs``; deprecated names are removed from it.
+    :param stacklevel: the warning's, from here (3: the caller of the constructor that calls this).
     :param current: the arguments under their names now, as given (None: not given).
     """
     out = dict(current)
@@ -60,7 +61,7 @@ def take_renamed(owner: str, kwargs: dict[str, Any], **current: Any) -> dict[str
         warnings.warn(
             f"{owner}: {old} is deprecated, use {new} (the same setting's name everywhere)",
             AirflowProviderDeprecationWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         out[new] = value
     return out

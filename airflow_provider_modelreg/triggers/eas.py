@@ -3,18 +3,18 @@ service fails, or the deploy's time is up (:class:`~airflow_provider_modelreg.ea
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_modelreg.eas_deploy import RolloutWatch
 from airflow_provider_modelreg.eas_models import EasService
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.triggers.hub import HubKey, PollHub, masked
+from airflow_provider_modelreg.triggers.polling import PollingTrigger
 
 __all__ = ["DescribeService", "EasPollHub", "PaiEasServiceTrigger"]
 
@@ -49,11 +49,8 @@ class EasPollHub(PollHub[PaiEasHook]):
         return False
 
 
-def _retryable(exc: BaseException) -> bool:
-    return bool(getattr(exc, "retryable", False))
-
-
-class PaiEasServiceTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class PaiEasServiceTrigger(PollingTrigger):
     """Waits until an EAS service is ready (``Running``, every instance running, the expected version current).
 
     Events (``payload["status"]``): ``success`` (``service``: the JSON-safe summary, never a token), ``failed``
@@ -72,45 +69,17 @@ class PaiEasServiceTrigger(BaseTrigger):
     :param call_timeout: seconds per call, retries included (None: the connection's).
     """
 
-    def __init__(
-        self,
-        *,
-        pai_conn_id: str,
-        service_name: str,
-        expected_version: int | None = None,
-        poll_interval: float = 30.0,
-        resource_wait_timeout: float = 1800.0,
-        end_time: float | None = None,
-        max_failures: int = 5,
-        max_attempts: int | None = None,
-        call_timeout: float | None = None,
-    ) -> None:
-        super().__init__()
-        self.pai_conn_id = pai_conn_id
-        self.service_name = service_name
-        self.expected_version = expected_version
-        self.poll_interval = poll_interval
-        self.resource_wait_timeout = resource_wait_timeout
-        self.end_time = end_time
-        self.max_failures = max_failures
-        self.max_attempts = max_attempts
-        self.call_timeout = call_timeout
+    event_fields: ClassVar[tuple[str, ...]] = ("service_name",)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "pai_conn_id": self.pai_conn_id,
-            "service_name": self.service_name,
-            "expected_version": self.expected_version,
-            "poll_interval": self.poll_interval,
-            "resource_wait_timeout": self.resource_wait_timeout,
-            "end_time": self.end_time,
-            "max_failures": self.max_failures,
-            "max_attempts": self.max_attempts,
-            "call_timeout": self.call_timeout,
-        }
-
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "service_name": self.service_name, **payload})
+    pai_conn_id: str
+    service_name: str
+    expected_version: int | None = None
+    poll_interval: float = 30.0
+    resource_wait_timeout: float = 1800.0
+    end_time: float | None = None
+    max_failures: int = 5
+    max_attempts: int | None = None
+    call_timeout: float | None = None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hub = EasPollHub.acquire(
@@ -121,29 +90,25 @@ class PaiEasServiceTrigger(BaseTrigger):
         finally:
             await hub.release(self.poll_interval)
 
+    def _polled(self) -> str:
+        return f"of service {self.service_name}"
+
+    def _timeout(self) -> TriggerEvent:
+        return self._event("timeout", message=f"service {self.service_name} not ready before the deadline")
+
     async def _wait(self, hub: EasPollHub) -> TriggerEvent:
-        failures = 0
         watch = RolloutWatch(self.expected_version, self.resource_wait_timeout)
-        while True:
-            if self.end_time is not None and time.time() >= self.end_time:
-                return self._event("timeout", message=f"service {self.service_name} not ready before the deadline")
-            try:
-                # an answer from this round is shared; our own last round's (a poll_interval old) is not reused
-                found = await hub.read(DescribeService(self.service_name), self.poll_interval / 2)
-            except Exception as exc:
-                failures += 1
-                self.log.warning(
-                    "poll %d/%d of service %s failed: %s", failures, self.max_failures, self.service_name, exc
-                )
-                if not _retryable(exc) or failures >= self.max_failures:
-                    return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
-            else:
-                failures = 0
-                verdict, news = watch.observe(found, time.time())
-                if news is not None:
-                    self.log.info("Service %s: %s", self.service_name, news)
-                if verdict.state == "done":
-                    return self._event("success", service=found.to_output())
-                if verdict.state == "failed":
-                    return self._event("failed", reason=verdict.reason, message=masked(verdict.message or ""))
-            await asyncio.sleep(self.poll_interval)
+
+        async def judge(found: EasService) -> TriggerEvent | None:
+            verdict, news = watch.observe(found, time.time())
+            if news is not None:
+                self.log.info("Service %s: %s", self.service_name, news)
+            if verdict.state == "done":
+                return self._event("success", service=found.to_output())
+            if verdict.state == "failed":
+                return self._event("failed", reason=verdict.reason, message=masked(verdict.message or ""))
+            return None
+
+        # an answer from this round is shared; our own last round's (a poll_interval old) is not reused
+        read = DescribeService(self.service_name)
+        return await self.until_verdict(lambda: hub.read(read, self.poll_interval / 2), judge, self.poll_interval)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_modelreg.approval_io import adrive
 from airflow_provider_modelreg.errors import RegistryInputError
@@ -33,7 +33,8 @@ from airflow_provider_modelreg.fabric_wait_io import aread_fabric
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook, check_filterable
 from airflow_provider_modelreg.hooks.fabric_lifecycle import pick_registered, version_failed
-from airflow_provider_modelreg.triggers.hub import HubKey, PollHub, masked
+from airflow_provider_modelreg.triggers.hub import HubKey, PollHub
+from airflow_provider_modelreg.triggers.polling import PollingTrigger, StoredTrigger, retryable
 from airflow_provider_modelreg.validation import (
     check_max_failures,
     check_poke_interval,
@@ -74,7 +75,8 @@ class FabricPollHub(PollHub[FabricModelRegistryHook]):
         return check
 
 
-class FabricModelVersionListedTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class FabricModelVersionListedTrigger(StoredTrigger):
     """Waits until a Fabric model lists a version named ``version_name`` with the weights at ``model_path``.
 
     Events (``payload["status"]``): ``success`` (``version``: the version as the API lists it), ``failed``
@@ -94,48 +96,17 @@ class FabricModelVersionListedTrigger(BaseTrigger):
     :param call_timeout: seconds one registry call may take (None: the connection's).
     """
 
-    def __init__(
-        self,
-        *,
-        fabric_conn_id: str,
-        workspace_id: str,
-        model_id: str,
-        version_name: str,
-        model_path: str,
-        poke_interval: float,
-        end_time: float,
-        max_attempts: int | None = None,
-        call_timeout: float | None = None,
-    ) -> None:
-        super().__init__()
-        self.fabric_conn_id = fabric_conn_id
-        self.workspace_id = workspace_id
-        self.model_id = model_id
-        self.version_name = version_name
-        self.model_path = model_path
-        self.poke_interval = poke_interval
-        self.end_time = end_time
-        self.max_attempts = max_attempts
-        self.call_timeout = call_timeout
+    event_fields: ClassVar[tuple[str, ...]] = ("workspace_id", "model_id")
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "fabric_conn_id": self.fabric_conn_id,
-                "workspace_id": self.workspace_id,
-                "model_id": self.model_id,
-                "version_name": self.version_name,
-                "model_path": self.model_path,
-                "poke_interval": self.poke_interval,
-                "end_time": self.end_time,
-                "max_attempts": self.max_attempts,
-                "call_timeout": self.call_timeout,
-            },
-        )
-
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "workspace_id": self.workspace_id, "model_id": self.model_id, **payload})
+    fabric_conn_id: str
+    workspace_id: str
+    model_id: str
+    version_name: str
+    model_path: str
+    poke_interval: float
+    end_time: float
+    max_attempts: int | None = None
+    call_timeout: float | None = None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = FabricModelRegistryHook(self.fabric_conn_id, **hook_overrides(self.max_attempts, self.call_timeout))
@@ -159,8 +130,8 @@ class FabricModelVersionListedTrigger(BaseTrigger):
             except asyncio.TimeoutError:
                 continue  # the end time passed: answered above
             except Exception as exc:
-                if not getattr(exc, "retryable", False):
-                    return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+                if not retryable(exc):
+                    return self._error(exc)
                 self.log.warning("Model %s: listing versions failed, polling again: %s", self.model_id, exc)
             else:
                 if found is not None:
@@ -171,12 +142,8 @@ class FabricModelVersionListedTrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, min(self.poke_interval, self.end_time - time.time())))
 
 
-def _retryable(exc: BaseException) -> bool:
-    """The one rule of every mode: only an error that says asking again can help is worth another poll."""
-    return bool(getattr(exc, "retryable", False))
-
-
-class FabricModelVersionTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class FabricModelVersionTrigger(PollingTrigger):
     """Waits for a Fabric model version (a name, a name pattern, or the current version moving past one), polling
     through the shared hub.
 
@@ -200,67 +167,22 @@ class FabricModelVersionTrigger(BaseTrigger):
     :param call_timeout: seconds one registry call may take, retries included (None: the connection's).
     """
 
-    def __init__(
-        self,
-        *,
-        fabric_conn_id: str,
-        model_id: str,
-        workspace_id: str | None = None,
-        version_name: str | None = None,
-        version_pattern: str | None = None,
-        current_after: str | None = None,
-        current: bool = False,
-        poke_interval: float = 60.0,
-        end_time: float | None = None,
-        max_failures: int = 5,
-        max_attempts: int | None = None,
-        call_timeout: float | None = None,
-    ) -> None:
-        super().__init__()
-        # Kept as given: run() checks them and reports a bad value as an ``error`` event (a constructor error
-        # would only make the triggerer fail to rebuild the trigger).
-        self.fabric_conn_id = fabric_conn_id
-        self.model_id = model_id
-        self.workspace_id = workspace_id
-        self.version_name = version_name
-        self.version_pattern = version_pattern
-        self.current_after = current_after
-        self.current = current
-        self.poke_interval = poke_interval
-        self.end_time = end_time
-        self.max_failures = max_failures
-        self.max_attempts = max_attempts
-        self.call_timeout = call_timeout
+    stored_classpath: ClassVar[str | None] = FABRIC_WAIT_CLASSPATH
+    event_fields: ClassVar[tuple[str, ...]] = ("workspace_id", "model_id")
+    bounded: ClassVar[bool] = True
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        cls = type(self)
-        classpath = (
-            FABRIC_WAIT_CLASSPATH if cls is FabricModelVersionTrigger else f"{cls.__module__}.{cls.__qualname__}"
-        )
-        return (
-            classpath,
-            {
-                "fabric_conn_id": self.fabric_conn_id,
-                "model_id": self.model_id,
-                "workspace_id": self.workspace_id,
-                "version_name": self.version_name,
-                "version_pattern": self.version_pattern,
-                "current_after": self.current_after,
-                "current": self.current,
-                "poke_interval": self.poke_interval,
-                "end_time": self.end_time,
-                "max_failures": self.max_failures,
-                "max_attempts": self.max_attempts,
-                "call_timeout": self.call_timeout,
-            },
-        )
-
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "workspace_id": self.workspace_id, "model_id": self.model_id, **payload})
-
-    def _error(self, exc: BaseException) -> TriggerEvent:
-        # Airflow stores event payloads unmasked: the message goes through the secrets masker first
-        return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+    fabric_conn_id: str
+    model_id: str
+    workspace_id: str | None = None
+    version_name: str | None = None
+    version_pattern: str | None = None
+    current_after: str | None = None
+    current: bool = False
+    poke_interval: float = 60.0
+    end_time: float | None = None
+    max_failures: int = 5
+    max_attempts: int | None = None
+    call_timeout: float | None = None
 
     def target(self) -> FabricWaitTarget:
         """The stored arguments, checked (a typed error naming the field)."""
@@ -294,41 +216,33 @@ class FabricModelVersionTrigger(BaseTrigger):
         finally:
             await hub.release(self.poke_interval)
 
-    def _timeout(self, target: FabricWaitTarget) -> TriggerEvent:
-        return self._event("timeout", message=f"no {target.describe()} before the sensor timeout ({self.end_time})")
+    def _polled(self) -> str:
+        return f"for model {self.model_id}"
+
+    def _timeout(self) -> TriggerEvent:
+        wanted = self.target().describe()
+        return self._event("timeout", message=f"no {wanted} before the sensor timeout ({self.end_time})")
 
     async def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> TriggerEvent:
-        failures = 0
         anchor: Any = None
         outlook: str | None = None
-        while True:
-            left = None if self.end_time is None else self.end_time - time.time()
-            if left is not None and left <= 0:
-                return self._timeout(target)
-            try:
-                poll = hub.check(target, anchor, self.poke_interval)
-                check = await (poll if left is None else asyncio.wait_for(poll, left))
-            except asyncio.TimeoutError:
-                return self._timeout(target)
-            except Exception as exc:
-                failures += 1
-                self.log.warning("poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc)
-                if not _retryable(exc) or failures >= self.max_failures:
-                    return self._error(exc)
-            else:
-                failures = 0
-                anchor = check.anchor
-                decision: FabricDecision | None = check.decision
-                assert decision is not None
-                if decision.outlook != outlook:  # one wait logs only when what it sees changes
-                    outlook = decision.outlook
-                    self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
-                if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
-                    return self._event("success", version=decision.version.to_wire())
-                if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
-                    status = version_failed(decision.version)
-                    return self._event("failed", version=decision.version.to_wire(), version_status=status)
-            delay = self.poke_interval
-            if self.end_time is not None:
-                delay = max(0.0, min(delay, self.end_time - time.time()))
-            await asyncio.sleep(delay)
+
+        async def poll() -> FabricVersionCheck:
+            return await hub.check(target, anchor, self.poke_interval)
+
+        async def judge(check: FabricVersionCheck) -> TriggerEvent | None:
+            nonlocal anchor, outlook
+            anchor = check.anchor
+            decision: FabricDecision | None = check.decision
+            assert decision is not None
+            if decision.outlook != outlook:  # one wait logs only when what it sees changes
+                outlook = decision.outlook
+                self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+            if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
+                return self._event("success", version=decision.version.to_wire())
+            if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
+                status = version_failed(decision.version)
+                return self._event("failed", version=decision.version.to_wire(), version_status=status)
+            return None
+
+        return await self.until_verdict(poll, judge, self.poke_interval)

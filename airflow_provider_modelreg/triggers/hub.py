@@ -14,6 +14,7 @@ how it describes an answer from a subclass (:class:`PaiPollHub` here, ``FabricPo
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections import Counter
@@ -54,7 +55,7 @@ class _Entry:
 
 
 @dataclass
-class PollHub(Generic[H]):
+class PollHub(abc.ABC, Generic[H]):
     """Shared hook and coalesced reads for all triggers of one connection in one event loop.
 
     State is bounded: an answer older than the longest poll interval of the hub's users can serve no one and is
@@ -195,13 +196,13 @@ class PollHub(Generic[H]):
             for hook in retired:
                 await hook.aclose()
 
+    @abc.abstractmethod
     async def perform(self, hook: H, what: Any) -> Any:
         """Perform one read of the core with ``hook`` (the subclass's registry)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self, what: Any, answer: Any) -> str:
         """One line on what a shared read saw (the subclass's registry)."""
-        raise NotImplementedError
 
     def logged_read(self, what: Any) -> bool:
         """Whether a read's answer is logged (:meth:`_log_read`)."""

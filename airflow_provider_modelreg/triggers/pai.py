@@ -15,16 +15,16 @@ stored by classpath: both keep the one under this module.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import InitVar, dataclass
+from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_modelreg.approval import (
     DEFAULT_ALIAS_KEY,
     Anchor,
+    ApprovalCheck,
     ApprovalDecision,
     ApprovalTarget,
     Outcome,
@@ -43,6 +43,7 @@ from airflow_provider_modelreg.triggers.hub import _HUBS as _HUBS
 from airflow_provider_modelreg.triggers.hub import HUB_MAX_IN_FLIGHT, LOG_HEARTBEAT, PaiPollHub, masked
 from airflow_provider_modelreg.triggers.hub import PollHub as PollHub
 from airflow_provider_modelreg.triggers.hub import _Entry as _Entry
+from airflow_provider_modelreg.triggers.polling import PollingTrigger
 from airflow_provider_modelreg.triggers.watcher import _WATCH_GROUPS as _WATCH_GROUPS
 from airflow_provider_modelreg.triggers.watcher import (
     LEGACY_STATE_KEY,
@@ -56,6 +57,9 @@ from airflow_provider_modelreg.triggers.watcher import _stream_key as _stream_ke
 from airflow_provider_modelreg.triggers.watcher import _watch_failed as _watch_failed
 from airflow_provider_modelreg.triggers.watcher import _WatchGroup as _WatchGroup
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
+
+#: an argument not given (None is a value: a stored trigger of an older release has its deprecated names as None)
+_NOT_GIVEN: Any = object()
 
 __all__ = [
     "HUB_MAX_IN_FLIGHT",
@@ -71,12 +75,8 @@ __all__ = [
 ]
 
 
-def _retryable(exc: BaseException) -> bool:
-    """The one rule of every mode: only an error that says asking again can help is worth another poll."""
-    return bool(getattr(exc, "retryable", False))
-
-
-class PaiModelVersionApprovedTrigger(BaseTrigger):
+@dataclass(kw_only=True, eq=False, repr=False)
+class PaiModelVersionApprovedTrigger(PollingTrigger):
     """Waits until a PAI model version is Approved (or Rejected), polling through the shared hub.
 
     Events (``payload["status"]``): ``success`` (``version`` = ModelVersionRef dict), ``rejected`` (``version``),
@@ -101,67 +101,36 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
         ``request_timeout``: still accepted.
     """
 
-    def __init__(
-        self,
-        *,
-        pai_conn_id: str,
-        model_id: str,
-        version_name: str | None = None,
-        after_version: str | None = None,
-        created_after: str | None = None,
-        alias: str | None = None,
-        alias_key: str = DEFAULT_ALIAS_KEY,
-        poke_interval: float = 60.0,
-        end_time: float | None = None,
-        max_failures: int = 5,
-        max_attempts: int | None = None,
-        call_timeout: float | None = None,
-        **renamed: Any,
-    ) -> None:
-        super().__init__()
-        # Kept as given: a trigger is rebuilt from stored kwargs in the triggerer, which only survives a TypeError
-        # there; run() checks them and reports a bad value as an ``error`` event.
-        given = take_renamed(type(self).__name__, renamed, max_attempts=max_attempts, call_timeout=call_timeout)
-        if renamed:
-            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {next(iter(renamed))!r}")
-        self.max_attempts = given["max_attempts"]
-        self.call_timeout = given["call_timeout"]
-        self.pai_conn_id = pai_conn_id
-        self.model_id = model_id
-        self.version_name = version_name
-        self.after_version = after_version
-        self.created_after = created_after
-        self.alias = alias
-        self.alias_key = alias_key
-        self.poke_interval = poke_interval
-        self.end_time = end_time
-        self.max_failures = max_failures
+    event_fields: ClassVar[tuple[str, ...]] = ("model_id",)
+    bounded: ClassVar[bool] = True
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "pai_conn_id": self.pai_conn_id,
-                "model_id": self.model_id,
-                "version_name": self.version_name,
-                "after_version": self.after_version,
-                "created_after": self.created_after,
-                "alias": self.alias,
-                "alias_key": self.alias_key,
-                "poke_interval": self.poke_interval,
-                "end_time": self.end_time,
-                "max_failures": self.max_failures,
-                "max_attempts": self.max_attempts,
-                "call_timeout": self.call_timeout,
-            },
+    pai_conn_id: str
+    model_id: str
+    version_name: str | None = None
+    after_version: str | None = None
+    created_after: str | None = None
+    alias: str | None = None
+    alias_key: str = DEFAULT_ALIAS_KEY
+    poke_interval: float = 60.0
+    end_time: float | None = None
+    max_failures: int = 5
+    max_attempts: int | None = None
+    call_timeout: float | None = None
+    #: the deprecated names of max_attempts and call_timeout (stored by older releases): accepted, not stored
+    request_attempts: InitVar[Any] = _NOT_GIVEN
+    request_timeout: InitVar[Any] = _NOT_GIVEN
+
+    def __post_init__(self, request_attempts: Any, request_timeout: Any) -> None:
+        super().__post_init__()
+        old = {"request_attempts": request_attempts, "request_timeout": request_timeout}
+        given = take_renamed(
+            type(self).__name__,
+            {name: value for name, value in old.items() if value is not _NOT_GIVEN},
+            stacklevel=4,  # the constructor's caller (through the dataclass's __init__)
+            max_attempts=self.max_attempts,
+            call_timeout=self.call_timeout,
         )
-
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "model_id": self.model_id, **payload})
-
-    def _error(self, exc: BaseException) -> TriggerEvent:
-        # Airflow stores event payloads unmasked: the message goes through the secrets masker first
-        return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+        self.max_attempts, self.call_timeout = given["max_attempts"], given["call_timeout"]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
@@ -187,60 +156,37 @@ class PaiModelVersionApprovedTrigger(BaseTrigger):
         finally:
             await hub.release(self.poke_interval)
 
+    def _polled(self) -> str:
+        return f"for model {self.model_id}"
+
     def _timeout(self) -> TriggerEvent:
         return self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
 
     async def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> TriggerEvent:
-        failures = 0
         anchor: Anchor | None = None
         outlook: str | None = None
-        while True:
-            left = None if self.end_time is None else self.end_time - time.time()
-            if left is not None and left <= 0:
-                return self._timeout()
-            try:
-                if left is None:
-                    check = await hub.check(target, anchor, self.poke_interval)
-                else:  # the end time also bounds a poll in flight
-                    check = await asyncio.wait_for(hub.check(target, anchor, self.poke_interval), left)
-            except asyncio.TimeoutError:
-                return self._timeout()
+
+        async def poll() -> ApprovalCheck:
+            return await hub.check(target, anchor, self.poke_interval)
+
+        async def judge(check: ApprovalCheck) -> TriggerEvent | None:
+            nonlocal anchor, outlook
+            anchor = check.anchor
+            decision: ApprovalDecision | None = check.decision
+            assert decision is not None
+            if decision.outlook != outlook:  # one wait logs only when what it sees changes
+                outlook = decision.outlook
+                self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+            if decision.version is None or not decision.outcome.is_terminal():
+                return None
+            try:  # the workspace lookup is a read like the others: within the same failure budget
+                ref = await hub.version_ref(self.model_id, decision.version, self.poke_interval)
             except Exception as exc:
-                failures += 1
-                self.log.warning("poll %d/%d for model %s failed: %s", failures, self.max_failures, self.model_id, exc)
-                if not _retryable(exc) or failures >= self.max_failures:
-                    return self._error(exc)
-            else:
-                anchor = check.anchor
-                decision: ApprovalDecision | None = check.decision
-                assert decision is not None
-                if decision.outlook != outlook:  # one wait logs only when what it sees changes
-                    outlook = decision.outlook
-                    self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
-                if decision.version is not None and decision.outcome.is_terminal():
-                    try:  # the workspace lookup is a read like the others: within the same failure budget
-                        ref = await hub.version_ref(self.model_id, decision.version, self.poke_interval)
-                    except Exception as exc:
-                        failures += 1
-                        self.log.warning(
-                            "poll %d/%d for model %s: version %s decided, its details failed: %s",
-                            failures,
-                            self.max_failures,
-                            self.model_id,
-                            decision.version.version_name,
-                            exc,
-                        )
-                        if not _retryable(exc) or failures >= self.max_failures:
-                            return self._error(exc)
-                    else:
-                        status = "success" if decision.outcome is Outcome.APPROVED else "rejected"
-                        return self._event(status, version=ref)
-                else:
-                    failures = 0
-            delay = self.poke_interval
-            if self.end_time is not None:
-                delay = max(0.0, min(delay, self.end_time - time.time()))
-            await asyncio.sleep(delay)
+                details = f"for model {self.model_id}: version {decision.version.version_name} decided, its details"
+                return self._failed(exc, details)
+            return self._event("success" if decision.outcome is Outcome.APPROVED else "rejected", version=ref)
+
+        return await self.until_verdict(poll, judge, self.poke_interval)
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)

@@ -11,6 +11,7 @@ hub, its identity and cursor (a sans-IO watch core's), one poll and what a watch
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -71,7 +72,7 @@ class _WatchGroup:
 _WATCH_GROUPS: dict[Any, _WatchGroup] = {}
 
 
-class WatchProducer(SharedStreamProducer):
+class WatchProducer(SharedStreamProducer, abc.ABC):
     """One poll loop per model for every watcher of it in this triggerer (Airflow >= 3.3, ack mode).
 
     Each raw event is one observation with its sequence number. Airflow calls :meth:`advance` once every watcher
@@ -92,14 +93,17 @@ class WatchProducer(SharedStreamProducer):
         return kwargs
 
     @classmethod
+    @abc.abstractmethod
     def stream_key(cls, kwargs: dict[str, Any]) -> tuple[Any, ...]:
-        raise NotImplementedError
+        """The shared stream's key: equal for the watchers one poll serves."""
 
+    @abc.abstractmethod
     def acquire(self, interval: float) -> PollHub[Any]:
-        raise NotImplementedError
+        """The hub the stream polls through."""
 
+    @abc.abstractmethod
     async def observe(self, hub: Any, cursors: list[Any], interval: float) -> Any:
-        raise NotImplementedError
+        """One poll for every watcher of the stream (their ``cursors``)."""
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         interval = float(self.kwargs["poke_interval"])
@@ -172,37 +176,45 @@ class ModelWatcherTrigger(BaseEventTrigger):
 
     # -- the registry's interface
 
+    @abc.abstractmethod
     def _checked(self) -> tuple[float, Any]:
         """(poll interval, start argument), every argument checked (typed error naming the field)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _acquire(self, interval: float) -> Any:
-        raise NotImplementedError
+        """The hub this watcher polls through."""
 
+    @abc.abstractmethod
     async def _identity(self, hub: Any) -> Any:
         """Who this watcher is (an object with ``state_key``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _stored_cursor(self, value: Any, identity: Any) -> Any:
-        raise NotImplementedError
+        """The cursor stored under this watcher's identity (None: none, or not this watcher's)."""
 
+    @abc.abstractmethod
     def _first_cursor(self, start: Any) -> Any:
-        raise NotImplementedError
+        """The cursor of a first start (no stored state), from the start argument."""
 
+    @abc.abstractmethod
     def _merge_stored(self, found: list[Any]) -> Any:
-        raise NotImplementedError
+        """One cursor from those stored in several assets' stores (the one furthest behind decides)."""
 
+    @abc.abstractmethod
     async def _observe(self, hub: Any, cursors: list[Any], interval: float) -> Any:
-        raise NotImplementedError
+        """One poll for the watchers at ``cursors``."""
 
+    @abc.abstractmethod
     def _covers(self, obs: Any, cursor: Any) -> bool:
-        raise NotImplementedError
+        """Whether an observation serves a watcher at ``cursor`` (else the next poll does)."""
 
+    @abc.abstractmethod
     def _apply(self, obs: Any) -> tuple[Any, list[TriggerEvent]]:
-        raise NotImplementedError
+        """The cursor after an observation and the events it announces."""
 
+    @abc.abstractmethod
     def _stream_key(self) -> tuple[Any, ...]:
-        raise NotImplementedError
+        """The key of this watcher's shared stream."""
 
     def _watched(self) -> str:
         """What this watcher watches, for its log lines."""

@@ -1,0 +1,121 @@
+"""What every deferrable wait of the provider shares, whatever it waits for: its stored arguments (the fields of a
+dataclass, serialized as they are and in their order), its events (``status`` plus the fields that name what is
+waited for), and the loop that polls until a verdict, counting failed polls against ``max_failures`` and turning
+them into ``error`` events, never a crashed trigger.
+
+A wait subclasses :class:`PollingTrigger` (a trigger with a loop of its own: :class:`StoredTrigger`) as a
+``@dataclass(kw_only=True, eq=False, repr=False)`` with its arguments as fields, and runs
+:meth:`PollingTrigger.until_verdict` with one poll and the judge of its answer.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from typing import Any, ClassVar, TypeVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_modelreg.triggers.hub import masked
+
+__all__ = ["PollingTrigger", "StoredTrigger", "retryable"]
+
+A = TypeVar("A")
+
+
+def retryable(exc: BaseException) -> bool:
+    """The one rule of every mode: only an error that says asking again can help is worth another poll."""
+    return bool(getattr(exc, "retryable", False))
+
+
+class StoredTrigger(BaseTrigger):
+    """A trigger whose stored arguments are the fields of its dataclass, serialized as they are and in their order,
+    and whose events carry ``status`` and the fields that name what it watches. Triggers are rebuilt from their
+    stored kwargs in the triggerer, which only survives a ``TypeError`` there: fields are kept as given and checked
+    in ``run()``."""
+
+    #: the classpath this very class serializes with (None: its own; a subclass always has its own), kept whatever
+    #: module the class moves to
+    stored_classpath: ClassVar[str | None] = None
+    #: the fields every event carries, after ``status``
+    event_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        cls = type(self)
+        classpath = cls.__dict__.get("stored_classpath") or f"{cls.__module__}.{cls.__qualname__}"
+        return classpath, {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, **{name: getattr(self, name) for name in self.event_fields}, **payload})
+
+    def _error(self, exc: BaseException) -> TriggerEvent:
+        # Airflow stores event payloads unmasked: the message goes through the secrets masker first
+        return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
+
+
+class PollingTrigger(StoredTrigger):
+    """A deferrable wait that polls until a verdict (see the module docstring). A subclass names what is waited for
+    (:meth:`_polled`, for the log) and says what a timeout reports (:meth:`_timeout`)."""
+
+    #: whether ``end_time`` also bounds a poll in flight and the last sleep (else it is checked between polls)
+    bounded: ClassVar[bool] = False
+
+    # fields of every wait (declared by each, in the order it stores them)
+    end_time: float | None
+    max_failures: int
+    _failures: int
+
+    @abc.abstractmethod
+    def _polled(self) -> str:
+        """What a poll reads, for the log (``"of service x"``)."""
+
+    @abc.abstractmethod
+    def _timeout(self) -> TriggerEvent:
+        """The event of a wait whose ``end_time`` passed."""
+
+    def _fatal(self, exc: BaseException) -> bool:
+        """Whether an error ends the wait at once (asking again cannot help)."""
+        return not retryable(exc)
+
+    def _failed(self, exc: BaseException, what: str | None = None) -> TriggerEvent | None:
+        """Count a failed poll (``what``: of what, default :meth:`_polled`); the ``error`` event once the wait ends."""
+        self._failures += 1
+        self.log.warning("poll %d/%d %s failed: %s", self._failures, self.max_failures, what or self._polled(), exc)
+        if self._fatal(exc) or self._failures >= self.max_failures:
+            return self._error(exc)
+        return None
+
+    async def until_verdict(
+        self, poll: Callable[[], Awaitable[A]], judge: Callable[[A], Awaitable[TriggerEvent | None]], interval: float
+    ) -> TriggerEvent:
+        """Poll every ``interval`` seconds until ``judge`` gives the event of an answer, ``end_time`` passes, or
+        polls fail (see :meth:`_failed`). A judge may count a failure of its own with :meth:`_failed`; a poll
+        answered and judged without one ends a run of failures."""
+        self._failures = 0
+        while True:
+            left = None if self.end_time is None else self.end_time - time.time()
+            if left is not None and left <= 0:
+                return self._timeout()
+            try:
+                answer = await (poll() if left is None or not self.bounded else asyncio.wait_for(poll(), left))
+            except Exception as exc:
+                if self.bounded and isinstance(exc, asyncio.TimeoutError):
+                    return self._timeout()
+                event = self._failed(exc)
+            else:
+                failures = self._failures
+                event = await judge(answer)
+                if self._failures == failures:
+                    self._failures = 0
+            if event is not None:
+                return event
+            delay = interval
+            if self.bounded and self.end_time is not None:
+                delay = max(0.0, min(delay, self.end_time - time.time()))
+            await asyncio.sleep(delay)
