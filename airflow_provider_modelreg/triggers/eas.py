@@ -63,10 +63,9 @@ class PaiEasServiceTrigger(PollingTrigger):
     :param expected_version: the version the deploy made (None: any version, current and latest).
     :param poll_interval: seconds between polls.
     :param resource_wait_timeout: seconds the service may wait for resources (``Waiting``).
-    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
-    :param max_failures: consecutive failed polls tolerated.
-    :param max_attempts: attempts per request (None: the connection's).
-    :param call_timeout: seconds per call, retries included (None: the connection's).
+
+    And the arguments of every wait: ``end_time``, ``max_failures``, ``max_attempts`` and ``call_timeout``
+    (:class:`~airflow_provider_modelreg.triggers.polling.PollingTrigger`).
     """
 
     event_fields: ClassVar[tuple[str, ...]] = ("service_name",)
@@ -76,10 +75,6 @@ class PaiEasServiceTrigger(PollingTrigger):
     expected_version: int | None = None
     poll_interval: float = 30.0
     resource_wait_timeout: float = 1800.0
-    end_time: float | None = None
-    max_failures: int = 5
-    max_attempts: int | None = None
-    call_timeout: float | None = None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hub = EasPollHub.acquire(

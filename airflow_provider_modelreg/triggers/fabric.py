@@ -161,10 +161,9 @@ class FabricModelVersionTrigger(PollingTrigger):
     :param current_after: with ``current``: wait until the current version is newer than this version id.
     :param current: wait for the current version (``current_after`` None: any current version).
     :param poke_interval: seconds between polls.
-    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
-    :param max_failures: consecutive failed polls tolerated before an ``error`` event.
-    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
-    :param call_timeout: seconds one registry call may take, retries included (None: the connection's).
+
+    And the arguments of every wait: ``end_time``, ``max_failures``, ``max_attempts`` and ``call_timeout``
+    (:class:`~airflow_provider_modelreg.triggers.polling.PollingTrigger`).
     """
 
     stored_classpath: ClassVar[str | None] = FABRIC_WAIT_CLASSPATH
@@ -179,10 +178,6 @@ class FabricModelVersionTrigger(PollingTrigger):
     current_after: str | None = None
     current: bool = False
     poke_interval: float = 60.0
-    end_time: float | None = None
-    max_failures: int = 5
-    max_attempts: int | None = None
-    call_timeout: float | None = None
 
     def target(self) -> FabricWaitTarget:
         """The stored arguments, checked (a typed error naming the field)."""

@@ -35,10 +35,9 @@ class FabricEpInstanceTrigger(PollingTrigger):
     :param version_id: the version it must run.
     :param workspace_id: the workspace (None: the connection's).
     :param poll_interval: seconds between polls.
-    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
-    :param max_failures: consecutive failed polls tolerated.
-    :param max_attempts: attempts per request (None: the connection's).
-    :param call_timeout: seconds per call, retries included (None: the connection's).
+
+    And the arguments of every wait: ``end_time``, ``max_failures``, ``max_attempts`` and ``call_timeout``
+    (:class:`~airflow_provider_modelreg.triggers.polling.PollingTrigger`).
     """
 
     event_fields: ClassVar[tuple[str, ...]] = ("instance_id",)
@@ -48,10 +47,6 @@ class FabricEpInstanceTrigger(PollingTrigger):
     version_id: str
     workspace_id: str | None = None
     poll_interval: float = 30.0
-    end_time: float | None = None
-    max_failures: int = 5
-    max_attempts: int | None = None
-    call_timeout: float | None = None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:

@@ -93,12 +93,10 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
     :param alias_key: the label key of aliases (default ``alias``). Stored triggers of older releases have neither:
         they rebuild with the defaults.
     :param poke_interval: seconds between polls.
-    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
-    :param max_failures: consecutive failed polls tolerated before an ``error`` event.
-    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
-    :param call_timeout: seconds one registry call may take, retries included (None: the connection's
-        ``call_timeout``). Stored triggers of older releases name these two ``request_attempts`` and
-        ``request_timeout``: still accepted.
+
+    And the arguments of every wait: ``end_time``, ``max_failures``, ``max_attempts`` and ``call_timeout``
+    (:class:`~airflow_provider_modelreg.triggers.polling.PollingTrigger`); stored triggers of older releases name
+    the last two ``request_attempts`` and ``request_timeout``: still accepted.
     """
 
     event_fields: ClassVar[tuple[str, ...]] = ("model_id",)
@@ -112,10 +110,6 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
     alias: str | None = None
     alias_key: str = DEFAULT_ALIAS_KEY
     poke_interval: float = 60.0
-    end_time: float | None = None
-    max_failures: int = 5
-    max_attempts: int | None = None
-    call_timeout: float | None = None
     #: the deprecated names of max_attempts and call_timeout (stored by older releases): accepted, not stored
     request_attempts: InitVar[Any] = _NOT_GIVEN
     request_timeout: InitVar[Any] = _NOT_GIVEN

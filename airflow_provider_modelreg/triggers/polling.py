@@ -14,7 +14,7 @@ import abc
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -42,6 +42,8 @@ class StoredTrigger(BaseTrigger):
     stored_classpath: ClassVar[str | None] = None
     #: the fields every event carries, after ``status``
     event_fields: ClassVar[tuple[str, ...]] = ()
+    #: the fields a base class declares for every subclass: stored after the subclass's own
+    shared_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -49,7 +51,8 @@ class StoredTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         cls = type(self)
         classpath = cls.__dict__.get("stored_classpath") or f"{cls.__module__}.{cls.__qualname__}"
-        return classpath, {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        stored = sorted(fields(self), key=lambda f: f.name in self.shared_fields)  # type: ignore[arg-type]
+        return classpath, {f.name: getattr(self, f.name) for f in stored}
 
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, **{name: getattr(self, name) for name in self.event_fields}, **payload})
@@ -59,17 +62,28 @@ class StoredTrigger(BaseTrigger):
         return self._event("error", message=masked(str(exc)), error_type=type(exc).__name__)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class PollingTrigger(StoredTrigger):
     """A deferrable wait that polls until a verdict (see the module docstring). A subclass names what is waited for
-    (:meth:`_polled`, for the log) and says what a timeout reports (:meth:`_timeout`)."""
+    (:meth:`_polled`, for the log) and says what a timeout reports (:meth:`_timeout`).
 
+    Every wait takes, after its own arguments (and stores them last):
+
+    :param end_time: UNIX time at which to give up with a ``timeout`` event (None: never).
+    :param max_failures: consecutive failed polls tolerated before an ``error`` event.
+    :param max_attempts: attempts per registry request (1-20; None: the connection's ``max_attempts``).
+    :param call_timeout: seconds one registry call may take, retries included (None: the connection's
+        ``call_timeout``).
+    """
+
+    shared_fields: ClassVar[tuple[str, ...]] = ("end_time", "max_failures", "max_attempts", "call_timeout")
     #: whether ``end_time`` also bounds a poll in flight and the last sleep (else it is checked between polls)
     bounded: ClassVar[bool] = False
 
-    # fields of every wait (declared by each, in the order it stores them)
-    end_time: float | None
-    max_failures: int
-    _failures: int
+    end_time: float | None = None
+    max_failures: int = 5
+    max_attempts: int | None = None
+    call_timeout: float | None = None
 
     @abc.abstractmethod
     def _polled(self) -> str:
