@@ -3,9 +3,7 @@ current version moving past a given one."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -39,6 +37,7 @@ from airflow_provider_modelreg.validation import check_max_failures, rendered_op
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 __all__ = ["FabricModelVersionSensor"]
 
@@ -217,32 +216,22 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
     def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        result = self.poke(context)  # the worker checks once before deferring
-        if isinstance(result, PokeReturnValue) and result.is_done:
-            return result.xcom_value
+        return self._check_then_defer(context, self._trigger)
+
+    def _trigger(self, **settings: Any) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.fabric import FabricModelVersionTrigger
 
         target = self._target()
-        timeout = float(self.timeout) if self.timeout is not None else None
         self.log.info("Deferring: the triggerer waits for %s of model %s", target.describe(), target.model_id)
-        self.defer(
-            trigger=FabricModelVersionTrigger(
-                fabric_conn_id=self.fabric_conn_id,
-                model_id=target.model_id,
-                workspace_id=self.hook.workspace(target.workspace_id),
-                version_name=target.version_name,
-                version_pattern=target.version_pattern,
-                current_after=target.current_after,
-                current=target.current,
-                poke_interval=float(self.poke_interval),
-                end_time=time.time() + timeout if timeout is not None else None,
-                max_failures=self.max_failures,
-                max_attempts=self.max_attempts,
-                call_timeout=self.call_timeout,
-            ),
-            method_name="execute_complete",
-            # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
-            timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
+        return FabricModelVersionTrigger(
+            fabric_conn_id=self.fabric_conn_id,
+            model_id=target.model_id,
+            workspace_id=self.hook.workspace(target.workspace_id),
+            version_name=target.version_name,
+            version_pattern=target.version_pattern,
+            current_after=target.current_after,
+            current=target.current,
+            **settings,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -262,8 +251,7 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
         return version
 
     def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+        event = self._checked_event(event)
         status = event["status"]
         target = self._target()
         if status in ("success", "failed"):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
@@ -50,6 +49,7 @@ from airflow_provider_modelreg.task_hook import TaskHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 __all__ = ["DEFAULT_MAX_FAILURES", "PaiModelVersionApprovedSensor"]
 
@@ -291,33 +291,22 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
                 return super().execute(context)
             except AirflowSensorTimeout as exc:
                 self._timed_out(str(exc))
-        result = self.poke(context)  # the worker checks once before deferring
-        if isinstance(result, PokeReturnValue) and result.is_done:
-            return result.xcom_value
+        return self._check_then_defer(context, self._trigger)
+
+    def _trigger(self, **settings: Any) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
         target = self._target()
-        timeout = float(self.timeout) if self.timeout is not None else None
-        end_time = time.time() + timeout if timeout is not None else None
         self.log.info("Deferring: the triggerer waits for approval of model %s", self.model_id)
-        self.defer(
-            trigger=PaiModelVersionApprovedTrigger(
-                pai_conn_id=self.pai_conn_id,
-                model_id=target.model_id,
-                version_name=target.version_name,
-                after_version=target.after_version,
-                created_after=target.created_after.isoformat() if target.created_after else None,
-                alias=target.alias,
-                alias_key=target.alias_key,
-                poke_interval=float(self.poke_interval),
-                end_time=end_time,
-                max_failures=self.max_failures,
-                max_attempts=self.max_attempts,
-                call_timeout=self.call_timeout,
-            ),
-            method_name="execute_complete",
-            # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
-            timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
+        return PaiModelVersionApprovedTrigger(
+            pai_conn_id=self.pai_conn_id,
+            model_id=target.model_id,
+            version_name=target.version_name,
+            after_version=target.after_version,
+            created_after=target.created_after.isoformat() if target.created_after else None,
+            alias=target.alias,
+            alias_key=target.alias_key,
+            **settings,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -325,8 +314,7 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         return self.closing_hook(lambda: self._complete(context, event))
 
     def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+        event = self._checked_event(event)
         status = event["status"]
         if status == "success":
             ref = self._event_ref(event)

@@ -1,17 +1,26 @@
-"""What every sensor of the provider does with a failed poll and a deferral's backstop, whatever the registry: the
+"""What every sensor of the provider does with a failed poll and a deferral, whatever the registry: the
 ``max_failures`` budget of consecutive retryable failures (counted across reschedules in Airflow's task state store
-on Airflow >= 3.3), and ``soft_fail`` on the backstop timeout of a deferral. Mixed into a sensor class before
+on Airflow >= 3.3), the check before deferring and the wait's settings given to the trigger, and ``soft_fail`` on the
+backstop timeout of a deferral. Mixed into a sensor class before
 ``BaseSensorOperator``; the sensor defines ``_poke`` (one check) and names its model in ``model_id``."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    PokeReturnValue,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 __all__ = ["DEFAULT_MAX_FAILURES", "FAILURES_KEY", "FailedPollBudget"]
 
@@ -38,6 +47,10 @@ class FailedPollBudget:
     poke_interval: Any
     soft_fail: bool
     log: Any
+    timeout: Any
+    max_attempts: int | None
+    call_timeout: float | None
+    defer: Any
     #: the skip message of a backstop timeout starts with this
     nothing_in_time: ClassVar[str] = "Nothing found in time"
 
@@ -92,6 +105,34 @@ class FailedPollBudget:
                 return False
             self._store_failures(store, 0, stored)
             return result
+
+    def _check_then_defer(self, context: Context, trigger: Callable[..., BaseTrigger]) -> Any:
+        """Deferrable mode: the worker checks once (the result, when that check is done), then defers to
+        ``trigger(**settings)``: the wait's settings (``poke_interval``, ``end_time`` from the sensor's ``timeout``,
+        ``max_failures``, ``max_attempts``, ``call_timeout``), resumed in ``execute_complete``."""
+        result = self.poke(context)  # the worker checks once before deferring
+        if isinstance(result, PokeReturnValue) and result.is_done:
+            return result.xcom_value
+        timeout = float(self.timeout) if self.timeout is not None else None
+        self.defer(
+            trigger=trigger(
+                poke_interval=float(self.poke_interval),
+                end_time=time.time() + timeout if timeout is not None else None,
+                max_failures=self.max_failures,
+                max_attempts=self.max_attempts,
+                call_timeout=self.call_timeout,
+            ),
+            method_name="execute_complete",
+            # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
+            timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
+        )
+
+    @staticmethod
+    def _checked_event(event: dict[str, Any] | None) -> dict[str, Any]:
+        """A trigger's event, which has a ``status`` (any other is refused)."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"unexpected trigger event: {event!r}")
+        return event
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's resume (its ``soft_fail`` handling included), plus ``soft_fail`` and a deprecated
