@@ -77,13 +77,9 @@ class PaiEasServiceTrigger(PollingTrigger):
     resource_wait_timeout: float = 1800.0
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hub = EasPollHub.acquire(
-            self.pai_conn_id, self.poll_interval, max_attempts=self.max_attempts, call_timeout=self.call_timeout
-        )
-        try:
+        settings: dict[str, Any] = {"max_attempts": self.max_attempts, "call_timeout": self.call_timeout}
+        async with EasPollHub.using(self.pai_conn_id, self.poll_interval, **settings) as hub:
             yield await self._wait(hub)
-        finally:
-            await hub.release(self.poll_interval)
 
     def _polled(self) -> str:
         return f"of service {self.service_name}"

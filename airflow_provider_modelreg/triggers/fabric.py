@@ -36,10 +36,7 @@ from airflow_provider_modelreg.hooks.fabric_lifecycle import pick_registered, ve
 from airflow_provider_modelreg.triggers.hub import HubKey, PollHub
 from airflow_provider_modelreg.triggers.polling import PollingTrigger, StoredTrigger, retryable
 from airflow_provider_modelreg.validation import (
-    check_max_failures,
     check_poke_interval,
-    check_request_attempts,
-    check_request_timeout,
     rendered_optional,
     rendered_required,
 )
@@ -197,19 +194,12 @@ class FabricModelVersionTrigger(PollingTrigger):
             target = self.target()
             rendered_required(self.fabric_conn_id, "fabric_conn_id")
             self.poke_interval = check_poke_interval(self.poke_interval)
-            self.max_failures = check_max_failures(self.max_failures)
-            attempts = check_request_attempts(self.max_attempts, "max_attempts")
-            timeout = check_request_timeout(self.call_timeout, "call_timeout")
+            settings = self._checked_settings()
         except RegistryInputError as exc:  # before any request
             yield self._error(exc)
             return
-        hub = FabricPollHub.acquire(
-            self.fabric_conn_id, self.poke_interval, max_attempts=attempts, call_timeout=timeout
-        )
-        try:
+        async with FabricPollHub.using(self.fabric_conn_id, self.poke_interval, **settings) as hub:
             yield await self._poll(hub, target)
-        finally:
-            await hub.release(self.poke_interval)
 
     def _polled(self) -> str:
         return f"for model {self.model_id}"
@@ -219,20 +209,7 @@ class FabricModelVersionTrigger(PollingTrigger):
         return self._event("timeout", message=f"no {wanted} before the sensor timeout ({self.end_time})")
 
     async def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> TriggerEvent:
-        anchor: Any = None
-        outlook: str | None = None
-
-        async def poll() -> FabricVersionCheck:
-            return await hub.check(target, anchor, self.poke_interval)
-
-        async def judge(check: FabricVersionCheck) -> TriggerEvent | None:
-            nonlocal anchor, outlook
-            anchor = check.anchor
-            decision: FabricDecision | None = check.decision
-            assert decision is not None
-            if decision.outlook != outlook:  # one wait logs only when what it sees changes
-                outlook = decision.outlook
-                self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+        async def judge(decision: FabricDecision) -> TriggerEvent | None:
             if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
                 return self._event("success", version=decision.version.to_wire())
             if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
@@ -240,4 +217,4 @@ class FabricModelVersionTrigger(PollingTrigger):
                 return self._event("failed", version=decision.version.to_wire(), version_status=status)
             return None
 
-        return await self.until_verdict(poll, judge, self.poke_interval)
+        return await self.until_decided(hub, target, self.poke_interval, judge)

@@ -3,7 +3,8 @@
 Work is shared inside one triggerer process: per event loop and connection there is one :class:`PaiPollHub` with
 one hook (one async connection pool) that answers each read (a hashable value from the decision core) once for
 every trigger that asks it while the answer is younger than that trigger's poll interval. A thousand waits on a
-few models cost a few requests per interval. Its public API (:meth:`PaiPollHub.acquire`, :meth:`~PaiPollHub.release`,
+few models cost a few requests per interval. Its public API (:meth:`PaiPollHub.acquire`, :meth:`~PaiPollHub.release`
+or both around a block: :meth:`~PaiPollHub.using`,
 :meth:`~PaiPollHub.read`, :meth:`~PaiPollHub.check`, :meth:`~PaiPollHub.version_ref`,
 :meth:`~PaiPollHub.gated_transport`) is all the triggers use.
 
@@ -18,7 +19,8 @@ import abc
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -104,6 +106,23 @@ class PollHub(abc.ABC, Generic[H]):
         hub.users += 1
         hub.intervals[interval] += 1
         return hub
+
+    @classmethod
+    @asynccontextmanager
+    async def using(
+        cls,
+        conn_id: str,
+        interval: float = 60.0,
+        *,
+        max_attempts: int | None = None,
+        call_timeout: float | None = None,
+    ) -> AsyncIterator[Self]:
+        """:meth:`acquire` for the time of an ``async with`` block, :meth:`release` after it."""
+        hub = cls.acquire(conn_id, interval, max_attempts=max_attempts, call_timeout=call_timeout)
+        try:
+            yield hub
+        finally:
+            await hub.release(interval)
 
     async def release(self, interval: float = 60.0) -> None:
         """Drop one user; the last one cancels what is in flight and closes the clients."""

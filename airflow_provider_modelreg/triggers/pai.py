@@ -23,16 +23,10 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_modelreg.approval import (
     DEFAULT_ALIAS_KEY,
-    Anchor,
-    ApprovalCheck,
     ApprovalDecision,
     ApprovalTarget,
     Outcome,
-    check_max_failures,
-    check_poke_interval,
     parse_created_after,
-    rendered_optional,
-    rendered_required,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.renamed import renamed_class, take_renamed
@@ -56,7 +50,11 @@ from airflow_provider_modelreg.triggers.watcher import _backoff as _backoff
 from airflow_provider_modelreg.triggers.watcher import _stream_key as _stream_key
 from airflow_provider_modelreg.triggers.watcher import _watch_failed as _watch_failed
 from airflow_provider_modelreg.triggers.watcher import _WatchGroup as _WatchGroup
-from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
+from airflow_provider_modelreg.validation import (
+    check_poke_interval,
+    rendered_optional,
+    rendered_required,
+)
 
 #: an argument not given (None is a value: a stored trigger of an older release has its deprecated names as None)
 _NOT_GIVEN: Any = object()
@@ -138,17 +136,12 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
             )
             rendered_required(self.pai_conn_id, "pai_conn_id")
             self.poke_interval = check_poke_interval(self.poke_interval)
-            self.max_failures = check_max_failures(self.max_failures)
-            attempts = check_request_attempts(self.max_attempts, "max_attempts")
-            timeout = check_request_timeout(self.call_timeout, "call_timeout")
+            settings = self._checked_settings()
         except RegistryInputError as exc:
             yield self._error(exc)
             return
-        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval, max_attempts=attempts, call_timeout=timeout)
-        try:
+        async with PaiPollHub.using(self.pai_conn_id, self.poke_interval, **settings) as hub:
             yield await self._poll(hub, target)
-        finally:
-            await hub.release(self.poke_interval)
 
     def _polled(self) -> str:
         return f"for model {self.model_id}"
@@ -157,20 +150,7 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
         return self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
 
     async def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> TriggerEvent:
-        anchor: Anchor | None = None
-        outlook: str | None = None
-
-        async def poll() -> ApprovalCheck:
-            return await hub.check(target, anchor, self.poke_interval)
-
-        async def judge(check: ApprovalCheck) -> TriggerEvent | None:
-            nonlocal anchor, outlook
-            anchor = check.anchor
-            decision: ApprovalDecision | None = check.decision
-            assert decision is not None
-            if decision.outlook != outlook:  # one wait logs only when what it sees changes
-                outlook = decision.outlook
-                self.log.info("Model %s, waiting for %s: %s", self.model_id, target.describe(), outlook)
+        async def judge(decision: ApprovalDecision) -> TriggerEvent | None:
             if decision.version is None or not decision.outcome.is_terminal():
                 return None
             try:  # the workspace lookup is a read like the others: within the same failure budget
@@ -180,7 +160,7 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
                 return self._failed(exc, details)
             return self._event("success" if decision.outcome is Outcome.APPROVED else "rejected", version=ref)
 
-        return await self.until_verdict(poll, judge, self.poke_interval)
+        return await self.until_decided(hub, target, self.poke_interval, judge)
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)

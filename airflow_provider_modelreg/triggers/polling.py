@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_modelreg.triggers.hub import masked
+from airflow_provider_modelreg.validation import check_max_failures, check_request_attempts, check_request_timeout
 
 __all__ = ["PollingTrigger", "StoredTrigger", "retryable"]
 
@@ -85,6 +86,15 @@ class PollingTrigger(StoredTrigger):
     max_attempts: int | None = None
     call_timeout: float | None = None
 
+    def _checked_settings(self) -> dict[str, Any]:
+        """``max_failures`` checked, and the request settings, checked, as the hub takes them (a typed error naming
+        the field)."""
+        self.max_failures = check_max_failures(self.max_failures)
+        return {
+            "max_attempts": check_request_attempts(self.max_attempts, "max_attempts"),
+            "call_timeout": check_request_timeout(self.call_timeout, "call_timeout"),
+        }
+
     @abc.abstractmethod
     def _polled(self) -> str:
         """What a poll reads, for the log (``"of service x"``)."""
@@ -133,3 +143,27 @@ class PollingTrigger(StoredTrigger):
             if self.bounded and self.end_time is not None:
                 delay = max(0.0, min(delay, self.end_time - time.time()))
             await asyncio.sleep(delay)
+
+    async def until_decided(
+        self, hub: Any, target: Any, interval: float, judge: Callable[[Any], Awaitable[TriggerEvent | None]]
+    ) -> TriggerEvent:
+        """:meth:`until_verdict` for a decision core read through a hub: each poll is ``hub.check(target, anchor,
+        interval)`` with the anchor the first poll resolved, what the wait sees is logged when it changes, and
+        ``judge`` gives the event of a decision."""
+        anchor: Any = None
+        outlook: str | None = None
+
+        async def poll() -> Any:
+            return await hub.check(target, anchor, interval)
+
+        async def judged(check: Any) -> TriggerEvent | None:
+            nonlocal anchor, outlook
+            anchor = check.anchor
+            decision = check.decision
+            assert decision is not None
+            if decision.outlook != outlook:  # one wait logs only when what it sees changes
+                outlook = decision.outlook
+                self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), outlook)
+            return await judge(decision)
+
+        return await self.until_verdict(poll, judged, interval)
