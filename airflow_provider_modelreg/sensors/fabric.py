@@ -16,7 +16,6 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_modelreg.approval_io import drive
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
@@ -166,13 +165,8 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
 
     def _check(self, target: FabricWaitTarget) -> FabricDecision:
         check = FabricVersionCheck(target, anchor=self._anchor)
-        drive(check, lambda what: read_fabric(self.hook, what))
-        self._anchor = check.anchor  # resolved once per task try
-        assert check.decision is not None
-        if check.decision.outlook != self._outlook:  # a wait logs only when what it sees changes
-            self._outlook = check.decision.outlook
-            self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
-        return check.decision
+        decision: FabricDecision = self._decide(check, target, lambda what: read_fabric(self.hook, what))
+        return decision
 
     def _ref(self, target: FabricWaitTarget, version: FabricModelVersion) -> dict[str, Any]:
         workspace = self.hook.workspace(target.workspace_id)

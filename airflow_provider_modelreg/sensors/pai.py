@@ -31,7 +31,7 @@ from airflow_provider_modelreg.approval import (
     rendered_optional,
     rendered_required,
 )
-from airflow_provider_modelreg.approval_io import drive, read
+from airflow_provider_modelreg.approval_io import read
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks.base import extra_str
@@ -216,13 +216,8 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
 
     def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> ApprovalDecision:
         check = ApprovalCheck(target, anchor=self._anchor)
-        drive(check, lambda what: read(hook, what))
-        self._anchor = check.anchor  # resolved once per task try
-        assert check.decision is not None
-        if check.decision.outlook != self._outlook:  # a wait logs only when what it sees changes
-            self._outlook = check.decision.outlook
-            self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
-        return check.decision
+        decision: ApprovalDecision = self._decide(check, target, lambda what: read(hook, what))
+        return decision
 
     def _persist_link(self, ref: dict[str, Any], context: Context, *, best_effort: bool = False) -> None:
         """Keep the console link of ``ref`` for this try. ``best_effort``: a connection that cannot be read (the

@@ -18,6 +18,8 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
+from airflow_provider_modelreg.approval_io import drive
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
@@ -51,11 +53,24 @@ class FailedPollBudget:
     max_attempts: int | None
     call_timeout: float | None
     defer: Any
+    _anchor: Any
+    _outlook: str | None
     #: the skip message of a backstop timeout starts with this
     nothing_in_time: ClassVar[str] = "Nothing found in time"
 
     def _poke(self, context: Context) -> PokeReturnValue | bool:
         raise TypeError(f"{type(self).__name__} must define _poke")
+
+    def _decide(self, check: Any, target: Any, reader: Callable[[Any], Any]) -> Any:
+        """The decision of a decision core's ``check`` of ``target``, driven with ``reader``: the anchor it resolved
+        is kept for the next poke (resolved once per task try), and what the wait sees is logged when it changes."""
+        drive(check, reader)
+        self._anchor = check.anchor
+        assert check.decision is not None
+        if check.decision.outlook != self._outlook:  # a wait logs only when what it sees changes
+            self._outlook = check.decision.outlook
+            self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), self._outlook)
+        return check.decision
 
     def _failure_store(self, context: Context) -> Any | None:
         """Where the consecutive-failure count outlives this run: Airflow's task state store (>= 3.3), used in
