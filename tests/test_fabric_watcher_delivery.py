@@ -257,6 +257,27 @@ async def test_a_new_version_without_create_time_is_held_back_until_it_can_be_or
     await watcher.stop()
 
 
+@shared_streams
+async def test_ack_mode_an_undated_version_is_held_back_and_never_ends_the_stream(
+    fake: FakeFabric, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = FakeStore("prod")
+    run = AckRun(store, confirm=True)
+    await until(lambda: bool(states(store._by_name["prod"])))
+    undated = {k: v for k, v in fabric_version(2, "v2").items() if k != "create_time"}
+    with fake.lock:
+        fake.versions[MODEL] = [fabric_version(3, "v3"), undated, *fake.versions[MODEL]]
+    start = fake.count("ListModelVersions")
+    await until(lambda: fake.count("ListModelVersions") >= start + 3)
+    out = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert run.events == [] and run.failure is None and "create_time" in out  # the watcher lives on
+    with fake.lock:
+        fake.versions[MODEL][1] = fabric_version(2, "v2")  # the server mends it
+    await until(lambda: run.events == ["v2", "v3"], timeout=15)
+    await run.stop()
+    assert run.failure is None
+
+
 async def test_throttling_delays_announcements_never_loses_them(fake: FakeFabric) -> None:
     store = FakeStore("prod")
     watcher = Standalone(store)

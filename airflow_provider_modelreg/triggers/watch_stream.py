@@ -296,10 +296,17 @@ class ModelWatcherTrigger(BaseEventTrigger):
             await self._start(hub, interval, start)
             group.members[me] = self
             group.joined.set()
+            failures = 0
             async for seq, obs in shared_stream:
                 if not self._covers(obs, self.cursor):
                     continue  # planned before this watcher joined: the next poll merges its cursor in
-                cursor, events = self._apply(obs)
+                try:
+                    cursor, events = self._apply(obs)
+                except Exception as exc:  # an answer this watcher cannot judge (e.g. an undated new version):
+                    failures += 1  # logged, the cursor kept, the next poll judged again; never the stream's end
+                    _watch_failed(self.log, self.model_id, failures, interval, exc, self.label)
+                    continue
+                failures = 0
                 self.cursor = cursor
                 if events or self._uncommitted:
                     # stored only once Airflow has stored these events (and every earlier one): the producer
