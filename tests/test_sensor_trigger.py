@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException
 from helpers import SECRETS, build_seed, pai_conn, pai_version
 
 from airflow_provider_modelreg.sensors.pai import PaiModelVersionApprovedSensor
@@ -140,6 +141,31 @@ def test_resume_validates_the_event(event: Any, error: str) -> None:
     with pytest.raises(Exception) as err:
         sensor(version_name="1.0.0").execute_complete(context(), event)
     assert type(err.value).__name__ == error
+
+
+def _approved(**fields: Any) -> dict[str, Any]:
+    version = {"registry": "pai", "model_id": "m-main", "version_name": "1.0.0", "version_id": "1.0.0"}
+    return {"status": "success", "version": {**version, "approval_status": "Approved", "uri": "oss://b/m/", **fields}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "event", "why"),
+    [
+        ({"version_name": "1.0.0"}, _approved(model_id="m-other"), "is of model m-other, not m-main"),
+        ({"version_name": "1.0.0"}, _approved(version_name="2.0.0"), "is version 2.0.0, not 1.0.0"),
+        ({"version_name": "1.0.0"}, _approved(approval_status="Pending"), "'Pending'"),
+        ({"version_name": "1.0.0"}, _approved(uri=None), "not Approved with a Uri"),
+        ({"alias": "champion"}, _approved(labels={"alias": "other"}), "does not carry the label alias=champion"),
+    ],
+)
+def test_a_success_event_the_wait_cannot_justify_never_opens_the_gate(
+    emu: Any, kwargs: dict[str, Any], event: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(AirflowException, match="the gate does not open") as err:
+        sensor(model_id="m-main", **kwargs).execute_complete(context(), event)
+    assert why in str(err.value)
+    good = _approved(labels={"alias": "champion"})  # the same wait opens on the event it asked for
+    assert sensor(model_id="m-main", **kwargs).execute_complete(context(), good)["version_name"] == "1.0.0"
 
 
 async def test_trigger_events(emu: Any) -> None:

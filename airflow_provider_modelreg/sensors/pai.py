@@ -251,6 +251,24 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         except ValueError as exc:
             raise AirflowException(f"trigger event carries no valid model version: {exc}") from None
 
+    def _approved_event_ref(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The success event's version, checked against this wait before the gate opens on it: the same model, the
+        named version (or the alias's label), and Approved with a Uri."""
+        ref = self._event_ref(event)
+        target = self._target()
+        problems = []
+        if ref["model_id"] != target.model_id:
+            problems.append(f"is of model {ref['model_id']}, not {target.model_id}")
+        if target.version_name is not None and ref["version_name"] != target.version_name:
+            problems.append(f"is version {ref['version_name']}, not {target.version_name}")
+        if target.label is not None and ref.get("labels", {}).get(target.label[0]) != target.label[1]:
+            problems.append(f"does not carry the label {target.label[0]}={target.label[1]}")
+        if ref.get("approval_status") != "Approved" or not ref.get("uri"):
+            problems.append(f"is {ref.get('approval_status')!r} with uri {ref.get('uri')!r}, not Approved with a Uri")
+        if problems:
+            raise AirflowException(f"the trigger's success event {'; '.join(problems)}: the gate does not open on it")
+        return ref
+
     def _rejected(self, ref: dict[str, Any]) -> None:
         message = f"Model {self.model_id} version {ref.get('version_name')} was Rejected (terminal in PAI)"
         if self.on_rejected == "skip":
@@ -312,7 +330,7 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         event = self._checked_event(event)
         status = event["status"]
         if status == "success":
-            ref = self._event_ref(event)
+            ref = self._approved_event_ref(event)
             self._persist_link(ref, context)
             self.log.info("Model %s version %s is Approved; uri %s", self.model_id, ref["version_name"], ref["uri"])
             emit_asset_events(self, context, "model_version", ref)
