@@ -215,6 +215,38 @@ def test_waits_on_one_service_share_the_hubs_client_and_each_describe(emu: Any) 
     assert EasPollHub.hubs == {}  # released with the last wait: its client closed
 
 
+def test_a_waits_first_read_is_fresh_then_shared_within_half_an_interval(
+    emu: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached DescribeService may predate the change the task sent before deferring: the first poll never takes
+    it; later polls share answers up to half an interval old."""
+    import asyncio
+
+    from airflow_provider_modelreg.hooks.eas import PaiEasHook
+    from airflow_provider_modelreg.triggers.eas import EasPollHub, PaiEasServiceTrigger
+
+    PaiEasHook().create_service({"name": "fresh_wait", "metadata": {"instance": 1}, "processor": "pmml"})
+    ages: list[float] = []
+    real = EasPollHub.read
+
+    async def read(self: Any, what: Any, max_age: float) -> Any:
+        ages.append(max_age)
+        return await real(self, what, max_age)
+
+    monkeypatch.setattr(EasPollHub, "read", read)
+    trigger = PaiEasServiceTrigger(pai_conn_id="pai_default", service_name="fresh_wait", poll_interval=0.1)
+
+    async def first() -> Any:
+        events = trigger.run()
+        try:
+            return await anext(events)
+        finally:
+            await events.aclose()
+
+    assert asyncio.run(first()).payload["status"] == "success"
+    assert len(ages) >= 2 and ages[0] == 0.0 and set(ages[1:]) == {0.05}
+
+
 def _describe_failing(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
     """DescribeService answers 503 ``failures`` times once the service exists (the deploy's first look passes)."""
     from modelreg_emulator import eas

@@ -100,6 +100,12 @@ class PaiEasServiceTrigger(PollingTrigger):
                 return self._event("failed", reason=verdict.reason, message=masked(verdict.message or ""))
             return None
 
-        # an answer from this round is shared; our own last round's (a poll_interval old) is not reused
+        # an answer from this round is shared; our own last round's (a poll_interval old) is not reused, and the
+        # first poll reads afresh: a cached answer may predate the change the task sent before deferring
         read = DescribeService(self.service_name)
-        return await self.until_verdict(lambda: hub.read(read, self.poll_interval / 2), judge, self.poll_interval)
+        ages = iter((0.0,))
+
+        async def poll() -> EasService:
+            return await hub.read(read, next(ages, self.poll_interval / 2))  # type: ignore[no-any-return]
+
+        return await self.until_verdict(poll, judge, self.poll_interval)
