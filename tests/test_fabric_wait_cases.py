@@ -100,7 +100,9 @@ def context() -> dict[str, Any]:
 
 
 def budget(case: Case) -> float:
-    return 0.3 if case.expect == ("waiting",) else 15.0
+    # a waiting case ends at its deadline, which must leave room for the first request to be answered (the test
+    # asserts one was): 0.3 s was seen too short for the trigger on a loaded machine
+    return 1.0 if case.expect == ("waiting",) else 15.0
 
 
 @dataclass
