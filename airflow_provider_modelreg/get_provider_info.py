@@ -331,6 +331,7 @@ def get_provider_info() -> dict[str, Any]:
             f"{_PKG}.links.PaiModelLink",
             f"{_PKG}.links.FabricModelVersionLink",
             f"{_PKG}.links.PaiEasServiceLink",
+            f"{_PKG}.links.FabricEpInstanceLink",
         ],
         "connection-types": [
             {

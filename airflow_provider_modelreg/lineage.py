@@ -23,6 +23,7 @@ __all__ = [
     "ObjectLocation",
     "convert_asset_to_openlineage",
     "create_asset",
+    "fabric_ep_instance_dataset",
     "object_location",
     "sanitize_uri",
     "service_dataset",
@@ -145,3 +146,10 @@ def version_datasets(refs: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
 def service_dataset(service: dict[str, Any]) -> Any:
     """A deployed PAI-EAS service: namespace ``pai-eas://{region}``, name the service name."""
     return _dataset(f"pai-eas://{service.get('region') or 'unknown'}", str(service["service_name"]))
+
+
+def fabric_ep_instance_dataset(instance: dict[str, Any]) -> Any:
+    """A deployed DataArts Fabric EP service instance: namespace ``fabric-ep://{region}``, name the instance name
+    (its id when the service gave no name)."""
+    name = instance.get("name") or instance["instance_id"]
+    return _dataset(f"fabric-ep://{instance.get('region') or 'unknown'}", str(name))

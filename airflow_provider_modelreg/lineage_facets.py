@@ -9,7 +9,7 @@ import attr
 from airflow.providers.common.compat.openlineage.facet import RunFacet
 from airflow.providers.openlineage.extractors import OperatorLineage
 
-from airflow_provider_modelreg.lineage import service_dataset, version_datasets
+from airflow_provider_modelreg.lineage import fabric_ep_instance_dataset, service_dataset, version_datasets
 
 __all__ = ["ModelVersionsRunFacet", "operator_lineage"]
 
@@ -40,17 +40,21 @@ def operator_lineage(
     *,
     approved_by: Any = None,
     service: dict[str, Any] | None = None,
+    instance: dict[str, Any] | None = None,
 ) -> OperatorLineage[Any, Any]:
     """The lineage of a task over ``refs`` (``ModelVersionRef`` dicts): each artifact in, each registry version out,
-    and a run facet naming the versions. With ``service`` (an EAS service summary) the versions are inputs too and
-    the service is the output.
+    and a run facet naming the versions. With ``service`` (an EAS service summary) or ``instance`` (a Fabric EP
+    instance summary) the versions are inputs too and the service or instance is the output.
 
     :param refs: the versions the task worked on.
     :param approved_by: who decided (a human-in-the-loop answer), recorded in the run facet.
-    :param service: the deployed service (``service_name``, ``region``).
+    :param service: the deployed EAS service (``service_name``, ``region``).
+    :param instance: the deployed Fabric EP instance (``name`` or ``instance_id``, ``region``).
     """
     inputs, outputs = version_datasets(refs)
     if service is not None:
         inputs, outputs = [*inputs, *outputs], [service_dataset(service)]
+    elif instance is not None:
+        inputs, outputs = [*inputs, *outputs], [fabric_ep_instance_dataset(instance)]
     facets = {FACET_KEY: ModelVersionsRunFacet(versions=[_facet_entry(ref, approved_by) for ref in refs])}
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=facets)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey  # type: ignore[attr-defined,unused-ignore]
 
 __all__ = [
+    "FabricEpInstanceLink",
     "FabricModelVersionLink",
     "PaiEasServiceLink",
     "PaiModelLink",
@@ -51,6 +52,11 @@ FABRIC_CONSOLE_TEMPLATE = (
     "#/workspace/{workspace_id}/models/{model_id}/versions/{version_id}"
 )
 PAI_EAS_CONSOLE_TEMPLATE = "https://pai.console.aliyun.com/?regionId={region}#/eas/serviceDetail/{service_name}/detail"
+#: the DataArts Fabric console's address pattern for an EP service instance (as for the others: not documented)
+FABRIC_EP_CONSOLE_TEMPLATE = (
+    "https://console.huaweicloud.com/dataartsfabric/?region={region}"
+    "#/workspace/{workspace_id}/services/instances/{instance_id}"
+)
 FABRIC_MODEL_CONSOLE_TEMPLATE = (
     "https://console.huaweicloud.com/dataartsfabric/?region={region}#/workspace/{workspace_id}/models/{model_id}"
 )
@@ -177,3 +183,15 @@ class PaiEasServiceLink(_ConsoleLink):
     name = "PAI-EAS Service"
     default_template = PAI_EAS_CONSOLE_TEMPLATE
     model_template = PAI_EAS_CONSOLE_TEMPLATE
+
+
+class FabricEpInstanceLink(_ConsoleLink):
+    """Link to the DataArts Fabric console page of the deployed EP service instance: the console's address pattern
+    ``https://console.huaweicloud.com/dataartsfabric/?region={region}#/workspace/{workspace_id}/services/instances/
+    {instance_id}`` (``{region}``, ``{workspace_id}``, ``{instance_id}``; the connection's ``console_url_template``
+    is the registry's and does not apply). It names the instance only: no token or address of the instance's own
+    ``url`` is part of it."""
+
+    name = "DataArts Fabric EP Instance"
+    default_template = FABRIC_EP_CONSOLE_TEMPLATE
+    model_template = FABRIC_EP_CONSOLE_TEMPLATE

@@ -31,6 +31,7 @@ from airflow_provider_modelreg.fabric_ep_models import FabricEpInstance
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.fabric_ep import FabricEpHook
 from airflow_provider_modelreg.hooks.fabric_ep_specs import deploy_instance_body
+from airflow_provider_modelreg.links import FabricEpInstanceLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.task_hook import TaskHook
 from airflow_provider_modelreg.validation import rendered_optional, rendered_required
@@ -72,7 +73,10 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
     ``error_msg``.
 
     XCom: ``instance_id``, ``status``, ``url`` (any token masked), ``name``, ``endpoint_id``, ``model_id``,
-    ``version_id``; the same summary goes to the outlets' asset events (key ``fabric_ep_instance``).
+    ``version_id``; the same summary goes to the outlets' asset events (key ``fabric_ep_instance``). Extra link:
+    :class:`~airflow_provider_modelreg.links.FabricEpInstanceLink` (the instance's console page, once its id is
+    known). OpenLineage: the version's artifact and registry version in, the instance out (``fabric-ep://{region}``,
+    its name).
 
     :param endpoint_id: the EP endpoint to deploy on. (templated)
     :param model_version: a Fabric ``ModelVersionRef`` dict (e.g. the list operator's or sensor's XCom); or
@@ -103,6 +107,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         "workspace_id",
         "fabric_conn_id",
     )
+    operator_extra_links = (FabricEpInstanceLink(),)
     external_id_key = "modelreg_fabric_ep_deploy"
     ui_color = "#e0f0e0"
 
@@ -143,6 +148,8 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         self.deferrable = deferrable
         self.fabric_conn_id = fabric_conn_id
         self._result: dict[str, Any] | None = None
+        self._lineage_instance: dict[str, Any] | None = None
+        track_links(self)
 
     def _make_hook(self, **overrides: Any) -> FabricEpHook:
         return FabricEpHook(self.fabric_conn_id, **overrides)
@@ -188,6 +195,18 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         )
         return EpDeployIntent(model_id, version_id, endpoint_id, name), body
 
+    def _where(self) -> dict[str, Any]:
+        """The region and workspace of the instances (the connection's, the task's workspace first)."""
+        return {"region": self.hook.region, "workspace_id": self.hook.workspace(self._workspace_id())}
+
+    def _link(self, context: Context, instance_id: str) -> None:
+        """Keep and push the console link of the instance (the instance's own ``url`` is not part of it)."""
+        FabricEpInstanceLink.persist(self, {**self._where(), "instance_id": instance_id}, None, context=context)
+
+    def _started(self, context: Context, record: EpDeployRecord) -> Any:
+        self._link(context, record.instance_id)
+        return record.to_json()
+
     def _get(self, instance_id: str) -> FabricEpInstance | None:
         try:
             return self.hook.get_instance(instance_id, workspace_id=self._workspace_id())
@@ -218,7 +237,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
                 "No instance of version %s on endpoint %s: deploying one", intent.version_id, intent.endpoint_id
             )
             created = self.hook.deploy_instance(body, workspace_id=self._workspace_id())
-            return EpDeployRecord(created.id, *fields, action="deploy").to_json()
+            return self._started(context, EpDeployRecord(created.id, *fields, action="deploy"))
         if isinstance(action, Swap):
             self.log.info(
                 "Instance %s serves version %s: swapping in %s",
@@ -232,9 +251,9 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
                 model_id=intent.model_id,
                 version_id=intent.version_id,
             )
-            return EpDeployRecord(action.instance_id, *fields, action="swap").to_json()
+            return self._started(context, EpDeployRecord(action.instance_id, *fields, action="swap"))
         self.log.info("Instance %s: %s", action.instance_id, action.why)
-        return EpDeployRecord(action.instance_id, *fields, action=action.action).to_json()
+        return self._started(context, EpDeployRecord(action.instance_id, *fields, action=action.action))
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         record = EpDeployRecord.from_json(external_id)
@@ -278,9 +297,43 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         return self._report(context, found.to_output())
 
     def _report(self, context: Context, output: dict[str, Any]) -> dict[str, Any]:
+        where = self._where()
+        self._link(context, str(output["instance_id"]))
         emit_asset_events(self, context, "fabric_ep_instance", output)
         self.log.info("Instance %s runs version %s at %s", output["instance_id"], output["version_id"], output["url"])
+        self._lineage_instance = {**output, **where}
         return output
+
+    def _lineage_version(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """The deployed version as a ``ModelVersionRef`` dict: the task's ``model_version`` (with its artifact's
+        ``uri``), else the instance's model and version where the instance is (no artifact known)."""
+        if isinstance(self.model_version, dict):
+            return ModelVersionRef.from_xcom(self.model_version).to_xcom()
+        return {
+            "registry": "fabric",
+            "region": instance.get("region"),
+            "workspace_id": instance.get("workspace_id"),
+            "model_id": instance.get("model_id") or self.model_id,
+            "version_name": None,
+            "version_id": instance.get("version_id") or self.version_id,
+            "uri": None,
+            "approval_status": None,
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the version's artifact (``obs://{bucket}``, when the task was given a ``model_version`` with
+        its ``uri``) and the registry version (``huaweicloud-fabric://{region}/{workspace}``, ``{model}/{version}``)
+        in, the instance out (``fabric-ep://{region}``, the instance name), and the run facet
+        ``modelreg_model_versions``. Nothing before the instance runs the version.
+
+        :param task_instance: the task instance (unused: the task keeps what it deployed).
+        """
+        from airflow_provider_modelreg.lineage_facets import operator_lineage  # only when OpenLineage asks (P4)
+
+        instance = self._lineage_instance
+        if instance is None:
+            return operator_lineage([])
+        return operator_lineage([self._lineage_version(instance)], instance=instance)
 
     # -- execute
 
@@ -321,7 +374,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         instance_id = event.get("instance_id")
         status = event["status"]
         if status == "success" and isinstance(event.get("instance"), dict):
-            return self._report(context, event["instance"])
+            return self.closing_hook(lambda: self._report(context, event["instance"]))
         if status == "failed":
             raise FabricEpDeployError(
                 None if instance_id is None else str(instance_id), event.get("error_code"), event.get("error_msg")
