@@ -19,6 +19,8 @@ PostgreSQL (Debian's packages, a private cluster on 127.0.0.1) as the metadata D
    (i) the EAS canary pipeline with its deploy waiting in a worker: the worker SIGKILLed mid-wait, the retry
    reconnects (one CreateService), the canary moves all traffic; an injected EAS failure fails the deploy with
    its reason and the old service keeps all traffic (``e2e.eas_check``).
+   (j) the DataArts Fabric watcher of ``dags_examples/fabric_lifecycle.py``: a version registered in the emulator is
+   announced exactly once and the announcing DAG runs once (``e2e.fabric_check``).
 5. The connection form in headless Chromium (``e2e.ui_check``), screenshots in ``out/e2e/screenshots/``.
 6. Secret scan over every log and every PostgreSQL table (the trigger table included).
 
@@ -45,7 +47,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_modelreg.deploy import service_name
-from e2e import credentials_check, eas_check, lifecycle_check, proxy_check, watch_check
+from e2e import credentials_check, eas_check, fabric_check, lifecycle_check, proxy_check, watch_check
 from e2e.stack import AIRFLOW, ROOT, Api, Stack, free_port, say, wait_for
 
 WORKDIR = ROOT / ".e2e"
@@ -87,6 +89,7 @@ def e2e_seed() -> dict[str, Any]:
     fraud["Versions"].append(credentials_check.seed_version(template))
     lifecycle_check.add_model(seed, fraud)
     eas_check.add_model(seed, fraud)
+    fabric_check.add_model(seed)
     return seed
 
 
@@ -158,6 +161,7 @@ def airflow_env(db_url: str, api_port: int, emulator_url: str, seed: dict[str, A
             ),
             "PYTHONUNBUFFERED": "1",
             **lifecycle_check.environment(WORKDIR),
+            **fabric_check.environment(),
         }
     )
     return env
@@ -388,6 +392,7 @@ def main() -> int:
             watch_check.DAG_ID,
             lifecycle_check.DAG_ID,
             eas_check.DAG_ID,
+            fabric_check.DAG_ID,
         )
         wait_for(lambda: all(api.get(f"/dags/{d}") for d in dags), 120, "the dag-processor to parse the DAGs")
         say(f"Airflow is up ({time.monotonic() - started:.0f} s): api-server, scheduler, dag-processor, triggerer")
@@ -410,6 +415,8 @@ def main() -> int:
                 set_status,
                 WORKDIR / "airflow-home" / "logs",
             )
+        if not only or "j" in only:
+            results["j"] = fabric_check.run(api, lambda sql: db_rows(db_url, sql), WORKDIR / "airflow-home" / "logs")
         if not only or "e" in only:
             results["e"] = proxy_check.run(stack, WORKDIR, dict(os.environ), seed)
         if not only or "f" in only:
