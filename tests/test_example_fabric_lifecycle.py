@@ -151,6 +151,30 @@ def test_a_second_run_swaps_its_version_onto_the_same_instance(
     assert log.count("fabric_ep.UpdateServiceInstance") == updates + 1
 
 
+def test_no_secret_or_instance_token_in_logs_or_xcom(
+    env: dict[str, str], fabric_emulator: Any, first: dict[str, Any]
+) -> None:
+    """The connection's secret key and the token of the instance's URL (the emulator puts one in, as an invocation
+    URL may carry) appear in no task log, XCom value or run output; the masked URL does."""
+    import sqlite3
+
+    (instance,) = instances(fabric_emulator)
+    token = instance["url"]["address"].split("token=")[1]
+    assert token
+    home = Path(env["AIRFLOW_HOME"])
+    db = sqlite3.connect(home / "airflow.db")
+    try:
+        xcoms = [str(row[0]) for row in db.execute("SELECT value FROM xcom WHERE dag_id = ?", (DAG_ID,))]
+    finally:
+        db.close()
+    logs = [p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file()]
+    texts = [first["out"], *xcoms, *logs]
+    assert any("token=***" in text for text in xcoms)  # the deploy's output is there, its URL masked
+    secret = json.loads(env["AIRFLOW_CONN_FABRIC_DEFAULT"])["password"]
+    for text in texts:
+        assert token not in text and secret not in text
+
+
 @LINKS_AS_XCOM
 def test_the_deploy_stores_the_console_link_of_its_instance(
     env: dict[str, str], fabric_emulator: Any, first: dict[str, Any]
