@@ -150,6 +150,9 @@ def service_dataset(service: dict[str, Any]) -> Any:
 
 def fabric_ep_instance_dataset(instance: dict[str, Any]) -> Any:
     """A deployed DataArts Fabric EP service instance: namespace ``fabric-ep://{region}``, name the instance name
-    (its id when the service gave no name)."""
+    (its id when the service gave no name).
+
+    :param instance: the deploy's instance summary (``instance_id``, ``name``, ``region``).
+    """
     name = instance.get("name") or instance["instance_id"]
     return _dataset(f"fabric-ep://{instance.get('region') or 'unknown'}", str(name))
