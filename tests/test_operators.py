@@ -506,7 +506,8 @@ def test_8_deferral_and_resume_close_the_client(emu: Any, monkeypatch: pytest.Mo
     with pytest.raises(TaskDeferred):
         task.execute(context())
     assert len(made) == 1 and made[0]._transport is None
-    ref = PaiGetModelVersionOperator(task_id="g", model_id="m-main", version_name="1.0.0").execute(context())
+    emu.store.set_approval("m-main", "1.1.0", "Approved")  # the version waited for (the event is checked against it)
+    ref = PaiGetModelVersionOperator(task_id="g", model_id="m-main", version_name="1.1.0").execute(context())
     made.clear()
     clients = _spy_hooks(monkeypatch, RegistryTransport)
     before = emu.request_log.count()
