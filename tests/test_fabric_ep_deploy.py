@@ -17,7 +17,7 @@ import httpx
 import pytest
 from helpers import background_server, build_seed, fabric_conn
 
-from airflow_provider_modelreg.errors import RegistryResponseError
+from airflow_provider_modelreg.errors import RegistryResponseError, RegistryWaitTimeoutError
 from airflow_provider_modelreg.fabric_ep_deploy import (
     Deploy,
     EpDeployIntent,
@@ -129,6 +129,33 @@ def test_a_new_version_is_swapped_onto_the_instance(emu: Any) -> None:
     assert sent(emu, "DeployServiceInstance") == 1 and sent(emu, "UpdateServiceInstance") == 1
     assert deploy(V2).execute(context())["instance_id"] == first["instance_id"]
     assert sent(emu, "UpdateServiceInstance") == 1  # a re-run of the swap swaps nothing
+
+
+def test_a_cleared_task_deploying_another_version_does_not_reuse_the_stored_deploy(emu: Any) -> None:
+    store = Store()  # the task state store outlives a clear of the task
+    first = deploy(V1).execute(context(store))
+    second = deploy(V2).execute(context(store))  # cleared; the upstream task now hands over V2
+    assert second["instance_id"] == first["instance_id"] and second["version_id"] == V2
+    assert sent(emu, "UpdateServiceInstance") == 1  # swapped, never reported as the stored V1 deploy
+
+
+def test_an_instance_that_never_runs_fails_at_the_timeout_in_either_mode(emu: Any) -> None:
+    import time
+
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    with pytest.raises(RegistryWaitTimeoutError) as err:
+        deploy(timeout=0.1).execute(context())  # the instance takes 0.3 s
+    assert "not there after 0.1 s" in str(err.value) and err.value.retryable
+    op = deploy(timeout=0.1, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    trigger = deferred.value.trigger
+    assert trigger.end_time is not None and trigger.end_time <= time.time() + 0.1
+    assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() == pytest.approx(60.1)
+    with pytest.raises(RegistryWaitTimeoutError):
+        op.execute_complete(context(), {"status": "timeout", "instance_id": "i-1", "message": "late"})
+    assert deploy().timeout == 3600.0
 
 
 class Crash(Exception):

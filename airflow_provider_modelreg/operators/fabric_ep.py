@@ -17,7 +17,12 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.deploy import service_name
-from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.errors import (
+    ModelRegistryError,
+    RegistryInputError,
+    RegistryNotFoundError,
+    RegistryWaitTimeoutError,
+)
 from airflow_provider_modelreg.fabric_ep_deploy import (
     Deploy,
     EpDeployIntent,
@@ -34,7 +39,7 @@ from airflow_provider_modelreg.hooks.fabric_ep_specs import deploy_instance_body
 from airflow_provider_modelreg.links import FabricEpInstanceLink, track_links
 from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.task_hook import TaskHook
-from airflow_provider_modelreg.validation import rendered_optional, rendered_required
+from airflow_provider_modelreg.validation import check_request_timeout, rendered_optional, rendered_required
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -90,6 +95,9 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
     :param max_instances: ``resource.max`` (1-1000, default 1).
     :param workspace_id: the workspace (default: the connection's). (templated)
     :param poll_interval: seconds between ShowServiceInstanceDetail polls (default 30).
+    :param timeout: seconds the instance may take to run the version (default 3,600; the task's
+        ``execution_timeout`` when shorter): an instance stuck in PENDING or CREATING (no resources) fails the task
+        with :class:`~airflow_provider_modelreg.errors.RegistryWaitTimeoutError` instead of waiting for ever.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param fabric_conn_id: connection of type ``huaweicloud_fabric``. (templated)
     :param max_attempts: attempts per request (1-20; default: the connection's).
@@ -125,6 +133,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         max_instances: int = 1,
         workspace_id: str | None = None,
         poll_interval: float = 30.0,
+        timeout: float = 3600.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fabric_conn_id: str = _DEFAULT_CONN,
         max_attempts: int | None = None,
@@ -134,6 +143,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         settings = self.request_settings(kwargs, max_attempts, call_timeout)
         super().__init__(**kwargs)
         self.max_attempts, self.call_timeout = settings
+        self.timeout = check_request_timeout(timeout, "timeout")
         self.endpoint_id = endpoint_id
         self.model_version = model_version
         self.model_id = model_id
@@ -257,7 +267,8 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         record = EpDeployRecord.from_json(external_id)
-        if record is None:
+        if record is None or not record.is_for(self._intent()[0]):
+            # the store outlives a clear: a record of another deploy (e.g. an earlier version) is not this one's
             return "unknown"
         found = self._get(record.instance_id)
         if found is None:
@@ -276,7 +287,10 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         record = EpDeployRecord.from_json(external_id)
         assert record is not None
         watch = InstanceWatch(record.version_id)
+        deadline = time.monotonic() + self._wait_seconds()
         while True:
+            if time.monotonic() >= deadline:
+                raise RegistryWaitTimeoutError(f"Fabric EP instance {record.instance_id}", self._wait_seconds())
             found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
             verdict, news = watch.observe(found)
             if news is not None:
@@ -351,7 +365,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             store.set(self.external_id_key, external_id)
         record = EpDeployRecord.from_json(external_id)
         assert record is not None
-        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else None
+        timeout = self._wait_seconds()
         self.defer(
             trigger=FabricEpInstanceTrigger(
                 fabric_conn_id=self.fabric_conn_id,
@@ -359,13 +373,18 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
                 version_id=record.version_id,
                 workspace_id=self._workspace_id(),
                 poll_interval=float(self.poll_interval),
-                end_time=time.time() + timeout if timeout else None,
+                end_time=time.time() + timeout,
                 max_attempts=self.max_attempts,
                 call_timeout=self.call_timeout,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=timeout + 60) if timeout else None,
+            timeout=timedelta(seconds=timeout + 60),
         )
+
+    def _wait_seconds(self) -> float:
+        """How long the instance may take: ``timeout``, or the task's ``execution_timeout`` when shorter."""
+        limit = float(self.timeout or 3600.0)
+        return min(limit, self.execution_timeout.total_seconds()) if self.execution_timeout else limit
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event."""
@@ -380,7 +399,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
                 None if instance_id is None else str(instance_id), event.get("error_code"), event.get("error_msg")
             )
         if status == "timeout":
-            raise AirflowException(f"Fabric EP instance {instance_id}: {event.get('message')}")
+            raise RegistryWaitTimeoutError(f"Fabric EP instance {instance_id}", self._wait_seconds())
         raise AirflowException(f"Fabric EP deploy wait failed: {event.get('error_type')}: {event.get('message')}")
 
 
