@@ -94,3 +94,44 @@ def fabric_connection(url: str) -> str:
             "extra": {"endpoint": url, "project_id": FABRIC_PROJECT, "workspace_id": "ws-bench"},
         }
     )
+
+
+class LoopLag:
+    """The event loop's lag: how late a 10 ms ``asyncio.sleep`` wakes, sampled continuously (what Airflow's
+    triggerer watches: it warns when one pass of its loop takes longer than 0.2 s). :meth:`reset` starts the measured
+    window; :meth:`figures` gives its p99 and max overshoot (seconds) and the sample count."""
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: Any = None
+
+    async def _monitor(self) -> None:
+        import asyncio
+        import time
+
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.TICK)
+            self.samples.append(max(0.0, time.perf_counter() - started - self.TICK))
+
+    def start(self) -> None:
+        import asyncio
+
+        self._task = asyncio.ensure_future(self._monitor())
+
+    def reset(self) -> None:
+        self.samples = []
+
+    async def stop(self) -> None:
+        import asyncio
+
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def figures(self) -> dict[str, float]:
+        ordered = sorted(self.samples) or [0.0]
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return {"loop_lag_s": ordered[-1], "loop_lag_p99_s": p99, "loop_lag_samples": float(len(self.samples))}

@@ -1,8 +1,10 @@
 """P3: 1,000 approval triggers at once in one event loop (as the triggerer runs them), vs the HTTP provider's
 ``HttpSensorTrigger`` x1000 polling a 404 endpoint of the same emulator, same poll interval.
 
-CPU: this process's CPU time over a steady window, divided by the poll rounds completed in it. Memory: traced
-Python allocations per trigger in steady state (tracemalloc, a separate pass so its overhead does not skew CPU).
+CPU: this process's CPU time over a steady window, divided by the poll rounds completed in it; the round time and
+the event loop's lag over that window (how late a 10 ms ``asyncio.sleep`` monitor wakes: p99 and max) for both.
+Memory: traced Python allocations per trigger in steady state (tracemalloc, a separate pass so its overhead does not
+skew CPU).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import bench_seed, emulator_process, pai_connection
+from bench.common import LoopLag, bench_seed, emulator_process, pai_connection
 
 N = 1000
 INTERVAL = 2.0
@@ -68,6 +70,8 @@ def anchor_make(i: int) -> Any:
 
 async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[str, float]:
     triggers = [make(i) for i in range(N)]
+    lag = LoopLag()
+    lag.start()
     if memory:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -78,6 +82,7 @@ async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[st
         result["bytes_per_trigger"] = (tracemalloc.get_traced_memory()[0] - base) / N
         tracemalloc.stop()
     else:
+        lag.reset()
         polls0, cpu0, wall0 = _POLLS[key], time.process_time(), time.perf_counter()
         await asyncio.sleep(INTERVAL * WINDOW_ROUNDS)
         rounds = (_POLLS[key] - polls0) / N
@@ -85,6 +90,9 @@ async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[st
         result["rounds"] = rounds
         result["round_s"] = (time.perf_counter() - wall0) / max(rounds, 1e-9)
         result["cpu_ms_per_poll"] = result["cpu_ms_per_round"] / N
+        result["rounds_kept_up"] = float(rounds >= WINDOW_ROUNDS * 0.95)
+        result.update(lag.figures())
+    await lag.stop()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -199,20 +199,30 @@ def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[s
         lines += [
             f"Poll interval {p3['interval_s']} s for both.",
             "",
-            "| scenario | ours CPU/round (ms) | anchor CPU/round (ms) | CPU ratio | ours bytes/trigger | anchor bytes/trigger | memory ratio | ours round (s) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| scenario | ours CPU/round (ms) | anchor CPU/round (ms) | CPU ratio | ours bytes/trigger "
+            "| anchor bytes/trigger | memory ratio | round (s), ours / anchor | loop lag p99 / max (s), ours | anchor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, label, cpu_target, mem_target in (
             ("spread", "(i) 1,000 waits over 20 models", 0.1, 0.5),
-            ("worst", "(ii) 1,000 waits on 1,000 models", 1.0, 1.0),
+            ("worst", "(ii) 1,000 waits on 1,000 models", 0.8, 1.0),
         ):
             r = p3[name]
+            ours, anchor = r["ours"], r["anchor"]
+            # a shape meets only when its rounds keep up with the interval (old records did not say: assumed)
+            kept = bool(ours.get("rounds_kept_up", 1.0))
             lines.append(
-                f"| {label} | {r['ours']['cpu_ms_per_round']:.0f} | {r['anchor']['cpu_ms_per_round']:.0f} | "
-                f"{r['cpu_ratio']:.3f} (target <= {cpu_target}: {_mark(r['cpu_ratio'] <= cpu_target)}) | "
-                f"{r['ours']['bytes_per_trigger']:.0f} | {r['anchor']['bytes_per_trigger']:.0f} | "
+                f"| {label} | {ours['cpu_ms_per_round']:.0f} | {anchor['cpu_ms_per_round']:.0f} | "
+                f"{r['cpu_ratio']:.3f} (target <= {cpu_target}: {_mark(kept and r['cpu_ratio'] <= cpu_target)}) | "
+                f"{ours['bytes_per_trigger']:.0f} | {anchor['bytes_per_trigger']:.0f} | "
                 f"{r['memory_ratio']:.2f} (target <= {mem_target}: {_mark(r['memory_ratio'] <= mem_target)}) | "
-                f"{r['ours']['round_s']:.2f} |"
+                f"{ours['round_s']:.2f} / {anchor['round_s']:.2f} (keeps up: {_mark(kept)}) | "
+                + (
+                    f"{ours['loop_lag_p99_s']:.3f} / {ours['loop_lag_s']:.3f} | "
+                    f"{anchor['loop_lag_p99_s']:.3f} / {anchor['loop_lag_s']:.3f} |"
+                    if "loop_lag_s" in ours
+                    else "— | — |"
+                )
             )
         lines.append("")
     lines += head("p4", "P4 — import cost on top of `import airflow.sdk`")
@@ -232,35 +242,58 @@ def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[s
     return lines
 
 
+def _lag(r: dict[str, Any], target: float) -> str:
+    """Loop lag, p99 / max (the target applies to the max)."""
+    if "loop_lag_s" not in r:
+        return "—"
+    p99 = f"{r['loop_lag_p99_s']:.3f} / " if "loop_lag_p99_s" in r else ""
+    return f"{p99}{r['loop_lag_s']:.3f} (target < {target}: {_mark(r['loop_lag_s'] < target)})"
+
+
 def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
     triggers = records["p6"]["result"]["triggers"] if "p6" in records else 10_000
     lines: list[str] = head("p6", f"P6 — one triggerer's capacity: {triggers:,} waits in one event loop")
     if "p6" not in records:
         return lines + missing("p6", "make bench")
     p6 = records["p6"]["result"]
-    spread, wide = p6["spread"], p6["wide"]
-    ours, anchor = spread["ours"], spread["anchor"]
+    targets = p6.get("targets", {"spread": {"lag_s": 0.1, "bytes": 3072}, "wide": {"lag_s": 0.2, "bytes": 4000}})
     lines += [
         f"Emulator latency {p6['latency_ms']} ms; CPU per round = process CPU / rounds completed after a warm-up round; "
-        "lag = the largest overshoot of a 10 ms `asyncio.sleep` monitor; bytes per trigger from tracemalloc.",
+        "loop lag = how late a 10 ms `asyncio.sleep` monitor woke over the measured rounds (p99 / max); bytes per "
+        "trigger from tracemalloc. A shape meets only when its rounds keep up with the interval.",
         "",
-        "| scenario | CPU/round ours (s) | CPU/round HttpSensorTrigger (s) | CPU ratio (target <= 0.1) "
-        "| bytes/trigger (target <= 3 KB) | round (s) | loop lag (s) | verdict |",
+        "| scenario | CPU/round ours (s) | CPU/round HttpSensorTrigger (s) | CPU ratio | bytes/trigger | round (s) "
+        "| loop lag p99 / max (s) | verdict |",
         "|---|---|---|---|---|---|---|---|",
-        f"| (i) {triggers:,} waits over {spread['models']} models, {spread['interval_s']:.0f} s | "
-        f"{ours['cpu_s_per_round']:.2f} | {anchor['cpu_s_per_round']:.2f} | {spread['cpu_ratio']:.3f} | "
-        f"{ours['bytes_per_trigger']:.0f} | {ours['round_s']:.1f} | {ours['loop_lag_s']:.3f} (target < 0.1) | "
-        f"{_mark(spread['met'])} |",
-        f"| (ii) {triggers:,} waits over {wide['models']:,} models, {wide['interval_s']:.0f} s | "
-        f"{wide['ours']['cpu_s_per_round']:.2f} | — | — | {wide['ours']['bytes_per_trigger']:.0f} | "
-        f"{wide['ours']['round_s']:.1f} (within the interval: {_mark(bool(wide['ours']['rounds_kept_up']))}) | "
-        f"{wide['ours']['loop_lag_s']:.3f} (target < 0.2) | {_mark(wide['met'])} |",
-        "",
     ]
-    for name, shape in (("(i)", spread), ("(ii)", wide)):
+    for name, label in (("spread", "(i)"), ("wide", "(ii)")):
+        shape = p6[name]
+        r, t = shape["ours"], targets[name]
+        anchor = shape.get("anchor")
+        if anchor is None:
+            anchor_cpu, ratio = "not run", "—"
+        elif shape.get("cpu_ratio") is not None:
+            anchor_cpu, ratio = f"{anchor['cpu_s_per_round']:.2f}", f"{shape['cpu_ratio']:.3f}"
+        else:
+            anchor_cpu = shape.get("anchor_incomplete", "anchor did not complete a round")
+            ratio = f"at most {shape['cpu_ratio_at_most']:.3f}" if "cpu_ratio_at_most" in shape else "—"
+        cpu = f"{r['cpu_s_per_round']:.2f}" if "cpu_s_per_round" in r else "—"
+        if t.get("cpu_s") and "cpu_s_per_round" in r:
+            cpu += f" (target <= {t['cpu_s']:.0f}: {_mark(r['cpu_s_per_round'] <= t['cpu_s'])})"
+        kept = bool(r.get("rounds_kept_up"))
+        rnd = f"{r['round_s']:.1f}" if "round_s" in r else "—"
+        lines.append(
+            f"| {label} {triggers:,} waits over {shape['models']:,} models, {shape['interval_s']:.0f} s | {cpu} | "
+            f"{anchor_cpu} | {ratio} | {r['bytes_per_trigger']:.0f} (target <= {t['bytes']:,}: "
+            f"{_mark(r['bytes_per_trigger'] <= t['bytes'])}) | {rnd} (keeps up: {_mark(kept)}) | "
+            f"{_lag(r, t['lag_s'])} | {_mark(shape['met'])} |"
+        )
+    lines.append("")
+    for name, label in (("spread", "(i)"), ("wide", "(ii)")):
+        shape = p6[name]
         if shape.get("profile"):
             lines += [
-                f"Missed {name}: {shape.get('miss', '')}. Profile of one round (cProfile, top functions by own time):",
+                f"Missed {label}: {shape.get('miss', '')}. Profile of one round (cProfile, top functions by own time):",
                 "",
                 "```",
                 *shape["profile"],

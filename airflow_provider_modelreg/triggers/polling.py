@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -116,12 +117,20 @@ class PollingTrigger(StoredTrigger):
         return None
 
     async def until_verdict(
-        self, poll: Callable[[], Awaitable[A]], judge: Callable[[A], Awaitable[TriggerEvent | None]], interval: float
+        self,
+        poll: Callable[[], Awaitable[A]],
+        judge: Callable[[A], Awaitable[TriggerEvent | None]],
+        interval: float,
+        *,
+        first_delay: float | None = None,
     ) -> TriggerEvent:
         """Poll every ``interval`` seconds until ``judge`` gives the event of an answer, ``end_time`` passes, or
         polls fail (see :meth:`_failed`). A judge may count a failure of its own with :meth:`_failed`; a poll
-        answered and judged without one ends a run of failures."""
+        answered and judged without one ends a run of failures.
+
+        :param first_delay: the sleep after the first poll, when not ``interval`` (see :meth:`until_decided`)."""
         self._failures = 0
+        delay = interval if first_delay is None else first_delay
         while True:
             left = None if self.end_time is None else self.end_time - time.time()
             if left is not None and left <= 0:
@@ -139,22 +148,32 @@ class PollingTrigger(StoredTrigger):
                     self._failures = 0
             if event is not None:
                 return event
-            delay = interval
             if self.bounded and self.end_time is not None:
                 delay = max(0.0, min(delay, self.end_time - time.time()))
             await asyncio.sleep(delay)
+            delay = interval
 
     async def until_decided(
         self, hub: Any, target: Any, interval: float, judge: Callable[[Any], Awaitable[TriggerEvent | None]]
     ) -> TriggerEvent:
         """:meth:`until_verdict` for a decision core read through a hub: each poll is ``hub.check(target, anchor,
-        interval)`` with the anchor the first poll resolved, what the wait sees is logged when it changes, and
-        ``judge`` gives the event of a decision."""
+        max_age)`` with the anchor the first poll resolved, what the wait sees is logged when it changes, and
+        ``judge`` gives the event of a decision.
+
+        Wake-ups are spread across the interval: the second poll comes after a random share of it (:meth:`_phase`),
+        then every ``interval``. Waits that start together (a mapped task deferring, a triggerer restarting) would
+        otherwise wake together every interval, and ten thousand wake-ups in one pass of the event loop stall it for
+        every other trigger. The second poll takes an answer no older than its own delay, so the spreading delays no
+        one's first fresh read; a model's waits still share one read an interval."""
         anchor: Any = None
         outlook: str | None = None
+        first_delay = interval * self._phase()
+        # The first poll may take any answer younger than the interval; the second, after ``first_delay``, one
+        # younger than that (not staler than what a wait polling every interval would see); the others, the interval.
+        max_ages = iter((interval, first_delay))
 
         async def poll() -> Any:
-            return await hub.check(target, anchor, interval)
+            return await hub.check(target, anchor, next(max_ages, interval))
 
         async def judged(check: Any) -> TriggerEvent | None:
             nonlocal anchor, outlook
@@ -166,4 +185,9 @@ class PollingTrigger(StoredTrigger):
                 self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), outlook)
             return await judge(decision)
 
-        return await self.until_verdict(poll, judged, interval)
+        return await self.until_verdict(poll, judged, interval, first_delay=first_delay)
+
+    @staticmethod
+    def _phase() -> float:
+        """The share of the interval before a shared-read wait's second poll, in (0, 1]."""
+        return 1.0 - random.random()
