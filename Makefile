@@ -62,7 +62,7 @@ docs-check: docs
 
 # Runs write only under out/ (ignored): bench -> out/bench/results.json, e2e -> out/e2e/p5.json and screenshots.
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http
+	$(BIN)/python -m pip install -q -c constraints.txt apache-airflow-providers-http -e ".[bench]"
 	$(BIN)/python -m bench.run
 
 # The only writer of BENCHMARKS.md: records the runs found under out/ that are newer than bench/records.json there,
@@ -122,7 +122,7 @@ matrix-constraints:
 
 constraints:
 	rm -rf /tmp/modelreg-constraints && $(PYTHON) -m venv /tmp/modelreg-constraints
-	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,dev,e2e]" -e ./emulator apache-airflow-providers-http
+	/tmp/modelreg-constraints/bin/pip install -q -e ".[test,dev,e2e,bench]" -e ./emulator apache-airflow-providers-http
 	/tmp/modelreg-constraints/bin/pip freeze --exclude-editable > constraints.txt
 
 clean:

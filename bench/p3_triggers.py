@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import LoopLag, bench_seed, emulator_process, pai_connection
+from bench.sampling import Sampler
 
 N = 1000
 INTERVAL = 2.0
@@ -68,7 +69,7 @@ def anchor_make(i: int) -> Any:
     return HttpSensorTrigger(endpoint="/no-such-endpoint", http_conn_id="bench_http", poke_interval=INTERVAL)
 
 
-async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[str, float]:
+async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[str, Any]:
     triggers = [make(i) for i in range(N)]
     lag = LoopLag()
     lag.start()
@@ -77,14 +78,16 @@ async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[st
         base = tracemalloc.get_traced_memory()[0]
     tasks = [asyncio.ensure_future(anext(t.run())) for t in triggers]
     await asyncio.sleep(INTERVAL * 1.5)  # every trigger has polled at least once; connections are open
-    result: dict[str, float] = {}
+    result: dict[str, Any] = {}
     if memory:
         result["bytes_per_trigger"] = (tracemalloc.get_traced_memory()[0] - base) / N
         tracemalloc.stop()
     else:
         lag.reset()
         polls0, cpu0, wall0 = _POLLS[key], time.process_time(), time.perf_counter()
-        await asyncio.sleep(INTERVAL * WINDOW_ROUNDS)
+        with Sampler() as sampler:
+            await asyncio.sleep(INTERVAL * WINDOW_ROUNDS)
+        result["shares"] = sampler.shares()
         rounds = (_POLLS[key] - polls0) / N
         result["cpu_ms_per_round"] = (time.process_time() - cpu0) * 1000 / max(rounds, 1e-9)
         result["rounds"] = rounds

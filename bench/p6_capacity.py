@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import LoopLag, bench_seed, emulator_process, pai_connection
+from bench.sampling import Sampler
 
 N = 10_000
 LATENCY_MS = 20
@@ -95,7 +96,7 @@ async def _until_polls(key: str, count: int, timeout: float) -> bool:
 
 async def _run(
     make: Callable[[int], Any], key: str, interval: float, *, memory: bool, profile: list[str] | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     lag = LoopLag()
     lag.start()
     if memory:
@@ -107,7 +108,7 @@ async def _run(
     tasks = [asyncio.ensure_future(anext(t.run())) for t in triggers]
     # warm-up: every wait has polled once (connections open, caches warm)
     warmed = await _until_polls(key, start_polls + N, interval * 3)
-    result: dict[str, float] = {"warm_up_complete": float(warmed)}
+    result: dict[str, Any] = {"warm_up_complete": float(warmed)}
     if not warmed:
         # What an incomplete round still tells: CPU spent and the share of waits polled once, in this time.
         result["warm_up_s"] = time.perf_counter() - wall_start
@@ -129,7 +130,9 @@ async def _run(
     else:
         lag.reset()
         polls0, cpu0, wall0 = _POLLS[key], time.process_time(), time.perf_counter()
-        await asyncio.sleep(interval * MEASURED_ROUNDS)
+        with Sampler() as sampler:
+            await asyncio.sleep(interval * MEASURED_ROUNDS)
+        result["shares"] = sampler.shares()
         rounds = (_POLLS[key] - polls0) / N
         wall = time.perf_counter() - wall0
         result["rounds"] = rounds
@@ -145,7 +148,7 @@ async def _run(
     return result
 
 
-def _shape(make: Callable[[int], Any], key: str, interval: float) -> dict[str, float]:
+def _shape(make: Callable[[int], Any], key: str, interval: float) -> dict[str, Any]:
     return {
         **asyncio.run(_run(make, key, interval, memory=False)),
         **asyncio.run(_run(make, key, interval, memory=True)),

@@ -225,6 +225,13 @@ def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[s
                 )
             )
         lines.append("")
+        lines += _shares_lines(
+            [
+                (f"{label} {who}", p3[name][side])
+                for name, label in (("spread", "(i)"), ("worst", "(ii)"))
+                for side, who in (("ours", "ours"), ("anchor", "anchor"))
+            ]
+        )
     lines += head("p4", "P4 — import cost on top of `import airflow.sdk`")
     if "p4" not in records:
         lines += missing("p4", "make bench")
@@ -240,6 +247,18 @@ def _render_p1_to_p4(records: dict[str, Any], head: Any, missing: Any) -> list[s
             "",
         ]
     return lines
+
+
+def _shares_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Where each shape's CPU went over its measured rounds (``bench/sampling.py``), when the record has it."""
+    from bench.sampling import render_shares
+
+    found = [(label, r["shares"]) for label, r in rows if r.get("shares")]
+    if not found:
+        return []
+    lines = ["Where the CPU went over the measured rounds (sampled stacks of the event loop, by concern):", ""]
+    lines += [f"- {label}: {render_shares(shares)}" for label, shares in found]
+    return [*lines, ""]
 
 
 def _lag(r: dict[str, Any], target: float) -> str:
@@ -289,6 +308,10 @@ def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
             f"{_lag(r, t['lag_s'])} | {_mark(shape['met'])} |"
         )
     lines.append("")
+    lines += _shares_lines(
+        [(f"{label} ours", p6[name]["ours"]) for name, label in (("spread", "(i)"), ("wide", "(ii)"))]
+        + [("(i) anchor", p6["spread"]["anchor"])]
+    )
     for name, label in (("spread", "(i)"), ("wide", "(ii)")):
         shape = p6[name]
         if shape.get("profile"):
