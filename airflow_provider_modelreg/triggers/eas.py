@@ -78,8 +78,12 @@ class PaiEasServiceTrigger(PollingTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings: dict[str, Any] = {"max_attempts": self.max_attempts, "call_timeout": self.call_timeout}
-        async with EasPollHub.using(self.pai_conn_id, self.poll_interval, **settings) as hub:
+        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
+        hub = EasPollHub.acquire(self.pai_conn_id, self.poll_interval, **settings)
+        try:
             yield await self._wait(hub)
+        finally:
+            await hub.release(self.poll_interval)
 
     def _polled(self) -> str:
         return f"of service {self.service_name}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -198,8 +198,12 @@ class FabricModelVersionTrigger(PollingTrigger):
         except RegistryInputError as exc:  # before any request
             yield self._error(exc)
             return
-        async with FabricPollHub.using(self.fabric_conn_id, self.poke_interval, **settings) as hub:
+        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
+        hub = FabricPollHub.acquire(self.fabric_conn_id, self.poke_interval, **settings)
+        try:
             yield await self._poll(hub, target)
+        finally:
+            await hub.release(self.poke_interval)
 
     def _polled(self) -> str:
         return f"for model {self.model_id}"
@@ -208,7 +212,7 @@ class FabricModelVersionTrigger(PollingTrigger):
         wanted = self.target().describe()
         return self._event("timeout", message=f"no {wanted} before the sensor timeout ({self.end_time})")
 
-    async def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> TriggerEvent:
+    def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> Coroutine[Any, Any, TriggerEvent]:
         async def judge(decision: FabricDecision) -> TriggerEvent | None:
             if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
                 return self._event("success", version=decision.version.to_wire())
@@ -217,4 +221,4 @@ class FabricModelVersionTrigger(PollingTrigger):
                 return self._event("failed", version=decision.version.to_wire(), version_status=status)
             return None
 
-        return await self.until_decided(hub, target, self.poke_interval, judge)
+        return self.until_decided(hub, target, self.poke_interval, judge)

@@ -15,7 +15,7 @@ stored by classpath: both keep the one under this module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import InitVar, dataclass
 from typing import Any, ClassVar
 
@@ -140,8 +140,12 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
         except RegistryInputError as exc:
             yield self._error(exc)
             return
-        async with PaiPollHub.using(self.pai_conn_id, self.poke_interval, **settings) as hub:
+        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
+        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval, **settings)
+        try:
             yield await self._poll(hub, target)
+        finally:
+            await hub.release(self.poke_interval)
 
     def _polled(self) -> str:
         return f"for model {self.model_id}"
@@ -149,7 +153,7 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
     def _timeout(self) -> TriggerEvent:
         return self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
 
-    async def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> TriggerEvent:
+    def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> Coroutine[Any, Any, TriggerEvent]:
         async def judge(decision: ApprovalDecision) -> TriggerEvent | None:
             if decision.version is None or not decision.outcome.is_terminal():
                 return None
@@ -160,7 +164,7 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
                 return self._failed(exc, details)
             return self._event("success" if decision.outcome is Outcome.APPROVED else "rejected", version=ref)
 
-        return await self.until_decided(hub, target, self.poke_interval, judge)
+        return self.until_decided(hub, target, self.poke_interval, judge)
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)

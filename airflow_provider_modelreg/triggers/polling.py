@@ -14,7 +14,7 @@ import abc
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -49,6 +49,13 @@ class StoredTrigger(BaseTrigger):
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @property
+    def log(self) -> Any:
+        """The logger of the trigger's class, the same name a trigger's own would have: one per class, not one per
+        trigger (about 1.2 KB each, ten thousand waits in one triggerer). The triggerer routes each line to its
+        trigger's log by the running task's context, not by the logger object."""
+        return type(self).logger()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         cls = type(self)
@@ -153,9 +160,9 @@ class PollingTrigger(StoredTrigger):
             await asyncio.sleep(delay)
             delay = interval
 
-    async def until_decided(
+    def until_decided(
         self, hub: Any, target: Any, interval: float, judge: Callable[[Any], Awaitable[TriggerEvent | None]]
-    ) -> TriggerEvent:
+    ) -> Coroutine[Any, Any, TriggerEvent]:
         """:meth:`until_verdict` for a decision core read through a hub: each poll is ``hub.check(target, anchor,
         max_age)`` with the anchor the first poll resolved, what the wait sees is logged when it changes, and
         ``judge`` gives the event of a decision.
@@ -185,7 +192,8 @@ class PollingTrigger(StoredTrigger):
                 self.log.info("Model %s, waiting for %s: %s", target.model_id, target.describe(), outlook)
             return await judge(decision)
 
-        return await self.until_verdict(poll, judged, interval, first_delay=first_delay)
+        # the loop's own coroutine, not one awaiting it: a frame fewer for each of ten thousand waits to hold
+        return self.until_verdict(poll, judged, interval, first_delay=first_delay)
 
     @staticmethod
     def _phase() -> float:
