@@ -16,6 +16,10 @@ It also checks the Markdown under docs/ (:func:`source_problems`, also run by ``
   the fields :data:`SECTION_FIELDS` and an example included from dags_examples/ (``--8<-- "dags_examples/...``);
 * **included examples are tested**: every dags_examples/ file a page includes is named by a test in tests/ (one
   of its ``dag_id`` strings quoted, or its module ``dags_examples.<name>`` imported);
+* **code in the docs runs, or says why not**: every fenced block in docs/ whose language is none, ``python``,
+  ``py``, ``sh``, ``shell``, ``bash`` or ``console`` is either an include of a dags_examples/ file (checked
+  above), or follows (on the line before its fence) ``<!-- not run: <reason> -->``, or
+  ``<!-- run by tests/<file>.py -->`` naming a test file that exists and names the page.
 
     python ci/check_docs.py out/docs/site
 """
@@ -137,8 +141,13 @@ def check(site: Path, *, provider: bool = True) -> list[str]:
 
 #: the fields every how-to section of a class has (bold lead-ins)
 SECTION_FIELDS = ("What it does", "Arguments", "XCom", "Links", "Failure modes", "Example")
+#: the fenced blocks that must be run by a test or marked as not run
+CODE_LANGUAGES = ("", "python", "py", "sh", "shell", "bash", "console")
 _HEADING = re.compile(r"^(#{1,6}) .*\{\s*#([A-Za-z_][\w-]*)\s*\}\s*$")
 _INCLUDE = re.compile(r'--8<--\s+"(dags_examples/[\w/]+\.py)(?::[\w-]+)?"')
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)(.*)$")
+_NOT_RUN = re.compile(r"^<!--\s*not run:\s*\S.*-->$")
+_RUN_BY = re.compile(r"^<!--\s*run by (tests/[\w/]+\.py)\s*-->$")
 
 
 def howto_classes() -> list[str]:
@@ -170,6 +179,26 @@ def _sections(text: str) -> dict[str, str]:
                 break
         found[match.group(2)] = "\n".join(lines[i:end])
     return found
+
+
+def _fenced_blocks(text: str) -> list[tuple[int, str, str]]:
+    """``(line number of the opening fence, language, body)`` of every fenced block of a page."""
+    blocks, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        fence, language = match.group(2), match.group(3).lower()
+        start, body = i, []
+        closing = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + ",}")
+        i += 1
+        while i < len(lines) and not closing.fullmatch(lines[i].strip()):
+            body.append(lines[i])
+            i += 1
+        blocks.append((start + 1, language, "\n".join(body)))
+        i += 1
+    return blocks
 
 
 def _sources(root: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -211,9 +240,38 @@ def howto_problems(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def code_block_problems(root: Path = ROOT) -> list[str]:
+    """The fenced code blocks of ``root/docs`` neither run by a test nor marked as not run."""
+    pages, test_texts = _sources(root)
+    problems: list[str] = []
+    for name, text in pages.items():
+        lines = text.splitlines()
+        for line_no, language, body in _fenced_blocks(text):
+            if language not in CODE_LANGUAGES:
+                continue
+            if body.strip() and all(_INCLUDE.search(b) for b in body.strip().splitlines()):
+                continue  # an included example file: checked above
+            before = next((lines[k].strip() for k in range(line_no - 2, -1, -1) if lines[k].strip()), "")
+            run_by = _RUN_BY.match(before)
+            if _NOT_RUN.match(before):
+                continue
+            if run_by:
+                test = run_by.group(1)
+                if test not in test_texts:
+                    problems.append(f"docs/{name}:{line_no}: run by {test}: no such test file")
+                elif name not in test_texts[test]:
+                    problems.append(f"docs/{name}:{line_no}: run by {test}, which does not name {name}")
+                continue
+            problems.append(
+                f"docs/{name}:{line_no}: a ```{language or '(no language)'} block neither run by a test "
+                "(<!-- run by tests/....py -->) nor marked <!-- not run: reason -->"
+            )
+    return problems
+
+
 def source_problems(root: Path = ROOT) -> list[str]:
     """What the Markdown under ``root/docs`` misses (see the module's docstring)."""
-    return howto_problems(root)
+    return howto_problems(root) + code_block_problems(root)
 
 
 def main(argv: list[str]) -> int:

@@ -107,3 +107,51 @@ def test_an_included_example_no_test_names_is_reported(tmp_path: Path) -> None:
     assert any(p.startswith(problem) for p in check_docs.howto_problems(root))
     (root / "tests" / "test_x.py").write_text('DAG_ID = "pai_eas_canary"\n', encoding="utf-8")
     assert not any(p.startswith(problem) for p in check_docs.howto_problems(root))
+
+
+def test_every_code_block_of_the_docs_is_run_by_a_test_or_marked() -> None:
+    assert check_docs.code_block_problems(ROOT) == []
+
+
+def test_an_unmarked_or_wrongly_marked_code_block_is_reported(tmp_path: Path) -> None:
+    page = "\n".join(
+        [
+            "# A",
+            "```python",  # line 2: unmarked
+            "print(1)",
+            "```",
+            "<!-- not run: a fragment -->",
+            "```sh",  # marked: fine
+            "make demo",
+            "```",
+            "<!-- run by tests/test_a.py -->",
+            "```",  # run by a test that names the page: fine
+            "export X=1",
+            "```",
+            "<!-- run by tests/test_b.py -->",
+            "```bash",  # line 14: the test does not name the page
+            "true",
+            "```",
+            "<!-- run by tests/test_gone.py -->",
+            "```console",  # line 18: no such test
+            "$ true",
+            "```",
+            "<!-- not run: -->",
+            "```py",  # line 22: a mark without a reason
+            "pass",
+            "```",
+            "```text",  # not code: not checked
+            "a diagram",
+            "```",
+            '```python title="dags_examples/x.py"',  # an included example: checked with the how-tos
+            '--8<-- "dags_examples/x.py"',
+            "```",
+        ]
+    )
+    root = _tree(tmp_path, {"a.md": page}, {"test_a.py": "PAGE = 'docs/a.md'\n", "test_b.py": "PAGE = 'b.md'\n"})
+    assert [p.split(": ")[0] + ": " + p.split(": ")[1][:12] for p in check_docs.code_block_problems(root)] == [
+        "docs/a.md:2: a ```python ",
+        "docs/a.md:14: run by tests",
+        "docs/a.md:18: run by tests",
+        "docs/a.md:22: a ```py bloc",
+    ]
