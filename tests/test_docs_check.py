@@ -155,3 +155,8 @@ def test_an_unmarked_or_wrongly_marked_code_block_is_reported(tmp_path: Path) ->
         "docs/a.md:18: run by tests",
         "docs/a.md:22: a ```py bloc",
     ]
+
+
+def test_the_benchmarks_page_includes_benchmarks_md_rather_than_a_copy() -> None:
+    # BENCHMARKS.md is rendered from bench/records.json (make benchmarks-md): the page shows that file, never a copy
+    assert (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").strip() == '--8<-- "BENCHMARKS.md"'
