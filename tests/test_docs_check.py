@@ -89,18 +89,18 @@ def _tree(tmp_path: Path, docs: dict[str, str], tests: dict[str, str] | None = N
 def test_a_class_without_a_section_or_with_an_incomplete_one_is_reported(tmp_path: Path) -> None:
     root = _tree(
         tmp_path,
-        {"howto-x.md": "# X\n\n## `PaiEasDeployOperator` { #PaiEasDeployOperator }\n\n**What it does**: deploys.\n"},
+        {"howto-list.md": "# X\n\n## `PaiEasDeployOperator` { #PaiEasDeployOperator }\n\n**What it does**: deploys.\n"},
     )
     problems = check_docs.howto_problems(root)
     assert "how-to: no section { #PaiEasCanaryOperator } in docs/howto-*.md" in problems
-    assert "howto-x.md#PaiEasDeployOperator: no **XCom**" in problems
-    assert "howto-x.md#PaiEasDeployOperator: no example included from dags_examples/" in problems
+    assert "howto-list.md#PaiEasDeployOperator: no **XCom**" in problems
+    assert "howto-list.md#PaiEasDeployOperator: no example included from dags_examples/" in problems
     assert not any("#PaiEasDeployOperator: no **What it does**" in p for p in problems)
 
 
 def test_an_included_example_no_test_names_is_reported(tmp_path: Path) -> None:
     include = '```python\n--8<-- "dags_examples/pai_eas_canary.py:canary"\n```\n'
-    root = _tree(tmp_path, {"howto-x.md": include})
+    root = _tree(tmp_path, {"howto-list.md": include})
     (root / "dags_examples").mkdir()
     (root / "dags_examples" / "pai_eas_canary.py").write_text('DAG(dag_id="pai_eas_canary")\n', encoding="utf-8")
     problem = "docs include dags_examples/pai_eas_canary.py: no test in tests/ names its DAG ids"
@@ -148,12 +148,14 @@ def test_an_unmarked_or_wrongly_marked_code_block_is_reported(tmp_path: Path) ->
             "```",
         ]
     )
-    root = _tree(tmp_path, {"a.md": page}, {"test_a.py": "PAGE = 'docs/a.md'\n", "test_b.py": "PAGE = 'b.md'\n"})
+    root = _tree(
+        tmp_path, {"index.md": page}, {"test_a.py": "PAGE = 'docs/index.md'\n", "test_b.py": "PAGE = 'errors.md'\n"}
+    )
     assert [p.split(": ")[0] + ": " + p.split(": ")[1][:12] for p in check_docs.code_block_problems(root)] == [
-        "docs/a.md:2: a ```python ",
-        "docs/a.md:14: run by tests",
-        "docs/a.md:18: run by tests",
-        "docs/a.md:22: a ```py bloc",
+        "docs/index.md:2: a ```python ",
+        "docs/index.md:14: run by tests",
+        "docs/index.md:18: run by tests",
+        "docs/index.md:22: a ```py bloc",
     ]
 
 
