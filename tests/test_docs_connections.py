@@ -96,7 +96,8 @@ def emulator() -> Iterator[Any]:
 
 def test_the_pages_mark_their_connection_blocks() -> None:
     pages = {where.split(":")[0] for where, _ in BLOCKS}
-    assert {"connection-pai.md", "connection-fabric.md", "emulator.md", "guide-no-stored-secrets.md"} <= pages
+    expected = {"connection-pai.md", "connection-fabric.md", "emulator.md", "guide-no-stored-secrets.md"}
+    assert expected | {"guide-oidc-canary-emulator.md"} <= pages
     assert all("export AIRFLOW_CONN_" in body for _, body in BLOCKS)
 
 
@@ -121,7 +122,7 @@ def test_a_documented_connection_reads_back_as_written(where: str, block: str, e
     assert wanted and sorted(read) == sorted(wanted), (read, wanted)
     for conn_id, conn in wanted.items():
         seen = read[conn_id]
-        extra = {k: (v.replace(DOC_PORT, port) if k == "endpoint" else v) for k, v in conn["extra"].items()}
+        extra = {k: (v.replace(DOC_PORT, port) if k.endswith("endpoint") else v) for k, v in conn["extra"].items()}
         assert (seen["conn_type"], seen["login"], seen["password"]) == (
             conn["conn_type"],
             conn["login"],
