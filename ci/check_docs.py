@@ -8,6 +8,19 @@ them), and that the API reference covers the provider: every module ``get_provid
 sensors, triggers and hooks has its section, with every class its ``__all__`` names, and every connection type has
 its page. Exit status 1 with one line per problem.
 
+It also checks the Markdown under docs/ (:func:`source_problems`, also run by ``tests/test_docs_check.py``):
+
+* **one how-to per class**: every public operator, sensor and trigger class (a class named in the ``__all__`` of a
+  module ``get_provider_info()`` lists under operators, sensors or triggers, defined there, its name ending in
+  ``Operator``, ``Sensor`` or ``Trigger``) has a section ``## ... { #ClassName }`` in a docs/howto-*.md page, with
+  the fields :data:`SECTION_FIELDS` and an example included from dags_examples/ (``--8<-- "dags_examples/...``);
+* **included examples are tested**: every dags_examples/ file a page includes is named by a test in tests/ (one
+  of its ``dag_id`` strings quoted, or its module ``dags_examples.<name>`` imported);
+* **code in the docs runs, or says why not**: every fenced block in docs/ whose language is none, ``python``,
+  ``py``, ``sh``, ``shell``, ``bash`` or ``console`` is either an include of a dags_examples/ file (checked
+  above), or follows (on the line before its fence) ``<!-- not run: <reason> -->``, or
+  ``<!-- run by tests/<file>.py -->`` naming a test file that exists and names the page.
+
     python ci/check_docs.py out/docs/site
 """
 
@@ -15,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -125,9 +139,144 @@ def check(site: Path, *, provider: bool = True) -> list[str]:
     return problems
 
 
+#: the fields every how-to section of a class has (bold lead-ins)
+SECTION_FIELDS = ("What it does", "Arguments", "XCom", "Links", "Failure modes", "Example")
+#: the fenced blocks that must be run by a test or marked as not run
+CODE_LANGUAGES = ("", "python", "py", "sh", "shell", "bash", "console")
+_HEADING = re.compile(r"^(#{1,6}) .*\{\s*#([A-Za-z_][\w-]*)\s*\}\s*$")
+_INCLUDE = re.compile(r'--8<--\s+"(dags_examples/[\w/]+\.py)(?::[\w-]+)?"')
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)(.*)$")
+_NOT_RUN = re.compile(r"^<!--\s*not run:\s*\S.*-->$")
+_RUN_BY = re.compile(r"^<!--\s*run by (tests/[\w/]+\.py)\s*-->$")
+
+
+def howto_classes() -> list[str]:
+    """The public operator, sensor and trigger classes of the provider, by name."""
+    from airflow_provider_modelreg.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    names = []
+    for kind in ("operators", "sensors", "triggers"):
+        for entry in info.get(kind, []):
+            for module in entry["python-modules"]:
+                names += [n for n in _public_classes(module) if n.endswith(("Operator", "Sensor", "Trigger"))]
+    return sorted(set(names))
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The anchored sections of a page: ``{anchor: the text up to the next heading of its level or above}``."""
+    lines = text.splitlines()
+    found = {}
+    for i, line in enumerate(lines):
+        match = _HEADING.match(line)
+        if not match:
+            continue
+        level, end = len(match.group(1)), len(lines)
+        for j in range(i + 1, len(lines)):
+            heading = re.match(r"^(#{1,6}) ", lines[j])
+            if heading and len(heading.group(1)) <= level:
+                end = j
+                break
+        found[match.group(2)] = "\n".join(lines[i:end])
+    return found
+
+
+def _fenced_blocks(text: str) -> list[tuple[int, str, str]]:
+    """``(line number of the opening fence, language, body)`` of every fenced block of a page."""
+    blocks, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        fence, language = match.group(2), match.group(3).lower()
+        start, body = i, []
+        closing = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + ",}")
+        i += 1
+        while i < len(lines) and not closing.fullmatch(lines[i].strip()):
+            body.append(lines[i])
+            i += 1
+        blocks.append((start + 1, language, "\n".join(body)))
+        i += 1
+    return blocks
+
+
+def _sources(root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The pages of ``root/docs`` by file name, and the test files of ``root/tests`` by path from ``root``."""
+    pages = {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "docs").glob("*.md"))}
+    tests = {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in sorted((root / "tests").rglob("*.py"))
+    }
+    return pages, tests
+
+
+def howto_problems(root: Path = ROOT) -> list[str]:
+    """The public classes without a complete how-to section, and included examples no test names."""
+    pages, test_texts = _sources(root)
+    problems: list[str] = []
+    sections: dict[str, tuple[str, str]] = {}
+    for name, text in pages.items():
+        if name.startswith("howto-"):
+            sections.update({anchor: (name, body) for anchor, body in _sections(text).items()})
+    for cls in howto_classes():
+        if cls not in sections:
+            problems.append(f"how-to: no section {{ #{cls} }} in docs/howto-*.md")
+            continue
+        page, body = sections[cls]
+        problems += [f"{page}#{cls}: no **{f}**" for f in SECTION_FIELDS if f"**{f}**" not in body]
+        if not _INCLUDE.search(body):
+            problems.append(f"{page}#{cls}: no example included from dags_examples/")
+    included = {path for text in pages.values() for path in _INCLUDE.findall(text)}
+    for path in sorted(included):
+        source = root / path
+        if not source.is_file():
+            problems.append(f"docs include {path}: no such file")
+            continue
+        names = re.findall(r"dag_id=\"(\w+)\"", source.read_text(encoding="utf-8"))
+        module = "dags_examples." + Path(path).stem
+        wanted = [f'"{n}"' for n in names] + [module]
+        if not any(w in text for text in test_texts.values() for w in wanted):
+            problems.append(f"docs include {path}: no test in tests/ names its DAG ids {names} or imports {module}")
+    return problems
+
+
+def code_block_problems(root: Path = ROOT) -> list[str]:
+    """The fenced code blocks of ``root/docs`` neither run by a test nor marked as not run."""
+    pages, test_texts = _sources(root)
+    problems: list[str] = []
+    for name, text in pages.items():
+        lines = text.splitlines()
+        for line_no, language, body in _fenced_blocks(text):
+            if language not in CODE_LANGUAGES:
+                continue
+            if body.strip() and all(_INCLUDE.search(b) for b in body.strip().splitlines()):
+                continue  # an included example file: checked above
+            before = next((lines[k].strip() for k in range(line_no - 2, -1, -1) if lines[k].strip()), "")
+            run_by = _RUN_BY.match(before)
+            if _NOT_RUN.match(before):
+                continue
+            if run_by:
+                test = run_by.group(1)
+                if test not in test_texts:
+                    problems.append(f"docs/{name}:{line_no}: run by {test}: no such test file")
+                elif name not in test_texts[test]:
+                    problems.append(f"docs/{name}:{line_no}: run by {test}, which does not name {name}")
+                continue
+            problems.append(
+                f"docs/{name}:{line_no}: a ```{language or '(no language)'} block neither run by a test "
+                "(<!-- run by tests/....py -->) nor marked <!-- not run: reason -->"
+            )
+    return problems
+
+
+def source_problems(root: Path = ROOT) -> list[str]:
+    """What the Markdown under ``root/docs`` misses (see the module's docstring)."""
+    return howto_problems(root) + code_block_problems(root)
+
+
 def main(argv: list[str]) -> int:
     site = Path(argv[1] if len(argv) > 1 else "out/docs/site").resolve()
-    problems = check(site)
+    problems = check(site) + source_problems()
     for problem in problems:
         print(problem)
     pages = len(list(site.rglob("*.html")))

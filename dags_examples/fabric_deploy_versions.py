@@ -34,6 +34,7 @@ with DAG(
     },
     tags=["modelreg", "fabric", "example"],
 ) as dag:
+    # --8<-- [start:list_versions]
     versions = FabricListModelVersionsOperator(
         task_id="list_versions",
         workspace_id="{{ params.workspace_id }}",
@@ -41,6 +42,7 @@ with DAG(
         fabric_conn_id="fabric_default",
         max_results=20,  # staging keeps the 20 newest
     )
+    # --8<-- [end:list_versions]
 
     # one XCom for the whole ref: a dict return annotation would make Airflow push each key separately, and
     # Airflow 3.0.6 refuses an XCom whose value is None (HTTP 422), as a ref's region is for Fabric

@@ -71,6 +71,7 @@ with DAG(
 
     trained = train()
 
+    # --8<-- [start:register]
     register = FabricRegisterModelVersionOperator(
         task_id="register",
         workspace_id="{{ params.workspace_id }}",
@@ -83,14 +84,18 @@ with DAG(
         poke_interval=2,
         deferrable=True,
     )
+    # --8<-- [end:register]
 
+    # --8<-- [start:promote]
     promote = FabricSetCurrentVersionOperator(
         task_id="promote",
         workspace_id="{{ params.workspace_id }}",
         model_id="{{ params.model_id }}",
         version_id="{{ ti.xcom_pull(task_ids='register')['version_id'] }}",
     )
+    # --8<-- [end:promote]
 
+    # --8<-- [start:deploy]
     deploy = FabricDeployServiceInstanceOperator(
         task_id="deploy",
         model_version=promote.output,
@@ -100,6 +105,7 @@ with DAG(
         poll_interval=2,
         deferrable=True,
     )
+    # --8<-- [end:deploy]
 
     trained >> register >> promote >> deploy
 
@@ -124,6 +130,7 @@ if HAS_ASSET_WATCHERS:  # AssetWatcher and event triggers exist from Airflow 3.0
 
     from airflow_provider_modelreg.triggers.fabric_watcher import FabricVersionEventTrigger
 
+    # --8<-- [start:watcher]
     new_versions = Asset(
         name=f"fabric_new_versions__{MODEL_ID}",
         uri=f"modelreg://fabric/{WORKSPACE_ID}/{MODEL_ID}",
@@ -140,6 +147,7 @@ if HAS_ASSET_WATCHERS:  # AssetWatcher and event triggers exist from Airflow 3.0
             )
         ],
     )
+    # --8<-- [end:watcher]
 
     with DAG(
         dag_id="fabric_version_announced",

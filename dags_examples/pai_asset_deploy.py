@@ -23,6 +23,7 @@ from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventT
 DEPLOY_DIR = os.environ.get("MODELREG_DEPLOY_DIR", os.path.join(tempfile.gettempdir(), "modelreg-deploy"))
 MODEL_ID = os.environ.get("MODELREG_ASSET_MODEL_ID", "model-demo-fraud")
 
+# --8<-- [start:watcher]
 approved_versions = Asset(
     name=f"pai_approved_versions__{MODEL_ID}",
     uri=f"modelreg://pai/{MODEL_ID}",
@@ -33,6 +34,7 @@ approved_versions = Asset(
         )
     ],
 )
+# --8<-- [end:watcher]
 
 
 # A second asset on the same model (a staging deploy) with an identical watcher: Airflow runs one trigger for

@@ -59,6 +59,7 @@ with DAG(
 
     remembered = last_deployed()
 
+    # --8<-- [start:sensor]
     wait = PaiModelVersionApprovedSensor(
         task_id="wait_for_approval",
         model_id="{{ params.model_id }}",
@@ -71,6 +72,7 @@ with DAG(
         max_attempts=3,  # per registry request, for this task and its trigger (not the task's retries)
         call_timeout=30,  # seconds per registry call, retries included (not the sensor's timeout)
     )
+    # --8<-- [end:sensor]
 
     @task
     def deploy(ref: dict[str, Any]) -> str:

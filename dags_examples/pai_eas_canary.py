@@ -60,6 +60,7 @@ with DAG(
     },
     tags=["modelreg", "pai", "eas", "example"],
 ) as dag:
+    # --8<-- [start:wait]
     wait = PaiModelVersionApprovedSensor(
         task_id="wait_for_approval",
         model_id="{{ params.model_id }}",
@@ -68,6 +69,7 @@ with DAG(
         poke_interval=5,
         timeout=24 * 60 * 60,
     )
+    # --8<-- [end:wait]
 
     @task
     def serving_group(params: dict[str, Any]) -> str:
@@ -85,6 +87,7 @@ with DAG(
 
     group = serving_group()
 
+    # --8<-- [start:deploy]
     deploy = PaiEasDeployOperator(
         task_id="deploy",
         model_version=wait.output,
@@ -94,7 +97,9 @@ with DAG(
         poll_interval=2,
         deferrable=True,
     )
+    # --8<-- [end:deploy]
 
+    # --8<-- [start:canary]
     canary = PaiEasCanaryOperator(
         task_id="canary",
         service_name="{{ ti.xcom_pull(task_ids='deploy')['service_name'] }}",
@@ -104,12 +109,15 @@ with DAG(
         bake_time=1,
         poll_interval=2,
     )
+    # --8<-- [end:canary]
 
+    # --8<-- [start:label]
     label = PaiModelVersionLabelsOperator(
         task_id="label",
         model_id="{{ params.model_id }}",
         version_name=APPROVED,
         add={"stage": "production"},
     )
+    # --8<-- [end:label]
 
     wait >> group >> deploy >> canary >> label

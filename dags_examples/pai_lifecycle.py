@@ -54,6 +54,7 @@ if HAS_HITL:
 
         trained = train()
 
+        # --8<-- [start:register]
         register = PaiCreateModelVersionOperator(
             task_id="register",
             model_id="{{ params.model_id }}",
@@ -63,12 +64,15 @@ if HAS_HITL:
             inference_spec={"processor": "pytorch_cpu_1.10"},
             version_description="trained by {{ dag.dag_id }} {{ run_id }}",
         )
+        # --8<-- [end:register]
 
+        # --8<-- [start:review]
         review = PaiModelVersionApprovalHITLOperator(
             task_id="review",
             model_id="{{ params.model_id }}",
             version_name=REGISTERED,
         )
+        # --8<-- [end:review]
 
         deploy = PaiEasDeployOperator(
             task_id="deploy",
@@ -79,11 +83,13 @@ if HAS_HITL:
             deferrable=True,
         )
 
+        # --8<-- [start:promote]
         promote = PaiSetModelVersionAliasOperator(
             task_id="promote",
             model_id="{{ params.model_id }}",
             version_name=REGISTERED,
             alias="champion",
         )
+        # --8<-- [end:promote]
 
         trained >> register >> review >> deploy >> promote
