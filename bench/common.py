@@ -99,12 +99,15 @@ def fabric_connection(url: str) -> str:
 class LoopLag:
     """The event loop's lag: how late a 10 ms ``asyncio.sleep`` wakes, sampled continuously (what Airflow's
     triggerer watches: it warns when one pass of its loop takes longer than 0.2 s). :meth:`reset` starts the measured
-    window; :meth:`figures` gives its p99 and max overshoot (seconds) and the sample count."""
+    window; :meth:`figures` gives its p99 and max overshoot (seconds) and the sample count, and the garbage
+    collector's longest pause in the window (a full collection of a large heap stops the loop as long)."""
 
     TICK = 0.01
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.gc_pauses: list[tuple[int, float]] = []
+        self._gc_started = 0.0
         self._task: Any = None
 
     async def _monitor(self) -> None:
@@ -116,17 +119,31 @@ class LoopLag:
             await asyncio.sleep(self.TICK)
             self.samples.append(max(0.0, time.perf_counter() - started - self.TICK))
 
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        import time
+
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
+
     def start(self) -> None:
         import asyncio
+        import gc
 
+        gc.callbacks.append(self._on_gc)
         self._task = asyncio.ensure_future(self._monitor())
 
     def reset(self) -> None:
         self.samples = []
+        self.gc_pauses = []
 
     async def stop(self) -> None:
         import asyncio
+        import gc
 
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -134,4 +151,11 @@ class LoopLag:
     def figures(self) -> dict[str, float]:
         ordered = sorted(self.samples) or [0.0]
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        return {"loop_lag_s": ordered[-1], "loop_lag_p99_s": p99, "loop_lag_samples": float(len(self.samples))}
+        full = [pause for generation, pause in self.gc_pauses if generation == 2]
+        return {
+            "loop_lag_s": ordered[-1],
+            "loop_lag_p99_s": p99,
+            "loop_lag_samples": float(len(self.samples)),
+            "gc_pause_max_s": max((pause for _, pause in self.gc_pauses), default=0.0),
+            "gc_full_collections": float(len(full)),
+        }

@@ -266,7 +266,8 @@ def _lag(r: dict[str, Any], target: float) -> str:
     if "loop_lag_s" not in r:
         return "—"
     p99 = f"{r['loop_lag_p99_s']:.3f} / " if "loop_lag_p99_s" in r else ""
-    return f"{p99}{r['loop_lag_s']:.3f} (target < {target}: {_mark(r['loop_lag_s'] < target)})"
+    gc = f"; longest GC pause {r['gc_pause_max_s']:.3f}" if "gc_pause_max_s" in r else ""
+    return f"{p99}{r['loop_lag_s']:.3f} (target < {target}: {_mark(r['loop_lag_s'] < target)}){gc}"
 
 
 def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
