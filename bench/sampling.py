@@ -25,7 +25,7 @@ CONCERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parsing", ("/pydantic", "airflow_provider_modelreg/models", "transport/responses.py", "/json/")),
     ("decision core", ("airflow_provider_modelreg/approval", "airflow_provider_modelreg/alias.py")),
     ("hub", ("triggers/hub.py",)),
-    ("our triggers", ("triggers/polling.py", "triggers/pai.py", "triggers/fabric.py")),
+    ("our triggers", ("airflow_provider_modelreg/triggers/",)),
     ("URL and request building", ("httpx/_urls.py", "httpx/_urlparse.py", "httpx/_models.py", "/urllib/parse.py")),
     ("our transport (retry plan, body cap)", ("airflow_provider_modelreg/transport/",)),
     ("httpcore pool", ("httpcore/_async/connection_pool.py", "httpcore/_async/connection.py")),
@@ -66,7 +66,9 @@ class Sampler:
         self.counts: Counter[str] = Counter()
         self.error: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._out = Path(tempfile.mkstemp(prefix="bench-pyspy-", suffix=".txt")[1])
+        handle, name = tempfile.mkstemp(prefix="bench-pyspy-", suffix=".txt")
+        os.close(handle)
+        self._out = Path(name)
 
     def __enter__(self) -> Sampler:
         exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -90,7 +92,7 @@ class Sampler:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(0.5)  # attached before the measured work starts
+        time.sleep(0.5)  # attached before the measured work starts (the caller lets its loop catch up after)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,6 @@ interval apart. And a wait holds little: its class's logger, the hub only while 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -14,8 +13,8 @@ from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
-from airflow.utils.log.logging_mixin import LoggingMixin
 
+from airflow_provider_modelreg.errors import ModelRegistryError
 from airflow_provider_modelreg.triggers.polling import PollingTrigger
 
 
@@ -56,26 +55,58 @@ async def _wait(hub: _Hub, interval: float) -> TriggerEvent:
     return await wait.until_decided(hub, target, interval, judge)
 
 
-def test_the_second_poll_comes_after_the_phase_and_takes_no_older_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the polling loop sleeps, recorded instead of slept (no wall-clock bounds in the tests)."""
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording(delay: float, result: Any = None) -> Any:
+        asked.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr("airflow_provider_modelreg.triggers.polling.asyncio.sleep", recording)
+    return asked
+
+
+def test_the_second_poll_comes_after_the_phase_and_takes_no_older_answer(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
     monkeypatch.setattr(PollingTrigger, "_phase", staticmethod(lambda: 0.25))
     hub = _Hub(polls=4)
-    event = asyncio.run(_wait(hub, 0.4))
+    event = asyncio.run(_wait(hub, 40.0))
     assert event.payload == {"status": "success"}
-    times = [t for t, _ in hub.seen]
-    ages = [a for _, a in hub.seen]
-    assert ages == [0.4, 0.1, 0.4, 0.4]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert 0.09 <= gaps[0] < 0.3, gaps  # a quarter of the interval, not a whole one
-    assert all(0.39 <= g < 0.7 for g in gaps[1:]), gaps
+    assert [a for _, a in hub.seen] == [40.0, 10.0, 40.0, 40.0]
+    assert sleeps == [10.0, 40.0, 40.0]  # a quarter of the interval, then whole ones
 
 
-def test_a_whole_phase_keeps_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_whole_phase_keeps_the_interval(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
     monkeypatch.setattr(PollingTrigger, "_phase", staticmethod(lambda: 1.0))
     hub = _Hub(polls=3)
-    asyncio.run(_wait(hub, 0.2))
-    assert [a for _, a in hub.seen] == [0.2, 0.2, 0.2]
-    times = [t for t, _ in hub.seen]
-    assert all(0.19 <= b - a < 0.5 for a, b in itertools.pairwise(times))
+    asyncio.run(_wait(hub, 20.0))
+    assert [a for _, a in hub.seen] == [20.0, 20.0, 20.0]
+    assert sleeps == [20.0, 20.0]
+
+
+def test_a_failed_first_poll_is_asked_again_after_the_interval_not_the_phase(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """max_failures spans as long an outage at the start of a wait as anywhere else."""
+    monkeypatch.setattr(PollingTrigger, "_phase", staticmethod(lambda: 0.01))
+
+    class Flaky(_Hub):
+        async def check(self, target: Any, anchor: Any, max_age: float) -> Any:
+            if not self.seen:
+                self.seen.append((time.monotonic(), max_age))
+                down = ModelRegistryError("the registry is down")
+                down.retryable = True
+                raise down
+            return await super().check(target, anchor, max_age)
+
+    hub = Flaky(polls=3)
+    event = asyncio.run(_wait(hub, 60.0))
+    assert event.payload == {"status": "success"}
+    assert sleeps[0] == 60.0
 
 
 def test_waits_started_together_get_phases_across_the_whole_interval() -> None:
@@ -85,21 +116,35 @@ def test_waits_started_together_get_phases_across_the_whole_interval() -> None:
     assert {int(p * 10) for p in phases if p < 1.0} == set(range(10))
 
 
+def _logger_name(logger: Any) -> str:
+    """A logger's name: stdlib (Airflow 2) or structlog's lazy proxy (Airflow 3)."""
+    name = getattr(logger, "name", None)
+    return str(name if name is not None else logger._logger_factory_args[0])
+
+
 def test_waits_share_their_class_logger_instead_of_holding_one_each() -> None:
     from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
 
     waits = [PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id=f"m{i}", version_name="v") for i in range(3)]
     for wait in waits:
         wait.log.info("a line")
-    assert waits[0].log is waits[1].log is waits[2].log is PaiModelVersionApprovedTrigger.logger()
+    assert waits[0].log is waits[1].log is waits[2].log
     assert all("_log" not in vars(wait) for wait in waits)  # nothing per trigger
-    # and the logger's name is the trigger class's, as a trigger's own logger's was
-    name = LoggingMixin._create_logger_name(
-        logged_class=PaiModelVersionApprovedTrigger,
-        log_config_logger_name=PaiModelVersionApprovedTrigger._log_config_logger_name,
-        class_logger_name=PaiModelVersionApprovedTrigger._logger_name,
-    )
-    assert name.endswith("triggers.pai.PaiModelVersionApprovedTrigger")
+    # the name a trigger's own logger had: the trigger class's
+    assert _logger_name(waits[0].log).endswith("triggers.pai.PaiModelVersionApprovedTrigger")
+
+
+def test_a_subclass_logs_under_its_own_name_not_its_parents() -> None:
+    from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
+
+    PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m").log.info("the parent logs first")
+
+    class MyWait(PaiModelVersionApprovedTrigger):
+        pass
+
+    mine = MyWait(pai_conn_id="c", model_id="m")
+    assert _logger_name(mine.log).endswith("MyWait")
+    assert mine.log is not PaiModelVersionApprovedTrigger(pai_conn_id="c", model_id="m").log
 
 
 def test_a_wait_holds_its_hub_while_it_polls_and_releases_it_when_cancelled_or_closed(

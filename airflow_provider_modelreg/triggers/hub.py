@@ -2,7 +2,8 @@
 
 Work is shared inside one triggerer process: per event loop and connection there is one :class:`PaiPollHub` with
 one hook (one async connection pool) that answers each read (a hashable value from the decision core) once for
-every trigger that asks it while the answer is younger than that trigger's poll interval. A thousand waits on a
+every trigger that asks it while the answer is younger than the age that trigger accepts (its poll interval;
+for a wait's second poll, the shorter delay before it). A thousand waits on a
 few models cost a few requests per interval. Its public API (:meth:`PaiPollHub.acquire`, :meth:`~PaiPollHub.release`
 or both around a block: :meth:`~PaiPollHub.using`,
 :meth:`~PaiPollHub.read`, :meth:`~PaiPollHub.check`, :meth:`~PaiPollHub.version_ref`,

@@ -55,7 +55,10 @@ class StoredTrigger(BaseTrigger):
         """The logger of the trigger's class, the same name a trigger's own would have: one per class, not one per
         trigger (about 1.2 KB each, ten thousand waits in one triggerer). The triggerer routes each line to its
         trigger's log by the running task's context, not by the logger object."""
-        return type(self).logger()
+        cls = type(self)
+        if "_log" not in cls.__dict__:
+            cls._log = None  # a subclass gets a logger of its own name, not its parent's cached one
+        return cls.logger()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         cls = type(self)
@@ -148,6 +151,7 @@ class PollingTrigger(StoredTrigger):
                 if self.bounded and isinstance(exc, asyncio.TimeoutError):
                     return self._timeout()
                 event = self._failed(exc)
+                delay = interval  # a failed poll is asked again after the interval: max_failures spans as long
             else:
                 failures = self._failures
                 event = await judge(answer)
