@@ -8,21 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_modelreg.approval_reads import (
     DEFAULT_ALIAS_KEY,
     MAX_APPROVED_PAGES,
     RECENT_PAGE_SIZE,
-    Read,
     ReadLabelled,
-    VersionPage,
     bad_answer,
     check_created,
     order_key,
 )
-from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.validation import check_pai_label_part, rendered_required
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.approval_reads import (
+        Read,
+        VersionPage,
+    )
+    from airflow_provider_modelreg.models import PaiModelVersion
 
 __all__ = ["AliasLookup", "alias_holder", "check_alias", "check_alias_key", "holds_alias"]
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_modelreg.alias import AliasLookup, alias_holder, check_alias, check_alias_key, holds_alias
 from airflow_provider_modelreg.approval_reads import (
@@ -56,8 +56,8 @@ from airflow_provider_modelreg.approval_reads import (
 )
 from airflow_provider_modelreg.approval_reads import bad_answer as _bad
 from airflow_provider_modelreg.approval_reads import page_in_order as _page_in_order
+from airflow_provider_modelreg.approval_status import ApprovalStatus
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
 from airflow_provider_modelreg.renamed import renamed_class
 from airflow_provider_modelreg.validation import (
     check_max_failures,
@@ -67,6 +67,9 @@ from airflow_provider_modelreg.validation import (
     rendered_optional,
     rendered_required,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.models import PaiModelVersion
 
 __all__ = [
     "DEFAULT_ALIAS_KEY",
@@ -461,6 +464,8 @@ def describe_page(read: Read, answer: Any) -> str:
         return f"{answer.total} {kind}; newest {shown}"
     if answer is None:
         return "does not exist"
+    from airflow_provider_modelreg.models import PaiModelVersion  # loaded: a registry answered
+
     assert isinstance(answer, PaiModelVersion)
     return _status_text(answer)
 

@@ -7,18 +7,20 @@ triggerer's shared hub, which answers the same read once for every wait that ask
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_modelreg.approval import (
     RECENT_PAGE_SIZE,
-    Read,
     ReadLabelled,
     ReadVersion,
     VersionPage,
 )
 from airflow_provider_modelreg.errors import RegistryNotFoundError
-from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from airflow_provider_modelreg.models import PaiModelVersion, PaiModelVersionPage
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.approval import Read
+    from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+    from airflow_provider_modelreg.models import PaiModelVersion, PaiModelVersionPage
 
 __all__ = ["Driven", "adrive", "aread", "drive", "read"]
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from airflow_provider_modelreg.errors import RegistryResponseError
-from airflow_provider_modelreg.models import PaiModelVersion
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.models import PaiModelVersion
 
 __all__ = [
     "DEFAULT_ALIAS_KEY",

@@ -29,11 +29,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
-from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
 from airflow_provider_modelreg.validation import check_fabric_id, check_fabric_version_id, rendered_required
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
 
 __all__ = [
     "READY_STATUSES",
@@ -237,6 +239,8 @@ def describe_answer(read: FabricRead, answer: Any) -> str:
         newest = max(dated, key=version_key, default=None)
         shown = f"{newest.name} ({newest.id})" if newest is not None else "none"
         return f"{len(answer.versions)} versions; newest {shown}"
+    from airflow_provider_modelreg.models import FabricModel  # loaded: a registry answered
+
     if isinstance(answer, FabricModel):
         current = answer.current_version
         return f"current version {current.name} ({current.id})" if current is not None else "no current version"
@@ -286,6 +290,8 @@ class FabricVersionCheck:
             else:
                 self._on_versions(answer)
         else:
+            from airflow_provider_modelreg.models import FabricModel  # loaded: a registry answered
+
             if not isinstance(answer, FabricModel):
                 raise RuntimeError(f"{read!r} is answered by a FabricModel, not {type(answer).__name__}")
             self._on_model(answer)

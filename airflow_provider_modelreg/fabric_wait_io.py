@@ -5,10 +5,13 @@ triggers, through the triggerer's shared hub). Neither decides anything; run a c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_modelreg.fabric_wait import FabricRead, FabricVersionList, ReadFabricModel
-from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+from airflow_provider_modelreg.fabric_wait import FabricVersionList, ReadFabricModel
+
+if TYPE_CHECKING:
+    from airflow_provider_modelreg.fabric_wait import FabricRead
+    from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 
 __all__ = ["aread_fabric", "read_fabric"]
 

@@ -6,11 +6,12 @@ service adds later survives a round trip instead of being dropped.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from airflow_provider_modelreg.approval_status import ApprovalStatus
 
 __all__ = [
     "ApprovalStatus",
@@ -29,26 +30,6 @@ __all__ = [
     "PaiModelVersion",
     "PaiModelVersionPage",
 ]
-
-
-class ApprovalStatus(str, enum.Enum):
-    """PAI approval status of a model version. ``Approved`` and ``Rejected`` are terminal."""
-
-    PENDING = "Pending"
-    APPROVED = "Approved"
-    REJECTED = "Rejected"
-
-    def is_terminal(self) -> bool:
-        """True when the status can no longer change."""
-        return self is not ApprovalStatus.PENDING
-
-    @classmethod
-    def parse(cls, value: str) -> ApprovalStatus:
-        """Case-insensitive lookup (the PAI SDK docs also spell them ``APPROVED``/``PENDING``)."""
-        for member in cls:
-            if member.value.lower() == value.strip().lower():
-                return member
-        raise ValueError(f"unknown approval status {value!r}; expected one of Pending, Approved, Rejected")
 
 
 class _Wire(BaseModel):

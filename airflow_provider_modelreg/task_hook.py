@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from airflow_provider_modelreg.hooks.base import ModelRegistryHookBase, hook_overrides
 from airflow_provider_modelreg.renamed import take_renamed
 from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
+if TYPE_CHECKING:  # the hooks load when a task runs, not when a DAG file is parsed
+    from airflow_provider_modelreg.hooks.base import ModelRegistryHookBase
+
 __all__ = ["TaskHook"]
 
-H = TypeVar("H", bound=ModelRegistryHookBase)
+H = TypeVar("H", bound="ModelRegistryHookBase")
 T = TypeVar("T")
 
 
@@ -40,6 +42,8 @@ class TaskHook(Generic[H]):
     @cached_property
     def hook(self) -> H:
         """The task's hook (one client, reused by every request of the try; closed when the work ends)."""
+        from airflow_provider_modelreg.hooks.base import hook_overrides
+
         return self._make_hook(**hook_overrides(self.max_attempts, self.call_timeout))
 
     def close_hook(self) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from airflow_provider_modelreg.approval_status import ApprovalStatus
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError, RegistryInputError
-from airflow_provider_modelreg.models import ApprovalStatus
 from airflow_provider_modelreg.renamed import renamed_class
 
 __all__ = [

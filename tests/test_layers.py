@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "",
             "errors",
+            "approval_status",
             "models",
             "eas_models",
             "fabric_ep_models",

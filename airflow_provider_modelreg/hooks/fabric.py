@@ -16,6 +16,7 @@ from airflow_provider_modelreg.errors import (
     RegistryNotFoundError,
     RegistryResponseError,
 )
+from airflow_provider_modelreg.hooks import FABRIC_DEFAULT_CONN_ID, PICKS
 from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str
 
 # the connection settings and the request specs have their own modules; their names stay importable from here
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "FabricModelRegistryHook"]
 
 R = TypeVar("R")
-
-#: ``pick`` values of a get-by-name: several versions with the name are an error, or the newest is taken.
-PICKS = ("unique", "newest")
 
 
 def _not_found(what: str, request_id: str | None) -> RegistryNotFoundError:
@@ -112,7 +110,7 @@ class FabricModelRegistryHook(ModelRegistryHookBase):
     """
 
     conn_name_attr = "fabric_conn_id"
-    default_conn_name = "fabric_default"
+    default_conn_name = FABRIC_DEFAULT_CONN_ID
     conn_type = "huaweicloud_fabric"
     hook_name = "Huawei Cloud DataArts Fabric"
 

@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import Connection
 
 from airflow_provider_modelreg._compat import with_connection_form
 from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+from airflow_provider_modelreg.hooks import PAI_DEFAULT_CONN_ID
 from airflow_provider_modelreg.hooks.base import (
     Listing,
     ModelRegistryHookBase,
@@ -96,7 +97,7 @@ class PaiSignedHook(ModelRegistryHookBase):
     """
 
     conn_name_attr = "pai_conn_id"
-    default_conn_name = "pai_default"
+    default_conn_name = PAI_DEFAULT_CONN_ID
     conn_type = "pai"
     hook_name = "Alibaba Cloud PAI"
     #: ``x-acs-version`` of every request

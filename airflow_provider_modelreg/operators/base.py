@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
-from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, extra_str, hook_overrides
 from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.task_hook import TaskHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_modelreg.hooks.base import Listing, ModelRegistryHookBase, hook_overrides
     from airflow_provider_modelreg.links import _ConsoleLink
 
 __all__ = ["DEFAULT_MAX_RESULTS", "RegistryOperatorBase", "emit_asset_events", "hook_overrides"]
@@ -24,7 +24,7 @@ _VERSION_KEYS = ("model_version", "model_versions")
 #: Default ``max_results`` of the list operators: far below ``[core] max_map_length`` (1,024), a small XCom.
 DEFAULT_MAX_RESULTS = 100
 
-H = TypeVar("H", bound=ModelRegistryHookBase)
+H = TypeVar("H", bound="ModelRegistryHookBase")
 V = TypeVar("V")
 
 
@@ -58,6 +58,8 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
     # -- outputs
 
     def _template(self) -> str | None:
+        from airflow_provider_modelreg.hooks.base import extra_str
+
         return extra_str(self.hook.connection.extra_dejson, "console_url_template")
 
     def persist_link(self, link: type[_ConsoleLink], ref: dict[str, Any], context: Context) -> None:
@@ -98,3 +100,13 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
         if self.do_xcom_push:
             context["ti"].xcom_push(key="total", value=listing.total)
             context["ti"].xcom_push(key="truncated", value=listing.truncated)
+
+
+def __getattr__(name: str) -> Any:
+    """``hook_overrides``, re-exported from :mod:`airflow_provider_modelreg.hooks.base` on first use (PEP 562): the
+    hooks load when a task runs, not when a DAG file imports the operators."""
+    if name == "hook_overrides":
+        from airflow_provider_modelreg.hooks.base import hook_overrides
+
+        return hook_overrides
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,27 +7,31 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_modelreg.approval import rendered_optional, rendered_required
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.fabric import PICKS, FabricModelRegistryHook
+from airflow_provider_modelreg.hooks import FABRIC_DEFAULT_CONN_ID, PICKS
 from airflow_provider_modelreg.links import FabricModelVersionLink
-from airflow_provider_modelreg.models import FabricModelVersion
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
 from airflow_provider_modelreg.validation import check_max_results, check_order
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the hooks load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
+
+    from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+    from airflow_provider_modelreg.models import FabricModelVersion
 
 __all__ = ["FabricGetModelVersionOperator", "FabricListModelVersionsOperator", "FabricListModelsOperator"]
 
-_DEFAULT_CONN = FabricModelRegistryHook.default_conn_name
+_DEFAULT_CONN = FABRIC_DEFAULT_CONN_ID
 
 
-class _FabricOperator(RegistryOperatorBase[FabricModelRegistryHook]):
+class _FabricOperator(RegistryOperatorBase["FabricModelRegistryHook"]):
     """A Fabric task: the hook of ``fabric_conn_id`` with the task's request overrides."""
 
     fabric_conn_id: str
     workspace_id: str | None
 
     def _make_hook(self, **overrides: Any) -> FabricModelRegistryHook:
+        from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+
         return FabricModelRegistryHook(self.fabric_conn_id, **overrides)
 
     def _workspace(self) -> str:

@@ -17,10 +17,8 @@ from airflow_provider_modelreg.approval import (
     rendered_required,
 )
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.base import Listing
-from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.hooks import PAI_DEFAULT_CONN_ID
 from airflow_provider_modelreg.links import PaiModelLink, PaiModelVersionLink
-from airflow_provider_modelreg.models import PaiModelVersion
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
 from airflow_provider_modelreg.validation import (
     check_max_results,
@@ -30,8 +28,12 @@ from airflow_provider_modelreg.validation import (
     check_pai_version_name,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the hooks load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
+
+    from airflow_provider_modelreg.hooks.base import Listing
+    from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+    from airflow_provider_modelreg.models import PaiModelVersion
 
 __all__ = [
     "PaiGetModelOperator",
@@ -41,15 +43,17 @@ __all__ = [
     "PaiUpdateModelVersionApprovalOperator",
 ]
 
-_DEFAULT_CONN = PaiModelRegistryHook.default_conn_name
+_DEFAULT_CONN = PAI_DEFAULT_CONN_ID
 
 
-class _PaiOperator(RegistryOperatorBase[PaiModelRegistryHook]):
+class _PaiOperator(RegistryOperatorBase["PaiModelRegistryHook"]):
     """A PAI task: the hook of ``pai_conn_id`` with the task's request overrides."""
 
     pai_conn_id: str
 
     def _make_hook(self, **overrides: Any) -> PaiModelRegistryHook:
+        from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+
         return PaiModelRegistryHook(self.pai_conn_id, **overrides)
 
     def _ref(self, model_id: str, version: PaiModelVersion) -> dict[str, Any]:
@@ -206,6 +210,8 @@ class PaiListModelVersionsOperator(_PaiOperator):
 
     def _alias_holder(self, model_id: str) -> Listing[PaiModelVersion]:
         """The holder of the alias as a listing of one (none: empty), whatever order the server listed in."""
+        from airflow_provider_modelreg.hooks.base import Listing
+
         key, alias = check_alias(self.alias, self.alias_key)  # before anything is sent
         status = rendered_optional(self.approval_status, "approval_status")
         wanted = None if status is None else check_pai_approval_status(status)

@@ -19,29 +19,29 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
-    FabricDecision,
     FabricOutcome,
     FabricVersionCheck,
     FabricWaitTarget,
     failed_status,
 )
-from airflow_provider_modelreg.fabric_wait_io import read_fabric
-from airflow_provider_modelreg.hooks.base import extra_str
-from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+from airflow_provider_modelreg.hooks import FABRIC_DEFAULT_CONN_ID
 from airflow_provider_modelreg.links import FabricModelVersionLink, track_links
-from airflow_provider_modelreg.models import FabricModelVersion
 from airflow_provider_modelreg.sensors.polling import DEFAULT_MAX_FAILURES, FailedPollBudget
 from airflow_provider_modelreg.task_hook import TaskHook
 from airflow_provider_modelreg.validation import check_max_failures, rendered_optional, rendered_required
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the hooks, the models and the triggers load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
+
+    from airflow_provider_modelreg.fabric_wait import FabricDecision
+    from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+    from airflow_provider_modelreg.models import FabricModelVersion
 
 __all__ = ["FabricModelVersionSensor"]
 
 
-class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHook], BaseSensorOperator):
+class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHook"], BaseSensorOperator):
     """Waits for a DataArts Fabric model version and pushes its ``ModelVersionRef`` dict (``uri``: the OBS path of
     the weights) to XCom.
 
@@ -99,7 +99,7 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
         version_pattern: str | None = None,
         current_after: str | None = None,
         current: bool = False,
-        fabric_conn_id: str = FabricModelRegistryHook.default_conn_name,
+        fabric_conn_id: str = FABRIC_DEFAULT_CONN_ID,
         on_failed: str = "fail",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_attempts: int | None = None,
@@ -161,9 +161,13 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
         )
 
     def _make_hook(self, **overrides: Any) -> FabricModelRegistryHook:
+        from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
+
         return FabricModelRegistryHook(self.fabric_conn_id, **overrides)
 
     def _check(self, target: FabricWaitTarget) -> FabricDecision:
+        from airflow_provider_modelreg.fabric_wait_io import read_fabric
+
         check = FabricVersionCheck(target, anchor=self._anchor)
         decision: FabricDecision = self._decide(check, target, lambda what: read_fabric(self.hook, what))
         return decision
@@ -174,6 +178,8 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
 
     def _persist_link(self, ref: dict[str, Any], context: Context) -> None:
         """Keep the console link of ``ref`` (best effort: a connection that cannot be read takes the default)."""
+        from airflow_provider_modelreg.hooks.base import extra_str
+
         try:
             template = extra_str(self.hook.connection.extra_dejson, "console_url_template")
         except Exception:
@@ -234,6 +240,8 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook[FabricModelRegistryHoo
 
     def _event_version(self, target: FabricWaitTarget, event: dict[str, Any]) -> FabricModelVersion:
         """The event's version, checked: a version of the wait's kind (a match wait's name matches)."""
+        from airflow_provider_modelreg.models import FabricModelVersion
+
         try:
             version = FabricModelVersion.model_validate(event.get("version"))
         except ValueError as exc:

@@ -20,9 +20,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_modelreg.approval import (
     DEFAULT_ALIAS_KEY,
-    Anchor,
     ApprovalCheck,
-    ApprovalDecision,
     ApprovalTarget,
     Outcome,
     check_alias_key,
@@ -31,13 +29,10 @@ from airflow_provider_modelreg.approval import (
     rendered_optional,
     rendered_required,
 )
-from airflow_provider_modelreg.approval_io import read
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
-from airflow_provider_modelreg.hooks.base import extra_str
-from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+from airflow_provider_modelreg.hooks import PAI_DEFAULT_CONN_ID
 from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
-from airflow_provider_modelreg.models import ModelVersionRef
 from airflow_provider_modelreg.sensors.polling import (
     BACKSTOP_ERRORS,
     DEFAULT_MAX_FAILURES,
@@ -47,9 +42,12 @@ from airflow_provider_modelreg.sensors.polling import (
 from airflow_provider_modelreg.sensors.polling import FAILURES_KEY as FAILURES_KEY
 from airflow_provider_modelreg.task_hook import TaskHook
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the hooks, the models and the triggers load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
+
+    from airflow_provider_modelreg.approval import Anchor, ApprovalDecision
+    from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 
 __all__ = ["DEFAULT_MAX_FAILURES", "PaiModelVersionApprovedSensor"]
 
@@ -57,7 +55,7 @@ _BACKSTOP_ERRORS = BACKSTOP_ERRORS  # its name before the failed-poll rules had 
 _retryable = retryable
 
 
-class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryHook], BaseSensorOperator):
+class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistryHook"], BaseSensorOperator):
     """Waits until a PAI model version is Approved and pushes its ``ModelVersionRef`` dict (with ``uri``) to XCom.
 
     Rejected is terminal in PAI: the task fails at once without retries (``on_rejected="fail"``) or is
@@ -134,7 +132,7 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         created_after: datetime | str | None = None,
         alias: str | None = None,
         alias_key: str = DEFAULT_ALIAS_KEY,
-        pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
+        pai_conn_id: str = PAI_DEFAULT_CONN_ID,
         on_rejected: str = "fail",
         skip_on_timeout: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -212,9 +210,13 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
         )
 
     def _make_hook(self, **overrides: Any) -> PaiModelRegistryHook:
+        from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
+
         return PaiModelRegistryHook(self.pai_conn_id, **overrides)
 
     def _check(self, hook: PaiModelRegistryHook, target: ApprovalTarget) -> ApprovalDecision:
+        from airflow_provider_modelreg.approval_io import read
+
         check = ApprovalCheck(target, anchor=self._anchor)
         decision: ApprovalDecision = self._decide(check, target, lambda what: read(hook, what))
         return decision
@@ -222,6 +224,8 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
     def _persist_link(self, ref: dict[str, Any], context: Context, *, best_effort: bool = False) -> None:
         """Keep the console link of ``ref`` for this try. ``best_effort``: a connection that cannot be read (the
         template lives there) falls back to the default template rather than hiding the outcome being reported."""
+        from airflow_provider_modelreg.hooks.base import extra_str
+
         try:
             template = extra_str(self.hook.connection.extra_dejson, "console_url_template")
         except Exception:
@@ -246,6 +250,8 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook[PaiModelRegistryH
 
     @staticmethod
     def _event_ref(event: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_modelreg.models import ModelVersionRef
+
         try:
             return ModelVersionRef.from_xcom(event.get("version") or {}).to_xcom()
         except ValueError as exc:

@@ -18,8 +18,6 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_modelreg.approval_io import drive
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
@@ -64,6 +62,8 @@ class FailedPollBudget:
     def _decide(self, check: Any, target: Any, reader: Callable[[Any], Any]) -> Any:
         """The decision of a decision core's ``check`` of ``target``, driven with ``reader``: the anchor it resolved
         is kept for the next poke (resolved once per task try), and what the wait sees is logged when it changes."""
+        from airflow_provider_modelreg.approval_io import drive  # the I/O shell loads when a task runs
+
         drive(check, reader)
         self._anchor = check.anchor
         assert check.decision is not None
