@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
-    BaseOperator,
-    ResumableJobMixin,
-    conf,
-)
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
 from airflow_provider_modelreg.approval import rendered_required
 from airflow_provider_modelreg.asset_events import emit_asset_events
@@ -22,6 +15,7 @@ from airflow_provider_modelreg.eas_deploy import (
     Create,
     DeployRecord,
     Refuse,
+    RolloutVerdict,
     RolloutWatch,
     Update,
     config_digest,
@@ -29,17 +23,18 @@ from airflow_provider_modelreg.eas_deploy import (
     plan_deploy,
 )
 from airflow_provider_modelreg.eas_models import EasService
-from airflow_provider_modelreg.errors import ModelRegistryError, RegistryInputError, RegistryNotFoundError
+from airflow_provider_modelreg.errors import ModelRegistryError, RegistryNotFoundError
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
-from airflow_provider_modelreg.links import PaiEasServiceLink, track_links
+from airflow_provider_modelreg.links import PaiEasServiceLink
 from airflow_provider_modelreg.models import ModelVersionRef
-from airflow_provider_modelreg.task_hook import TaskHook
+from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperator, deployed_version
 from airflow_provider_modelreg.validation import check_eas_id, check_max_failures
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 __all__ = ["EasDeployError", "PaiEasDeployOperator"]
 
@@ -71,7 +66,7 @@ def _merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator):
+class PaiEasDeployOperator(ResumableDeployOperator[PaiEasHook, DeployRecord]):
     """Deploys a PAI model version (the sensor's ``ModelVersionRef``) as an EAS service and waits until it serves.
 
     Idempotent: DescribeService first. No service: CreateService (labels recording the model and version). The same
@@ -108,7 +103,9 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
     template_fields: Sequence[str] = ("model_version", "service_name", "service_overrides", "pai_conn_id")
     operator_extra_links = (PaiEasServiceLink(),)
     external_id_key = "modelreg_eas_deploy"
-    ui_color = "#e0f0e0"
+    noun = "service"
+    vendor = "EAS"
+    event_key = "service"
 
     def __init__(
         self,
@@ -124,14 +121,17 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         max_failures: int = 5,
         write_back: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
         max_attempts: int | None = None,
         call_timeout: float | None = None,
+        pai_conn_id: str = PaiModelRegistryHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        settings = self.request_settings(kwargs, max_attempts, call_timeout)
-        super().__init__(**kwargs)
-        self.max_attempts, self.call_timeout = settings
+        super().__init__(
+            settings=self.request_settings(kwargs, max_attempts, call_timeout),
+            poll_interval=poll_interval,
+            deferrable=deferrable,
+            **kwargs,
+        )
         self.model_version = model_version
         self.service_name = service_name
         self.instance = instance
@@ -139,13 +139,9 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         self.memory = memory
         self.service_overrides = service_overrides
         self.resource_wait_timeout = resource_wait_timeout
-        self.poll_interval = poll_interval
         self.max_failures = check_max_failures(max_failures)
         self.write_back = write_back
-        self.deferrable = deferrable
         self.pai_conn_id = pai_conn_id
-        self._result: dict[str, Any] | None = None
-        track_links(self)
 
     def _make_hook(self, **overrides: Any) -> PaiEasHook:
         return PaiEasHook(self.pai_conn_id, **overrides)
@@ -153,16 +149,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
     # -- what to deploy
 
     def _ref(self) -> ModelVersionRef:
-        value = self.model_version
-        if not isinstance(value, dict):
-            raise RegistryInputError("model_version", "must be a ModelVersionRef dict (e.g. the sensor's XCom)", value)
-        try:
-            ref = ModelVersionRef.from_xcom(value)
-        except ValueError as exc:
-            raise RegistryInputError("model_version", f"is not a ModelVersionRef: {exc}") from None
-        if ref.registry != "pai":
-            raise RegistryInputError("model_version", "must be a PAI version (registry 'pai')", ref.registry)
-        return ref
+        return deployed_version(self.model_version, "pai", "PAI")
 
     def _intent(self) -> tuple[str, dict[str, Any], dict[str, str]]:
         """(service name, service JSON, labels), every part checked before anything is sent."""
@@ -184,10 +171,7 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
 
     def submit_job(self, context: Context) -> Any:
         name, config, labels = self._intent()
-        stored = None
-        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
-        if store is not None:
-            stored = DeployRecord.from_json(store.get(self.external_id_key))
+        stored = self._stored(context)
         action = plan_deploy(name, config, self._found(name), stored)
         digest = config_digest(config)
         if isinstance(action, Refuse):
@@ -208,70 +192,33 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
         self.log.info("Service %s: %s", name, action.why)
         return DeployRecord(name, digest, stored.action if stored else "update", action.expected_version).to_json()
 
-    def get_job_status(self, external_id: Any, context: Context) -> str:
-        record = DeployRecord.from_json(external_id)
+    def _load(self, value: Any) -> DeployRecord | None:
+        return DeployRecord.from_json(value)
+
+    def _target(self, record: DeployRecord) -> str:
+        return record.service_name
+
+    def _is_current(self, record: DeployRecord) -> bool:
         name, config, _ = self._intent()
-        if record is None or (record.service_name, record.config_digest) != (name, config_digest(config)):
-            # the store outlives a clear: a record of another deploy (e.g. an earlier version) is not this one's
-            return "unknown"
-        found = self._found(record.service_name)
-        if found is None:
-            return "gone"
-        return self._watch(record).observe(found, time.time())[0].state
+        return (record.service_name, record.config_digest) == (name, config_digest(config))
 
-    def _watch(self, record: DeployRecord) -> RolloutWatch:
-        return RolloutWatch(record.expected_version, float(self.resource_wait_timeout))
+    def _describe(self, record: DeployRecord) -> EasService:
+        return self.hook.describe_service(record.service_name)
 
-    def is_job_active(self, status: str) -> bool:
-        return status == "wait"
+    def _watch(self, record: DeployRecord) -> Callable[[EasService], tuple[RolloutVerdict, str | None]]:
+        watch = RolloutWatch(record.expected_version, float(self.resource_wait_timeout))
+        return lambda found: watch.observe(found, time.time())
 
-    def is_job_succeeded(self, status: str) -> bool:
-        return status == "done"
+    def _failed(self, record: DeployRecord, verdict: RolloutVerdict) -> NoReturn:
+        self._fail(record.service_name, verdict.reason, verdict.message)
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
-        """Poll until the service serves (its report is the task's result: the mixin returns it on a reconnect) or
-        fails (:class:`EasDeployError`)."""
-        record = DeployRecord.from_json(external_id)
-        assert record is not None
-        watch = self._watch(record)
-        failures = 0
-        while True:
-            try:
-                found = self.hook.describe_service(record.service_name)
-            except ModelRegistryError as exc:
-                failures += 1
-                if not getattr(exc, "retryable", False) or failures >= self.max_failures:
-                    raise
-                self.log.warning(
-                    "poll %d/%d of service %s failed: %s", failures, self.max_failures, record.service_name, exc
-                )
-                time.sleep(self.poll_interval)
-                continue
-            failures = 0
-            verdict, news = watch.observe(found, time.time())
-            if news is not None:
-                self.log.info("Service %s: %s", record.service_name, news)
-            if verdict.state == "done":
-                self._result = self._report(context, found.to_output())
-                return self._result
-            if verdict.state == "failed":
-                self._fail(record.service_name, verdict.reason, verdict.message)
-            time.sleep(self.poll_interval)
-
-    def _fail(self, name: str, reason: str | None, message: str | None) -> None:
+    def _fail(self, name: str, reason: str | None, message: str | None) -> NoReturn:
         try:
             events = self.hook.describe_service_events(name, event_type="Warning").warnings
             warnings = [f"{e.reason}: {e.message}" for e in events[-5:]]
         except ModelRegistryError:
             warnings = []
         raise EasDeployError(name, reason, message, warnings)
-
-    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        if self._result is not None:  # reported when the poll saw it done
-            return self._result
-        record = DeployRecord.from_json(external_id)
-        assert record is not None
-        return self._report(context, self.hook.describe_service(record.service_name).to_output())
 
     def _report(self, context: Context, output: dict[str, Any]) -> dict[str, Any]:
         """The verified deploy: label the version in the registry, attach the summary to the asset events."""
@@ -300,49 +247,25 @@ class PaiEasDeployOperator(ResumableJobMixin, TaskHook[PaiEasHook], BaseOperator
             return operator_lineage([])
         return operator_lineage([self._ref().to_xcom()], service=service)
 
-    # -- execute
+    # -- deferral
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return self.closing_hook(lambda: self.execute_resumable(context))
-        return self.closing_hook(lambda: self._defer(context))
-
-    def _defer(self, context: Context) -> Any:
+    def _trigger(self, record: DeployRecord, end_time: float | None) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.eas import PaiEasServiceTrigger
 
-        external_id = self.submit_job(context)
-        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
-        if store is not None:
-            store.set(self.external_id_key, external_id)
-        record = DeployRecord.from_json(external_id)
-        assert record is not None
-        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else None
-        self.defer(
-            trigger=PaiEasServiceTrigger(
-                pai_conn_id=self.pai_conn_id,
-                service_name=record.service_name,
-                expected_version=record.expected_version,
-                poll_interval=float(self.poll_interval),
-                resource_wait_timeout=float(self.resource_wait_timeout),
-                end_time=time.time() + timeout if timeout else None,
-                max_failures=self.max_failures,
-                max_attempts=self.max_attempts,
-                call_timeout=self.call_timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=timeout + 60) if timeout else None,
+        return PaiEasServiceTrigger(
+            pai_conn_id=self.pai_conn_id,
+            service_name=record.service_name,
+            expected_version=record.expected_version,
+            poll_interval=float(self.poll_interval),
+            resource_wait_timeout=float(self.resource_wait_timeout),
+            end_time=end_time,
+            max_failures=self.max_failures,
+            max_attempts=self.max_attempts,
+            call_timeout=self.call_timeout,
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: validate its event."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+    def _event_failed(self, context: Context, event: dict[str, Any]) -> NoReturn:
         name = str(event.get("service_name"))
-        status = event["status"]
-        if status == "success" and isinstance(event.get("service"), dict):
-            return self.closing_hook(lambda: self._report(context, event["service"]))
-        if status == "failed":
+        if event["status"] == "failed":
             self.closing_hook(lambda: self._fail(name, event.get("reason"), event.get("message")))
-        if status == "timeout":
-            raise AirflowException(f"EAS service {name}: {event.get('message')}")
-        raise AirflowException(f"EAS deploy wait failed: {event.get('error_type')}: {event.get('message')}")
+        raise AirflowException(f"EAS service {name}: {event.get('message')}")

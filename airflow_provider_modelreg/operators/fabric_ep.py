@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
-    BaseOperator,
-    ResumableJobMixin,
-    conf,
-)
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
 
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.deploy import service_name
@@ -27,6 +19,7 @@ from airflow_provider_modelreg.fabric_ep_deploy import (
     Deploy,
     EpDeployIntent,
     EpDeployRecord,
+    EpVerdict,
     InstanceWatch,
     Refuse,
     Swap,
@@ -36,13 +29,15 @@ from airflow_provider_modelreg.fabric_ep_models import FabricEpInstance
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.fabric_ep import FabricEpHook
 from airflow_provider_modelreg.hooks.fabric_ep_specs import deploy_instance_body
-from airflow_provider_modelreg.links import FabricEpInstanceLink, track_links
+from airflow_provider_modelreg.links import FabricEpInstanceLink
 from airflow_provider_modelreg.models import ModelVersionRef
+from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperator, deployed_version
 from airflow_provider_modelreg.task_hook import TaskHook
 from airflow_provider_modelreg.validation import check_request_timeout, rendered_optional, rendered_required
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 __all__ = ["FabricDeleteServiceInstanceOperator", "FabricDeployServiceInstanceOperator", "FabricEpDeployError"]
 
@@ -64,7 +59,7 @@ class FabricEpDeployError(ModelRegistryError):
         super().__init__(f"Fabric EP instance {instance_id} deploy failed: {error_code}: {error_msg}")
 
 
-class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHook], BaseOperator):
+class FabricDeployServiceInstanceOperator(ResumableDeployOperator[FabricEpHook, EpDeployRecord]):
     """Deploys a Fabric model version on an EP endpoint and waits until the instance runs it.
 
     Idempotent: ListServicesInstances of the model on the endpoint first. An instance serving the version
@@ -117,7 +112,9 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
     )
     operator_extra_links = (FabricEpInstanceLink(),)
     external_id_key = "modelreg_fabric_ep_deploy"
-    ui_color = "#e0f0e0"
+    noun = "instance"
+    vendor = "Fabric EP"
+    event_key = "instance"
 
     def __init__(
         self,
@@ -140,9 +137,12 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         call_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        settings = self.request_settings(kwargs, max_attempts, call_timeout)
-        super().__init__(**kwargs)
-        self.max_attempts, self.call_timeout = settings
+        super().__init__(
+            settings=self.request_settings(kwargs, max_attempts, call_timeout),
+            poll_interval=poll_interval,
+            deferrable=deferrable,
+            **kwargs,
+        )
         self.timeout = check_request_timeout(timeout, "timeout")
         self.endpoint_id = endpoint_id
         self.model_version = model_version
@@ -154,12 +154,8 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         self.min_instances = min_instances
         self.max_instances = max_instances
         self.workspace_id = workspace_id
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable
         self.fabric_conn_id = fabric_conn_id
-        self._result: dict[str, Any] | None = None
         self._lineage_instance: dict[str, Any] | None = None
-        track_links(self)
 
     def _make_hook(self, **overrides: Any) -> FabricEpHook:
         return FabricEpHook(self.fabric_conn_id, **overrides)
@@ -178,14 +174,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             return rendered_required(self.model_id, "model_id"), rendered_required(self.version_id, "version_id")
         if self.model_id is not None or self.version_id is not None:
             raise RegistryInputError("model_version", "give model_version, or model_id and version_id, not both")
-        if not isinstance(value, dict):
-            raise RegistryInputError("model_version", "must be a ModelVersionRef dict (e.g. the sensor's XCom)", value)
-        try:
-            ref = ModelVersionRef.from_xcom(value)
-        except ValueError as exc:
-            raise RegistryInputError("model_version", f"is not a ModelVersionRef: {exc}") from None
-        if ref.registry != "fabric":
-            raise RegistryInputError("model_version", "must be a Fabric version (registry 'fabric')", ref.registry)
+        ref = deployed_version(value, "fabric", "Fabric")
         return ref.model_id, ref.version_id
 
     def _intent(self) -> tuple[EpDeployIntent, dict[str, Any]]:
@@ -227,8 +216,7 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
 
     def submit_job(self, context: Context) -> Any:
         intent, body = self._intent()
-        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
-        record = EpDeployRecord.from_json(store.get(self.external_id_key)) if store is not None else None
+        record = self._stored(context)
         recorded = self._get(record.instance_id) if record is not None and record.is_for(intent) else None
         listed = self.hook.list_instances(
             workspace_id=self._workspace_id(), source_id=intent.model_id, endpoint_id=intent.endpoint_id
@@ -265,50 +253,23 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         self.log.info("Instance %s: %s", action.instance_id, action.why)
         return self._started(context, EpDeployRecord(action.instance_id, *fields, action=action.action))
 
-    def get_job_status(self, external_id: Any, context: Context) -> str:
-        record = EpDeployRecord.from_json(external_id)
-        if record is None or not record.is_for(self._intent()[0]):
-            # the store outlives a clear: a record of another deploy (e.g. an earlier version) is not this one's
-            return "unknown"
-        found = self._get(record.instance_id)
-        if found is None:
-            return "gone"
-        return InstanceWatch(record.version_id).observe(found)[0].state
+    def _load(self, value: Any) -> EpDeployRecord | None:
+        return EpDeployRecord.from_json(value)
 
-    def is_job_active(self, status: str) -> bool:
-        return status == "wait"
+    def _target(self, record: EpDeployRecord) -> str:
+        return record.instance_id
 
-    def is_job_succeeded(self, status: str) -> bool:
-        return status == "done"
+    def _is_current(self, record: EpDeployRecord) -> bool:
+        return record.is_for(self._intent()[0])
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
-        """Poll until the instance runs the version (its report is the task's result) or fails
-        (:class:`FabricEpDeployError`)."""
-        record = EpDeployRecord.from_json(external_id)
-        assert record is not None
-        watch = InstanceWatch(record.version_id)
-        deadline = time.monotonic() + self._wait_seconds()
-        while True:
-            if time.monotonic() >= deadline:
-                raise RegistryWaitTimeoutError(f"Fabric EP instance {record.instance_id}", self._wait_seconds())
-            found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
-            verdict, news = watch.observe(found)
-            if news is not None:
-                self.log.info("Instance %s: %s", record.instance_id, news)
-            if verdict.state == "done":
-                self._result = self._report(context, found.to_output())
-                return self._result
-            if verdict.state == "failed":
-                raise FabricEpDeployError(record.instance_id, verdict.error_code, verdict.error_msg)
-            time.sleep(self.poll_interval)
+    def _describe(self, record: EpDeployRecord) -> FabricEpInstance:
+        return self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
 
-    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        if self._result is not None:  # reported when the poll saw it done
-            return self._result
-        record = EpDeployRecord.from_json(external_id)
-        assert record is not None
-        found = self.hook.get_instance(record.instance_id, workspace_id=self._workspace_id())
-        return self._report(context, found.to_output())
+    def _watch(self, record: EpDeployRecord) -> Callable[[FabricEpInstance], tuple[EpVerdict, str | None]]:
+        return InstanceWatch(record.version_id).observe
+
+    def _failed(self, record: EpDeployRecord, verdict: EpVerdict) -> NoReturn:
+        raise FabricEpDeployError(record.instance_id, verdict.error_code, verdict.error_msg)
 
     def _report(self, context: Context, output: dict[str, Any]) -> dict[str, Any]:
         where = self._where()
@@ -349,36 +310,20 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
             return operator_lineage([])
         return operator_lineage([self._lineage_version(instance)], instance=instance)
 
-    # -- execute
+    # -- deferral
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return self.closing_hook(lambda: self.execute_resumable(context))
-        return self.closing_hook(lambda: self._defer(context))
-
-    def _defer(self, context: Context) -> Any:
+    def _trigger(self, record: EpDeployRecord, end_time: float | None) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.fabric_ep import FabricEpInstanceTrigger
 
-        external_id = self.submit_job(context)
-        store = context.get("task_state_store")  # type: ignore[misc,unused-ignore]
-        if store is not None:
-            store.set(self.external_id_key, external_id)
-        record = EpDeployRecord.from_json(external_id)
-        assert record is not None
-        timeout = self._wait_seconds()
-        self.defer(
-            trigger=FabricEpInstanceTrigger(
-                fabric_conn_id=self.fabric_conn_id,
-                instance_id=record.instance_id,
-                version_id=record.version_id,
-                workspace_id=self._workspace_id(),
-                poll_interval=float(self.poll_interval),
-                end_time=time.time() + timeout,
-                max_attempts=self.max_attempts,
-                call_timeout=self.call_timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=timeout + 60),
+        return FabricEpInstanceTrigger(
+            fabric_conn_id=self.fabric_conn_id,
+            instance_id=record.instance_id,
+            version_id=record.version_id,
+            workspace_id=self._workspace_id(),
+            poll_interval=float(self.poll_interval),
+            end_time=end_time,
+            max_attempts=self.max_attempts,
+            call_timeout=self.call_timeout,
         )
 
     def _wait_seconds(self) -> float:
@@ -386,21 +331,13 @@ class FabricDeployServiceInstanceOperator(ResumableJobMixin, TaskHook[FabricEpHo
         limit = float(self.timeout or 3600.0)
         return min(limit, self.execution_timeout.total_seconds()) if self.execution_timeout else limit
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: validate its event."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+    def _event_failed(self, context: Context, event: dict[str, Any]) -> NoReturn:
         instance_id = event.get("instance_id")
-        status = event["status"]
-        if status == "success" and isinstance(event.get("instance"), dict):
-            return self.closing_hook(lambda: self._report(context, event["instance"]))
-        if status == "failed":
+        if event["status"] == "failed":
             raise FabricEpDeployError(
                 None if instance_id is None else str(instance_id), event.get("error_code"), event.get("error_msg")
             )
-        if status == "timeout":
-            raise RegistryWaitTimeoutError(f"Fabric EP instance {instance_id}", self._wait_seconds())
-        raise AirflowException(f"Fabric EP deploy wait failed: {event.get('error_type')}: {event.get('message')}")
+        raise RegistryWaitTimeoutError(f"Fabric EP instance {instance_id}", self._wait_seconds())
 
 
 class FabricDeleteServiceInstanceOperator(TaskHook[FabricEpHook], BaseOperator):
