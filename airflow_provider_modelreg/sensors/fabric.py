@@ -25,10 +25,10 @@ from airflow_provider_modelreg.fabric_wait import (
     failed_status,
 )
 from airflow_provider_modelreg.hooks import FABRIC_DEFAULT_CONN_ID
-from airflow_provider_modelreg.links import FabricModelVersionLink, track_links
+from airflow_provider_modelreg.links import FabricModelVersionLink
 from airflow_provider_modelreg.sensors.polling import DEFAULT_MAX_FAILURES, FailedPollBudget
 from airflow_provider_modelreg.task_hook import TaskHook
-from airflow_provider_modelreg.validation import check_max_failures, rendered_optional, rendered_required
+from airflow_provider_modelreg.validation import rendered_optional, rendered_required
 
 if TYPE_CHECKING:  # the hooks, the models and the triggers load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
@@ -101,16 +101,15 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
         current: bool = False,
         fabric_conn_id: str = FABRIC_DEFAULT_CONN_ID,
         on_failed: str = "fail",
+        max_failures: int = DEFAULT_MAX_FAILURES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_attempts: int | None = None,
         call_timeout: float | None = None,
-        max_failures: int = DEFAULT_MAX_FAILURES,
         **kwargs: Any,
     ) -> None:
-        settings = self.request_settings(kwargs, max_attempts, call_timeout)
-        super().__init__(**kwargs)
-        self.max_attempts, self.call_timeout = settings
-        self.max_failures = check_max_failures(max_failures)
+        super().__init__(
+            settings=self.request_settings(kwargs, max_attempts, call_timeout), max_failures=max_failures, **kwargs
+        )
         if on_failed not in ("fail", "skip"):
             raise RegistryInputError("on_failed", "must be 'fail' or 'skip'", on_failed)
         if not isinstance(current, bool):
@@ -132,10 +131,6 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
         self.fabric_conn_id = fabric_conn_id
         self.on_failed = on_failed
         self.deferrable = deferrable
-        self._anchor: Any = None
-        self._outlook: str | None = None
-        self._failures = 0
-        track_links(self)
 
     def _target(self) -> FabricWaitTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
@@ -178,13 +173,7 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
 
     def _persist_link(self, ref: dict[str, Any], context: Context) -> None:
         """Keep the console link of ``ref`` (best effort: a connection that cannot be read takes the default)."""
-        from airflow_provider_modelreg.hooks.base import extra_str
-
-        try:
-            template = extra_str(self.hook.connection.extra_dejson, "console_url_template")
-        except Exception:
-            template = None
-        FabricModelVersionLink.persist(self, ref, template, context=context)
+        FabricModelVersionLink.persist(self, ref, self._console_template(best_effort=True), context=context)
 
     def _finish(
         self, target: FabricWaitTarget, outcome: FabricOutcome, version: FabricModelVersion, context: Context
@@ -210,14 +199,6 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
         ref = self._finish(target, decision.outcome, decision.version, context)
         return PokeReturnValue(is_done=True, xcom_value=ref)
 
-    def execute(self, context: Context) -> Any:
-        return self.closing_hook(lambda: self._execute(context))
-
-    def _execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        return self._check_then_defer(context, self._trigger)
-
     def _trigger(self, **settings: Any) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.fabric import FabricModelVersionTrigger
 
@@ -233,10 +214,6 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
             current=target.current,
             **settings,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after deferral: validate the trigger's event and return the version's ref."""
-        return self.closing_hook(lambda: self._complete(context, event))
 
     def _event_version(self, target: FabricWaitTarget, event: dict[str, Any]) -> FabricModelVersion:
         """The event's version, checked: a version of the wait's kind (a match wait's name matches)."""

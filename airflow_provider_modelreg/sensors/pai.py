@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
 from airflow.providers.common.compat.sdk import (
@@ -24,7 +24,6 @@ from airflow_provider_modelreg.approval import (
     ApprovalTarget,
     Outcome,
     check_alias_key,
-    check_max_failures,
     parse_created_after,
     rendered_optional,
     rendered_required,
@@ -32,7 +31,7 @@ from airflow_provider_modelreg.approval import (
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks import PAI_DEFAULT_CONN_ID
-from airflow_provider_modelreg.links import PaiModelVersionLink, track_links
+from airflow_provider_modelreg.links import PaiModelVersionLink
 from airflow_provider_modelreg.sensors.polling import (
     BACKSTOP_ERRORS,
     DEFAULT_MAX_FAILURES,
@@ -46,7 +45,7 @@ if TYPE_CHECKING:  # the hooks, the models and the triggers load when a task run
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
 
-    from airflow_provider_modelreg.approval import Anchor, ApprovalDecision
+    from airflow_provider_modelreg.approval import ApprovalDecision
     from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 
 __all__ = ["DEFAULT_MAX_FAILURES", "PaiModelVersionApprovedSensor"]
@@ -141,10 +140,9 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
         max_failures: int = DEFAULT_MAX_FAILURES,
         **kwargs: Any,
     ) -> None:
-        settings = self.request_settings(kwargs, max_attempts, call_timeout)
-        super().__init__(**kwargs)
-        self.max_attempts, self.call_timeout = settings
-        self.max_failures = check_max_failures(max_failures)
+        super().__init__(
+            settings=self.request_settings(kwargs, max_attempts, call_timeout), max_failures=max_failures, **kwargs
+        )
         if skip_on_timeout:
             warnings.warn(
                 "skip_on_timeout is deprecated: pass soft_fail=True (Airflow's convention), which skips on every "
@@ -185,10 +183,6 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
         # The mode, fixed by the arguments given (an XComArg or a template counts as given).
         self._named = version_name is not None
         self._follows_alias = alias is not None
-        self._anchor: Anchor | None = None
-        self._outlook: str | None = None
-        self._failures = 0  # consecutive failed pokes, where the sensor object lives across pokes
-        track_links(self)
 
     def _target(self) -> ApprovalTarget:
         """The rendered arguments, validated (bad input fails before any request)."""
@@ -224,15 +218,7 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
     def _persist_link(self, ref: dict[str, Any], context: Context, *, best_effort: bool = False) -> None:
         """Keep the console link of ``ref`` for this try. ``best_effort``: a connection that cannot be read (the
         template lives there) falls back to the default template rather than hiding the outcome being reported."""
-        from airflow_provider_modelreg.hooks.base import extra_str
-
-        try:
-            template = extra_str(self.hook.connection.extra_dejson, "console_url_template")
-        except Exception:
-            if not best_effort:
-                raise
-            template = None
-        PaiModelVersionLink.persist(self, ref, template, context=context)
+        PaiModelVersionLink.persist(self, ref, self._console_template(best_effort=best_effort), context=context)
 
     def _persist_waiting_link(self, target: ApprovalTarget, context: Context) -> None:
         """While waiting: link the named version, or the model (its workspace read once per hook)."""
@@ -296,21 +282,16 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
         emit_asset_events(self, context, "model_version", ref)
         return PokeReturnValue(is_done=True, xcom_value=ref)
 
-    def _timed_out(self, message: str) -> None:
+    def _timed_out(self, message: str) -> NoReturn:
         if self.skip_on_timeout:
             raise AirflowSkipException(f"Nothing approved in time: {message}")
         raise AirflowSensorTimeout(message)
 
-    def execute(self, context: Context) -> Any:
-        return self.closing_hook(lambda: self._execute(context))
-
-    def _execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            try:
-                return super().execute(context)
-            except AirflowSensorTimeout as exc:
-                self._timed_out(str(exc))
-        return self._check_then_defer(context, self._trigger)
+    def _wait_in_worker(self, context: Context) -> Any:
+        try:
+            return super()._wait_in_worker(context)
+        except AirflowSensorTimeout as exc:
+            self._timed_out(str(exc))
 
     def _trigger(self, **settings: Any) -> BaseTrigger:
         from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedTrigger
@@ -327,10 +308,6 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
             alias_key=target.alias_key,
             **settings,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after deferral: validate the trigger's event and return the approved version's ref."""
-        return self.closing_hook(lambda: self._complete(context, event))
 
     def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
         event = self._checked_event(event)

@@ -18,6 +18,9 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
+from airflow_provider_modelreg.links import track_links
+from airflow_provider_modelreg.validation import check_max_failures
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
@@ -55,6 +58,65 @@ class FailedPollBudget:
     _outlook: str | None
     #: the skip message of a backstop timeout starts with this
     nothing_in_time: ClassVar[str] = "Nothing found in time"
+    deferrable: bool
+    closing_hook: Any
+    hook: Any
+
+    def __init__(self, *, settings: tuple[Any, Any], max_failures: int, **kwargs: Any) -> None:
+        """The wait's settings, before the sensor's own.
+
+        :param settings: ``max_attempts`` and ``call_timeout``, as ``request_settings`` took them from the sensor's
+            constructor (before ``BaseOperator.__init__`` sees its ``kwargs``).
+        :param max_failures: consecutive failed polls tolerated (checked).
+        """
+        super().__init__(**kwargs)
+        self.max_attempts, self.call_timeout = settings
+        self.max_failures = check_max_failures(max_failures)
+        self._anchor = None
+        self._outlook = None
+        self._failures = 0  # consecutive failed pokes, where the sensor object lives across pokes
+        track_links(self)  # type: ignore[arg-type]  # mixed into a sensor
+
+    def _console_template(self, *, best_effort: bool) -> str | None:
+        """The connection's ``console_url_template`` for the console links. ``best_effort``: a connection that cannot
+        be read falls back to the default template (None) rather than hiding the outcome being reported.
+
+        :param best_effort: fall back instead of raising.
+        """
+        from airflow_provider_modelreg.hooks.base import extra_str  # when a task runs, not at DAG parse
+
+        try:
+            return extra_str(self.hook.connection.extra_dejson, "console_url_template")
+        except Exception:
+            if not best_effort:
+                raise
+            return None
+
+    def _trigger(self, **settings: Any) -> BaseTrigger:
+        raise TypeError(f"{type(self).__name__} must define _trigger")
+
+    def _complete(self, context: Context, event: dict[str, Any] | None) -> dict[str, Any]:
+        raise TypeError(f"{type(self).__name__} must define _complete")
+
+    def execute(self, context: Context) -> Any:
+        return self.closing_hook(lambda: self._execute(context))
+
+    def _execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return self._wait_in_worker(context)
+        return self._check_then_defer(context, self._trigger)
+
+    def _wait_in_worker(self, context: Context) -> Any:
+        """Poke and reschedule mode: the sensor's own loop."""
+        return super().execute(context)  # type: ignore[misc]
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after deferral: validate the trigger's event and return the version's ref.
+
+        :param context: the task's context.
+        :param event: the trigger's event.
+        """
+        return self.closing_hook(lambda: self._complete(context, event))  # type: ignore[no-any-return]
 
     def _poke(self, context: Context) -> PokeReturnValue | bool:
         raise TypeError(f"{type(self).__name__} must define _poke")
