@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["eas_service_labels", "eas_service_spec", "fabric_service_spec", "normalise_oss_uri", "service_name"]
+__all__ = [
+    "eas_service_labels",
+    "eas_service_spec",
+    "fabric_service_spec",
+    "normalise_oss_uri",
+    "service_name",
+    "stored_record",
+]
+
+R = TypeVar("R")
 
 #: Default EAS processor by PAI FormatType (as the PAI SDK chooses it).
 _DEFAULT_PROCESSORS = {
@@ -127,3 +136,18 @@ def fabric_service_spec(
     body["endpoint_id"] = endpoint_id
     body["config"] = {"model_instance_config": {"resource": resource}}
     return body
+
+
+def stored_record(record_type: type[R], value: Any) -> R | None:
+    """A deploy record (a dataclass) read back from the task state store: None for anything that does not build
+    one (a store written by something else); the record type checks its field values itself.
+
+    :param record_type: the record's dataclass.
+    :param value: what the store held.
+    """
+    if not isinstance(value, dict):
+        return None
+    try:
+        return record_type(**value)
+    except TypeError:
+        return None

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from airflow_provider_modelreg.deploy import stored_record
 from airflow_provider_modelreg.eas_models import EasService, EasServiceStatus
 
 __all__ = [
@@ -81,15 +82,14 @@ class DeployRecord:
     @classmethod
     def from_json(cls, value: Any) -> DeployRecord | None:
         """A stored record, or None for anything that is not one (a store written by something else)."""
-        if not isinstance(value, dict):
-            return None
-        try:
-            record = cls(**value)
-        except TypeError:
-            return None
-        if record.action not in ("create", "update") or not (
-            record.expected_version is None
-            or (isinstance(record.expected_version, int) and not isinstance(record.expected_version, bool))
+        record = stored_record(cls, value)
+        if (
+            record is None
+            or record.action not in ("create", "update")
+            or not (
+                record.expected_version is None
+                or (isinstance(record.expected_version, int) and not isinstance(record.expected_version, bool))
+            )
         ):
             return None
         return record

@@ -10,8 +10,8 @@ The operator and the trigger do the I/O around two functions:
   never started twice) or ``Refuse`` (an instance of the version failed, one is busy, several share the name).
 * :func:`judge_instance` -- ``done``, ``wait`` or ``failed`` for one ShowServiceInstanceDetail answer.
 
-What a try started is a :class:`EpDeployRecord`, kept in Airflow's task state store (JSON) so that a retry after a
-worker crash finds it.
+A try's :class:`EpDeployRecord` (what it started) lives in Airflow's task state store as JSON: the retry that
+follows a worker crash reads it back.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from airflow_provider_modelreg.deploy import stored_record
 from airflow_provider_modelreg.fabric_ep_models import FabricEpInstance, FabricEpStatus
 
 __all__ = [
@@ -72,11 +73,8 @@ class EpDeployRecord:
     @classmethod
     def from_json(cls, value: Any) -> EpDeployRecord | None:
         """A stored record, or None for anything that is not one (a store written by something else)."""
-        if not isinstance(value, dict):
-            return None
-        try:
-            record = cls(**value)
-        except TypeError:
+        record = stored_record(cls, value)
+        if record is None:
             return None
         texts = (record.instance_id, record.model_id, record.version_id, record.endpoint_id, record.name)
         if not all(isinstance(text, str) and text for text in texts) or record.action not in (
