@@ -47,6 +47,7 @@ __all__ = [
     "FabricWaitTarget",
     "ReadFabricModel",
     "ReadFabricVersions",
+    "checked_answer",
     "failed_status",
     "listed_status",
     "version_key",
@@ -78,6 +79,32 @@ class FabricDecision:
 
 def _bad(field_name: str, problem: str, request_id: str | None = None) -> RegistryResponseError:
     return RegistryResponseError(field=field_name, problem=problem, request_id=request_id, status_code=200)
+
+
+def checked_answer(
+    read: FabricRead, pending: FabricRead | None, answer: Any, model_id: str
+) -> FabricVersionList | FabricModel:
+    """The answer to ``read``, checked: the read a core waits for (``pending``), answered by the type it reads (a
+    listing, or the model ``model_id``).
+
+    :param read: the read answered.
+    :param pending: the read the core waits for.
+    :param answer: what the I/O shell read.
+    :param model_id: the model asked for.
+    """
+    if read != pending:
+        raise RuntimeError(f"answer for {read!r} while waiting for {pending!r}")
+    if isinstance(read, ReadFabricVersions):
+        if not isinstance(answer, FabricVersionList):
+            raise RuntimeError(f"{read!r} is answered by a FabricVersionList, not {type(answer).__name__}")
+        return answer
+    from airflow_provider_modelreg.models import FabricModel  # loaded: a registry answered
+
+    if not isinstance(answer, FabricModel):
+        raise RuntimeError(f"{read!r} is answered by a FabricModel, not {type(answer).__name__}")
+    if answer.id != model_id:
+        raise _bad("models[].id", f"asked for model {model_id}, the answer is about {answer.id}")
+    return answer
 
 
 def failed_status(version: FabricModelVersion) -> str | None:
@@ -279,25 +306,28 @@ class FabricVersionCheck:
 
     def receive(self, read: FabricRead, answer: Any) -> None:
         """Feed the answer to :meth:`next_read`'s read."""
-        if read != self._pending:
-            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
+        checked = checked_answer(read, self._pending, answer, self.target.model_id)
         self._pending = None
-        if isinstance(read, ReadFabricVersions):
-            if not isinstance(answer, FabricVersionList):
-                raise RuntimeError(f"{read!r} is answered by a FabricVersionList, not {type(answer).__name__}")
-            if self.target.current:
-                self._on_anchor(answer)
-            else:
-                self._on_versions(answer)
+        if not isinstance(checked, FabricVersionList):
+            self._on_model(checked)
+        elif self.target.current:
+            self._on_anchor(checked)
         else:
-            from airflow_provider_modelreg.models import FabricModel  # loaded: a registry answered
-
-            if not isinstance(answer, FabricModel):
-                raise RuntimeError(f"{read!r} is answered by a FabricModel, not {type(answer).__name__}")
-            self._on_model(answer)
+            self._on_versions(checked)
 
     def _decide(self, outcome: FabricOutcome, version: FabricModelVersion | None, outlook: str) -> None:
         self.decision = FabricDecision(outcome, version, outlook)
+
+    def _settle(self, version: FabricModelVersion, *, failed: str, pending: str, found: str) -> None:
+        """FAILED, WAITING (still being created) or FOUND on ``version``; each outlook says ``failed``, ``pending``
+        or ``found`` (the first two followed by the status)."""
+        status = failed_status(version)
+        if status is not None:
+            self._decide(FabricOutcome.FAILED, version, f"{failed} failed: {status}")
+        elif version_state(version) == "pending":
+            self._decide(FabricOutcome.WAITING, None, f"{pending} {listed_status(version)}: not ready yet")
+        else:
+            self._decide(FabricOutcome.FOUND, version, found)
 
     def _on_versions(self, answer: FabricVersionList) -> None:
         matching = [v for v in answer.versions if self.target.matches(v)]
@@ -305,15 +335,8 @@ class FabricVersionCheck:
             self._decide(FabricOutcome.WAITING, None, "no matching version is listed yet")
             return
         newest = answer.newest_first(matching)[0]
-        status = failed_status(newest)
-        if status is not None:
-            self._decide(FabricOutcome.FAILED, newest, f"{newest.name} ({newest.id}) failed: {status}")
-            return
-        if version_state(newest) == "pending":
-            why = f"{newest.name} ({newest.id}) is listed with status {listed_status(newest)}: not ready yet"
-            self._decide(FabricOutcome.WAITING, None, why)
-            return
-        self._decide(FabricOutcome.FOUND, newest, f"{newest.name} ({newest.id}) is listed")
+        name = f"{newest.name} ({newest.id})"
+        self._settle(newest, failed=name, pending=f"{name} is listed with status", found=f"{name} is listed")
 
     def _on_anchor(self, answer: FabricVersionList) -> None:
         wanted = self.target.current_after
@@ -328,8 +351,6 @@ class FabricVersionCheck:
         self._pending = ReadFabricModel(self.target.workspace_id, self.target.model_id)
 
     def _on_model(self, model: FabricModel) -> None:
-        if model.id != self.target.model_id:
-            raise _bad("models[].id", f"asked for model {self.target.model_id}, the answer is about {model.id}")
         current = model.current_version
         if current is None:
             self._decide(FabricOutcome.WAITING, None, "the model has no current version")
@@ -338,12 +359,9 @@ class FabricVersionCheck:
         if self.anchor is not None and key <= self.anchor:
             self._decide(FabricOutcome.WAITING, None, f"the current version is still {current.name} ({current.id})")
             return
-        status = failed_status(current)
-        if status is not None:
-            self._decide(FabricOutcome.FAILED, current, f"current version {current.id} failed: {status}")
-            return
-        if version_state(current) == "pending":
-            why = f"the current version {current.id} has status {listed_status(current)}: not ready yet"
-            self._decide(FabricOutcome.WAITING, None, why)
-            return
-        self._decide(FabricOutcome.FOUND, current, f"the current version is {current.name} ({current.id})")
+        self._settle(
+            current,
+            failed=f"current version {current.id}",
+            pending=f"the current version {current.id} has status",
+            found=f"the current version is {current.name} ({current.id})",
+        )

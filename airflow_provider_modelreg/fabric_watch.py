@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
     FabricRead,
     FabricVersionList,
     ReadFabricModel,
     ReadFabricVersions,
+    checked_answer,
     failed_status,
     version_key,
     version_state,
@@ -163,24 +164,12 @@ class FabricWatchPoll:
         return self._pending
 
     def receive(self, read: FabricRead, answer: Any) -> None:
-        if read != self._pending:
-            raise RuntimeError(f"answer for {read!r} while waiting for {self._pending!r}")
+        checked = checked_answer(read, self._pending, answer, self.model_id)
         self._pending = None
-        if isinstance(read, ReadFabricVersions):
-            if not isinstance(answer, FabricVersionList):
-                raise RuntimeError(f"{read!r} is answered by a FabricVersionList, not {type(answer).__name__}")
-            self.observation = FabricObservation(self.model_id, versions=answer)
+        if isinstance(checked, FabricModel):
+            self.observation = FabricObservation(self.model_id, model=checked)
         else:
-            if not isinstance(answer, FabricModel):
-                raise RuntimeError(f"{read!r} is answered by a FabricModel, not {type(answer).__name__}")
-            if answer.id != self.model_id:
-                raise RegistryResponseError(
-                    field="models[].id",
-                    problem=f"asked for model {self.model_id}, the answer is about {answer.id}",
-                    request_id=None,
-                    status_code=200,
-                )
-            self.observation = FabricObservation(self.model_id, model=answer)
+            self.observation = FabricObservation(self.model_id, versions=checked)
 
 
 @dataclass(frozen=True)
