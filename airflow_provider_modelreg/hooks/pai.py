@@ -19,7 +19,7 @@ from airflow_provider_modelreg.hooks.base import (
     mask_secrets,
     parse_endpoint,
 )
-from airflow_provider_modelreg.hooks.pai_specs import PaiModelListing, PaiVersionListing
+from airflow_provider_modelreg.hooks.pai_specs import PaiModelListing, PaiVersionListing, PaiVersionPageQuery, page_spec
 
 # the request specs live in hooks/pai_specs.py; importable from here too (``X as X``: a re-export)
 from airflow_provider_modelreg.hooks.pai_specs import _version_path as _version_path
@@ -359,33 +359,19 @@ class PaiModelRegistryHook(PaiSignedHook):
 
     # -- single pages (the approval gate pages itself; see approval.py)
 
-    def list_model_versions_page(
-        self,
-        model_id: str,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        approval_status: str | None = None,
-        label: str | None = None,
-    ) -> PaiModelVersionPage:
+    def list_model_versions_page(self, model_id: str, **options: Unpack[PaiVersionPageQuery]) -> PaiModelVersionPage:
         """One ListModelVersions page, newest first by creation time (with ``TotalCount`` and ``RequestId``).
 
         :param model_id: PAI ModelId.
-        :param page: 0-based page index.
-        :param page_size: PageSize, 1-100.
+        :param page: 0-based page index (default 0).
+        :param page_size: PageSize, 1-100 (default 100).
         :param approval_status: optional ApprovalStatus filter.
         :param label: optional ``Label`` filter (a substring of a label key or value).
         """
-        return self._run(versions_page_spec(model_id, page, page_size, approval_status, label))
+        return self._run(page_spec(model_id, **options))
 
     async def alist_model_versions_page(
-        self,
-        model_id: str,
-        *,
-        page: int = 0,
-        page_size: int = 100,
-        approval_status: str | None = None,
-        label: str | None = None,
+        self, model_id: str, **options: Unpack[PaiVersionPageQuery]
     ) -> PaiModelVersionPage:
         """Async twin of :meth:`list_model_versions_page`."""
-        return await self._arun(versions_page_spec(model_id, page, page_size, approval_status, label))
+        return await self._arun(page_spec(model_id, **options))

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PaiModelListing",
     "PaiVersionListing",
+    "PaiVersionPageQuery",
     "get_model_spec",
     "get_model_version_spec",
     "list_model_versions_spec",
@@ -157,6 +158,33 @@ def versions_page_spec(
         params.append(("Label", check_pai_label_part(label, "label")))
     query = _page_query(params, page, check_pai_page_size(page_size))
     return _pai("ListModelVersions", "GET", path, parsed_as(PaiModelVersionPage), query=query)
+
+
+class PaiVersionPageQuery(TypedDict, total=False):
+    """The options of one ListModelVersions page (``list_model_versions_page`` of the hook and :func:`page_spec`)."""
+
+    #: 0-based page index (default 0)
+    page: int
+    #: PageSize, 1-100 (default 100)
+    page_size: int
+    approval_status: str | None
+    #: the ``Label`` filter (a substring of a label key or value)
+    label: str | None
+
+
+def page_spec(model_id: str, **options: Unpack[PaiVersionPageQuery]) -> RequestSpec[PaiModelVersionPage]:
+    """:func:`versions_page_spec` with the hook's keyword options (unknown ones refused, as Python would).
+
+    :param model_id: PAI ModelId.
+    """
+    known_options(options, PaiVersionPageQuery, "list_model_versions_page")
+    return versions_page_spec(
+        model_id,
+        options.get("page", 0),
+        options.get("page_size", 100),
+        options.get("approval_status"),
+        options.get("label"),
+    )
 
 
 class PaiVersionListing(TypedDict, total=False):
