@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # The credential sources (and their imports) load when a connection needs them, not when a DAG file imports the
 # hook: DAG parsing pays for hooks, operators and sensors only (benchmark P4).
 
-__all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "fabric_auth", "fabric_settings"]
+__all__ = ["AUTH_TYPES", "FABRIC_REGIONS", "fabric_auth", "fabric_settings", "located"]
 
 #: Regions in the official SDK's table (``DataArtsFabricRegion``).
 FABRIC_REGIONS = ("cn-north-4", "cn-southwest-2")
@@ -132,18 +132,33 @@ def fabric_settings(conn: Connection) -> tuple[str, str | None, str | None]:
     if region is not None:
         check_region(region)
     endpoint = extra_str(extras, "endpoint")
+    base_url = None
     if endpoint is not None:
         base_url = parse_endpoint(endpoint)
     elif region in FABRIC_REGIONS:
         base_url = f"https://fabric.{region}.myhuaweicloud.com"
-    else:
+    return located(base_url, region, extras, known="the SDK's known regions", setting="endpoint", host=_REGIONAL_HOST)
+
+
+def located(
+    base_url: str | None, region: str | None, extras: dict[str, Any], *, known: str, setting: str, host: re.Pattern[str]
+) -> tuple[str, str | None, str | None]:
+    """(base URL, region, workspace id) once the settings chose a base URL; a region not given is read from a
+    regional host.
+
+    :param base_url: the chosen base URL (None: no endpoint and a region not in :data:`FABRIC_REGIONS`: refused).
+    :param region: the ``region`` extra.
+    :param extras: the connection's extras (``workspace_id``).
+    :param known: what the regions are, in the error.
+    :param setting: the endpoint extra that would do instead, in the error.
+    :param host: a regional host, the region its first group.
+    """
+    if base_url is None:
         raise RegistryConnectionConfigError(
-            "region",
-            f"must be one of {', '.join(FABRIC_REGIONS)} (the SDK's known regions), or set endpoint",
-            region,
+            "region", f"must be one of {', '.join(FABRIC_REGIONS)} ({known}), or set {setting}", region
         )
     if region is None:
-        found = _REGIONAL_HOST.fullmatch(urlsplit(base_url).hostname or "")
+        found = host.fullmatch(urlsplit(base_url).hostname or "")
         region = found.group(1) if found else None
     return base_url, region, extra_str(extras, "workspace_id")
 

@@ -11,11 +11,10 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import Connection
 
-from airflow_provider_modelreg.errors import RegistryConnectionConfigError
 from airflow_provider_modelreg.fabric_ep_models import FabricEpCreated, FabricEpInstance, url_secrets
 from airflow_provider_modelreg.hooks.base import Listing, check_region, extra_str, mask_secrets, parse_endpoint
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
-from airflow_provider_modelreg.hooks.fabric_connection import FABRIC_REGIONS
+from airflow_provider_modelreg.hooks.fabric_connection import FABRIC_REGIONS, located
 from airflow_provider_modelreg.hooks.fabric_ep_specs import (
     FabricEpFilter,
     delete_instance_spec,
@@ -59,15 +58,8 @@ def fabric_ep_settings(conn: Connection) -> tuple[str, str | None, str | None]:
     elif endpoint is not None:
         base_url = parse_endpoint(endpoint)
     else:
-        raise RegistryConnectionConfigError(
-            "region",
-            f"must be one of {', '.join(FABRIC_EP_REGIONS)} (the EP SDK's regions), or set ep_endpoint",
-            region,
-        )
-    if region is None:
-        found = _REGIONAL_HOST.fullmatch(urlsplit(base_url).hostname or "")
-        region = found.group(1) if found else None
-    return base_url, region, extra_str(extras, "workspace_id")
+        base_url = None
+    return located(base_url, region, extras, known="the EP SDK's regions", setting="ep_endpoint", host=_REGIONAL_HOST)
 
 
 class FabricEpHook(FabricModelRegistryHook):
