@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
     FabricRead,
     FabricVersionList,
@@ -39,6 +38,7 @@ from airflow_provider_modelreg.fabric_wait import (
     version_state,
 )
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
+from airflow_provider_modelreg.validation import check_choice
 
 __all__ = [
     "WATCH_MODES",
@@ -59,9 +59,7 @@ STATE_VERSION = 1
 
 def check_watch_mode(value: Any) -> str:
     """``mode`` must be one of :data:`WATCH_MODES` (typed error naming the field)."""
-    if value not in WATCH_MODES:
-        raise RegistryInputError("mode", f"must be one of {', '.join(WATCH_MODES)}", value)
-    return str(value)
+    return check_choice(value, "mode", WATCH_MODES)
 
 
 @dataclass(frozen=True)

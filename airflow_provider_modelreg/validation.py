@@ -8,6 +8,7 @@ address another resource), unicode, empty and overlong values all fail the chara
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_modelreg.approval_status import ApprovalStatus
@@ -17,6 +18,7 @@ from airflow_provider_modelreg.renamed import renamed_class
 __all__ = [
     "MAX_PAI_LABEL_BYTES",
     "PLACEHOLDERS",
+    "check_choice",
     "check_eas_id",
     "check_eas_int",
     "check_eas_labels",
@@ -95,6 +97,18 @@ def check_pai_approval_status(value: Any, field: str = "approval_status") -> App
         return ApprovalStatus.parse(value)
     except ValueError:
         raise RegistryInputError(field, "must be one of Pending, Approved, Rejected", value) from None
+
+
+def check_choice(value: Any, field: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices`` (typed error naming the field and the choices).
+
+    :param value: the value given.
+    :param field: the argument's name.
+    :param choices: the values allowed.
+    """
+    if value not in choices:
+        raise RegistryInputError(field, f"must be one of {', '.join(choices)}", value)
+    return str(value)
 
 
 def check_order(value: Any, field: str = "order") -> str:

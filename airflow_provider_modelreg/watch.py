@@ -51,8 +51,8 @@ from airflow_provider_modelreg.approval import (
 )
 from airflow_provider_modelreg.approval_reads import bad_answer as _bad
 from airflow_provider_modelreg.approval_reads import page_in_order as _page_in_order
-from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.models import ApprovalStatus, PaiModelVersion
+from airflow_provider_modelreg.validation import check_choice
 
 __all__ = [
     "ANNOUNCE_MODES",
@@ -80,9 +80,7 @@ Key = tuple[datetime, str]
 
 def check_announce(value: Any) -> str:
     """``announce`` must be one of :data:`ANNOUNCE_MODES` (typed error naming the field)."""
-    if value not in ANNOUNCE_MODES:
-        raise RegistryInputError("announce", f"must be one of {', '.join(ANNOUNCE_MODES)}", value)
-    return str(value)
+    return check_choice(value, "announce", ANNOUNCE_MODES)
 
 
 @dataclass(frozen=True)
