@@ -241,6 +241,4 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
             return self._finish(target, outcome, version, context)
         if status == "timeout":
             raise AirflowSensorTimeout(str(event.get("message", "sensor timed out")))
-        if status == "error":
-            raise AirflowException(f"version wait failed: {event.get('error_type')}: {event.get('message')}")
-        raise AirflowException(f"unexpected trigger event status {status!r}")
+        self._wait_failed(event, "version")

@@ -324,6 +324,4 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
             self._rejected(ref)
         if status == "timeout":
             self._timed_out(str(event.get("message", "sensor timed out")))
-        if status == "error":
-            raise AirflowException(f"approval wait failed: {event.get('error_type')}: {event.get('message')}")
-        raise AirflowException(f"unexpected trigger event status {status!r}")
+        self._wait_failed(event, "approval")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -203,6 +203,17 @@ class FailedPollBudget:
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
             timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
         )
+
+    @staticmethod
+    def _wait_failed(event: dict[str, Any], what: str) -> NoReturn:
+        """Raise for a trigger event that is neither an answer nor a timeout: an ``error``, or a status unknown.
+
+        :param event: the trigger's (checked) event.
+        :param what: the wait, in the error (``approval``, ``version``).
+        """
+        if event["status"] == "error":
+            raise AirflowException(f"{what} wait failed: {event.get('error_type')}: {event.get('message')}")
+        raise AirflowException(f"unexpected trigger event status {event['status']!r}")
 
     @staticmethod
     def _checked_event(event: dict[str, Any] | None) -> dict[str, Any]:
