@@ -787,3 +787,38 @@ def test_environment_proxy_rules(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert environment_proxy(url) == expected
+
+
+def test_an_attempt_queued_behind_the_hubs_gate_does_not_spend_its_attempt_timeout_waiting(
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four reads behind a one-slot gate, each answered in 0.3 s, attempt_timeout 0.5 s and one attempt: the last
+    waits 0.9 s for its slot. Its attempt begins with the slot, so every read is answered (a deadline counted from
+    the queue would have failed the last two with "deadline exceeded")."""
+    body = json.dumps({"RequestId": "r", "VersionName": "1.0.0", "ApprovalStatus": "Pending"}).encode()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(0.3)
+            writer.write(answer(200, body))
+            await writer.drain()
+
+    server = serve(slow)
+    one = RetryPolicy(max_attempts=1, attempt_timeout=0.5, call_timeout=30.0)
+    hook = pai_hook(monkeypatch, server.url, retry=one)
+
+    async def go() -> list[Any]:
+        transport = await hook.atransport()
+        transport.attempt_gate = asyncio.Semaphore(1)
+        try:
+            return await asyncio.gather(
+                *(hook.aget_model_version("m-1", "1.0.0") for _ in range(4)), return_exceptions=True
+            )
+        finally:
+            await hook.aclose()
+
+    started = time.monotonic()
+    answers = asyncio.run(go())
+    assert [getattr(a, "version_name", a) for a in answers] == ["1.0.0"] * 4
+    assert time.monotonic() - started >= 1.2  # one at a time: the gate held

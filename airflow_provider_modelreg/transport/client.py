@@ -11,6 +11,7 @@ import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import TypedDict, TypeVar, Unpack
 from urllib.parse import urlencode, urlsplit
 
@@ -443,17 +444,17 @@ class RegistryTransport:
         """Async twin of :meth:`request`."""
         plan = self._plan(method, options)
         while True:
-            deadline, request = self._begin(plan, method, target, options)
             caught: Exception | None = None
             response: httpx.Response | None
-            try:
-                if self.attempt_gate is None:
+            # A slot of the gate is held only while this attempt is on the wire, not during retry waits, and the
+            # attempt (its attempt_timeout) begins once it has one: ten thousand reads queued behind eight slots
+            # would otherwise spend their attempts in the queue and time out. call_timeout still counts the queue.
+            async with self.attempt_gate if self.attempt_gate is not None else nullcontext():
+                deadline, request = self._begin(plan, method, target, options)
+                try:
                     response = await self._asend(request, deadline)
-                else:  # a slot is held only while this attempt is on the wire, not during retry waits
-                    async with self.attempt_gate:
-                        response = await self._asend(request, deadline)
-            except (httpx.TransportError, UnicodeEncodeError) as exc:
-                response, caught = None, exc
+                except (httpx.TransportError, UnicodeEncodeError) as exc:
+                    response, caught = None, exc
             if response is not None and response.is_success:
                 return response
             await self._asleep(self._after(method, target, plan, deadline, response, caught))
