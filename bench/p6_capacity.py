@@ -176,10 +176,19 @@ def anchor_ratio(ours: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]
     mine = ours.get("cpu_s_per_round")
     if mine is None:
         return {"cpu_ratio": None}  # our own rounds did not start: misses() says so
-    if anchor.get("warm_up_complete") and anchor.get("rounds"):
+    rounds = anchor.get("rounds", 0.0)
+    if anchor.get("warm_up_complete") and rounds >= 1:
         return {"cpu_ratio": mine / anchor["cpu_s_per_round"]}
-    if "warm_up_cpu_s" not in anchor:  # warmed up, then completed no round in the window
-        return {"cpu_ratio": None, "anchor_incomplete": "anchor completed no round in the measured window"}
+    if "warm_up_cpu_s" not in anchor:  # warmed up, then did not complete a round in the measured window
+        spent = anchor["cpu_s_per_round"] * rounds
+        return {
+            "cpu_ratio": None,
+            "anchor_incomplete": (
+                f"anchor did not complete a round in {anchor['round_s'] * rounds:.0f} s "
+                f"({rounds:.0%} of one, {spent:.1f} s CPU)"
+            ),
+            "cpu_ratio_at_most": mine / max(spent, 1e-9),
+        }
     return {
         "cpu_ratio": None,
         "anchor_incomplete": (

@@ -299,6 +299,10 @@ def _render_p6(records: dict[str, Any], head: Any, missing: Any) -> list[str]:
         shape = p6[name]
         r, t = shape["ours"], targets[name]
         anchor = shape.get("anchor")
+        if anchor is not None and "cpu_ratio_at_most" not in shape and 0 < anchor.get("rounds", 1) < 1:
+            from bench.p6_capacity import anchor_ratio  # records from before the rule: a ratio of part of a round
+
+            shape = {**shape, **anchor_ratio(r, anchor)}
         if anchor is None:
             anchor_cpu, ratio = "not run", "—"
         elif shape.get("cpu_ratio") is not None:
