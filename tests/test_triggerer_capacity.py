@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -57,11 +58,16 @@ async def _wait(hub: _Hub, interval: float) -> TriggerEvent:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delays the polling loop sleeps, recorded instead of slept (no wall-clock bounds in the tests)."""
+    """The delays the polling loop sleeps, recorded instead of slept (no wall-clock bounds in the tests). Only this
+    thread's sleeps: ``asyncio.sleep`` is patched for the process, and an emulator from another test may still be
+    sleeping in its own thread."""
     asked: list[float] = []
     real_sleep = asyncio.sleep
+    mine = threading.get_ident()
 
     async def recording(delay: float, result: Any = None) -> Any:
+        if threading.get_ident() != mine:
+            return await real_sleep(delay, result)
         asked.append(delay)
         return await real_sleep(0, result)
 

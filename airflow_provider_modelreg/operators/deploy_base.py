@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
 
-__all__ = ["ResumableDeployOperator", "deployed_version"]
+__all__ = ["ResumableDeployOperatorBase", "deployed_version"]
 
 H = TypeVar("H", bound=ModelRegistryHookBase)
 R = TypeVar("R")
@@ -71,7 +71,7 @@ def deployed_version(value: Any, registry: str, vendor: str) -> ModelVersionRef:
     return ref
 
 
-class ResumableDeployOperator(ResumableJobMixin, TaskHook[H], BaseOperator, Generic[H, R]):
+class ResumableDeployOperatorBase(ResumableJobMixin, TaskHook[H], BaseOperator, Generic[H, R]):
     """A deploy operator's shared shell: record reuse through the task state store, the synchronous poll loop (with
     tolerated failures and an optional deadline), deferral, and the resume after the trigger.
 

@@ -29,7 +29,7 @@ from airflow_provider_modelreg.hooks.eas import PaiEasHook
 from airflow_provider_modelreg.hooks.pai import PaiModelRegistryHook
 from airflow_provider_modelreg.links import PaiEasServiceLink
 from airflow_provider_modelreg.models import ModelVersionRef
-from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperator, deployed_version
+from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperatorBase, deployed_version
 from airflow_provider_modelreg.validation import check_eas_id, check_max_failures
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-class PaiEasDeployOperator(ResumableDeployOperator[PaiEasHook, DeployRecord]):
+class PaiEasDeployOperator(ResumableDeployOperatorBase[PaiEasHook, DeployRecord]):
     """Deploys a PAI model version (the sensor's ``ModelVersionRef``) as an EAS service and waits until it serves.
 
     Idempotent: DescribeService first. No service: CreateService (labels recording the model and version). The same

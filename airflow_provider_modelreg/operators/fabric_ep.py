@@ -31,7 +31,7 @@ from airflow_provider_modelreg.hooks.fabric_ep import FabricEpHook
 from airflow_provider_modelreg.hooks.fabric_ep_specs import deploy_instance_body
 from airflow_provider_modelreg.links import FabricEpInstanceLink
 from airflow_provider_modelreg.models import ModelVersionRef
-from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperator, deployed_version
+from airflow_provider_modelreg.operators.deploy_base import ResumableDeployOperatorBase, deployed_version
 from airflow_provider_modelreg.task_hook import TaskHook
 from airflow_provider_modelreg.validation import check_request_timeout, rendered_optional, rendered_required
 
@@ -59,7 +59,7 @@ class FabricEpDeployError(ModelRegistryError):
         super().__init__(f"Fabric EP instance {instance_id} deploy failed: {error_code}: {error_msg}")
 
 
-class FabricDeployServiceInstanceOperator(ResumableDeployOperator[FabricEpHook, EpDeployRecord]):
+class FabricDeployServiceInstanceOperator(ResumableDeployOperatorBase[FabricEpHook, EpDeployRecord]):
     """Deploys a Fabric model version on an EP endpoint and waits until the instance runs it.
 
     Idempotent: ListServicesInstances of the model on the endpoint first. An instance serving the version
