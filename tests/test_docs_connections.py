@@ -128,7 +128,9 @@ def test_a_documented_connection_reads_back_as_written(where: str, block: str, e
             conn["login"],
             conn["password"],
         )
-        assert seen["extra"] == extra
+        # Some Airflow versions read a URI's query values as JSON (workspace_id=12345 arrives as the number): the
+        # connection's extras match as text, and the hook must still read the documented string
+        assert {k: str(v) for k, v in seen["extra"].items()} == {k: str(v) for k, v in extra.items()}
         assert seen["workspace_id"] == extra.get("workspace_id")
         if "region" in extra:
             assert seen["region"] == extra["region"]

@@ -141,3 +141,20 @@ def test_test_connection(hook: PaiModelRegistryHook, emu: Any, monkeypatch: pyte
     pai_conn(monkeypatch, emu.url, conn_id="pai_bad", password="nope")
     ok, message = PaiModelRegistryHook("pai_bad").test_connection()
     assert not ok and "SignatureDoesNotMatch" in message and "nope" not in message
+
+
+def test_a_numeric_workspace_id_from_a_connection_uri_reads_as_its_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow reads each query value of a connection URI as JSON (Airflow 3.1 among others): ``workspace_id=12345``
+    reaches the hook as the number 12345; it is the workspace "12345". A bool or a list is still refused."""
+    from airflow_provider_modelreg.errors import RegistryConnectionConfigError
+    from airflow_provider_modelreg.hooks.base import extra_str
+
+    assert extra_str({"workspace_id": 12345}, "workspace_id") == "12345"
+    assert extra_str({"workspace_id": " 12345 "}, "workspace_id") == "12345"
+    for bad in (True, [1], {"a": 1}, 1.5):
+        with pytest.raises(RegistryConnectionConfigError, match="workspace_id"):
+            extra_str({"workspace_id": bad}, "workspace_id")
+    monkeypatch.setenv("AIRFLOW_CONN_PAI_URI_NUMERIC", "pai://LTAIkey:secret@/?region=cn-hangzhou&workspace_id=12345")
+    hook = PaiModelRegistryHook(pai_conn_id="pai_uri_numeric")
+    assert hook.region == "cn-hangzhou"
+    assert hook._settings(hook.connection)[2] == "12345"

@@ -139,10 +139,16 @@ def hook_overrides(max_attempts: int | None, call_timeout: float | None) -> dict
 
 
 def extra_str(extras: dict[str, Any], key: str) -> str | None:
-    """A string extra, stripped; a missing or empty value counts as unset, anything but a string is refused."""
+    """A string extra, stripped; a missing or empty value counts as unset, anything but a string is refused.
+
+    An integer is taken as its digits: Airflow reads each value of a connection URI's query as JSON, so the
+    documented ``pai://...?workspace_id=12345`` reaches the hook as the number 12345 (Airflow 3.1 among others).
+    """
     value = extras.get(key)
     if value is None or value == "":
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, str):
         raise RegistryConnectionConfigError(key, "must be a string", value)
     return value.strip()
