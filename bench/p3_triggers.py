@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 from bench.common import LoopLag, bench_seed, emulator_process, pai_connection
-from bench.sampling import Sampler
+from bench.sampling import measured_window
 
 N = 1000
 INTERVAL = 2.0
@@ -84,21 +83,9 @@ async def _run(make: Callable[[int], Any], key: str, *, memory: bool) -> dict[st
         result["bytes_per_trigger"] = (tracemalloc.get_traced_memory()[0] - base) / N
         tracemalloc.stop()
     else:
-        # py-spy attaches (blocking this thread a moment) and the loop catches up before the window opens; every
-        # figure is read before it detaches, so neither shows in the window
-        with Sampler() as sampler:
-            await asyncio.sleep(1.0)
-            lag.reset()
-            polls0, cpu0, wall0 = _POLLS[key], time.process_time(), time.perf_counter()
-            await asyncio.sleep(INTERVAL * WINDOW_ROUNDS)
-            rounds = (_POLLS[key] - polls0) / N
-            result["cpu_ms_per_round"] = (time.process_time() - cpu0) * 1000 / max(rounds, 1e-9)
-            result["rounds"] = rounds
-            result["round_s"] = (time.perf_counter() - wall0) / max(rounds, 1e-9)
-            result["cpu_ms_per_poll"] = result["cpu_ms_per_round"] / N
-            result["rounds_kept_up"] = float(rounds >= WINDOW_ROUNDS * 0.95)
-            result.update(lag.figures())
-        result["shares"] = sampler.shares()
+        window = await measured_window(lag, lambda: _POLLS[key], N, INTERVAL * WINDOW_ROUNDS, WINDOW_ROUNDS)
+        cpu_ms = window.pop("cpu_s_per_round") * 1000
+        result.update(window, cpu_ms_per_round=cpu_ms, cpu_ms_per_poll=cpu_ms / N)
     await lag.stop()
     for task in tasks:
         task.cancel()

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import LoopLag, bench_seed, emulator_process, pai_connection
-from bench.sampling import Sampler
+from bench.sampling import measured_window
 
 N = 10_000
 LATENCY_MS = 20
@@ -130,21 +130,7 @@ async def _run(
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
         profile.extend(line.rstrip() for line in text.getvalue().splitlines() if line.strip())
     else:
-        # py-spy attaches (blocking this thread a moment) and the loop catches up before the window opens; every
-        # figure is read before it detaches, so neither shows in the window
-        with Sampler() as sampler:
-            await asyncio.sleep(1.0)
-            lag.reset()
-            polls0, cpu0, wall0 = _POLLS[key], time.process_time(), time.perf_counter()
-            await asyncio.sleep(interval * MEASURED_ROUNDS)
-            rounds = (_POLLS[key] - polls0) / N
-            wall = time.perf_counter() - wall0
-            result["rounds"] = rounds
-            result["cpu_s_per_round"] = (time.process_time() - cpu0) / max(rounds, 1e-9)
-            result["round_s"] = wall / max(rounds, 1e-9)
-            result["rounds_kept_up"] = float(rounds >= MEASURED_ROUNDS * 0.95)
-            result.update(lag.figures())
-        result["shares"] = sampler.shares()
+        result.update(await measured_window(lag, lambda: _POLLS[key], N, interval * MEASURED_ROUNDS, MEASURED_ROUNDS))
     await lag.stop()
     for task in tasks:
         task.cancel()

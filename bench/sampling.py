@@ -8,6 +8,7 @@ bias. Idle samples (the loop waiting in ``select``, an idle pool thread) are not
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +143,31 @@ if __name__ == "__main__":  # a look at itself: busy Python is "other"
         while time.perf_counter() < end:
             pass
     print(sampler.shares())
+
+
+async def measured_window(
+    lag: Any, polls: Callable[[], int], waits: int, seconds: float, rounds: float
+) -> dict[str, Any]:
+    """The measured window of a triggerer shape (P3, P6): ``seconds`` of the running waits, sampled by py-spy, with
+    the loop lag (``lag``, a started :class:`bench.common.LoopLag`) reset at its start. ``polls`` counts the waits'
+    polls so far; ``rounds`` is how many rounds the window should hold when the waits keep up.
+
+    Returns ``rounds`` (held), ``cpu_s_per_round``, ``round_s``, ``rounds_kept_up`` (1.0 when at least 95% of
+    ``rounds`` were held), the lag's figures and ``shares`` (py-spy's split by concern).
+    """
+    result: dict[str, Any] = {}
+    # py-spy attaches (blocking this thread a moment) and the loop catches up before the window opens; every
+    # figure is read before it detaches, so neither shows in the window
+    with Sampler() as sampler:
+        await asyncio.sleep(1.0)
+        lag.reset()
+        polls0, cpu0, wall0 = polls(), time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        held = (polls() - polls0) / waits
+        result["rounds"] = held
+        result["cpu_s_per_round"] = (time.process_time() - cpu0) / max(held, 1e-9)
+        result["round_s"] = (time.perf_counter() - wall0) / max(held, 1e-9)
+        result["rounds_kept_up"] = float(held >= rounds * 0.95)
+        result.update(lag.figures())
+    result["shares"] = sampler.shares()
+    return result
