@@ -7,15 +7,11 @@ canary, run with ``airflow dags test`` against the emulator."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_readme_walkthrough import _free_port, as_checked_script, split_commands
+from test_readme_walkthrough import _free_port, run_documented, split_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guide-oidc-canary-emulator.md"
@@ -45,33 +41,11 @@ def test_the_oidc_canary_guide_runs_as_written(tmp_path: Path) -> None:
         assert needed in text, needed
     assert '"login"' not in text and '"password"' not in text.split("AIRFLOW_CONN_PAI_DEFAULT", 1)[1]
     port = str(_free_port())
-    script = as_checked_script([c.replace(GUIDE_PORT, port) for c in commands])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MODELREG_", "PYTEST_", "ALIBABA_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    run = run_documented(
+        [c.replace(GUIDE_PORT, port) for c in commands], tmp_path, timeout=240, what="guide", drop_env=("ALIBABA_",)
     )
-    try:
-        out, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the guide did not finish in 240 s:\n{err[-3000:]}")
-    finally:
-        try:  # background jobs left by a failed command (the emulator, airflow dags test)
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    log = tmp_path / "dags-test.log"
-    dag_log = log.read_text() if log.exists() else ""
-    context = f"stderr:\n{err[-3000:]}\nstdout:\n{out[-3000:]}\ndags-test.log:\n{dag_log[-4000:]}"
-    assert proc.returncode == 0, context
+    out, dag_log, context = run.out, run.dag_log, run.context
+    assert run.returncode == 0, context
     assert re.search(r"DagRun Finished: dag_id=fraud_canary,.* state=success", out), context
     # the sensor deferred before the approval; the canary went through its three steps, in order
     steps = [dag_log.find(f"canary step {p}%: fraud_v2 Running") for p in (10, 50, 100)]

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,68 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class DocumentedRun:
+    """What running a documented block's commands gave: status, output, ``dags-test.log`` and the CPU it cost."""
+
+    returncode: int
+    out: str
+    err: str
+    dag_log: str
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def context(self) -> str:
+        """The ends of every output, for an assertion's message."""
+        return f"stderr:\n{self.err[-3000:]}\nstdout:\n{self.out[-3000:]}\ndags-test.log:\n" + (
+            self.dag_log[-4000:] or "(none)"
+        )
+
+
+def run_documented(
+    commands: list[str], cwd: Path, *, timeout: float, what: str, drop_env: tuple[str, ...] = ()
+) -> DocumentedRun:
+    """Run ``commands`` as one checked script in ``cwd`` (this venv's scripts first on the PATH, no Airflow or
+    emulator settings of the suite's own, nor those starting with ``drop_env``), and collect what it gave. Fails the
+    test when it takes longer than ``timeout`` seconds; background jobs it left are ended either way."""
+    prefixes = ("AIRFLOW", "MODELREG_", "PYTEST_", *drop_env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    started = time.monotonic()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(
+        ["bash", "-c", as_checked_script(commands)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the {what} did not finish in {timeout:.0f} s:\n{err[-3000:]}")
+    finally:
+        try:  # background jobs left by a failed command (the emulator, airflow dags test)
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log = cwd / "dags-test.log"
+    return DocumentedRun(
+        returncode=proc.returncode,
+        out=out,
+        err=err,
+        dag_log=log.read_text() if log.exists() else "",
+        wall_s=time.monotonic() - started,
+        cpu_s=usage.ru_utime - cpu_before.ru_utime + usage.ru_stime - cpu_before.ru_stime,
+    )
+
+
 # ------------------------------------------------------------------------------------------------ the splitter
 
 
@@ -134,45 +197,13 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     ):
         assert needed in text, needed
     port = str(_free_port())
-    script = as_checked_script([c.replace(README_PORT, port) for c in commands])
-
-    venv_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MODELREG_", "PYTEST_"))}
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-    started = time.monotonic()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=150)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the walkthrough did not finish in 150 s:\n{err[-3000:]}")
-    finally:
-        try:  # background jobs left by a failed command (the emulator, airflow dags test)
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    elapsed = time.monotonic() - started
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime - cpu_before.ru_utime + usage.ru_stime - cpu_before.ru_stime
-    log = tmp_path / "dags-test.log"
-    context = f"stderr:\n{err[-3000:]}\nstdout:\n{out[-3000:]}\ndags-test.log:\n" + (
-        log.read_text()[-4000:] if log.exists() else "(none)"
-    )
-    assert proc.returncode == 0, context
+    run = run_documented([c.replace(README_PORT, port) for c in commands], tmp_path, timeout=150, what="walkthrough")
+    out, context = run.out, run.context
+    assert run.returncode == 0, context
     assert "Deploying 1.1.0 from oss://models/churn/1.1.0/" in out, context
     assert re.search(r"DagRun Finished: dag_id=deploy_churn,.* state=success", out), context
     # the approval came on demand, while the sensor waited in its trigger
-    dag_log = log.read_text()
+    dag_log = run.dag_log
     assert "new_state=deferred" in dag_log, context
     assert dag_log.index("new_state=deferred") < dag_log.index("Deploying 1.1.0"), context
     # the request log: the sensor and the trigger asked, every request signed
@@ -180,8 +211,10 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert not re.search(r"^\S+\s+no\s+\d+$", out, flags=re.MULTILINE), context
     # "under a minute": on an idle 2-core machine it takes ~35 s of wall time. Wall time on a shared machine says
     # more about the neighbours than about the walkthrough, so the bound is on the CPU it costs.
-    print(f"walkthrough: {elapsed:.1f} s wall, {cpu:.1f} s CPU")
-    assert cpu < 45, f"the walkthrough cost {cpu:.0f} s of CPU ({elapsed:.0f} s wall): keep it under a minute"
+    print(f"walkthrough: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU")
+    assert run.cpu_s < 45, (
+        f"the walkthrough cost {run.cpu_s:.0f} s of CPU ({run.wall_s:.0f} s wall): keep it under a minute"
+    )
 
 
 def test_readme_example_is_the_walkthrough_dag() -> None:
