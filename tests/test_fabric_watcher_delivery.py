@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from fake_fabric import FakeFabric, fake_fabric_server
 from helpers import build_seed, fabric_conn, fabric_version
 from test_gate_watcher_hub import FakeAccessor, FakeStore
+from watch_support import AckRun, until
 
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.triggers.fabric_watcher import FabricVersionEventTrigger
@@ -27,13 +27,6 @@ NEW = {"model_path": "obs://fabric-models/assistant/new/", "base_model_type": "Q
 
 def states(accessor: FakeAccessor) -> list[dict[str, Any]]:
     return [value for key, value in accessor.data.items() if key.startswith(f"modelreg_fabric_watch:{MODEL}:")]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 class Standalone:
@@ -132,48 +125,16 @@ async def test_two_modes_on_one_asset_keep_their_own_state(emu: Any) -> None:
     assert by_mode["current_version"]["known"] == [] and by_mode["current_version"]["current"] is not None
 
 
-class AckRun:
-    """A watcher driven as Airflow 3.3's triggerer drives it (SharedStreamManager, ack mode); the test plays the
-    supervisor and decides whether the stored-event confirmation arrives."""
-
-    def __init__(self, store: Any, *, confirm: bool, trigger_id: int = 1) -> None:
-        from airflow.triggers.shared_stream import SharedStreamManager
-
-        self.manager = SharedStreamManager(ack_timeout=0.5)
-        self.trigger = FabricVersionEventTrigger(fabric_conn_id="fabric_default", model_id=MODEL, poke_interval=0.05)
-        self.trigger.asset_state_store = store
-        self.key = self.trigger.shared_stream_key()
-        assert self.key is not None
-        self.trigger_id, self.confirm = trigger_id, confirm
-        self.events: list[str] = []
-        self.failure: BaseException | None = None
-        self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        stream = self.manager.subscribe(trigger_id=self.trigger_id, trigger=self.trigger, key=self.key)
-        try:
-            async for event in self.trigger.filter_shared_stream(stream):
-                seq = self.manager.bind_pending_event(trigger_id=self.trigger_id, key=self.key)
-                assert seq is not None
-                self.events.append(event.payload["version"]["version_name"])
-                if self.confirm:
-                    self.manager.confirm_persisted([seq])
-        except Exception as exc:
-            self.failure = exc
-        finally:
-            await self.manager.unsubscribe(self.trigger_id, self.key)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.manager.stop_all()
+def ack_run(store: Any, *, confirm: bool, trigger_id: int = 1) -> AckRun:
+    trigger = FabricVersionEventTrigger(fabric_conn_id="fabric_default", model_id=MODEL, poke_interval=0.05)
+    return AckRun(trigger, store, confirm=confirm, trigger_id=trigger_id)
 
 
 @shared_streams
 async def test_ack_mode_an_unconfirmed_announcement_is_made_again_after_a_restart(emu: Any) -> None:
     store = FakeStore("prod")
     accessor = store._by_name["prod"]
-    run = AckRun(store, confirm=False)
+    run = ack_run(store, confirm=False)
     await until(lambda: bool(states(accessor)))
     before = set(states(accessor)[0]["known"])
     await register("v7")
@@ -181,11 +142,11 @@ async def test_ack_mode_an_unconfirmed_announcement_is_made_again_after_a_restar
     await until(lambda: run.failure is not None)  # Airflow's ack timeout: the event was never stored
     assert set(states(accessor)[0]["known"]) == before  # the state did not move past it
     await run.stop()
-    again = AckRun(store, confirm=True, trigger_id=2)
+    again = ack_run(store, confirm=True, trigger_id=2)
     await until(lambda: again.events == ["v7"])  # announced again: at least once
     await until(lambda: len(states(accessor)[0]["known"]) == len(before) + 1)  # stored once confirmed
     await again.stop()
-    third = AckRun(store, confirm=True, trigger_id=3)
+    third = ack_run(store, confirm=True, trigger_id=3)
     await polls(emu, 6)
     await third.stop()
     assert third.events == [] and third.failure is None
@@ -262,7 +223,7 @@ async def test_ack_mode_an_undated_version_is_held_back_and_never_ends_the_strea
     fake: FakeFabric, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = FakeStore("prod")
-    run = AckRun(store, confirm=True)
+    run = ack_run(store, confirm=True)
     await until(lambda: bool(states(store._by_name["prod"])))
     undated = {k: v for k, v in fabric_version(2, "v2").items() if k != "create_time"}
     with fake.lock:

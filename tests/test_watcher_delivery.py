@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fake_pai import FakePai, fake_pai_server
 from helpers import pai_conn
 from test_gate_watcher_hub import FakeAccessor, FakeStore, v
+from watch_support import AckRun, until
 
 from airflow_provider_modelreg.triggers.pai import PaiModelVersionApprovedEventTrigger, PaiModelVersionApprovedTrigger
 
@@ -33,13 +32,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def states(accessor: FakeAccessor, model: str) -> list[dict[str, Any]]:
     return [value for key, value in accessor.data.items() if key.startswith(f"modelreg_pai_watch:{model}:")]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def first_event(trigger: Any, timeout: float = 10) -> Any:
@@ -133,51 +125,16 @@ async def test_a_late_approval_of_an_older_version_is_logged_not_announced(
     assert "version 1.1.0 was approved after a newer one was announced" in out
 
 
-class AckRun:
-    """A watcher driven as Airflow 3.3's triggerer drives it: Airflow's SharedStreamManager in ack mode; the test
-    plays the supervisor and decides whether the stored-event confirmation arrives."""
-
-    def __init__(self, store: Any, *, confirm: bool, trigger_id: int = 1) -> None:
-        from airflow.triggers.shared_stream import SharedStreamManager
-
-        self.manager = SharedStreamManager(ack_timeout=0.5)
-        self.trigger = PaiModelVersionApprovedEventTrigger(
-            pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05
-        )
-        self.trigger.asset_state_store = store
-        self.key = self.trigger.shared_stream_key()
-        assert self.key is not None
-        self.trigger_id = trigger_id
-        self.confirm = confirm
-        self.events: list[str] = []
-        self.failure: BaseException | None = None
-        self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        stream = self.manager.subscribe(trigger_id=self.trigger_id, trigger=self.trigger, key=self.key)
-        try:
-            async for event in self.trigger.filter_shared_stream(stream):
-                seq = self.manager.bind_pending_event(trigger_id=self.trigger_id, key=self.key)
-                assert seq is not None  # ack mode: the event is bound to its observation
-                self.events.append(event.payload["version"]["version_name"])
-                if self.confirm:
-                    self.manager.confirm_persisted([seq])
-        except Exception as exc:
-            self.failure = exc
-        finally:
-            await self.manager.unsubscribe(self.trigger_id, self.key)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.manager.stop_all()
+def ack_run(store: Any, *, confirm: bool, trigger_id: int = 1) -> AckRun:
+    trigger = PaiModelVersionApprovedEventTrigger(pai_conn_id="pai_default", model_id="m-a", poke_interval=0.05)
+    return AckRun(trigger, store, confirm=confirm, trigger_id=trigger_id)
 
 
 @shared_streams
 async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_a_restart(fake: FakePai) -> None:
     store = FakeStore("prod")
     accessor = store._by_name["prod"]
-    run = AckRun(store, confirm=False)
+    run = ack_run(store, confirm=False)
     await until(lambda: bool(states(accessor, "m-a")))  # start point stored (no event to wait for)
     fake.models["m-a"].append(v("2.0.0", "Approved", 5))
     await until(lambda: run.events == ["2.0.0"])
@@ -185,11 +142,11 @@ async def test_ack_mode_a_confirmation_that_never_arrives_announces_again_after_
     assert type(run.failure).__name__ == "AckTimeout"
     assert states(accessor, "m-a")[0]["newest"][1] == "1.0.0"  # the state did not move past it
     await run.stop()
-    again = AckRun(store, confirm=True, trigger_id=2)  # the restarted triggerer
+    again = ack_run(store, confirm=True, trigger_id=2)  # the restarted triggerer
     await until(lambda: again.events == ["2.0.0"])  # announced again: at least once
     await until(lambda: states(accessor, "m-a")[0]["newest"][1] == "2.0.0")  # stored once confirmed
     await again.stop()
-    third = AckRun(store, confirm=True, trigger_id=3)
+    third = ack_run(store, confirm=True, trigger_id=3)
     await polls(fake, 6)
     await third.stop()
     assert third.events == [] and third.failure is None  # confirmed: never again
