@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,12 +34,8 @@ from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook, check_filterable
 from airflow_provider_modelreg.hooks.fabric_lifecycle import pick_registered, version_failed
 from airflow_provider_modelreg.triggers.hub import HubKey, PollHub
-from airflow_provider_modelreg.triggers.polling import PollingTrigger, StoredTrigger, retryable
-from airflow_provider_modelreg.validation import (
-    check_poke_interval,
-    rendered_optional,
-    rendered_required,
-)
+from airflow_provider_modelreg.triggers.polling import ModelVersionWaitTrigger, StoredTrigger, retryable
+from airflow_provider_modelreg.validation import rendered_optional, rendered_required
 
 __all__ = ["FABRIC_WAIT_CLASSPATH", "FabricModelVersionListedTrigger", "FabricModelVersionTrigger", "FabricPollHub"]
 
@@ -140,7 +136,7 @@ class FabricModelVersionListedTrigger(StoredTrigger):
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
-class FabricModelVersionTrigger(PollingTrigger):
+class FabricModelVersionTrigger(ModelVersionWaitTrigger):
     """Waits for a Fabric model version (a name, a name pattern, or the current version moving past one), polling
     through the shared hub.
 
@@ -164,6 +160,8 @@ class FabricModelVersionTrigger(PollingTrigger):
     """
 
     stored_classpath: ClassVar[str | None] = FABRIC_WAIT_CLASSPATH
+    hub_class: ClassVar[Any] = FabricPollHub
+    conn_field: ClassVar[str] = "fabric_conn_id"
     event_fields: ClassVar[tuple[str, ...]] = ("workspace_id", "model_id")
     bounded: ClassVar[bool] = True
 
@@ -189,36 +187,14 @@ class FabricModelVersionTrigger(PollingTrigger):
             current=self.current,
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            target = self.target()
-            rendered_required(self.fabric_conn_id, "fabric_conn_id")
-            self.poke_interval = check_poke_interval(self.poke_interval)
-            settings = self._checked_settings()
-        except RegistryInputError as exc:  # before any request
-            yield self._error(exc)
-            return
-        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
-        hub = FabricPollHub.acquire(self.fabric_conn_id, self.poke_interval, **settings)
-        try:
-            yield await self._poll(hub, target)
-        finally:
-            await hub.release(self.poke_interval)
-
-    def _polled(self) -> str:
-        return f"for model {self.model_id}"
-
     def _timeout(self) -> TriggerEvent:
         wanted = self.target().describe()
         return self._event("timeout", message=f"no {wanted} before the sensor timeout ({self.end_time})")
 
-    def _poll(self, hub: FabricPollHub, target: FabricWaitTarget) -> Coroutine[Any, Any, TriggerEvent]:
-        async def judge(decision: FabricDecision) -> TriggerEvent | None:
-            if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
-                return self._event("success", version=decision.version.to_wire())
-            if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
-                status = version_failed(decision.version)
-                return self._event("failed", version=decision.version.to_wire(), version_status=status)
-            return None
-
-        return self.until_decided(hub, target, self.poke_interval, judge)
+    async def _judge(self, hub: FabricPollHub, decision: FabricDecision) -> TriggerEvent | None:
+        if decision.version is not None and decision.outcome is FabricOutcome.FOUND:
+            return self._event("success", version=decision.version.to_wire())
+        if decision.version is not None and decision.outcome is FabricOutcome.FAILED:
+            status = version_failed(decision.version)
+            return self._event("failed", version=decision.version.to_wire(), version_status=status)
+        return None

@@ -15,7 +15,6 @@ stored by classpath: both keep the one under this module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine
 from dataclasses import InitVar, dataclass
 from typing import Any, ClassVar
 
@@ -28,7 +27,6 @@ from airflow_provider_modelreg.approval import (
     Outcome,
     parse_created_after,
 )
-from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.renamed import renamed_class, take_renamed
 
 # The hub and the watcher had their home here: their names stay importable from this module (the watcher's
@@ -37,7 +35,7 @@ from airflow_provider_modelreg.triggers.hub import _HUBS as _HUBS
 from airflow_provider_modelreg.triggers.hub import HUB_MAX_IN_FLIGHT, LOG_HEARTBEAT, PaiPollHub, masked
 from airflow_provider_modelreg.triggers.hub import PollHub as PollHub
 from airflow_provider_modelreg.triggers.hub import _Entry as _Entry
-from airflow_provider_modelreg.triggers.polling import PollingTrigger
+from airflow_provider_modelreg.triggers.polling import ModelVersionWaitTrigger
 from airflow_provider_modelreg.triggers.watcher import _WATCH_GROUPS as _WATCH_GROUPS
 from airflow_provider_modelreg.triggers.watcher import (
     LEGACY_STATE_KEY,
@@ -50,11 +48,7 @@ from airflow_provider_modelreg.triggers.watcher import _backoff as _backoff
 from airflow_provider_modelreg.triggers.watcher import _stream_key as _stream_key
 from airflow_provider_modelreg.triggers.watcher import _watch_failed as _watch_failed
 from airflow_provider_modelreg.triggers.watcher import _WatchGroup as _WatchGroup
-from airflow_provider_modelreg.validation import (
-    check_poke_interval,
-    rendered_optional,
-    rendered_required,
-)
+from airflow_provider_modelreg.validation import rendered_optional, rendered_required
 
 #: an argument not given (None is a value: a stored trigger of an older release has its deprecated names as None)
 _NOT_GIVEN: Any = object()
@@ -74,7 +68,7 @@ __all__ = [
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
-class PaiModelVersionApprovedTrigger(PollingTrigger):
+class PaiModelVersionApprovedTrigger(ModelVersionWaitTrigger):
     """Waits until a PAI model version is Approved (or Rejected), polling through the shared hub.
 
     Events (``payload["status"]``): ``success`` (``version`` = ModelVersionRef dict), ``rejected`` (``version``),
@@ -97,6 +91,8 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
     the last two ``request_attempts`` and ``request_timeout``: still accepted.
     """
 
+    hub_class: ClassVar[Any] = PaiPollHub
+    conn_field: ClassVar[str] = "pai_conn_id"
     event_fields: ClassVar[tuple[str, ...]] = ("model_id",)
     bounded: ClassVar[bool] = True
 
@@ -124,47 +120,29 @@ class PaiModelVersionApprovedTrigger(PollingTrigger):
         )
         self.max_attempts, self.call_timeout = given["max_attempts"], given["call_timeout"]
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            target = ApprovalTarget(
-                model_id=rendered_required(self.model_id, "model_id"),
-                version_name=rendered_optional(self.version_name, "version_name"),
-                after_version=rendered_optional(self.after_version, "after_version"),
-                created_after=parse_created_after(self.created_after),
-                alias=rendered_optional(self.alias, "alias"),
-                alias_key=self.alias_key,
-            )
-            rendered_required(self.pai_conn_id, "pai_conn_id")
-            self.poke_interval = check_poke_interval(self.poke_interval)
-            settings = self._checked_settings()
-        except RegistryInputError as exc:
-            yield self._error(exc)
-            return
-        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
-        hub = PaiPollHub.acquire(self.pai_conn_id, self.poke_interval, **settings)
-        try:
-            yield await self._poll(hub, target)
-        finally:
-            await hub.release(self.poke_interval)
-
-    def _polled(self) -> str:
-        return f"for model {self.model_id}"
+    def target(self) -> ApprovalTarget:
+        """The stored arguments, checked (a typed error naming the field)."""
+        return ApprovalTarget(
+            model_id=rendered_required(self.model_id, "model_id"),
+            version_name=rendered_optional(self.version_name, "version_name"),
+            after_version=rendered_optional(self.after_version, "after_version"),
+            created_after=parse_created_after(self.created_after),
+            alias=rendered_optional(self.alias, "alias"),
+            alias_key=self.alias_key,
+        )
 
     def _timeout(self) -> TriggerEvent:
         return self._event("timeout", message=f"no approval before the sensor timeout ({self.end_time})")
 
-    def _poll(self, hub: PaiPollHub, target: ApprovalTarget) -> Coroutine[Any, Any, TriggerEvent]:
-        async def judge(decision: ApprovalDecision) -> TriggerEvent | None:
-            if decision.version is None or not decision.outcome.is_terminal():
-                return None
-            try:  # the workspace lookup is a read like the others: within the same failure budget
-                ref = await hub.version_ref(self.model_id, decision.version, self.poke_interval)
-            except Exception as exc:
-                details = f"for model {self.model_id}: version {decision.version.version_name} decided, its details"
-                return self._failed(exc, details)
-            return self._event("success" if decision.outcome is Outcome.APPROVED else "rejected", version=ref)
-
-        return self.until_decided(hub, target, self.poke_interval, judge)
+    async def _judge(self, hub: PaiPollHub, decision: ApprovalDecision) -> TriggerEvent | None:
+        if decision.version is None or not decision.outcome.is_terminal():
+            return None
+        try:  # the workspace lookup is a read like the others: within the same failure budget
+            ref = await hub.version_ref(self.model_id, decision.version, self.poke_interval)
+        except Exception as exc:
+            details = f"for model {self.model_id}: version {decision.version.version_name} decided, its details"
+            return self._failed(exc, details)
+        return self._event("success" if decision.outcome is Outcome.APPROVED else "rejected", version=ref)
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)

@@ -5,25 +5,34 @@ them into ``error`` events, never a crashed trigger.
 
 A wait subclasses :class:`PollingTrigger` (a trigger with a loop of its own: :class:`StoredTrigger`) as a
 ``@dataclass(kw_only=True, eq=False, repr=False)`` with its arguments as fields, and runs
-:meth:`PollingTrigger.until_verdict` with one poll and the judge of its answer.
+:meth:`PollingTrigger.until_verdict` with one poll and the judge of its answer. A wait for a model version that a
+decision core decides through a shared-read hub subclasses :class:`ModelVersionWaitTrigger`, which runs it.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.triggers.hub import masked
-from airflow_provider_modelreg.validation import check_max_failures, check_request_attempts, check_request_timeout
+from airflow_provider_modelreg.validation import (
+    check_max_failures,
+    check_poke_interval,
+    check_request_attempts,
+    check_request_timeout,
+    rendered_required,
+)
 
-__all__ = ["PollingTrigger", "StoredTrigger", "retryable"]
+__all__ = ["ModelVersionWaitTrigger", "PollingTrigger", "StoredTrigger", "retryable"]
 
 A = TypeVar("A")
 
@@ -184,6 +193,49 @@ class PollingTrigger(StoredTrigger):
     def _phase() -> float:
         """The share of the interval before a shared-read wait's second poll, in (0, 1]."""
         return 1.0 - random.random()
+
+
+class ModelVersionWaitTrigger(PollingTrigger):
+    """A wait for a model version that a decision core decides, read through a shared hub (:meth:`until_decided`):
+    the PAI approval wait and the Fabric version wait. A subclass is a ``@dataclass`` declaring its connection field
+    (named by :attr:`conn_field`), ``model_id`` and ``poke_interval``, and says what is waited for (:meth:`target`)
+    and which decision ends the wait with which event (:meth:`_judge`)."""
+
+    #: the hub class the polls read through (one hub per event loop, connection and request settings)
+    hub_class: ClassVar[Any]
+    #: the field holding the Airflow connection id
+    conn_field: ClassVar[str]
+
+    model_id: str
+    poke_interval: float
+
+    @abc.abstractmethod
+    def target(self) -> Any:
+        """The stored arguments, checked (a typed error naming the field): what the decision core waits for."""
+
+    @abc.abstractmethod
+    async def _judge(self, hub: Any, decision: Any) -> TriggerEvent | None:
+        """The event a decision ends the wait with (None: wait on); ``hub`` for any read the event needs."""
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            target = self.target()
+            conn_id = rendered_required(getattr(self, self.conn_field), self.conn_field)
+            self.poke_interval = check_poke_interval(self.poke_interval)
+            settings = self._checked_settings()
+        except RegistryInputError as exc:  # before any request
+            yield self._error(exc)
+            return
+        # acquire and release, not ``using``: an async context manager is memory each of ten thousand waits holds
+        hub = self.hub_class.acquire(conn_id, self.poke_interval, **settings)
+        try:
+            # the judge is a partial of a method, not a closure: no cells for each of ten thousand waits to hold
+            yield await self.until_decided(hub, target, self.poke_interval, functools.partial(self._judge, hub))
+        finally:
+            await hub.release(self.poke_interval)
+
+    def _polled(self) -> str:
+        return f"for model {self.model_id}"
 
 
 class _DecidedPolls:
