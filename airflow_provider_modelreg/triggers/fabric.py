@@ -54,6 +54,7 @@ class FabricPollHub(PollHub[FabricModelRegistryHook]):
     hook_class: ClassVar[Callable[..., Any]] = FabricModelRegistryHook
     hubs: ClassVar[dict[HubKey, Any]] = _FABRIC_HUBS
     label: ClassVar[str] = "Fabric model"
+    conn_field: ClassVar[str] = "fabric_conn_id"
 
     async def perform(self, hook: FabricModelRegistryHook, what: Any) -> Any:
         return await aread_fabric(hook, what)
@@ -161,9 +162,7 @@ class FabricModelVersionTrigger(ModelVersionWaitTrigger):
 
     stored_classpath: ClassVar[str | None] = FABRIC_WAIT_CLASSPATH
     hub_class: ClassVar[Any] = FabricPollHub
-    conn_field: ClassVar[str] = "fabric_conn_id"
     event_fields: ClassVar[tuple[str, ...]] = ("workspace_id", "model_id")
-    bounded: ClassVar[bool] = True
 
     fabric_conn_id: str
     model_id: str

@@ -86,19 +86,11 @@ class FabricWatchProducer(WatchProducer):
     mode); see :class:`~airflow_provider_modelreg.triggers.watch_stream.WatchProducer`."""
 
     label: ClassVar[str] = "Fabric model"
+    hub_class: ClassVar[Any] = FabricPollHub
 
     @classmethod
     def stream_key(cls, kwargs: dict[str, Any]) -> tuple[Any, ...]:
         return _stream_key(kwargs)
-
-    def acquire(self, interval: float) -> FabricPollHub:
-        kwargs = self.kwargs
-        return FabricPollHub.acquire(
-            kwargs["fabric_conn_id"],
-            interval,
-            max_attempts=kwargs.get("max_attempts"),
-            call_timeout=kwargs.get("call_timeout"),
-        )
 
     async def observe(self, hub: Any, cursors: list[Any], interval: float) -> FabricObservation:
         kwargs = self.kwargs
@@ -136,6 +128,7 @@ class FabricVersionEventTrigger(ModelWatcherTrigger):
     """
 
     label: ClassVar[str] = "Fabric model"
+    producer_class: ClassVar[type[WatchProducer]] = FabricWatchProducer
 
     def __init__(
         self,
@@ -192,24 +185,8 @@ class FabricVersionEventTrigger(ModelWatcherTrigger):
 
     # -- the watch machinery's interface (triggers.watch_stream.ModelWatcherTrigger)
 
-    def _stream_key(self) -> tuple[Any, ...]:
-        return _stream_key(self.serialize()[1])
-
-    @classmethod
-    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
-        return FabricWatchProducer(kwargs)
-
-    def _acquire(self, interval: float) -> FabricPollHub:
-        return FabricPollHub.acquire(
-            self.fabric_conn_id,
-            interval,
-            max_attempts=check_request_attempts(self.max_attempts, "max_attempts"),
-            call_timeout=check_request_timeout(self.call_timeout, "call_timeout"),
-        )
-
     async def _identity(self, hub: Any) -> FabricWatchIdentity:
-        await hub.gated_transport(hub.hook)
-        endpoint = (await hub.hook.atransport()).base_url
+        endpoint = await hub.endpoint()
         workspace, _ = await where(hub, self.workspace_id)
         return FabricWatchIdentity(self.fabric_conn_id, endpoint, workspace, self.model_id, self.mode)
 

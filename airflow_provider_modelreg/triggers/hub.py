@@ -72,6 +72,8 @@ class PollHub(abc.ABC, Generic[H]):
     hubs: ClassVar[dict[HubKey, Any]]
     #: who is polled, for the log lines ("PAI model ...")
     label: ClassVar[str] = "model"
+    #: the argument naming the hub's connection in the provider's tasks and triggers
+    conn_field: ClassVar[str]
 
     conn_id: str
     hook: H
@@ -274,6 +276,11 @@ class PollHub(abc.ABC, Generic[H]):
 
     _gated_transport = gated_transport  # its name before it was public
 
+    async def endpoint(self) -> str:
+        """The base URL of the hub's connection (its client built as for a read)."""
+        await self.gated_transport(self.hook)
+        return (await self.hook.atransport()).base_url
+
 
 _HUBS: dict[HubKey, PaiPollHub] = {}
 
@@ -286,6 +293,7 @@ class PaiPollHub(PollHub[PaiModelRegistryHook]):
     hook_class: ClassVar[Callable[..., Any]] = PaiModelRegistryHook
     hubs: ClassVar[dict[HubKey, Any]] = _HUBS
     label: ClassVar[str] = "PAI model"
+    conn_field: ClassVar[str] = "pai_conn_id"
 
     async def perform(self, hook: PaiModelRegistryHook, what: Read) -> Any:
         return await aread(hook, what)

@@ -92,9 +92,7 @@ class PaiModelVersionApprovedTrigger(ModelVersionWaitTrigger):
     """
 
     hub_class: ClassVar[Any] = PaiPollHub
-    conn_field: ClassVar[str] = "pai_conn_id"
     event_fields: ClassVar[tuple[str, ...]] = ("model_id",)
-    bounded: ClassVar[bool] = True
 
     pai_conn_id: str
     model_id: str

@@ -198,13 +198,13 @@ class PollingTrigger(StoredTrigger):
 class ModelVersionWaitTrigger(PollingTrigger):
     """A wait for a model version that a decision core decides, read through a shared hub (:meth:`until_decided`):
     the PAI approval wait and the Fabric version wait. A subclass is a ``@dataclass`` declaring its connection field
-    (named by :attr:`conn_field`), ``model_id`` and ``poke_interval``, and says what is waited for (:meth:`target`)
-    and which decision ends the wait with which event (:meth:`_judge`)."""
+    (the hub class's ``conn_field``), ``model_id`` and ``poke_interval``, and says what is waited for
+    (:meth:`target`) and which decision ends the wait with which event (:meth:`_judge`). ``end_time`` also bounds a
+    poll in flight."""
 
     #: the hub class the polls read through (one hub per event loop, connection and request settings)
     hub_class: ClassVar[Any]
-    #: the field holding the Airflow connection id
-    conn_field: ClassVar[str]
+    bounded: ClassVar[bool] = True
 
     model_id: str
     poke_interval: float
@@ -220,7 +220,8 @@ class ModelVersionWaitTrigger(PollingTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             target = self.target()
-            conn_id = rendered_required(getattr(self, self.conn_field), self.conn_field)
+            conn_field = self.hub_class.conn_field
+            conn_id = rendered_required(getattr(self, conn_field), conn_field)
             self.poke_interval = check_poke_interval(self.poke_interval)
             settings = self._checked_settings()
         except RegistryInputError as exc:  # before any request

@@ -78,10 +78,12 @@ class WatchProducer(SharedStreamProducer, abc.ABC):
     Each raw event is one observation with its sequence number. Airflow calls :meth:`advance` once every watcher
     has moved past an observation and the events it derived were stored in the metadata database; only then are the
     watchers' states written. A crash before that leaves the old state, and the versions are announced again after
-    the restart (at least once). A registry's producer says how its hub is acquired and how one poll is made.
+    the restart (at least once). A registry's producer names its hub class and says how one poll is made.
     """
 
     label: ClassVar[str] = "model"
+    #: the hub the stream polls through: ``hub_class.acquire`` with the stored connection and request settings
+    hub_class: ClassVar[Any]
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.kwargs = self.stored_kwargs(kwargs)
@@ -97,9 +99,20 @@ class WatchProducer(SharedStreamProducer, abc.ABC):
     def stream_key(cls, kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """The shared stream's key: equal for the watchers one poll serves."""
 
-    @abc.abstractmethod
+    @classmethod
+    def acquire_hub(cls, kwargs: dict[str, Any], interval: float) -> PollHub[Any]:
+        """The hub of the watchers stored with ``kwargs`` (checked, under today's names), acquired for ``interval``."""
+        hub: PollHub[Any] = cls.hub_class.acquire(
+            kwargs[cls.hub_class.conn_field],
+            interval,
+            max_attempts=kwargs.get("max_attempts"),
+            call_timeout=kwargs.get("call_timeout"),
+        )
+        return hub
+
     def acquire(self, interval: float) -> PollHub[Any]:
         """The hub the stream polls through."""
+        return self.acquire_hub(self.kwargs, interval)
 
     @abc.abstractmethod
     async def observe(self, hub: Any, cursors: list[Any], interval: float) -> Any:
@@ -159,12 +172,15 @@ class ModelWatcherTrigger(BaseEventTrigger):
     ERROR and waits longer each time (up to 15 minutes) instead of raising; a bad stored argument is logged at ERROR
     the same way.
 
-    Subclasses supply: :meth:`_checked`, :meth:`_acquire`, :meth:`_identity`, :meth:`_stored_cursor`,
-    :meth:`_first_cursor`, :meth:`_merge_stored`, :meth:`_observe`, :meth:`_covers`, :meth:`_apply`,
-    :meth:`_stream_key` and :meth:`create_shared_stream_producer`; ``model_id`` and ``cursor`` attributes.
+    Subclasses supply: :attr:`producer_class`, :meth:`_checked`, :meth:`_identity`, :meth:`_stored_cursor`,
+    :meth:`_first_cursor`, :meth:`_merge_stored`, :meth:`_observe`, :meth:`_covers`, :meth:`_apply`; ``model_id``
+    and ``cursor`` attributes. Their stored kwargs (:meth:`serialize`) are what the shared stream is keyed and
+    polled by.
     """
 
     label: ClassVar[str] = "model"
+    #: the registry's shared stream: its key, its hub and its poll
+    producer_class: ClassVar[type[WatchProducer]]
     model_id: str
     cursor: Any
 
@@ -180,9 +196,9 @@ class ModelWatcherTrigger(BaseEventTrigger):
     def _checked(self) -> tuple[float, Any]:
         """(poll interval, start argument), every argument checked (typed error naming the field)."""
 
-    @abc.abstractmethod
     def _acquire(self, interval: float) -> Any:
-        """The hub this watcher polls through."""
+        """The hub this watcher polls through (its arguments checked): the one its shared stream polls through."""
+        return self.producer_class.acquire_hub(self.producer_class.stored_kwargs(self.serialize()[1]), interval)
 
     @abc.abstractmethod
     async def _identity(self, hub: Any) -> Any:
@@ -212,9 +228,13 @@ class ModelWatcherTrigger(BaseEventTrigger):
     def _apply(self, obs: Any) -> tuple[Any, list[TriggerEvent]]:
         """The cursor after an observation and the events it announces."""
 
-    @abc.abstractmethod
     def _stream_key(self) -> tuple[Any, ...]:
         """The key of this watcher's shared stream."""
+        return self.producer_class.stream_key(self.producer_class.stored_kwargs(self.serialize()[1]))
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
+        return cls.producer_class(kwargs)
 
     def _watched(self) -> str:
         """What this watcher watches, for its log lines."""

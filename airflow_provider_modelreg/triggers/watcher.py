@@ -92,6 +92,7 @@ class PaiWatchProducer(WatchProducer):
     """
 
     label: ClassVar[str] = "PAI model"
+    hub_class: ClassVar[Any] = PaiPollHub
 
     @classmethod
     def stored_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -100,15 +101,6 @@ class PaiWatchProducer(WatchProducer):
     @classmethod
     def stream_key(cls, kwargs: dict[str, Any]) -> tuple[Any, ...]:
         return _stream_key(kwargs)
-
-    def acquire(self, interval: float) -> PaiPollHub:
-        kwargs = self.kwargs
-        return PaiPollHub.acquire(
-            kwargs["pai_conn_id"],
-            interval,
-            max_attempts=kwargs.get("max_attempts"),
-            call_timeout=kwargs.get("call_timeout"),
-        )
 
     async def observe(self, hub: Any, cursors: list[Any], interval: float) -> Observation:
         return await observe(hub, str(self.kwargs["model_id"]), cursors, interval)
@@ -246,32 +238,16 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
     # -- the watch core's interface (triggers.watch_stream.ModelWatcherTrigger)
 
     label: ClassVar[str] = "PAI model"
+    producer_class: ClassVar[type[WatchProducer]] = PaiWatchProducer
 
     def shared_stream_key(self) -> Any:
         if self.alias is not None:  # an alias watcher polls on its own (run())
             return None
         return super().shared_stream_key()
 
-    def _stream_key(self) -> tuple[Any, ...]:
-        return _stream_key(self.serialize()[1])
-
-    @classmethod
-    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
-        return PaiWatchProducer(kwargs)
-
-    def _acquire(self, interval: float) -> PaiPollHub:
-        return PaiPollHub.acquire(
-            self.pai_conn_id,
-            interval,
-            max_attempts=check_request_attempts(self.max_attempts, "max_attempts"),
-            call_timeout=check_request_timeout(self.call_timeout, "call_timeout"),
-        )
-
     async def _identity(self, hub: Any) -> WatchIdentity:
         """Who this watcher is: connection, endpoint, model."""
-        await hub.gated_transport(hub.hook)
-        endpoint = (await hub.hook.atransport()).base_url
-        return WatchIdentity(self.pai_conn_id, endpoint, self.model_id, self.alias_label)
+        return WatchIdentity(self.pai_conn_id, await hub.endpoint(), self.model_id, self.alias_label)
 
     def _watched(self) -> str:
         if self.alias is None:
