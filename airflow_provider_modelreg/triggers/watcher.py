@@ -78,7 +78,7 @@ async def observe(hub: PaiPollHub, model_id: str, cursors: list[WatchCursor | No
 @dataclass(frozen=True)
 class AliasObservation:
     """One poll of an alias watcher: the version holding the alias (None: none) and, when the watcher is to
-    announce it, its ModelVersionRef (fetched only then)."""
+    announce it (a deployable version), its ModelVersionRef (fetched only then; None: nothing to announce)."""
 
     holder: PaiModelVersion | None
     ref: dict[str, Any] | None = None
@@ -293,14 +293,19 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
             )
         events = []
         for version in result.announce:
-            try:
-                check_deployable(version)
-            except Exception as exc:
-                self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
-                continue
-            ref = obs.refs[version.version_name]
-            events.append(TriggerEvent({"status": "approved", "model_id": self.model_id, "version": ref}))
+            if self._deployable(version):
+                ref = obs.refs[version.version_name]
+                events.append(TriggerEvent({"status": "approved", "model_id": self.model_id, "version": ref}))
         return result.cursor, events
+
+    def _deployable(self, version: PaiModelVersion) -> bool:
+        """Whether an approved version can be announced: one that cannot be deployed is logged, not announced."""
+        try:
+            check_deployable(version)
+        except Exception as exc:
+            self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
+            return False
+        return True
 
     # -- alias watchers (always standalone: run())
 
@@ -314,8 +319,8 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         version = apply_alias(
             self.cursor, lookup.holder, created_after=parse_created_after(self.created_after)
         ).announce
-        if version is None or not _deployable(version):
-            return AliasObservation(lookup.holder)
+        if version is None or not self._deployable(version):
+            return AliasObservation(lookup.holder)  # nothing to announce
         return AliasObservation(lookup.holder, await hub.version_ref(self.model_id, version, interval))
 
     def _apply_alias(self, obs: AliasObservation) -> tuple[AliasCursor, list[TriggerEvent]]:
@@ -323,25 +328,11 @@ class PaiModelVersionApprovedEventTrigger(ModelWatcherTrigger):
         assert label is not None
         result = apply_alias(self.cursor, obs.holder, created_after=parse_created_after(self.created_after))
         version = result.announce
-        if version is None:
+        if version is None or obs.ref is None:  # none, or not deployable (logged by the poll: _observe_alias)
             return result.cursor, []
-        try:
-            check_deployable(version)
-        except Exception as exc:  # as every watcher: an approval that cannot be deployed is logged, not announced
-            self.log.error("Model %s: not announcing %s: %s", self.model_id, version.version_name, exc)
-            return result.cursor, []
-        assert obs.ref is not None
         self.log.info("Model %s: alias %s=%s is on %s, Approved", self.model_id, *label, version.version_name)
         event = TriggerEvent({"status": "approved", "model_id": self.model_id, "alias": label[1], "version": obs.ref})
         return result.cursor, [event]
-
-
-def _deployable(version: PaiModelVersion) -> bool:
-    try:
-        check_deployable(version)
-    except Exception:
-        return False
-    return True
 
 
 def __getattr__(name: str) -> Any:  # the classes' deprecated names (stored triggers keep their old classpath)
