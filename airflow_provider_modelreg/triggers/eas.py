@@ -13,7 +13,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_modelreg.eas_deploy import RolloutWatch
 from airflow_provider_modelreg.eas_models import EasService
 from airflow_provider_modelreg.hooks.eas import PaiEasHook
-from airflow_provider_modelreg.triggers.hub import HubKey, PollHub, masked
+from airflow_provider_modelreg.triggers.hub import PollHub, masked
 from airflow_provider_modelreg.triggers.polling import PollingTrigger
 
 __all__ = ["DescribeService", "EasPollHub", "PaiEasServiceTrigger"]
@@ -26,9 +26,6 @@ class DescribeService:
     service_name: str
 
 
-_EAS_HUBS: dict[HubKey, Any] = {}
-
-
 @dataclass
 class EasPollHub(PollHub[PaiEasHook]):
     """The hub of the EAS waits: one client per ``pai`` connection (and request settings) in a triggerer, whatever
@@ -36,7 +33,6 @@ class EasPollHub(PollHub[PaiEasHook]):
     watch that service. The waits log what changed themselves: the hub logs no reads."""
 
     hook_class: ClassVar[Callable[..., Any]] = PaiEasHook
-    hubs: ClassVar[dict[HubKey, Any]] = _EAS_HUBS
     label: ClassVar[str] = "EAS service"
 
     async def perform(self, hook: PaiEasHook, what: DescribeService) -> EasService:

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_modelreg.approval_io import adrive
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_wait import (
     FabricDecision,
@@ -33,7 +32,7 @@ from airflow_provider_modelreg.fabric_wait_io import aread_fabric
 from airflow_provider_modelreg.hooks.base import hook_overrides
 from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook, check_filterable
 from airflow_provider_modelreg.hooks.fabric_lifecycle import pick_registered, version_failed
-from airflow_provider_modelreg.triggers.hub import HubKey, PollHub
+from airflow_provider_modelreg.triggers.hub import PollHub
 from airflow_provider_modelreg.triggers.polling import ModelVersionWaitTrigger, StoredTrigger, retryable
 from airflow_provider_modelreg.validation import rendered_optional, rendered_required
 
@@ -43,8 +42,6 @@ __all__ = ["FABRIC_WAIT_CLASSPATH", "FabricModelVersionListedTrigger", "FabricMo
 #: whatever module the class moves to.
 FABRIC_WAIT_CLASSPATH = "airflow_provider_modelreg.triggers.fabric.FabricModelVersionTrigger"
 
-_FABRIC_HUBS: dict[HubKey, Any] = {}
-
 
 @dataclass
 class FabricPollHub(PollHub[FabricModelRegistryHook]):
@@ -52,21 +49,15 @@ class FabricPollHub(PollHub[FabricModelRegistryHook]):
     :mod:`airflow_provider_modelreg.fabric_wait`, shared by every trigger of one connection in one event loop."""
 
     hook_class: ClassVar[Callable[..., Any]] = FabricModelRegistryHook
-    hubs: ClassVar[dict[HubKey, Any]] = _FABRIC_HUBS
     label: ClassVar[str] = "Fabric model"
     conn_field: ClassVar[str] = "fabric_conn_id"
+    core: ClassVar[Callable[..., Any]] = FabricVersionCheck
 
     async def perform(self, hook: FabricModelRegistryHook, what: Any) -> Any:
         return await aread_fabric(hook, what)
 
     def describe(self, what: Any, answer: Any) -> str:
         return describe_answer(what, answer)
-
-    async def check(self, target: FabricWaitTarget, anchor: Any, max_age: float) -> FabricVersionCheck:
-        """One poll of one wait, answered from shared reads wherever possible."""
-        check = FabricVersionCheck(target, anchor=anchor)
-        await adrive(check, lambda what: self.read(what, max_age))
-        return check
 
 
 @dataclass(kw_only=True, eq=False, repr=False)

@@ -9,9 +9,10 @@ or both around a block: :meth:`~PaiPollHub.using`,
 :meth:`~PaiPollHub.read`, :meth:`~PaiPollHub.check`, :meth:`~PaiPollHub.version_ref`,
 :meth:`~PaiPollHub.gated_transport`) is all the triggers use.
 
-The machinery is the registry's choice of nothing: :class:`PollHub` takes its hook class, how it performs a read and
-how it describes an answer from a subclass (:class:`PaiPollHub` here, ``FabricPollHub`` in
-:mod:`airflow_provider_modelreg.triggers.fabric`); each subclass keeps hubs of its own.
+The machinery is the registry's choice of nothing: :class:`PollHub` takes its hook class, its connection argument,
+the decision core of its waits, how it performs a read and how it describes an answer from a subclass
+(:class:`PaiPollHub` here, ``FabricPollHub`` in :mod:`airflow_provider_modelreg.triggers.fabric`); each subclass
+keeps hubs of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from airflow_provider_modelreg.approval import Anchor, ApprovalCheck, ApprovalTarget, Read, ReadVersion, describe_page
+from airflow_provider_modelreg.approval import ApprovalCheck, Read, ReadVersion, describe_page
 from airflow_provider_modelreg.approval_io import aread
 from airflow_provider_modelreg.errors import RegistryAuthError
 from airflow_provider_modelreg.hooks.base import ModelRegistryHookBase, hook_overrides
@@ -68,12 +69,14 @@ class PollHub(abc.ABC, Generic[H]):
 
     #: builds the hook of a connection: ``hook_class(conn_id, **request settings)``
     hook_class: ClassVar[Callable[..., Any]]
-    #: the hubs of this subclass, by (event loop, conn id, request settings)
+    #: the hubs of this subclass (each subclass has its own), by (event loop, conn id, request settings)
     hubs: ClassVar[dict[HubKey, Any]]
     #: who is polled, for the log lines ("PAI model ...")
     label: ClassVar[str] = "model"
     #: the argument naming the hub's connection in the provider's tasks and triggers
     conn_field: ClassVar[str]
+    #: the decision core one poll of a wait runs (:meth:`check`): ``core(target, anchor=anchor)``
+    core: ClassVar[Callable[..., Any]]
 
     conn_id: str
     hook: H
@@ -87,6 +90,11 @@ class PollHub(abc.ABC, Generic[H]):
     _swept: float = float("-inf")
     #: What each shared read last logged, and when (see :meth:`_log_read`).
     logged: dict[Any, tuple[str, float]] = field(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "hubs" not in cls.__dict__:
+            cls.hubs = {}
 
     # -- lifecycle (class-level registry keyed by loop and conn id)
 
@@ -276,13 +284,19 @@ class PollHub(abc.ABC, Generic[H]):
 
     _gated_transport = gated_transport  # its name before it was public
 
+    async def check(self, target: Any, anchor: Any, max_age: float) -> Any:
+        """One poll of one wait (the :attr:`core` of ``target`` from ``anchor``), answered from shared reads wherever
+        possible."""
+        check = type(self).core(target, anchor=anchor)
+        # the async shell (approval_io.adrive), inlined: a thousand waits poll through here every interval
+        while (what := check.next_read()) is not None:
+            check.receive(what, await self.read(what, max_age))
+        return check
+
     async def endpoint(self) -> str:
         """The base URL of the hub's connection (its client built as for a read)."""
         await self.gated_transport(self.hook)
         return (await self.hook.atransport()).base_url
-
-
-_HUBS: dict[HubKey, PaiPollHub] = {}
 
 
 @dataclass
@@ -291,9 +305,9 @@ class PaiPollHub(PollHub[PaiModelRegistryHook]):
     :mod:`airflow_provider_modelreg.approval`."""
 
     hook_class: ClassVar[Callable[..., Any]] = PaiModelRegistryHook
-    hubs: ClassVar[dict[HubKey, Any]] = _HUBS
     label: ClassVar[str] = "PAI model"
     conn_field: ClassVar[str] = "pai_conn_id"
+    core: ClassVar[Callable[..., Any]] = ApprovalCheck
 
     async def perform(self, hook: PaiModelRegistryHook, what: Read) -> Any:
         return await aread(hook, what)
@@ -312,13 +326,9 @@ class PaiPollHub(PollHub[PaiModelRegistryHook]):
             await self.shared(("GetModel", model_id), max_age, lambda: hook.amodel_workspace(model_id))
         return (await hook.aversion_ref(model_id, version)).to_xcom()
 
-    async def check(self, target: ApprovalTarget, anchor: Anchor | None, max_age: float) -> ApprovalCheck:
-        """One poll of one wait, answered from shared reads wherever possible."""
-        check = ApprovalCheck(target, anchor=anchor)
-        # the async shell (approval_io.adrive), inlined: a thousand waits poll through here every interval
-        while (what := check.next_read()) is not None:
-            check.receive(what, await self.read(what, max_age))
-        return check
+
+#: The PAI hubs (named before each hub class had its own).
+_HUBS = PaiPollHub.hubs
 
 
 def masked(text: str) -> str:
