@@ -35,7 +35,6 @@ merged by name) but never skip one that stays Approved; the next poll sees anyth
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -56,7 +55,7 @@ from airflow_provider_modelreg.approval_reads import (
 )
 from airflow_provider_modelreg.approval_reads import bad_answer as _bad
 from airflow_provider_modelreg.approval_reads import page_in_order as _page_in_order
-from airflow_provider_modelreg.approval_status import ApprovalStatus
+from airflow_provider_modelreg.approval_status import ApprovalStatus, WaitDecision, WaitOutcome
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.renamed import renamed_class
 from airflow_provider_modelreg.validation import (
@@ -102,23 +101,14 @@ __all__ = [
 ]
 
 
-class Outcome(str, enum.Enum):
+class Outcome(WaitOutcome):
     WAITING = "waiting"
     APPROVED = "approved"
     REJECTED = "rejected"
 
-    def is_terminal(self) -> bool:
-        """True when the wait is over."""
-        return self is not Outcome.WAITING
 
-
-@dataclass(frozen=True)
-class ApprovalDecision:
-    """What one poll decided. ``outlook`` says in words what was seen (for logs; changes only when it does)."""
-
-    outcome: Outcome
-    version: PaiModelVersion | None = None
-    outlook: str = ""
+class ApprovalDecision(WaitDecision[Outcome, "PaiModelVersion"]):
+    """What one poll of the approval gate decided: the Approved or Rejected version, if any."""
 
 
 def parse_created_after(value: Any, field_name: str = "created_after") -> datetime | None:

@@ -24,13 +24,13 @@ answer it cannot justify.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_modelreg.approval_status import WaitDecision, WaitOutcome
 from airflow_provider_modelreg.errors import RegistryInputError, RegistryResponseError
 from airflow_provider_modelreg.validation import check_fabric_id, check_fabric_version_id, rendered_required
 
@@ -58,23 +58,14 @@ __all__ = [
 MAX_PATTERN_LENGTH = 256
 
 
-class FabricOutcome(str, enum.Enum):
+class FabricOutcome(WaitOutcome):
     WAITING = "waiting"
     FOUND = "found"
     FAILED = "failed"
 
-    def is_terminal(self) -> bool:
-        """True when the wait is over."""
-        return self is not FabricOutcome.WAITING
 
-
-@dataclass(frozen=True)
-class FabricDecision:
-    """What one poll decided. ``outlook`` says in words what was seen (for logs; changes only when it does)."""
-
-    outcome: FabricOutcome
-    version: FabricModelVersion | None = None
-    outlook: str = ""
+class FabricDecision(WaitDecision[FabricOutcome, "FabricModelVersion"]):
+    """What one poll of the Fabric version wait decided: the version found (or that failed), if any."""
 
 
 def _bad(field_name: str, problem: str, request_id: str | None = None) -> RegistryResponseError:
