@@ -21,8 +21,6 @@ On its first start with no state a watcher takes the model as it stands (nothing
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +37,7 @@ from airflow_provider_modelreg.fabric_wait import (
 )
 from airflow_provider_modelreg.models import FabricModel, FabricModelVersion
 from airflow_provider_modelreg.validation import check_choice
+from airflow_provider_modelreg.watch import StateIdentity
 
 __all__ = [
     "WATCH_MODES",
@@ -63,7 +62,7 @@ def check_watch_mode(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class FabricWatchIdentity:
+class FabricWatchIdentity(StateIdentity):
     """What a watcher's state describes: one model (and workspace) seen through one connection and endpoint, in
     one mode. Its :attr:`state_key` namespaces the state in an asset's store; a stored state of another identity
     is never read as ours."""
@@ -85,8 +84,7 @@ class FabricWatchIdentity:
 
     @property
     def state_key(self) -> str:
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        return f"modelreg_fabric_watch:{self.model_id}:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+        return f"modelreg_fabric_watch:{self.model_id}:{self.digest()}"
 
 
 @dataclass(frozen=True)
@@ -102,17 +100,15 @@ class FabricWatchCursor:
     current: str | None = None
 
     def to_json(self, identity: FabricWatchIdentity) -> dict[str, Any]:
-        known = sorted(self.known)
-        return {"v": STATE_VERSION, "identity": identity.to_json(), "known": known, "current": self.current}
+        return identity.state(STATE_VERSION, {"known": sorted(self.known), "current": self.current})
 
     @classmethod
     def from_json(cls, value: Any, identity: FabricWatchIdentity) -> FabricWatchCursor | None:
         """The stored cursor of ``identity``; None when nothing usable is stored or it is another watcher's."""
-        if not isinstance(value, dict) or value.get("v") != STATE_VERSION:
+        stored = identity.stored_fields(value, STATE_VERSION)
+        if stored is None:
             return None
-        if value.get("identity") != identity.to_json():
-            return None
-        known, current = value.get("known"), value.get("current")
+        known, current = stored.get("known"), stored.get("current")
         if not isinstance(known, list) or not all(isinstance(i, str) for i in known):
             return None
         if current is not None and not isinstance(current, str):
@@ -189,16 +185,17 @@ def apply_fabric_observation(
     """One watcher's announcements and next cursor. ``cursor`` None: the watcher starts without state (only the
     versions created after ``created_after`` are announced; None: nothing)."""
     if mode == "new_version":
-        return _new_versions(cursor, obs, created_after)
-    return _current_version(cursor, obs, created_after)
+        if obs.versions is None:
+            raise RuntimeError("a new_version watcher needs the listing")
+        return _new_versions(cursor, obs.versions, created_after)
+    if obs.model is None:
+        raise RuntimeError("a current_version watcher needs the model")
+    return _current_version(cursor, obs.model, created_after)
 
 
 def _new_versions(
-    cursor: FabricWatchCursor | None, obs: FabricObservation, created_after: datetime | None
+    cursor: FabricWatchCursor | None, listing: FabricVersionList, created_after: datetime | None
 ) -> FabricWatchResult:
-    listing = obs.versions
-    if listing is None:
-        raise RuntimeError("a new_version watcher needs the listing")
     # a version listed while still being created is not known yet: the poll that sees it ready announces it
     listed = frozenset(v.id for v in listing.versions if version_state(v) != "pending")
     if cursor is None:
@@ -214,11 +211,8 @@ def _new_versions(
 
 
 def _current_version(
-    cursor: FabricWatchCursor | None, obs: FabricObservation, created_after: datetime | None
+    cursor: FabricWatchCursor | None, model: FabricModel, created_after: datetime | None
 ) -> FabricWatchResult:
-    model = obs.model
-    if model is None:
-        raise RuntimeError("a current_version watcher needs the model")
     current = model.current_version
     now = FabricWatchCursor(current=None if current is None else current.id)
     if current is None:

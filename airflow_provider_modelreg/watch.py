@@ -29,6 +29,7 @@ last. Its state (:class:`AliasCursor`) is that version's name.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from collections.abc import Iterable
@@ -59,6 +60,7 @@ __all__ = [
     "AliasCursor",
     "AliasResult",
     "Observation",
+    "StateIdentity",
     "WatchCursor",
     "WatchIdentity",
     "WatchPoll",
@@ -83,8 +85,35 @@ def check_announce(value: Any) -> str:
     return check_choice(value, "announce", ANNOUNCE_MODES)
 
 
+class StateIdentity(abc.ABC):
+    """Who a watcher's stored state belongs to (the base of each watcher's identity): a state is stored with its
+    format's version and :meth:`to_json`, and a state of another format or another identity is never read as ours.
+    """
+
+    @abc.abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """The identity as stored with the state."""
+
+    def digest(self) -> str:
+        """A short hash of :meth:`to_json`, for the state key (it tells connections and endpoints apart)."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def state(self, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """A cursor's ``fields`` as stored: in format ``version``, for this identity."""
+        return {"v": version, "identity": self.to_json(), **fields}
+
+    def stored_fields(self, value: Any, version: int) -> dict[str, Any] | None:
+        """A stored state when it is in format ``version`` and this identity's; else None."""
+        if not isinstance(value, dict) or value.get("v") != version:
+            return None
+        if value.get("identity") != self.to_json():
+            return None
+        return value
+
+
 @dataclass(frozen=True)
-class WatchIdentity:
+class WatchIdentity(StateIdentity):
     """What a watcher's state describes: one model seen through one connection and endpoint.
 
     Its :attr:`state_key` namespaces the state in an asset's store, so two watchers on one asset (two models, or
@@ -107,12 +136,11 @@ class WatchIdentity:
 
     @property
     def state_key(self) -> str:
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         readable = f"modelreg_pai_watch:{self.model_id}"
         if self.alias is not None:
             readable = f"modelreg_pai_alias:{self.model_id}"
         # model ids are short ([A-Za-z0-9-]); the hash tells connections and endpoints apart
-        return f"{readable[:150]}:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+        return f"{readable[:150]}:{self.digest()}"
 
 
 def _key_json(key: Key | None) -> list[str] | None:
@@ -146,26 +174,20 @@ class WatchCursor:
     newest: Key | None = None
 
     def to_json(self, identity: WatchIdentity) -> dict[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "identity": identity.to_json(),
-            "seen": _key_json(self.seen),
-            "pending": sorted(self.pending),
-            "newest": _key_json(self.newest),
-        }
+        fields = {"seen": _key_json(self.seen), "pending": sorted(self.pending), "newest": _key_json(self.newest)}
+        return identity.state(STATE_VERSION, fields)
 
     @classmethod
     def from_json(cls, value: Any, identity: WatchIdentity) -> WatchCursor | None:
         """The stored cursor of ``identity``; None when nothing usable is stored or it is another watcher's."""
-        if not isinstance(value, dict) or value.get("v") != STATE_VERSION:
+        stored = identity.stored_fields(value, STATE_VERSION)
+        if stored is None:
             return None
-        if value.get("identity") != identity.to_json():
-            return None
-        pending = value.get("pending")
+        pending = stored.get("pending")
         if not isinstance(pending, list) or not all(isinstance(name, str) for name in pending):
             return None
         try:
-            return cls(_key_from(value.get("seen")), frozenset(pending), _key_from(value.get("newest")))
+            return cls(_key_from(stored.get("seen")), frozenset(pending), _key_from(stored.get("newest")))
         except (ValueError, TypeError):
             return None
 
@@ -404,16 +426,15 @@ class AliasCursor:
     holder: str | None = None
 
     def to_json(self, identity: WatchIdentity) -> dict[str, Any]:
-        return {"v": STATE_VERSION, "identity": identity.to_json(), "alias_holder": self.holder}
+        return identity.state(STATE_VERSION, {"alias_holder": self.holder})
 
     @classmethod
     def from_json(cls, value: Any, identity: WatchIdentity) -> AliasCursor | None:
         """The stored cursor of ``identity``; None when nothing usable is stored or it is another watcher's."""
-        if not isinstance(value, dict) or value.get("v") != STATE_VERSION or "alias_holder" not in value:
+        stored = identity.stored_fields(value, STATE_VERSION)
+        if stored is None or identity.alias is None or "alias_holder" not in stored:
             return None
-        if identity.alias is None or value.get("identity") != identity.to_json():
-            return None
-        holder = value["alias_holder"]
+        holder = stored["alias_holder"]
         return cls(holder) if holder is None or isinstance(holder, str) else None
 
 
