@@ -2,7 +2,8 @@
 
 Shared by the approval check (:mod:`airflow_provider_modelreg.approval`), the alias lookup
 (:mod:`airflow_provider_modelreg.alias`) and the watch core: a read is hashable, so the triggerer's hub can share
-one answer between every wait that asks the same question.
+one answer between every wait that asks the same question. The gate's public names are listed once, in
+:mod:`airflow_provider_modelreg.approval`'s ``__all__``, which re-exports them from here.
 """
 
 from __future__ import annotations
@@ -15,23 +16,6 @@ from airflow_provider_modelreg.errors import RegistryResponseError
 
 if TYPE_CHECKING:
     from airflow_provider_modelreg.models import PaiModelVersion
-
-__all__ = [
-    "DEFAULT_ALIAS_KEY",
-    "MAX_APPROVED_PAGES",
-    "RECENT_PAGE_SIZE",
-    "Read",
-    "ReadApproved",
-    "ReadLabelled",
-    "ReadPending",
-    "ReadRecent",
-    "ReadVersion",
-    "VersionPage",
-    "bad_answer",
-    "check_created",
-    "order_key",
-    "page_in_order",
-]
 
 #: Versions per page for every read of the gate (the API's maximum PageSize).
 RECENT_PAGE_SIZE = 100
