@@ -220,19 +220,20 @@ class FabricWaitTarget:
 
 
 @dataclass(frozen=True)
-class ReadFabricVersions:
+class _ModelRead:
+    """A read about one model (``workspace_id`` None: the connection's workspace); each kind is its own class,
+    so two kinds of read of one model are never equal."""
+
+    workspace_id: str | None
+    model_id: str
+
+
+class ReadFabricVersions(_ModelRead):
     """ListModelVersions, every page, unfiltered. Answer: :class:`FabricVersionList` (in any order)."""
 
-    workspace_id: str | None
-    model_id: str
 
-
-@dataclass(frozen=True)
-class ReadFabricModel:
+class ReadFabricModel(_ModelRead):
     """The model (ListModels filtered by id). Answer: :class:`~airflow_provider_modelreg.models.FabricModel`."""
-
-    workspace_id: str | None
-    model_id: str
 
 
 FabricRead = ReadFabricVersions | ReadFabricModel
