@@ -185,15 +185,15 @@ class PaiListModelVersionsOperator(_PaiOperator):
         self.framework_type = framework_type
         self.source_type = source_type
         self.source_id = source_id
-        self.keep_listing_bounds(order, max_results)
-        check_alias_key(alias_key)
-        self.alias = alias
-        self.alias_key = alias_key
-        self.pai_conn_id = pai_conn_id
         if alias is not None:
             given = [name for name in _VERSION_FILTERS[1:] if getattr(self, name) is not None]
             if given:
                 raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them")
+        check_alias_key(alias_key)
+        self.alias = alias
+        self.alias_key = alias_key
+        self.keep_listing_bounds(order, max_results)
+        self.pai_conn_id = pai_conn_id
 
     def run_registry(self, context: Context) -> list[dict[str, Any]]:
         model_id = rendered_required(self.model_id, "model_id")
