@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_provider_modelreg.asset_events import emit_asset_events
 from airflow_provider_modelreg.links import track_links
 from airflow_provider_modelreg.task_hook import TaskHook
+from airflow_provider_modelreg.validation import check_max_results, check_order, rendered_optional
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,6 +55,19 @@ class RegistryOperatorBase(TaskHook[H], BaseOperator):
     def run_registry(self, context: Context) -> Any:
         """The task's work (``execute`` closes the hook afterwards); each operator defines it."""
         raise TypeError(f"{type(self).__name__} must define run_registry")
+
+    # -- arguments
+
+    def keep_listing_bounds(self, order: str, max_results: int | None) -> None:
+        """Keep a listing's ``order`` and ``max_results``, checked when the task is built (what
+        :meth:`report_listing` reports a cut against)."""
+        self.order = check_order(order)
+        self.max_results = check_max_results(max_results)
+
+    def rendered_options(self, *names: str) -> dict[str, Any]:
+        """The optional arguments ``names`` as rendered, by name: a native None is no value; one that renders to
+        ``""`` or ``"None"`` is an error naming the field (it would otherwise widen a filter to everything)."""
+        return {name: rendered_optional(getattr(self, name), name) for name in names}
 
     # -- outputs
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -173,12 +173,16 @@ class PaiEasCanaryOperator(_EasOperator):
         self.hook.release_service(new, traffic_state="grouping", weight=step.new_weight)
         self.hook.release_service(old, traffic_state="grouping", weight=step.old_weight)
 
-    def _settled(self, new: str, old: str, step: CanaryStep) -> tuple[EasService, EasService]:
-        """Both services as DescribeService shows them once the step's settings took (else :class:`_StepFailed`)."""
+    def _reads(self, new: str, old: str) -> Iterator[tuple[EasService, EasService]]:
+        """Both services as DescribeService shows them, up to ``traffic_checks`` times, ``poll_interval`` apart."""
         for check in range(self.traffic_checks):
             if check:
                 time.sleep(self.poll_interval)
-            found_new, found_old = self.hook.describe_service(new), self.hook.describe_service(old)
+            yield self.hook.describe_service(new), self.hook.describe_service(old)
+
+    def _settled(self, new: str, old: str, step: CanaryStep) -> tuple[EasService, EasService]:
+        """Both services as DescribeService shows them once the step's settings took (else :class:`_StepFailed`)."""
+        for found_new, found_old in self._reads(new, old):
             wrong = [
                 why
                 for why in (
@@ -246,10 +250,7 @@ class PaiEasCanaryOperator(_EasOperator):
         try:
             self.hook.release_service(new, weight=RESTORE.new_weight)
             self.hook.release_service(old, traffic_state="grouping", weight=RESTORE.old_weight)
-            for check in range(self.traffic_checks):
-                if check:
-                    time.sleep(self.poll_interval)
-                found_new, found_old = self.hook.describe_service(new), self.hook.describe_service(old)
+            for found_new, found_old in self._reads(new, old):
                 if found_new.weight == 0 and traffic_mismatch(found_old, RESTORE.old_weight) is None:
                     self.log.info("Traffic is back on %s (verified); %s has weight 0", old, new)
                     return True

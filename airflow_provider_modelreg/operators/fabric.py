@@ -10,7 +10,7 @@ from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.hooks import FABRIC_DEFAULT_CONN_ID, PICKS
 from airflow_provider_modelreg.links import FabricModelVersionLink
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
-from airflow_provider_modelreg.validation import check_max_results, check_order
+from airflow_provider_modelreg.validation import check_max_results
 
 if TYPE_CHECKING:  # the hooks load when a task runs, not when a DAG file is parsed
     from airflow.sdk import Context
@@ -81,11 +81,7 @@ class _FabricVersionOperator(_FabricOperator):
             model_id,
             workspace,
             self.hook.get_model_version(
-                model_id,
-                workspace_id=workspace,
-                version_id=rendered_optional(self.version_id, "version_id"),
-                version_name=rendered_optional(self.version_name, "version_name"),
-                pick=self.pick,
+                model_id, workspace_id=workspace, **self.rendered_options("version_id", "version_name"), pick=self.pick
             ),
         )
 
@@ -131,20 +127,15 @@ class FabricListModelVersionsOperator(_FabricOperator):
         self.workspace_id = workspace_id
         self.name_filter = name_filter
         self.version_id = version_id
-        self.order = check_order(order)
-        self.max_results = check_max_results(max_results)
+        self.keep_listing_bounds(order, max_results)
         self.fabric_conn_id = fabric_conn_id
 
     def run_registry(self, context: Context) -> list[dict[str, Any]]:
         model_id = rendered_required(self.model_id, "model_id")
         workspace = self._workspace()
+        filters = self.rendered_options("name_filter", "version_id")
         versions = self.hook.list_model_versions(
-            model_id,
-            workspace_id=workspace,
-            name_filter=rendered_optional(self.name_filter, "name_filter"),
-            version_id=rendered_optional(self.version_id, "version_id"),
-            order=self.order,
-            max_results=self.max_results,
+            model_id, workspace_id=workspace, **filters, order=self.order, max_results=self.max_results
         )
         refs = [self._ref(workspace, model_id, v) for v in versions]
         self.report_listing(context, f"Model {model_id} versions", versions)

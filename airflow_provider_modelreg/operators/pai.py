@@ -21,8 +21,6 @@ from airflow_provider_modelreg.hooks import PAI_DEFAULT_CONN_ID
 from airflow_provider_modelreg.links import PaiModelLink, PaiModelVersionLink
 from airflow_provider_modelreg.operators.base import DEFAULT_MAX_RESULTS, RegistryOperatorBase
 from airflow_provider_modelreg.validation import (
-    check_max_results,
-    check_order,
     check_pai_approval_status,
     check_pai_model_id,
     check_pai_version_name,
@@ -44,6 +42,17 @@ __all__ = [
 ]
 
 _DEFAULT_CONN = PAI_DEFAULT_CONN_ID
+#: The filters of :class:`PaiListModelVersionsOperator`, by argument name; all but ``approval_status`` (the first)
+#: cannot be combined with ``alias``.
+_VERSION_FILTERS = (
+    "approval_status",
+    "version_name",
+    "label_filter",
+    "format_type",
+    "framework_type",
+    "source_type",
+    "source_id",
+)
 
 
 class _PaiOperator(RegistryOperatorBase["PaiModelRegistryHook"]):
@@ -168,21 +177,6 @@ class PaiListModelVersionsOperator(_PaiOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if alias is not None:
-            others = {
-                "version_name": version_name,
-                "label_filter": label_filter,
-                "format_type": format_type,
-                "framework_type": framework_type,
-                "source_type": source_type,
-                "source_id": source_id,
-            }
-            given = [name for name, value in others.items() if value is not None]
-            if given:
-                raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them")
-        check_alias_key(alias_key)
-        self.alias = alias
-        self.alias_key = alias_key
         self.model_id = model_id
         self.approval_status = approval_status
         self.version_name = version_name
@@ -191,8 +185,14 @@ class PaiListModelVersionsOperator(_PaiOperator):
         self.framework_type = framework_type
         self.source_type = source_type
         self.source_id = source_id
-        self.order = check_order(order)
-        self.max_results = check_max_results(max_results)
+        if alias is not None:
+            given = [name for name in _VERSION_FILTERS[1:] if getattr(self, name) is not None]
+            if given:
+                raise RegistryInputError("alias", f"cannot be combined with {given[0]}: give one of them")
+        check_alias_key(alias_key)
+        self.alias = alias
+        self.alias_key = alias_key
+        self.keep_listing_bounds(order, max_results)
         self.pai_conn_id = pai_conn_id
 
     def run_registry(self, context: Context) -> list[dict[str, Any]]:
@@ -228,18 +228,8 @@ class PaiListModelVersionsOperator(_PaiOperator):
         return Listing([holder])
 
     def _listed(self, model_id: str) -> Listing[PaiModelVersion]:
-        return self.hook.list_model_versions(
-            model_id,
-            approval_status=rendered_optional(self.approval_status, "approval_status"),
-            version_name=rendered_optional(self.version_name, "version_name"),
-            label_filter=rendered_optional(self.label_filter, "label_filter"),
-            format_type=rendered_optional(self.format_type, "format_type"),
-            framework_type=rendered_optional(self.framework_type, "framework_type"),
-            source_type=rendered_optional(self.source_type, "source_type"),
-            source_id=rendered_optional(self.source_id, "source_id"),
-            order=self.order,
-            max_results=self.max_results,
-        )
+        filters = self.rendered_options(*_VERSION_FILTERS)
+        return self.hook.list_model_versions(model_id, **filters, order=self.order, max_results=self.max_results)
 
     def _model_only(self, model_id: str) -> dict[str, Any]:
         hook = self.hook
@@ -378,20 +368,13 @@ class PaiListModelsOperator(_PaiOperator):
         self.name_filter = name_filter
         self.label_filter = label_filter
         self.provider = provider
-        self.order = check_order(order)
-        self.max_results = check_max_results(max_results)
+        self.keep_listing_bounds(order, max_results)
         self.pai_conn_id = pai_conn_id
 
     def run_registry(self, context: Context) -> list[dict[str, Any]]:
         hook = self.hook
-        models = hook.list_models(
-            workspace_id=rendered_optional(self.workspace_id, "workspace_id"),
-            name_filter=rendered_optional(self.name_filter, "name_filter"),
-            label_filter=rendered_optional(self.label_filter, "label_filter"),
-            provider=rendered_optional(self.provider, "provider"),
-            order=self.order,
-            max_results=self.max_results,
-        )
+        filters = self.rendered_options("workspace_id", "name_filter", "label_filter", "provider")
+        models = hook.list_models(**filters, order=self.order, max_results=self.max_results)
         region = hook.region
         refs = [m.to_ref(region=region).to_xcom() for m in models]
         self.report_listing(context, "PAI models", models)

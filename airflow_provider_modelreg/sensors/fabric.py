@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
-    AirflowFailException,
     AirflowSensorTimeout,
-    AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
     conf,
@@ -184,9 +182,7 @@ class FabricModelVersionSensor(FailedPollBudget, TaskHook["FabricModelRegistryHo
             message = (
                 f"Model {target.model_id} version {version.name!r} ({version.id}) failed ({failed_status(version)})"
             )
-            if self.on_failed == "skip":
-                raise AirflowSkipException(message)
-            raise AirflowFailException(message)
+            self._end_wait(message, skip=self.on_failed == "skip")
         self.log.info("Model %s version %r (%s) found; uri %s", target.model_id, version.name, version.id, ref["uri"])
         emit_asset_events(self, context, "model_version", ref)
         return ref

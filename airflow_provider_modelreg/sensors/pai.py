@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.exceptions import AirflowProviderDeprecationWarning  # same home on Airflow 2.11 to 3.3
 from airflow.providers.common.compat.sdk import (
     AirflowException,
-    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
@@ -261,11 +260,9 @@ class PaiModelVersionApprovedSensor(FailedPollBudget, TaskHook["PaiModelRegistry
             raise AirflowException(f"the trigger's success event {'; '.join(problems)}: the gate does not open on it")
         return ref
 
-    def _rejected(self, ref: dict[str, Any]) -> None:
+    def _rejected(self, ref: dict[str, Any]) -> NoReturn:
         message = f"Model {self.model_id} version {ref.get('version_name')} was Rejected (terminal in PAI)"
-        if self.on_rejected == "skip":
-            raise AirflowSkipException(message)
-        raise AirflowFailException(message)
+        self._end_wait(message, skip=self.on_rejected == "skip")
 
     def _poke(self, context: Context) -> PokeReturnValue | bool:
         target = self._target()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     PokeReturnValue,
@@ -205,6 +206,17 @@ class FailedPollBudget:
             # backstop only: the trigger itself reports the timeout a little earlier, as a sensor timeout
             timeout=timedelta(seconds=timeout + 60) if timeout is not None else None,
         )
+
+    @staticmethod
+    def _end_wait(message: str, *, skip: bool) -> NoReturn:
+        """End the task on a version the wait must not pass (Rejected, failed): skipped, or failed without retries.
+
+        :param message: what was found, in the exception.
+        :param skip: skip (the sensor's ``on_rejected`` / ``on_failed`` is ``"skip"``) rather than fail.
+        """
+        if skip:
+            raise AirflowSkipException(message)
+        raise AirflowFailException(message)
 
     @staticmethod
     def _wait_failed(event: dict[str, Any], what: str) -> NoReturn:
