@@ -143,7 +143,26 @@ def acs3_sign(
     return canonical, string_to_sign, signed, _hmac_hex(access_key_secret, string_to_sign)
 
 
-class AlibabaKeyAuth(httpx.Auth):
+class _KeySigner(httpx.Auth):
+    """What an access-key signer of either vendor holds: the key's secret (the HMAC key, never shown), its temporary
+    token and the clock of each signature. :meth:`sign` signs a request in place; ``auth_flow`` signs each attempt.
+    """
+
+    def __init__(self, secret: str, security_token: str | None, clock: Clock | None) -> None:
+        self._secret = secret
+        self._security_token = security_token
+        self._clock = clock or _utcnow
+
+    def sign(self, request: httpx.Request) -> None:
+        """Add the signature's headers to ``request`` in place."""
+        raise NotImplementedError
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.sign(request)
+        yield request
+
+
+class AlibabaKeyAuth(_KeySigner):
     """What an Alibaba Cloud AccessKey signer holds: the key, its STS token, and the clock and nonce of each
     signature (:class:`AcsV3Auth` here; the STS calls' ``RpcSignatureAuth``).
 
@@ -163,10 +182,8 @@ class AlibabaKeyAuth(httpx.Auth):
         clock: Clock | None = None,
         nonce: Nonce | None = None,
     ) -> None:
+        super().__init__(access_key_secret, security_token, clock)
         self.access_key_id = access_key_id
-        self._secret = access_key_secret
-        self._security_token = security_token
-        self._clock = clock or _utcnow
         self._nonce = nonce or self.new_nonce
 
     @staticmethod
@@ -213,10 +230,6 @@ class AcsV3Auth(AlibabaKeyAuth):
         headers["Authorization"] = (
             f"{ACS3_ALGORITHM} Credential={self.access_key_id},SignedHeaders={signed},Signature={signature}"
         )
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self.sign(request)
-        yield request
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,7 +290,7 @@ def sdk_signable(name: str) -> bool:
     return lowered not in UNSIGNED_HEADERS and "_" not in lowered
 
 
-class HuaweiAkSkAuth(httpx.Auth):
+class HuaweiAkSkAuth(_KeySigner):
     """Huawei Cloud ``SDK-HMAC-SHA256`` request signing (AK/SK).
 
     :param ak: Access key (or the temporary AK).
@@ -298,11 +311,9 @@ class HuaweiAkSkAuth(httpx.Auth):
         security_token: str | None = None,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(sk, security_token, clock)
         self.ak = ak
-        self._sk = sk
         self.project_id = project_id
-        self._security_token = security_token
-        self._clock = clock or _utcnow
 
     def __repr__(self) -> str:
         return f"HuaweiAkSkAuth(ak={self.ak!r}, project_id={self.project_id!r})"
@@ -325,10 +336,6 @@ class HuaweiAkSkAuth(httpx.Auth):
             headers=[(k, v) for k, v in headers.multi_items() if sdk_signable(k) and k.lower() != "accept"],
             hashed_payload=sdk_hashed_payload(request.content, headers.get("x-sdk-content-sha256")),
             sdk_date=sdk_date,
-            secret_key=self._sk,
+            secret_key=self._secret,
         )
         headers["Authorization"] = f"{SDK_ALGORITHM} Access={self.ak}, SignedHeaders={signed}, Signature={signature}"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self.sign(request)
-        yield request

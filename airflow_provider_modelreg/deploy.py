@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 __all__ = [
+    "FabricInstanceOptions",
     "eas_service_labels",
     "eas_service_spec",
     "fabric_service_spec",
@@ -20,6 +21,21 @@ __all__ = [
 ]
 
 R = TypeVar("R")
+
+
+class FabricInstanceOptions(TypedDict, total=False):
+    """The options of a Fabric EP service instance besides its name, source and endpoint, as
+    :func:`fabric_service_spec` and
+    :func:`~airflow_provider_modelreg.hooks.fabric_ep_specs.deploy_instance_body` take them."""
+
+    #: the resource specification (``config.model_instance_config.resource.spec_code``)
+    spec_code: str | None
+    #: ``resource.min``
+    min_instances: int | None
+    #: ``resource.max``
+    max_instances: int | None
+    description: str | None
+
 
 #: Default EAS processor by PAI FormatType (as the PAI SDK chooses it).
 _DEFAULT_PROCESSORS = {
@@ -99,11 +115,8 @@ def fabric_service_spec(
     *,
     endpoint_id: str,
     instances: int | None = None,
-    spec_code: str | None = None,
-    min_instances: int | None = None,
-    max_instances: int | None = None,
     name: str | None = None,
-    description: str | None = None,
+    **options: Unpack[FabricInstanceOptions],
 ) -> dict[str, Any]:
     """The Fabric EP ``DeployServiceInstance`` body for a version (``ServiceInstanceInput`` of
     ``huaweicloudsdkdataartsfabricep`` 3.1.219, in its key order): ``source`` (the model and version), ``name``,
@@ -122,6 +135,11 @@ def fabric_service_spec(
     :param name: the instance name (default: stable per model and version, :func:`service_name`).
     :param description: a description.
     """
+    unknown = sorted(set(options) - FabricInstanceOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"fabric_service_spec() got an unexpected keyword argument {unknown[0]!r}")
+    min_instances, max_instances = options.get("min_instances"), options.get("max_instances")
+    spec_code, description = options.get("spec_code"), options.get("description")
     low = min_instances if min_instances is not None else (instances if instances is not None else 1)
     high = max_instances if max_instances is not None else (instances if instances is not None else low)
     resource: dict[str, Any] = {"min": low, "max": high}

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,7 +41,7 @@ from airflow_provider_modelreg.credentials.base import (
 )
 from airflow_provider_modelreg.transport import RegistryTransport
 
-__all__ = ["TOKEN_STEP", "IamToken", "IamTokenAuth", "IamTokenSource", "redact_subject_tokens"]
+__all__ = ["TOKEN_STEP", "IamPasswordLogin", "IamToken", "IamTokenAuth", "IamTokenSource", "redact_subject_tokens"]
 
 _SUBJECT_TOKEN = re.compile(r"(x-subject-token['\"]?\s*[,:=]\s*b?['\"]?)[^'\"\s,)\]]+", re.IGNORECASE)
 
@@ -108,37 +108,62 @@ def _parse_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-class IamTokenSource:
+@dataclass(frozen=True)
+class IamPasswordLogin:
+    """Who asks IAM for a token, and for which project: the password method's settings.
+
+    :param user_name: IAM user name; ``password`` its password (secret, left out of the repr); ``domain_name`` the
+        account.
+    :param project_id: scope by project id; else ``project_name`` (the region name).
+    """
+
+    user_name: str
+    password: str = field(repr=False)
+    domain_name: str
+    project_id: str | None = None
+    project_name: str | None = None
+
+
+class _LoginFields:
+    """The login's names (not its password), read through from ``login``."""
+
+    login: IamPasswordLogin
+
+    @property
+    def user_name(self) -> str:
+        return self.login.user_name
+
+    @property
+    def domain_name(self) -> str:
+        return self.login.domain_name
+
+    @property
+    def project_id(self) -> str | None:
+        return self.login.project_id
+
+    @property
+    def project_name(self) -> str | None:
+        return self.login.project_name
+
+
+class IamTokenSource(_LoginFields):
     """The IAM token of one user and project scope, as a credential source of the refreshing core (no I/O).
 
     The token is returned as a :class:`TemporaryKey` whose ``access_key_secret`` is the token (a secret) and whose
     ``access_key_id`` names the user (not a secret).
 
     :param iam: the transport of the token requests.
-    :param user_name: IAM user name; ``password`` its password (secret); ``domain_name`` the account.
-    :param project_id: scope by project id; else ``project_name`` (the region name).
+    :param login: the user, its password and the project scope.
     :param clock: zero-argument callable returning an aware UTC datetime (when IAM sends no ``issued_at``).
     """
 
     name = "token"
 
     def __init__(
-        self,
-        *,
-        iam: RegistryTransport,
-        user_name: str,
-        password: str,
-        domain_name: str,
-        project_id: str | None = None,
-        project_name: str | None = None,
-        clock: Callable[[], datetime] | None = None,
+        self, *, iam: RegistryTransport, login: IamPasswordLogin, clock: Callable[[], datetime] | None = None
     ) -> None:
         self.iam = iam
-        self.user_name = user_name
-        self._password = password
-        self.domain_name = domain_name
-        self.project_id = project_id
-        self.project_name = project_name
+        self.login = login
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     def __repr__(self) -> str:
@@ -148,7 +173,7 @@ class IamTokenSource:
         """IAM endpoint, domain, user (and a digest of the password: a changed password is another credential) and
         project scope."""
         scope = f"id={self.project_id}" if self.project_id else f"name={self.project_name}"
-        return "|".join((self.iam.base_url, self.domain_name, self.user_name, digest(self._password), scope))
+        return "|".join((self.iam.base_url, self.domain_name, self.user_name, digest(self.login.password), scope))
 
     def _body(self) -> bytes:
         scope = {"id": self.project_id} if self.project_id else {"name": self.project_name}
@@ -159,7 +184,7 @@ class IamTokenSource:
                     "password": {
                         "user": {
                             "name": self.user_name,
-                            "password": self._password,
+                            "password": self.login.password,
                             "domain": {"name": self.domain_name},
                         }
                     },
@@ -220,7 +245,7 @@ class IamTokenSource:
         return self.read_token(response)
 
 
-class IamTokenAuth(httpx.Auth):
+class IamTokenAuth(_LoginFields, httpx.Auth):
     """Adds ``X-Auth-Token``, from the process-wide refreshing IAM token of a user and project scope.
 
     :param iam_url: IAM base URL, e.g. ``https://iam.cn-north-4.myhuaweicloud.com``.
@@ -264,19 +289,8 @@ class IamTokenAuth(httpx.Auth):
             **transport_options,
         )
         self.iam_url = iam.base_url
-        self.user_name = user_name
-        self.domain_name = domain_name
-        self.project_id = project_id
-        self.project_name = project_name
-        self.source = IamTokenSource(
-            iam=iam,
-            user_name=user_name,
-            password=password,
-            domain_name=domain_name,
-            project_id=project_id,
-            project_name=project_name,
-            clock=clock,
-        )
+        self.login = IamPasswordLogin(user_name, password, domain_name, project_id, project_name)
+        self.source = IamTokenSource(iam=iam, login=self.login, clock=clock)
         #: the refreshing token: shared by every hook of the process with the same settings
         self.credential = (
             shared_credential(self.source) if clock is None else RefreshingCredential(self.source, clock=clock)

@@ -17,6 +17,7 @@ from airflow_provider_modelreg.hooks.fabric import FabricModelRegistryHook
 from airflow_provider_modelreg.hooks.fabric_connection import FABRIC_REGIONS, located
 from airflow_provider_modelreg.hooks.fabric_ep_specs import (
     FabricEpFilter,
+    FabricEpUpdate,
     delete_instance_spec,
     deploy_instance_spec,
     list_instances_spec,
@@ -111,31 +112,11 @@ class FabricEpHook(FabricModelRegistryHook):
         return self._masked(await self._arun(self._ws(workspace_id, lambda ws: show_instance_spec(ws, instance_id))))
 
     def update_instance(
-        self,
-        instance_id: str,
-        *,
-        workspace_id: str | None = None,
-        model_id: str | None = None,
-        version_id: str | None = None,
-        name: str | None = None,
-        description: str | None = None,
-        max_instances: int | None = None,
+        self, instance_id: str, *, workspace_id: str | None = None, **changes: Unpack[FabricEpUpdate]
     ) -> FabricEpCreated:
         """UpdateServiceInstance: a new ``source`` (``model_id`` and ``version_id``), name, description or
         ``max_instances``."""
-
-        def build(ws: str) -> RequestSpec[FabricEpCreated]:
-            return update_instance_spec(
-                ws,
-                instance_id,
-                model_id=model_id,
-                version_id=version_id,
-                name=name,
-                description=description,
-                max_instances=max_instances,
-            )
-
-        return self._run(self._ws(workspace_id, build))
+        return self._run(self._ws(workspace_id, lambda ws: update_instance_spec(ws, instance_id, **changes)))
 
     def delete_instance(self, instance_id: str, *, workspace_id: str | None = None) -> str | None:
         """DeleteServiceInstance; returns the request id."""

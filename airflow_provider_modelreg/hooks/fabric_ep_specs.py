@@ -12,18 +12,26 @@ digits and hyphens; ``max`` 1-1000); the body is the SDK's: its keys in its orde
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
 from airflow_provider_modelreg.auth import percent_encode
+from airflow_provider_modelreg.deploy import FabricInstanceOptions
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.fabric_ep_models import FabricEpCreated, FabricEpInstance, FabricEpInstancePage
 from airflow_provider_modelreg.hooks.base import Listing
 from airflow_provider_modelreg.hooks.fabric_lifecycle import _body, _name
 from airflow_provider_modelreg.hooks.fabric_specs import _target
 from airflow_provider_modelreg.hooks.pai_lifecycle import _text
-from airflow_provider_modelreg.hooks.specs import ListSpec, PageAnswer, RequestSpec, parsed_as, request_id
+from airflow_provider_modelreg.hooks.specs import (
+    ListSpec,
+    PageAnswer,
+    RequestSpec,
+    known_options,
+    parsed_as,
+    request_id,
+)
 from airflow_provider_modelreg.validation import check_fabric_id, check_fabric_limit, check_fabric_version_id
 
 if TYPE_CHECKING:
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FabricEpFilter",
+    "FabricEpUpdate",
     "delete_instance_spec",
     "deploy_instance_body",
     "deploy_instance_spec",
@@ -55,6 +64,17 @@ class FabricEpFilter(TypedDict, total=False):
     name: str | None
 
 
+class FabricEpUpdate(TypedDict, total=False):
+    """UpdateServiceInstance's changes: a new ``source`` (``model_id`` and ``version_id`` together), a name, a
+    description, ``max_instances`` (``resource.max``)."""
+
+    model_id: str | None
+    version_id: str | None
+    name: str | None
+    description: str | None
+    max_instances: int | None
+
+
 def _count(value: Any, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise RegistryInputError(field, f"must be an integer in [{low}, {high}]", value)
@@ -77,15 +97,7 @@ def _source(model_id: str, version_id: str) -> dict[str, str]:
 
 
 def deploy_instance_body(
-    *,
-    name: str,
-    model_id: str,
-    version_id: str,
-    endpoint_id: str,
-    spec_code: str | None = None,
-    min_instances: int = 1,
-    max_instances: int = 1,
-    description: str | None = None,
+    *, name: str, model_id: str, version_id: str, endpoint_id: str, **options: Unpack[FabricInstanceOptions]
 ) -> dict[str, Any]:
     """The DeployServiceInstance body (``ServiceInstanceInput``, the SDK's key order, None fields left out).
 
@@ -98,16 +110,18 @@ def deploy_instance_body(
     :param max_instances: ``resource.max`` (1-1000).
     :param description: a description.
     """
-    high = _count(max_instances, "max_instances", 1, MAX_INSTANCES)
+    known_options(options, FabricInstanceOptions, "deploy_instance_body")
+    high = _count(options.get("max_instances", 1), "max_instances", 1, MAX_INSTANCES)
+    spec_code = options.get("spec_code")
     resource = {
-        "min": _count(min_instances, "min_instances", 0, high),
+        "min": _count(options.get("min_instances", 1), "min_instances", 0, high),
         "max": high,
         "spec_code": None if spec_code is None else _spec_code(spec_code),
     }
     body = {
         "source": _source(model_id, version_id),
         "name": _name(name, "name"),
-        "description": _text(description, "description"),
+        "description": _text(options.get("description"), "description"),
         "endpoint_id": check_fabric_id(endpoint_id, "endpoint_id"),
         "config": {"model_instance_config": {"resource": {k: v for k, v in resource.items() if v is not None}}},
     }
@@ -136,17 +150,13 @@ def show_instance_spec(workspace: str, instance_id: str) -> RequestSpec[FabricEp
 
 
 def update_instance_spec(
-    workspace: str,
-    instance_id: str,
-    *,
-    model_id: str | None = None,
-    version_id: str | None = None,
-    name: str | None = None,
-    description: str | None = None,
-    max_instances: int | None = None,
+    workspace: str, instance_id: str, **changes: Unpack[FabricEpUpdate]
 ) -> RequestSpec[FabricEpCreated]:
     """UpdateServiceInstance: swap the served version (``source``), rename, describe, or scale (``resource.max``).
     Setting a value twice is harmless: retried like a GET."""
+    known_options(changes, FabricEpUpdate, "update_instance")
+    model_id, version_id = changes.get("model_id"), changes.get("version_id")
+    name, max_instances = changes.get("name"), changes.get("max_instances")
     if (model_id is None) != (version_id is None):
         raise RegistryInputError("version_id", "give both model_id and version_id to swap the version")
     config = None
@@ -156,7 +166,7 @@ def update_instance_spec(
     body = {
         "source": None if model_id is None or version_id is None else _source(model_id, version_id),
         "name": None if name is None else _name(name, "name"),
-        "description": _text(description, "description"),
+        "description": _text(changes.get("description"), "description"),
         "config": config,
     }
     if all(value is None for value in body.values()):
@@ -182,9 +192,7 @@ def _instance_id(instance: FabricEpInstance) -> str:
 
 
 def _filters(filters: FabricEpFilter) -> list[tuple[str, str]]:
-    unknown = sorted(set(filters) - set(FabricEpFilter.__optional_keys__))
-    if unknown:
-        raise TypeError(f"list_instances() got an unexpected keyword argument {unknown[0]!r}")
+    known_options(filters, FabricEpFilter, "list_instances")
     params: list[tuple[str, str]] = []
     for key in ("source_id", "version_id", "endpoint_id", "name"):
         value = filters.get(key)

@@ -28,6 +28,7 @@ from airflow_provider_modelreg.credentials.alibaba.config import (
 )
 from airflow_provider_modelreg.credentials.alibaba.rpc_auth import _UNSIGNED, RpcSignatureAuth
 from airflow_provider_modelreg.credentials.alibaba.sources import (
+    AssumedRole,
     CredentialsUriSource,
     EcsRamRoleSource,
     EcsThenUriSource,
@@ -279,10 +280,7 @@ class _Chain:
         source = RamRoleArnSource(
             sts=self.transports.sts(self._sts_endpoint(endpoint), RpcSignatureAuth(key_id, secret)),
             base_key_digest=digest(key_id, secret),
-            role_arn=role_arn,
-            role_session_name=session,
-            duration_seconds=duration,
-            policy=values.get("policy") or None,
+            role=AssumedRole(role_arn, session, duration, values.get("policy") or None),
             external_id=values.get("external_id") or None,
             name=f"{self.NAME}/ram_role_arn",
             clock=self.clock,
@@ -304,12 +302,9 @@ class _Chain:
             raise self._fail(str(exc)) from None
         source = OidcRoleArnSource(
             sts=self.transports.sts(self._sts_endpoint(endpoint), _UNSIGNED),
-            role_arn=role_arn,
+            role=AssumedRole(role_arn, session, duration, values.get("policy") or None),
             oidc_provider_arn=provider,
             oidc_token_file=token_file,
-            role_session_name=session,
-            duration_seconds=duration,
-            policy=values.get("policy") or None,
             name=f"{self.NAME}/oidc_role_arn",
             clock=self.clock,
         )

@@ -24,6 +24,7 @@ from airflow_provider_modelreg.credentials.alibaba.checks import (
 from airflow_provider_modelreg.credentials.alibaba.config import AlibabaCredentialConfig, _env_sts_endpoint, _Transports
 from airflow_provider_modelreg.credentials.alibaba.rpc_auth import _UNSIGNED, RpcSignatureAuth
 from airflow_provider_modelreg.credentials.alibaba.sources import (
+    AssumedRole,
     CredentialsUriSource,
     EcsRamRoleSource,
     OidcRoleArnSource,
@@ -81,19 +82,16 @@ def _explicit(
         assert config.access_key_id and config.access_key_secret and config.role_arn
         # signed with the wall clock, whatever ``clock`` says: STS checks Timestamp against its own
         auth = RpcSignatureAuth(config.access_key_id, config.access_key_secret, security_token=config.security_token)
+        session = config.role_session_name or check_session_name(
+            _text(env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME"), "ALIBABA_CLOUD_ROLE_SESSION_NAME"),
+            "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+        )
         return Resolved(
             source,
             source=RamRoleArnSource(
                 sts=transports.sts(sts_endpoint, auth),
                 base_key_digest=digest(config.access_key_id, config.access_key_secret, config.security_token),
-                role_arn=config.role_arn,
-                role_session_name=config.role_session_name
-                or check_session_name(
-                    _text(env.get("ALIBABA_CLOUD_ROLE_SESSION_NAME"), "ALIBABA_CLOUD_ROLE_SESSION_NAME"),
-                    "ALIBABA_CLOUD_ROLE_SESSION_NAME",
-                ),
-                duration_seconds=config.duration_seconds,
-                policy=config.policy,
+                role=AssumedRole(config.role_arn, session, config.duration_seconds, config.policy),
                 external_id=config.external_id,
                 clock=clock,
             ),
@@ -147,12 +145,9 @@ def _oidc_source(
     check_session_name(values["role_session_name"])
     return OidcRoleArnSource(
         sts=transports.sts(sts_endpoint, _UNSIGNED),
-        role_arn=str(values["role_arn"]),
+        role=AssumedRole(str(values["role_arn"]), values["role_session_name"], config.duration_seconds, config.policy),
         oidc_provider_arn=str(values["oidc_provider_arn"]),
         oidc_token_file=str(values["oidc_token_file"]),
-        role_session_name=values["role_session_name"],
-        duration_seconds=config.duration_seconds,
-        policy=config.policy,
         clock=clock,
     )
 

@@ -4,6 +4,7 @@ and the answers they read (an STS key, a metadata or URI answer)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -117,25 +118,29 @@ def _default_session_name() -> str:
     return f"credentials-python-{int(_utcnow().timestamp())}"
 
 
-class _AssumeRoleSource:
-    """What the two STS sources share: the role asked for (session name, duration, policy) and the STS call."""
+@dataclass(frozen=True)
+class AssumedRole:
+    """The role an STS source asks for, as both actions send it.
 
-    def __init__(
-        self,
-        name: str,
-        sts: RegistryTransport,
-        role_arn: str,
-        role_session_name: str | None,
-        duration_seconds: int,
-        policy: str | None,
-        clock: Clock | None,
-    ) -> None:
+    :param role_arn: ``RoleArn``.
+    :param role_session_name: ``RoleSessionName`` (None: ``credentials-python-<unix time>``).
+    :param duration_seconds: ``DurationSeconds``.
+    :param policy: optional ``Policy`` (scrubbed from errors, left out of the repr).
+    """
+
+    role_arn: str
+    role_session_name: str | None = None
+    duration_seconds: int = DEFAULT_DURATION
+    policy: str | None = field(default=None, repr=False)
+
+
+class _AssumeRoleSource:
+    """What the two STS sources share: the role asked for (:class:`AssumedRole`) and the STS call."""
+
+    def __init__(self, name: str, sts: RegistryTransport, role: AssumedRole, clock: Clock | None) -> None:
         self.name = name
         self.sts = sts
-        self.role_arn = role_arn
-        self.role_session_name = role_session_name
-        self.duration_seconds = duration_seconds
-        self.policy = policy
+        self.role = role
         self._clock = clock or _utcnow
 
     def _query(self, action: str, *role: tuple[str, str]) -> list[tuple[str, str]]:
@@ -144,13 +149,13 @@ class _AssumeRoleSource:
             ("Action", action),
             ("Format", "JSON"),
             ("Version", STS_API_VERSION),
-            ("DurationSeconds", str(self.duration_seconds)),
-            ("RoleArn", self.role_arn),
+            ("DurationSeconds", str(self.role.duration_seconds)),
+            ("RoleArn", self.role.role_arn),
             *role,
         ]
 
     def _session_name(self) -> str:
-        return self.role_session_name or _default_session_name()
+        return self.role.role_session_name or _default_session_name()
 
     def _assume(self, action: str, params: list[tuple[str, str]]) -> CredentialFlow:
         response = yield Call(self.sts, "GET", "/", params=params, step=action, service=STS_SERVICE)
@@ -162,10 +167,7 @@ class RamRoleArnSource(_AssumeRoleSource):
 
     :param sts: transport to the STS endpoint, signing with :class:`RpcSignatureAuth` of the base key.
     :param base_key_digest: digest of the base key (id, secret, token), for :meth:`cache_key`.
-    :param role_arn: ``RoleArn``.
-    :param role_session_name: ``RoleSessionName`` (None: ``credentials-python-<unix time>``).
-    :param duration_seconds: ``DurationSeconds``.
-    :param policy: optional ``Policy``.
+    :param role: the role asked for.
     :param external_id: optional ``ExternalId``.
     :param name: the name in errors and ``test_connection``.
     :param clock: aware UTC clock (tests).
@@ -176,23 +178,20 @@ class RamRoleArnSource(_AssumeRoleSource):
         *,
         sts: RegistryTransport,
         base_key_digest: str,
-        role_arn: str,
-        role_session_name: str | None = None,
-        duration_seconds: int = DEFAULT_DURATION,
-        policy: str | None = None,
+        role: AssumedRole,
         external_id: str | None = None,
         name: str = "ram_role_arn",
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(name, sts, role_arn, role_session_name, duration_seconds, policy, clock)
+        super().__init__(name, sts, role, clock)
         self._base = base_key_digest
         self.external_id = external_id
 
     def params(self) -> list[tuple[str, str]]:
         """The unsigned query (the signing parameters are added per attempt by the transport's auth)."""
         params = self._query("AssumeRole", ("RoleSessionName", self._session_name()))
-        if self.policy:
-            params.append(("Policy", self.policy))
+        if self.role.policy:
+            params.append(("Policy", self.role.policy))
         if self.external_id:
             params.append(("ExternalId", self.external_id))
         return params
@@ -202,12 +201,12 @@ class RamRoleArnSource(_AssumeRoleSource):
 
     def secrets(self) -> list[str | None]:
         """Secrets besides the base key (which the transport's signer holds), for scrubbing."""
-        return [self.policy, self.external_id]
+        return [self.role.policy, self.external_id]
 
     def cache_key(self) -> str:
-        secrets = digest(self.policy, self.external_id)
+        role, secrets = self.role, digest(self.role.policy, self.external_id)
         return (
-            f"{self.name}|{self.sts.base_url}|{self.role_arn}|{self.role_session_name}|{self.duration_seconds}|"
+            f"{self.name}|{self.sts.base_url}|{role.role_arn}|{role.role_session_name}|{role.duration_seconds}|"
             f"{self._base}|{secrets}"
         )
 
@@ -216,28 +215,22 @@ class OidcRoleArnSource(_AssumeRoleSource):
     """STS ``AssumeRoleWithOIDC`` with a token file re-read at every renewal (``provider/oidc.py``).
 
     :param sts: transport to the STS endpoint (the call is not signed).
-    :param role_arn: ``RoleArn``.
+    :param role: the role asked for.
     :param oidc_provider_arn: ``OIDCProviderArn``.
     :param oidc_token_file: path of the OIDC token (RRSA mounts it and rotates it).
-    :param role_session_name: ``RoleSessionName`` (None: ``credentials-python-<unix time>``).
-    :param duration_seconds: ``DurationSeconds``.
-    :param policy: optional ``Policy``.
     """
 
     def __init__(
         self,
         *,
         sts: RegistryTransport,
-        role_arn: str,
+        role: AssumedRole,
         oidc_provider_arn: str,
         oidc_token_file: str,
-        role_session_name: str | None = None,
-        duration_seconds: int = DEFAULT_DURATION,
-        policy: str | None = None,
         name: str = "oidc_role_arn",
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(name, sts, role_arn, role_session_name, duration_seconds, policy, clock)
+        super().__init__(name, sts, role, clock)
         self.oidc_provider_arn = oidc_provider_arn
         self.oidc_token_file = oidc_token_file
         self._token: str | None = None
@@ -253,7 +246,7 @@ class OidcRoleArnSource(_AssumeRoleSource):
 
     def secrets(self) -> list[str | None]:
         """What a service must never see repeated (the last token read, the policy), for scrubbing."""
-        return [self._token, self.policy]
+        return [self._token, self.role.policy]
 
     def params(self, token: str) -> list[tuple[str, str]]:
         """The query ``_refresh_credentials`` sends (the token goes in it, as the library does)."""
@@ -264,8 +257,8 @@ class OidcRoleArnSource(_AssumeRoleSource):
             ("RoleSessionName", self._session_name()),
             ("Timestamp", _utcnow().strftime(_STS_TIME)),  # wall time, as the request is sent now
         )
-        if self.policy:
-            params.append(("Policy", self.policy))
+        if self.role.policy:
+            params.append(("Policy", self.role.policy))
         return params
 
     def flow(self) -> CredentialFlow:
@@ -273,9 +266,10 @@ class OidcRoleArnSource(_AssumeRoleSource):
         return (yield from self._assume("AssumeRoleWithOIDC", self.params(token)))
 
     def cache_key(self) -> str:
+        role = self.role
         return (
-            f"{self.name}|{self.sts.base_url}|{self.role_arn}|{self.oidc_provider_arn}|{self.oidc_token_file}|"
-            f"{self.role_session_name}|{self.duration_seconds}|{digest(self.policy)}"
+            f"{self.name}|{self.sts.base_url}|{role.role_arn}|{self.oidc_provider_arn}|{self.oidc_token_file}|"
+            f"{role.role_session_name}|{role.duration_seconds}|{digest(role.policy)}"
         )
 
 
