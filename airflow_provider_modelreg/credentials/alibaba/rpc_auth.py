@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import timezone
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -49,11 +48,11 @@ class RpcSignatureAuth(AlibabaKeyAuth):
         query["Signature"] = rpc_signature(method, query, self._secret)
         return query
 
-    def auth_flow(self, request: httpx.Request) -> Any:
+    def sign(self, request: httpx.Request) -> None:
+        """Replace ``request``'s query with its signed form (:meth:`signed_params`)."""
         params = dict(request.url.params.multi_items())
         signed = self.signed_params(request.method, params)
         request.url = request.url.copy_with(query=urlencode(signed).encode("ascii"))
-        yield request
 
 
 _UNSIGNED = httpx.Auth()  # AssumeRoleWithOIDC, metadata and URI calls carry no signature
