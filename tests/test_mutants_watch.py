@@ -347,3 +347,44 @@ def test_an_answer_to_a_read_not_asked_is_a_bug() -> None:
     with pytest.raises(RuntimeError) as err:
         poll.receive(ReadPending("m", 0), page())
     assert str(err.value) == "answer for ReadPending(model_id='m', page=0) while waiting for None"
+
+
+# ------------------------------------------------------------------ state keys a previous release wrote are found again
+
+
+def test_state_keys_and_stored_identities_are_those_the_previous_release_wrote() -> None:
+    """The keys and identities below were computed by the release before the StateIdentity refactor (c82087b):
+    a watcher upgraded in place must find the state it stored, so both stay byte for byte."""
+    from airflow_provider_modelreg.fabric_watch import FabricWatchIdentity
+    from airflow_provider_modelreg.watch import WatchIdentity
+
+    endpoint = "https://pai.cn-hangzhou.aliyuncs.com"
+    plain = WatchIdentity(conn_id="pai_prod", endpoint=endpoint, model_id="m-1")
+    assert plain.state_key == "modelreg_pai_watch:m-1:766531b91ec8ae90584f0a15"
+    assert plain.to_json() == {"conn_id": "pai_prod", "endpoint": endpoint, "model_id": "m-1"}
+    alias = WatchIdentity(conn_id="pai_prod", endpoint=endpoint, model_id="m-1", alias=("alias", "champion"))
+    assert alias.state_key == "modelreg_pai_alias:m-1:b2e5786f10412f35f6ee144b"
+    assert alias.to_json() == {**plain.to_json(), "alias": ["alias", "champion"]}
+    fabric = FabricWatchIdentity(
+        conn_id="fabric_prod",
+        endpoint="https://fabric.cn-north-4.myhuaweicloud.com",
+        workspace_id="ws-1",
+        model_id="fm-1",
+        mode="versions",
+    )
+    assert fabric.state_key == "modelreg_fabric_watch:fm-1:b734ac00cd2f7b2314fd80dc"
+
+
+def test_an_alias_cursor_is_read_only_from_an_alias_watchers_well_formed_state() -> None:
+    from airflow_provider_modelreg.watch import STATE_VERSION, AliasCursor, WatchIdentity
+
+    endpoint = "https://pai.cn-hangzhou.aliyuncs.com"
+    alias = WatchIdentity(conn_id="pai_prod", endpoint=endpoint, model_id="m-1", alias=("alias", "champion"))
+    plain = WatchIdentity(conn_id="pai_prod", endpoint=endpoint, model_id="m-1")
+    assert AliasCursor.from_json(AliasCursor("1.0.0").to_json(alias), alias) == AliasCursor("1.0.0")
+    assert AliasCursor.from_json(AliasCursor(None).to_json(alias), alias) == AliasCursor(None)  # none announced yet
+    assert AliasCursor.from_json(alias.state(STATE_VERSION, {}), alias) is None  # no holder field
+    assert AliasCursor.from_json(alias.state(STATE_VERSION, {"alias_holder": 5}), alias) is None  # not a name
+    assert AliasCursor.from_json(alias.state(STATE_VERSION, {"alias_holder": ["1.0.0"]}), alias) is None
+    # a watcher without an alias never reads an alias cursor, even one stored under its identity
+    assert AliasCursor.from_json(plain.state(STATE_VERSION, {"alias_holder": "1.0.0"}), plain) is None
