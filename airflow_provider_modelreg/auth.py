@@ -15,6 +15,7 @@ re-signed with a fresh date and nonce.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import uuid
@@ -143,7 +144,7 @@ def acs3_sign(
     return canonical, string_to_sign, signed, _hmac_hex(access_key_secret, string_to_sign)
 
 
-class _KeySigner(httpx.Auth):
+class _KeySigner(httpx.Auth, abc.ABC):
     """What an access-key signer of either vendor holds: the key's secret (the HMAC key, never shown), its temporary
     token and the clock of each signature. :meth:`sign` signs a request in place; ``auth_flow`` signs each attempt.
     """
@@ -153,9 +154,9 @@ class _KeySigner(httpx.Auth):
         self._security_token = security_token
         self._clock = clock or _utcnow
 
+    @abc.abstractmethod
     def sign(self, request: httpx.Request) -> None:
-        """Add the signature's headers to ``request`` in place."""
-        raise NotImplementedError
+        """Sign ``request`` in place (its headers, or its query for the STS RPC signature)."""
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.sign(request)

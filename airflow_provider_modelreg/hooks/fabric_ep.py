@@ -24,7 +24,7 @@ from airflow_provider_modelreg.hooks.fabric_ep_specs import (
     show_instance_spec,
     update_instance_spec,
 )
-from airflow_provider_modelreg.hooks.specs import Deferred, RequestSpec
+from airflow_provider_modelreg.hooks.specs import Deferred, RequestSpec, known_options
 
 __all__ = ["FABRIC_EP_REGIONS", "FabricEpHook", "fabric_ep_host"]
 
@@ -116,6 +116,7 @@ class FabricEpHook(FabricModelRegistryHook):
     ) -> FabricEpCreated:
         """UpdateServiceInstance: a new ``source`` (``model_id`` and ``version_id``), name, description or
         ``max_instances``."""
+        known_options(changes, FabricEpUpdate, "update_instance")  # a misspelt option fails at the call, as before
         return self._run(self._ws(workspace_id, lambda ws: update_instance_spec(ws, instance_id, **changes)))
 
     def delete_instance(self, instance_id: str, *, workspace_id: str | None = None) -> str | None:

@@ -24,6 +24,7 @@ from airflow_provider_modelreg._compat import HAS_SHARED_STREAMS, BaseEventTrigg
 from airflow_provider_modelreg._compat import asset_state_accessors as asset_state_accessors
 from airflow_provider_modelreg.errors import RegistryInputError
 from airflow_provider_modelreg.triggers.hub import PollHub, masked
+from airflow_provider_modelreg.validation import check_request_attempts, check_request_timeout
 
 if TYPE_CHECKING:
     from airflow.triggers.shared_stream import AdvanceItem
@@ -105,8 +106,8 @@ class WatchProducer(SharedStreamProducer, abc.ABC):
         hub: PollHub[Any] = cls.hub_class.acquire(
             kwargs[cls.hub_class.conn_field],
             interval,
-            max_attempts=kwargs.get("max_attempts"),
-            call_timeout=kwargs.get("call_timeout"),
+            max_attempts=check_request_attempts(kwargs.get("max_attempts"), "max_attempts"),
+            call_timeout=check_request_timeout(kwargs.get("call_timeout"), "call_timeout"),
         )
         return hub
 

@@ -143,6 +143,23 @@ class _AssumeRoleSource:
         self.role = role
         self._clock = clock or _utcnow
 
+    # the role's parts, read through (these sources had them as attributes of their own)
+    @property
+    def role_arn(self) -> str:
+        return self.role.role_arn
+
+    @property
+    def role_session_name(self) -> str | None:
+        return self.role.role_session_name
+
+    @property
+    def duration_seconds(self) -> int:
+        return self.role.duration_seconds
+
+    @property
+    def policy(self) -> str | None:
+        return self.role.policy
+
     def _query(self, action: str, *role: tuple[str, str]) -> list[tuple[str, str]]:
         """The query both actions begin with, then ``role``: what the action says of the role."""
         return [
