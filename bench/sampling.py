@@ -110,6 +110,8 @@ class Sampler:
             self.error = f"py-spy failed: {err.decode(errors='replace').strip()[-200:]}"
         for line in self._out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
+            if not count.isdigit():  # a frame's text broken over lines (a newline in a name py-spy read): no count
+                continue
             name = concern(stack.split(";"))
             if name is not None:
                 self.counts[name] += int(count)
